@@ -1,0 +1,88 @@
+//! `updater keygen` and `updater keyring`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use serde_json::json;
+
+use super::print_json;
+
+/// Arguments of `updater keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Folder for the key files (created if missing).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Base name: writes NAME.key (mode 0600) and NAME.pub.
+    #[arg(long, default_value = "release")]
+    pub name: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `updater keyring` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyringCommand {
+    /// Create a keyring folder from public keys (format in keys/README.md).
+    Init(KeyringInitArgs),
+}
+
+/// Arguments of `updater keyring init`.
+#[derive(Debug, Args)]
+pub struct KeyringInitArgs {
+    /// The keyring folder to create.
+    pub dir: PathBuf,
+    /// A public key trusted to sign manifests (repeat for several).
+    #[arg(long = "manifest-key", required = true)]
+    pub manifest_keys: Vec<PathBuf>,
+    /// Distinct manifest keys that must sign.
+    #[arg(long, default_value_t = 1)]
+    pub manifest_threshold: usize,
+    /// A public key trusted to sign kernels (repeat for several).
+    #[arg(long = "kernel-key", required = true)]
+    pub kernel_keys: Vec<PathBuf>,
+    /// Distinct kernel keys that must sign.
+    #[arg(long, default_value_t = 1)]
+    pub kernel_threshold: usize,
+}
+
+pub(super) fn keygen(a: KeygenArgs) -> Result<()> {
+    let (key, priv_path, pub_path) = crate::keys::keygen(&a.out, &a.name)?;
+    if a.json {
+        print_json(&json!({
+            "keyid": key.id.as_str(),
+            "private": priv_path,
+            "public": pub_path,
+        }));
+    } else {
+        println!("private key: {} (keep it secret)", priv_path.display());
+        println!("public key:  {}", pub_path.display());
+        println!("key id:      {}", key.id);
+    }
+    Ok(())
+}
+
+pub(super) fn keyring(c: KeyringCommand) -> Result<()> {
+    match c {
+        KeyringCommand::Init(a) => {
+            crate::keys::keyring_init(
+                &a.dir,
+                &a.manifest_keys,
+                a.manifest_threshold,
+                &a.kernel_keys,
+                a.kernel_threshold,
+            )?;
+            println!(
+                "keyring {}: {} manifest key(s), threshold {}; {} kernel key(s), threshold {}",
+                a.dir.display(),
+                a.manifest_keys.len(),
+                a.manifest_threshold,
+                a.kernel_keys.len(),
+                a.kernel_threshold
+            );
+            Ok(())
+        }
+    }
+}

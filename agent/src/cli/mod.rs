@@ -1,0 +1,123 @@
+//! Command-line interface: argument definitions and dispatch.
+
+mod keys;
+mod release;
+mod verify;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  unexpected internal failure
+  2  usage or configuration error
+  3  rejected for security (signature, threshold, expiry, compatibility, downgrade, hash mismatch)
+  4  fetch failed after retries
+  5  local I/O or slot write failure
+  6  boot-control failure";
+
+/// An A/B update agent for immutable Linux systems.
+#[derive(Debug, Parser)]
+#[command(name = "updater", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    /// Log more (repeat for more detail); UPDATER_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make an ed25519 key pair (PKCS#8 private, SPKI public, as OpenSSL writes them).
+    #[command(after_help = EXIT_CODES)]
+    Keygen(keys::KeygenArgs),
+    /// Make and sign releases (vendor side).
+    #[command(subcommand)]
+    Release(release::ReleaseCommand),
+    /// Manage the keyring a device trusts.
+    #[command(subcommand)]
+    Keyring(keys::KeyringCommand),
+    /// Verify a release manifest against a keyring and the device's policy.
+    #[command(after_help = EXIT_CODES)]
+    Verify(verify::VerifyArgs),
+    /// Run the built-in demonstration on a simulated device in a temporary folder.
+    #[command(after_help = EXIT_CODES)]
+    Demo(DemoArgs),
+    /// Write the release format's JSON Schemas (generated from the Rust types).
+    Schema(SchemaArgs),
+}
+
+/// Arguments of `updater demo`.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Work in this folder instead of a new temporary one (kept afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+/// Arguments of `updater schema`.
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// Folder to write the schemas into (default: print the manifest schema).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Set up `tracing`: warnings by default, more with `-v`, or `UPDATER_LOG`.
+pub fn init_logging(cli: &Cli) {
+    let default = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("UPDATER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Run a parsed command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Keygen(a) => keys::keygen(a),
+        Command::Release(c) => release::run(c),
+        Command::Keyring(c) => keys::keyring(c),
+        Command::Verify(a) => verify::run(a),
+        Command::Demo(a) => crate::demo::run(a.dir),
+        Command::Schema(a) => schema(a),
+    }
+}
+
+fn schema(a: SchemaArgs) -> Result<()> {
+    match a.out {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            for (name, text) in crate::manifest::schemas() {
+                crate::util::fs::write_atomic(&dir.join(name), text.as_bytes(), 0o644)?;
+                println!("wrote {}", dir.join(name).display());
+            }
+        }
+        None => {
+            for (name, text) in crate::manifest::schemas() {
+                if name == "manifest.schema.json" {
+                    print!("{text}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Print a value as one line of JSON.
+pub fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}

@@ -1,0 +1,311 @@
+//! The keyring: trusted public keys per role, with a threshold per role.
+//!
+//! On disk it is a directory holding SPKI PEM files and `keyring.toml`, which
+//! names, per role, the files to trust and how many distinct keys must sign.
+//! The format is documented in keys/README.md.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::{read_public_key, test_key_ids, test_keys_allowed, KeyId, PublicKey};
+use crate::error::usage;
+use crate::util::fs::write_atomic;
+use crate::util::names::check_plain_name;
+
+/// The keyring's index file inside the keyring directory.
+pub const KEYRING_FILE: &str = "keyring.toml";
+const FORMAT: u32 = 1;
+
+/// What a key is trusted to sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    /// Release manifests.
+    Manifest,
+    /// Kernels (checked again right before kexec).
+    Kernel,
+}
+
+impl Role {
+    /// Every role, in a fixed order.
+    pub const ALL: [Role; 2] = [Role::Manifest, Role::Kernel];
+
+    /// The role's name in files and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Manifest => "manifest",
+            Role::Kernel => "kernel",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The keys of one role and its threshold.
+#[derive(Debug, Clone)]
+pub struct RoleKeys {
+    /// Trusted keys by id.
+    pub keys: BTreeMap<KeyId, PublicKey>,
+    /// Distinct valid signatures required.
+    pub threshold: usize,
+}
+
+/// Trusted keys per role.
+#[derive(Debug, Clone)]
+pub struct Keyring {
+    manifest: RoleKeys,
+    kernel: RoleKeys,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyringFile {
+    format: u32,
+    manifest: RoleFile,
+    kernel: RoleFile,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleFile {
+    threshold: usize,
+    keys: Vec<String>,
+}
+
+impl Keyring {
+    /// Build a keyring from keys already in memory (validates thresholds and
+    /// role separation the same way as [`Keyring::load`]).
+    pub fn new(
+        manifest: Vec<PublicKey>,
+        manifest_threshold: usize,
+        kernel: Vec<PublicKey>,
+        kernel_threshold: usize,
+    ) -> Result<Keyring> {
+        let manifest = role_keys(Role::Manifest, manifest, manifest_threshold)?;
+        let kernel = role_keys(Role::Kernel, kernel, kernel_threshold)?;
+        // One key in two roles would let a stolen manifest key also sign
+        // kernels, which is exactly what the kernel role exists to prevent.
+        if let Some(id) = manifest
+            .keys
+            .keys()
+            .find(|id| kernel.keys.contains_key(*id))
+        {
+            return Err(usage(format!(
+                "key {} is trusted for both the manifest and the kernel role; use separate keys",
+                id.short()
+            )));
+        }
+        Ok(Keyring { manifest, kernel })
+    }
+
+    /// Load a keyring directory.
+    pub fn load(dir: &Path) -> Result<Keyring> {
+        Self::load_with_policy(dir, test_keys_allowed())
+    }
+
+    /// Load a keyring directory; `allow_test_keys` says whether keys from the
+    /// repository's keys/test/ may be trusted.
+    pub fn load_with_policy(dir: &Path, allow_test_keys: bool) -> Result<Keyring> {
+        let index = dir.join(KEYRING_FILE);
+        let text = std::fs::read_to_string(&index).with_context(|| {
+            format!(
+                "reading keyring {} (make one with `updater keyring init`)",
+                index.display()
+            )
+        })?;
+        let file: KeyringFile = toml::from_str(&text)
+            .map_err(|e| usage(format!("{}: {}", index.display(), one_line(&e.to_string()))))?;
+        if file.format != FORMAT {
+            return Err(usage(format!(
+                "{}: format {} is not supported (this agent reads format {FORMAT})",
+                index.display(),
+                file.format
+            )));
+        }
+        let mut roles = Vec::new();
+        for (role, rf) in [
+            (Role::Manifest, &file.manifest),
+            (Role::Kernel, &file.kernel),
+        ] {
+            let mut keys = Vec::new();
+            for name in &rf.keys {
+                check_plain_name(name, "key file name")
+                    .map_err(|e| usage(format!("{}: {role} key {name:?}: {e}", index.display())))?;
+                keys.push(read_public_key(&dir.join(name))?);
+            }
+            roles.push(keys);
+        }
+        let kernel = roles.pop().unwrap_or_default();
+        let manifest = roles.pop().unwrap_or_default();
+        if !allow_test_keys {
+            let test_ids = test_key_ids();
+            if let Some(k) = manifest
+                .iter()
+                .chain(&kernel)
+                .find(|k| test_ids.contains(&k.id))
+            {
+                return Err(usage(format!(
+                    "keyring {} trusts key {}, one of the repository's test keys (keys/test/), which a product build never trusts",
+                    dir.display(),
+                    k.id.short()
+                )));
+            }
+        }
+        Self::new(
+            manifest,
+            file.manifest.threshold,
+            kernel,
+            file.kernel.threshold,
+        )
+        .with_context(|| format!("loading keyring {}", dir.display()))
+    }
+
+    /// The keys of a role.
+    pub fn role(&self, role: Role) -> &RoleKeys {
+        match role {
+            Role::Manifest => &self.manifest,
+            Role::Kernel => &self.kernel,
+        }
+    }
+
+    /// The role a key belongs to, if any.
+    pub fn role_of(&self, id: &str) -> Option<Role> {
+        Role::ALL
+            .into_iter()
+            .find(|r| self.role(*r).keys.keys().any(|k| k.as_str() == id))
+    }
+}
+
+fn role_keys(role: Role, keys: Vec<PublicKey>, threshold: usize) -> Result<RoleKeys> {
+    let mut map = BTreeMap::new();
+    for k in keys {
+        if map.insert(k.id.clone(), k.clone()).is_some() {
+            return Err(usage(format!(
+                "{role} key {} is listed twice; a threshold counts distinct keys",
+                k.id.short()
+            )));
+        }
+    }
+    if map.is_empty() {
+        return Err(usage(format!("the {role} role has no keys")));
+    }
+    if threshold == 0 || threshold > map.len() {
+        return Err(usage(format!(
+            "the {role} threshold is {threshold} but the role has {} key(s); it must be between 1 and the number of keys",
+            map.len()
+        )));
+    }
+    Ok(RoleKeys {
+        keys: map,
+        threshold,
+    })
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Create a keyring directory from public key files: copies them in as
+/// `manifest-N.pub` / `kernel-N.pub` and writes `keyring.toml`.
+pub fn init(
+    dir: &Path,
+    manifest_keys: &[PathBuf],
+    manifest_threshold: usize,
+    kernel_keys: &[PathBuf],
+    kernel_threshold: usize,
+) -> Result<Keyring> {
+    let load = |paths: &[PathBuf]| -> Result<Vec<PublicKey>> {
+        paths.iter().map(|p| read_public_key(p)).collect()
+    };
+    let manifest = load(manifest_keys)?;
+    let kernel = load(kernel_keys)?;
+    // Validate everything before writing anything.
+    let ring = Keyring::new(
+        manifest.clone(),
+        manifest_threshold,
+        kernel.clone(),
+        kernel_threshold,
+    )?;
+    if dir.join(KEYRING_FILE).exists() {
+        return Err(usage(format!(
+            "{} already holds a keyring; remove it first or choose another directory",
+            dir.display()
+        )));
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut file = KeyringFile {
+        format: FORMAT,
+        manifest: RoleFile {
+            threshold: manifest_threshold,
+            keys: vec![],
+        },
+        kernel: RoleFile {
+            threshold: kernel_threshold,
+            keys: vec![],
+        },
+    };
+    for (role, keys, rf) in [
+        (Role::Manifest, &manifest, &mut file.manifest),
+        (Role::Kernel, &kernel, &mut file.kernel),
+    ] {
+        for (i, k) in keys.iter().enumerate() {
+            let name = format!("{}-{}.pub", role.name(), i + 1);
+            write_atomic(
+                &dir.join(&name),
+                super::public_key_pem(&k.key).as_bytes(),
+                0o644,
+            )?;
+            rf.keys.push(name);
+        }
+    }
+    let text = format!(
+        "# updater keyring (format documented in keys/README.md)\n{}",
+        toml::to_string(&file).context("encoding keyring.toml")?
+    );
+    write_atomic(&dir.join(KEYRING_FILE), text.as_bytes(), 0o644)?;
+    Ok(ring)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo_test_keys() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys/test")
+    }
+
+    #[test]
+    fn product_policy_refuses_the_repository_test_keys() {
+        let err = Keyring::load_with_policy(&repo_test_keys(), false).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("one of the repository's test keys"),
+            "{err}"
+        );
+        Keyring::load_with_policy(&repo_test_keys(), true).unwrap();
+    }
+
+    #[test]
+    fn keyring_file_errors_name_the_file_and_key() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(KEYRING_FILE), "format = 1\n[manifest]\nthreshold = 1\nkeys = [\"../x.pub\"]\n[kernel]\nthreshold = 1\nkeys = []\n").unwrap();
+        let err = format!("{:#}", Keyring::load(dir.path()).unwrap_err());
+        assert!(
+            err.contains("keyring.toml") && err.contains("\"../x.pub\""),
+            "{err}"
+        );
+        std::fs::write(dir.path().join(KEYRING_FILE), "format = 1\nbogus = 2\n").unwrap();
+        let err = format!("{:#}", Keyring::load(dir.path()).unwrap_err());
+        assert!(
+            err.contains("unknown field") && err.contains("bogus"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,25 @@
+//! `updater`: an A/B update agent for immutable Linux systems.
+//!
+//! The library holds all the work; `main.rs` only parses arguments, sets up
+//! logging and maps errors to exit codes. One module per concern:
+//!
+//! - [`manifest`]: the release format (DSSE envelope, manifest, chunk tables)
+//!   and its verification;
+//! - [`keys`]: ed25519 keys in OpenSSL's PEM forms and the keyring;
+//! - [`release`]: vendor-side tooling that makes and signs releases;
+//! - [`cli`]: the command-line interface;
+//! - [`demo`]: the built-in end-to-end demonstration;
+//! - [`error`]: failure classes and exit codes.
+
+pub mod cli;
+pub mod demo;
+pub mod error;
+pub mod keys;
+pub mod manifest;
+pub mod release;
+pub mod util;
+
+/// This agent's version, compared with a manifest's `min_agent_version`.
+pub fn agent_version() -> semver::Version {
+    semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("the crate version is semver")
+}

@@ -1,0 +1,4 @@
+//! Small helpers shared by every concern.
+
+pub mod fs;
+pub mod names;

@@ -1,0 +1,8 @@
+//! The CLI as a user runs it: one test binary, a module per area.
+
+mod common;
+mod demo;
+mod openssl;
+mod rejects;
+mod release;
+mod schema;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls this). On a fresh Debian
+# machine it first installs what the tests need.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+log() { printf '\n== %s\n' "$*"; }
+
+# Debian packages the tests run for interop (openssl for keys and signatures).
+need_pkgs=()
+command -v openssl >/dev/null || need_pkgs+=(openssl)
+command -v zstd >/dev/null || need_pkgs+=(zstd)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  log "installing Debian packages: ${need_pkgs[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}"
+fi
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy (warnings are errors)"
+cargo clippy --locked --all-targets -- -D warnings
+
+log "cargo test"
+cargo test --locked --workspace
+
+log "release build refuses the repository's test keys"
+cargo build --locked --release
+if out=$(./target/release/updater verify manifests/vectors/valid/manifest.json --keyring keys/test 2>&1); then
+  echo "FAIL: a release build trusted keys/test: $out"; exit 1
+fi
+case "$out" in
+  *"one of the repository's test keys"*) echo "ok: $out" ;;
+  *) echo "FAIL: unexpected refusal: $out"; exit 1 ;;
+esac
+
+log "all tests passed"
