@@ -9,14 +9,29 @@
 //! - [`release`]: vendor-side tooling that makes and signs releases;
 //! - [`cli`]: the command-line interface;
 //! - [`demo`]: the built-in end-to-end demonstration;
+//! - [`config`]: configuration fragments merged into validated settings;
+//! - [`slots`]: booted-group detection and the install target;
+//! - [`state`]: the agent's durable, locked state file;
+//! - [`boot`]: bootloader backends;
+//! - [`fetch`]: HTTP and local-folder fetching with bounded retries;
+//! - [`install`]: `apply`, the verified streaming install pipeline;
+//! - [`serve`]: a loopback HTTP server with fault injection (demo, tests, bench);
 //! - [`error`]: failure classes and exit codes.
 
+pub mod boot;
 pub mod cli;
+pub mod config;
 pub mod demo;
+pub mod bootenv;
 pub mod error;
+pub mod fetch;
+pub mod install;
 pub mod keys;
 pub mod manifest;
 pub mod release;
+pub mod serve;
+pub mod slots;
+pub mod state;
 pub mod util;
 
 /// This agent's version, compared with a manifest's `min_agent_version`.

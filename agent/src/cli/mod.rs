@@ -1,5 +1,6 @@
 //! Command-line interface: argument definitions and dispatch.
 
+mod device;
 mod keys;
 mod release;
 mod verify;
@@ -26,6 +27,9 @@ pub struct Cli {
     /// Log more (repeat for more detail); UPDATER_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml).
+    #[arg(long, global = true, env = "UPDATER_CONFIG")]
+    pub config: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -46,6 +50,14 @@ pub enum Command {
     /// Verify a release manifest against a keyring and the device's policy.
     #[command(after_help = EXIT_CODES)]
     Verify(verify::VerifyArgs),
+    /// Install a release into the inactive slot group.
+    #[command(after_help = EXIT_CODES)]
+    Apply(device::ApplyArgs),
+    /// Show the slot groups, what they hold, and any failure or pending trial.
+    #[command(after_help = EXIT_CODES)]
+    Status(device::StatusArgs),
+    /// Serve a release folder over loopback HTTP (for demos and tests).
+    Serve(device::ServeArgs),
     /// Run the built-in demonstration on a simulated device in a temporary folder.
     #[command(after_help = EXIT_CODES)]
     Demo(DemoArgs),
@@ -79,8 +91,20 @@ pub fn init_logging(cli: &Cli) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("UPDATER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Under systemd (JOURNAL_STREAM set) log to the journal with structured
+    // fields; elsewhere to stderr, coloured only on a terminal.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        if let Ok(journald) = tracing_journald::layer() {
+            use tracing_subscriber::layer::SubscriberExt;
+            use tracing_subscriber::util::SubscriberInitExt;
+            let _ = tracing_subscriber::registry().with(filter).with(journald).try_init();
+            return;
+        }
+    }
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -92,9 +116,16 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Release(c) => release::run(c),
         Command::Keyring(c) => keys::keyring(c),
         Command::Verify(a) => verify::run(a),
+        Command::Apply(a) => device::apply(&settings(&cli.config)?, a),
+        Command::Status(a) => device::status(&settings(&cli.config)?, a),
+        Command::Serve(a) => device::serve(a),
         Command::Demo(a) => crate::demo::run(a.dir),
         Command::Schema(a) => schema(a),
     }
+}
+
+fn settings(config: &Option<PathBuf>) -> Result<crate::config::Settings> {
+    crate::config::load(config.as_deref())
 }
 
 fn schema(a: SchemaArgs) -> Result<()> {

@@ -1,4 +1,5 @@
 //! Small helpers shared by every concern.
 
+pub mod failpoint;
 pub mod fs;
 pub mod names;

@@ -1,0 +1,117 @@
+//! Device-side commands: `apply`, `status`, and `serve` (a loopback server
+//! for demos and tests).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use super::print_json;
+use crate::config::Settings;
+use crate::error::usage;
+use crate::install::progress::Progress;
+
+/// Arguments of `updater apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// A manifest URL (http, https, file), a channel URL, or a local release
+    /// folder; default: `source` from the configuration.
+    pub source: Option<String>,
+    /// Install only: do not boot the new slot (the default until the trial
+    /// boot paths are configured).
+    #[arg(long)]
+    pub no_reboot: bool,
+    /// Emit JSON-lines progress events on stdout instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `updater status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `updater serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The release folder to serve.
+    pub dir: PathBuf,
+    /// Loopback address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Stop after this many seconds (default: run until killed).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+}
+
+pub(super) fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
+    let source = a
+        .source
+        .or_else(|| settings.source.clone())
+        .ok_or_else(|| usage("no SOURCE given and no `source` in the configuration"))?;
+    let mut progress = Progress::new(a.json);
+    let out = crate::install::apply(settings, &source, &mut progress)?;
+    if !a.json {
+        println!(
+            "installed {} into slot {} ({} bytes fetched{}{}); the slot stays unbootable until it is tried",
+            out.version,
+            out.group,
+            out.downloaded_bytes,
+            if out.resumed { ", resumed" } else { "" },
+            if out.retries > 0 { format!(", {} retries", out.retries) } else { String::new() },
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
+    let v = crate::install::status(settings)?;
+    if a.json {
+        print_json(&v);
+        return Ok(());
+    }
+    match v["booted"].as_str() {
+        Some(b) => println!("booted: slot {b}"),
+        None => println!("booted: unknown ({})", v["booted_error"].as_str().unwrap_or("")),
+    }
+    if let Some(p) = v["primary"].as_str() {
+        println!("primary: slot {p}");
+    }
+    if let Some(groups) = v["groups"].as_object() {
+        for (name, g) in groups {
+            let version = g["version"].as_str().unwrap_or("-");
+            let bootable = match g["bootable"].as_bool() {
+                Some(true) => "bootable",
+                Some(false) => "unbootable",
+                None => "bootable?",
+            };
+            println!("slot {name}: {:<10} {version:<12} {bootable}", g["status"].as_str().unwrap_or("?"));
+            if let Some(e) = g["last_error"].as_str() {
+                println!("  last error: {e}");
+            }
+        }
+    }
+    if let Some(i) = v["install"].as_object() {
+        println!(
+            "interrupted install of {} into slot {} (run apply again to resume)",
+            i["version"].as_str().unwrap_or("?"),
+            i["group"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
+pub(super) fn serve(a: ServeArgs) -> Result<()> {
+    let server = crate::serve::Server::start(&a.dir, &a.listen)?;
+    println!("serving {} at http://{}/", a.dir.display(), server.addr());
+    match a.seconds {
+        Some(s) => std::thread::sleep(std::time::Duration::from_secs(s)),
+        None => loop {
+            std::thread::park();
+        },
+    }
+    Ok(())
+}

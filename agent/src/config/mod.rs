@@ -1,0 +1,415 @@
+//! Configuration: TOML fragments, merged in order, validated once into
+//! [`Settings`].
+//!
+//! Search order (later wins, key by key):
+//! `/usr/lib/updater/config.toml`, `/usr/lib/updater/config.d/*.toml`,
+//! `/etc/updater/config.toml`, `/etc/updater/config.d/*.toml`.
+//! `--config PATH` or `UPDATER_CONFIG=PATH` replaces the search with PATH and
+//! `PATH`'s sibling `config.d/*.toml`.
+//!
+//! Each fragment is first parsed alone (so an unknown key or a wrong type is
+//! reported with the file it is in), then the fragments are merged as TOML
+//! tables and the result is validated.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use crate::error::usage;
+
+/// Where the agent looks for configuration by default.
+pub const DEFAULT_DIRS: [&str; 2] = ["/usr/lib/updater", "/etc/updater"];
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The device's compatible string, matched against a release's list.
+    pub compatible: String,
+    /// The agent's state directory (on a persistent data partition).
+    pub state_dir: PathBuf,
+    /// The keyring directory.
+    pub keyring: PathBuf,
+    /// The default release source (a manifest URL or a release folder).
+    pub source: Option<String>,
+    /// Where the kernel command line is read (`/proc/cmdline`; tests override).
+    pub cmdline_path: PathBuf,
+    /// The bootloader backend.
+    pub bootloader: BootloaderConfig,
+    /// Slot groups by name, in configuration order.
+    pub slots: Vec<SlotGroupConfig>,
+    /// HTTP settings.
+    pub http: HttpSettings,
+    /// Install behaviour.
+    pub install: InstallSettings,
+    /// Files the settings came from, in the order read.
+    pub files: Vec<PathBuf>,
+}
+
+/// One slot group (A, B, ...) and the target of each image class.
+#[derive(Debug, Clone)]
+pub struct SlotGroupConfig {
+    /// The group's name, as on the kernel command line (`updater.slot=NAME`).
+    pub name: String,
+    /// Image class -> target path (a block device or a file).
+    pub targets: BTreeMap<String, PathBuf>,
+    /// The root device the group's kernel mounts (for `root=`; also used to
+    /// recognise the booted group when the command line has no `updater.slot=`).
+    pub root_device: Option<String>,
+}
+
+/// Which bootloader backend, and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootloaderConfig {
+    /// The agent's own env file.
+    File {
+        /// The env file.
+        path: PathBuf,
+    },
+}
+
+/// HTTP behaviour.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// TCP+TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest wait for any progress (response headers or body bytes).
+    pub stall_timeout: Duration,
+    /// Retries after a failed attempt (per request, reset by progress).
+    pub retries: u32,
+    /// Total time an install may spend retrying.
+    pub retry_budget: Duration,
+    /// First backoff delay; doubles each retry, with jitter.
+    pub backoff_initial: Duration,
+    /// Largest backoff delay.
+    pub backoff_max: Duration,
+    /// Extra CA bundle (PEM) trusted besides the built-in roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// Client certificate and key (PEM, one file) for mutual TLS.
+    pub client_identity: Option<PathBuf>,
+}
+
+/// Install behaviour.
+#[derive(Debug, Clone)]
+pub struct InstallSettings {
+    /// Checkpoint (fsync the slot, record progress) at least this often...
+    pub checkpoint_interval: Duration,
+    /// ...or after this many bytes, whichever comes first. Fewer checkpoints
+    /// mean less flash wear; more mean less to redo after a power cut.
+    pub checkpoint_bytes: u64,
+}
+
+/// Default checkpoint interval.
+pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
+/// Default checkpoint byte interval.
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 15;
+/// Default stall timeout.
+pub const DEFAULT_STALL_TIMEOUT_SECS: u64 = 30;
+/// Default retries per request.
+pub const DEFAULT_RETRIES: u32 = 8;
+/// Default retry budget for one install.
+pub const DEFAULT_RETRY_BUDGET_SECS: u64 = 900;
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    compatible: Option<String>,
+    state_dir: Option<PathBuf>,
+    keyring: Option<PathBuf>,
+    source: Option<String>,
+    cmdline_path: Option<PathBuf>,
+    bootloader: Option<RawBootloader>,
+    http: Option<RawHttp>,
+    install: Option<RawInstall>,
+    slots: Option<BTreeMap<String, RawSlot>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBootloader {
+    backend: Option<String>,
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    connect_timeout_secs: Option<u64>,
+    stall_timeout_secs: Option<u64>,
+    retries: Option<u32>,
+    retry_budget_secs: Option<u64>,
+    backoff_initial_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    ca_bundle: Option<PathBuf>,
+    client_identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstall {
+    checkpoint_interval_ms: Option<u64>,
+    checkpoint_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlot {
+    root_device: Option<String>,
+    targets: Option<BTreeMap<String, PathBuf>>,
+}
+
+/// The configuration files to read: `explicit` (from `--config` or
+/// `UPDATER_CONFIG`) and its `config.d/`, else the default search path.
+pub fn config_files(explicit: Option<&Path>) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    match explicit {
+        Some(p) => {
+            files.push(p.to_path_buf());
+            files.extend(fragments(&crate::util::fs::parent_dir(p).join("config.d")));
+        }
+        None => {
+            for dir in DEFAULT_DIRS {
+                let main = Path::new(dir).join("config.toml");
+                if main.exists() {
+                    files.push(main);
+                }
+                files.extend(fragments(&Path::new(dir).join("config.d")));
+            }
+        }
+    }
+    files
+}
+
+fn fragments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Load and validate the configuration.
+pub fn load(explicit: Option<&Path>) -> Result<Settings> {
+    let files = config_files(explicit);
+    if files.is_empty() {
+        return Err(usage(
+            "no configuration found in /usr/lib/updater or /etc/updater; write /etc/updater/config.toml or pass --config PATH",
+        ));
+    }
+    let mut merged = toml::Table::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| usage(format!("reading config {}: {e}", f.display())))?;
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| usage(format!("{}: {}", f.display(), one_line(&e.to_string()))))?;
+        // Check this fragment alone, so errors name the file they are in.
+        RawConfig::deserialize(toml::Value::Table(table.clone()))
+            .map_err(|e| usage(format!("{}: {}", f.display(), one_line(&e.to_string()))))?;
+        merge(&mut merged, table);
+    }
+    let raw = RawConfig::deserialize(toml::Value::Table(merged))
+        .map_err(|e| usage(format!("merged configuration: {}", one_line(&e.to_string()))))?;
+    validate(raw, files)
+}
+
+/// Merge `over` into `base`: tables merge key by key, anything else replaces.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
+    let origin = files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let missing = |key: &str| usage(format!("configuration ({origin}): `{key}` is not set"));
+    let compatible = raw.compatible.ok_or_else(|| missing("compatible"))?;
+    if compatible.trim().is_empty() {
+        return Err(usage(format!("configuration ({origin}): `compatible` is empty")));
+    }
+    let state_dir = raw.state_dir.ok_or_else(|| missing("state_dir"))?;
+    let keyring = raw.keyring.ok_or_else(|| missing("keyring"))?;
+    let bl = raw.bootloader.ok_or_else(|| missing("bootloader.backend"))?;
+    let bootloader = match bl.backend.as_deref() {
+        Some("file") => BootloaderConfig::File {
+            path: bl.path.ok_or_else(|| missing("bootloader.path"))?,
+        },
+        Some(other) => {
+            return Err(usage(format!(
+                "configuration ({origin}): bootloader.backend = {other:?} is not one of \"file\""
+            )))
+        }
+        None => return Err(missing("bootloader.backend")),
+    };
+    let raw_slots = raw.slots.unwrap_or_default();
+    if raw_slots.len() < 2 {
+        return Err(usage(format!(
+            "configuration ({origin}): at least two slot groups are needed ([slots.A] and [slots.B]), found {}",
+            raw_slots.len()
+        )));
+    }
+    let mut slots = Vec::new();
+    let mut seen_targets: BTreeMap<PathBuf, String> = BTreeMap::new();
+    for (name, rs) in raw_slots {
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            return Err(usage(format!(
+                "configuration ({origin}): slot group name {name:?} must be letters, digits, '_' or '-'"
+            )));
+        }
+        let targets = rs.targets.unwrap_or_default();
+        if targets.is_empty() {
+            return Err(usage(format!(
+                "configuration ({origin}): slots.{name}.targets is empty; map image classes to targets, e.g. rootfs = \"/dev/mmcblk0p2\""
+            )));
+        }
+        for (class, path) in &targets {
+            crate::manifest::types::ClassName::new(class)
+                .map_err(|e| usage(format!("configuration ({origin}): slots.{name}.targets: {e}")))?;
+            if !path.is_absolute() {
+                return Err(usage(format!(
+                    "configuration ({origin}): slots.{name}.targets.{class} = {} is not an absolute path",
+                    path.display()
+                )));
+            }
+            // Two groups sharing a target would let an install into the
+            // inactive group overwrite the booted one.
+            if let Some(other) = seen_targets.insert(path.clone(), format!("{name}.{class}")) {
+                return Err(usage(format!(
+                    "configuration ({origin}): slots.{name}.targets.{class} and slots.{other} are the same path {}",
+                    path.display()
+                )));
+            }
+        }
+        slots.push(SlotGroupConfig { name, targets, root_device: rs.root_device });
+    }
+    let h = raw.http.unwrap_or_default();
+    let secs = |v: Option<u64>, d: u64, key: &str| -> Result<Duration> {
+        let v = v.unwrap_or(d);
+        if v == 0 {
+            return Err(usage(format!("configuration ({origin}): http.{key} must be positive")));
+        }
+        Ok(Duration::from_secs(v))
+    };
+    let http = HttpSettings {
+        connect_timeout: secs(h.connect_timeout_secs, DEFAULT_CONNECT_TIMEOUT_SECS, "connect_timeout_secs")?,
+        stall_timeout: secs(h.stall_timeout_secs, DEFAULT_STALL_TIMEOUT_SECS, "stall_timeout_secs")?,
+        retries: h.retries.unwrap_or(DEFAULT_RETRIES),
+        retry_budget: secs(h.retry_budget_secs, DEFAULT_RETRY_BUDGET_SECS, "retry_budget_secs")?,
+        backoff_initial: Duration::from_millis(h.backoff_initial_ms.unwrap_or(500)),
+        backoff_max: Duration::from_millis(h.backoff_max_ms.unwrap_or(30_000)),
+        ca_bundle: h.ca_bundle,
+        client_identity: h.client_identity,
+    };
+    let i = raw.install.unwrap_or_default();
+    let install = InstallSettings {
+        checkpoint_interval: Duration::from_millis(i.checkpoint_interval_ms.unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MS).max(1)),
+        checkpoint_bytes: i.checkpoint_bytes.unwrap_or(DEFAULT_CHECKPOINT_BYTES).max(1),
+    };
+    Ok(Settings {
+        compatible,
+        install,
+        state_dir,
+        keyring,
+        source: raw.source,
+        cmdline_path: raw.cmdline_path.unwrap_or_else(|| PathBuf::from("/proc/cmdline")),
+        bootloader,
+        slots,
+        http,
+        files,
+    })
+}
+
+impl Settings {
+    /// A slot group by name.
+    pub fn group(&self, name: &str) -> Option<&SlotGroupConfig> {
+        self.slots.iter().find(|g| g.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, rel: &str, text: &str) -> PathBuf {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    const BASE: &str = r#"
+compatible = "acme-gw"
+state_dir = "/var/lib/updater"
+keyring = "/etc/updater/keyring"
+[bootloader]
+backend = "file"
+path = "/boot/updater.env"
+[slots.A.targets]
+rootfs = "/dev/vda2"
+[slots.B.targets]
+rootfs = "/dev/vda3"
+"#;
+
+    #[test]
+    fn fragments_override_key_by_key() {
+        let d = tempfile::tempdir().unwrap();
+        let main = write(d.path(), "config.toml", BASE);
+        write(d.path(), "config.d/10-http.toml", "[http]\nretries = 2\n");
+        write(d.path(), "config.d/20-slot.toml", "[slots.B.targets]\nkernel = \"/boot/B/vmlinuz\"\n");
+        let s = load(Some(&main)).unwrap();
+        assert_eq!(s.http.retries, 2);
+        assert_eq!(s.http.stall_timeout, Duration::from_secs(DEFAULT_STALL_TIMEOUT_SECS));
+        let b = s.group("B").unwrap();
+        assert_eq!(b.targets.len(), 2, "fragment adds, does not replace: {b:?}");
+        assert_eq!(s.files.len(), 3);
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let d = tempfile::tempdir().unwrap();
+        let main = write(d.path(), "config.toml", BASE);
+        let frag = write(d.path(), "config.d/bad.toml", "[http]\nretrys = 2\n");
+        let e = load(Some(&main)).unwrap_err().to_string();
+        assert!(e.contains(&frag.display().to_string()) && e.contains("retrys"), "{e}");
+        std::fs::remove_file(&frag).unwrap();
+        write(d.path(), "config.d/bad.toml", "[http]\nretries = \"two\"\n");
+        let e = load(Some(&main)).unwrap_err().to_string();
+        assert!(e.contains("bad.toml") && e.contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn refuses_shared_targets_and_missing_keys() {
+        let d = tempfile::tempdir().unwrap();
+        let main = write(d.path(), "config.toml", &BASE.replace("/dev/vda3", "/dev/vda2"));
+        let e = load(Some(&main)).unwrap_err().to_string();
+        assert!(e.contains("are the same path /dev/vda2"), "{e}");
+        let main = write(d.path(), "config.toml", &BASE.replace("compatible = \"acme-gw\"", ""));
+        let e = load(Some(&main)).unwrap_err().to_string();
+        assert!(e.contains("`compatible` is not set"), "{e}");
+        let main = write(d.path(), "config.toml", &BASE.replace("\"file\"", "\"lilo\""));
+        let e = load(Some(&main)).unwrap_err().to_string();
+        assert!(e.contains("\"lilo\""), "{e}");
+    }
+}

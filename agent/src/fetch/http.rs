@@ -1,0 +1,194 @@
+//! HTTP(S) fetching with reqwest over rustls.
+//!
+//! Resumes use `Range: bytes=N-` with `If-Range: <etag>` so that a file
+//! replaced on the server mid-download comes back whole (200) instead of a
+//! splice of two files. A server that ignores Range also answers 200: the
+//! agent then discards the bytes it already has. Either way every chunk is
+//! still checked against the signed chunk table before it is written.
+
+use std::io::Read;
+
+use anyhow::{Context, Result};
+use reqwest::blocking::{Client, Response};
+use reqwest::header::{CONTENT_RANGE, ETAG, IF_RANGE, RANGE, RETRY_AFTER};
+use reqwest::StatusCode;
+
+use super::{AttemptError, ByteStream, Counted, Counter, Fetcher};
+use crate::config::HttpSettings;
+use crate::error::usage;
+
+/// Fetches release files relative to a manifest URL.
+pub struct HttpFetcher {
+    client: Client,
+    manifest_url: reqwest::Url,
+    counter: Counter,
+    /// ETag per file name, from the first response.
+    etags: std::collections::HashMap<String, String>,
+}
+
+impl HttpFetcher {
+    /// A fetcher for the release whose manifest is at `manifest_url`.
+    pub fn new(manifest_url: &str, s: &HttpSettings) -> Result<HttpFetcher> {
+        let url = reqwest::Url::parse(manifest_url)
+            .map_err(|e| usage(format!("source {manifest_url:?} is not a URL: {e}")))?;
+        // `timeout` on the blocking client bounds each wait — for the response
+        // headers and for every body read — so it is a stall timeout, not a
+        // limit on the whole (possibly large) download.
+        let mut b = Client::builder()
+            .connect_timeout(s.connect_timeout)
+            .timeout(s.stall_timeout)
+            .user_agent(concat!("updater/", env!("CARGO_PKG_VERSION")))
+            .https_only(false);
+        if let Some(ca) = &s.ca_bundle {
+            let pem = std::fs::read(ca).with_context(|| format!("reading CA bundle {}", ca.display()))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| usage(format!("CA bundle {}: {e}", ca.display())))?
+            {
+                b = b.add_root_certificate(cert);
+            }
+        }
+        if let Some(id) = &s.client_identity {
+            let pem = std::fs::read(id).with_context(|| format!("reading client identity {}", id.display()))?;
+            let ident = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| usage(format!("client identity {} (certificate and key, PEM): {e}", id.display())))?;
+            b = b.identity(ident);
+        }
+        let client = b.build().context("setting up the HTTP client")?;
+        Ok(HttpFetcher { client, manifest_url: url, counter: Counter::default(), etags: Default::default() })
+    }
+
+    fn url_of(&self, name: &str) -> Result<reqwest::Url, AttemptError> {
+        self.manifest_url
+            .join(name)
+            .map_err(|e| AttemptError::fatal(format!("joining {name} to {}: {e}", self.manifest_url)))
+    }
+
+    fn get(&self, url: &reqwest::Url, offset: u64, etag: Option<&String>) -> Result<Response, AttemptError> {
+        let mut req = self.client.get(url.clone());
+        if offset > 0 {
+            req = req.header(RANGE, format!("bytes={offset}-"));
+            if let Some(t) = etag {
+                req = req.header(IF_RANGE, t.as_str());
+            }
+        }
+        let resp = req.send().map_err(|e| AttemptError::transient(format!("GET {url}: {}", error_chain(&e))))?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(resp);
+        }
+        let retryable = status == StatusCode::REQUEST_TIMEOUT
+            || status == StatusCode::TOO_MANY_REQUESTS
+            || status.is_server_error();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(std::time::Duration::from_secs);
+        Err(AttemptError {
+            message: format!("GET {url}: HTTP {status}"),
+            retryable,
+            retry_after,
+        })
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+/// Turns read errors on a response body into descriptive I/O errors.
+struct Body {
+    resp: Response,
+    url: String,
+}
+
+impl Read for Body {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.resp.read(buf).map_err(|e| {
+            let kind = if e.kind() == std::io::ErrorKind::TimedOut {
+                std::io::ErrorKind::TimedOut
+            } else {
+                std::io::ErrorKind::ConnectionAborted
+            };
+            std::io::Error::new(kind, format!("reading {}: {}", self.url, error_chain(&e)))
+        })
+    }
+}
+
+impl Fetcher for HttpFetcher {
+    fn describe(&self) -> String {
+        self.manifest_url.to_string()
+    }
+
+    fn open(&mut self, name: &str, offset: u64, size: u64) -> Result<ByteStream, AttemptError> {
+        let url = self.url_of(name)?;
+        let known = self.etags.get(name).cloned();
+        let resp = self.get(&url, offset, known.as_ref())?;
+        let etag = resp.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+        if let (Some(old), Some(new)) = (&known, &etag) {
+            if old != new {
+                tracing::warn!("{url} changed on the server (ETag {old} -> {new}); every chunk is still checked against the signed table");
+            }
+        }
+        if let Some(t) = &etag {
+            self.etags.insert(name.to_string(), t.clone());
+        }
+        let mut skip = 0;
+        if offset > 0 {
+            if resp.status() == StatusCode::PARTIAL_CONTENT {
+                let start = resp
+                    .headers()
+                    .get(CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.strip_prefix("bytes "))
+                    .and_then(|v| v.split('-').next())
+                    .and_then(|v| v.parse::<u64>().ok());
+                if start != Some(offset) {
+                    return Err(AttemptError::transient(format!(
+                        "GET {url}: asked for bytes from {offset}, got Content-Range {start:?}"
+                    )));
+                }
+            } else {
+                // 200: the server ignored Range, or If-Range said the file
+                // changed. Either way the body starts at byte 0.
+                tracing::info!("{url}: server answered 200 to a range request; skipping {offset} bytes");
+                skip = offset;
+            }
+        }
+        let mut body: ByteStream = Box::new(Counted {
+            inner: Body { resp, url: url.to_string() },
+            counter: self.counter.clone(),
+        });
+        if skip > 0 {
+            let copied = std::io::copy(&mut (&mut body).take(skip), &mut std::io::sink())
+                .map_err(|e| AttemptError::transient(format!("skipping to {offset} in {url}: {e}")))?;
+            if copied < skip {
+                return Err(AttemptError::transient(format!("{url} ended before byte {offset}")));
+            }
+        }
+        // The signed size is a hard limit: never read past it (endless data).
+        Ok(Box::new(body.take(size.saturating_sub(offset))))
+    }
+
+    fn open_manifest(&mut self, cap: u64) -> Result<ByteStream, AttemptError> {
+        let url = self.manifest_url.clone();
+        // The cap is enforced on the bytes read (cap + 1 at most), whatever
+        // Content-Length claims; the caller turns cap + 1 into a rejection.
+        let resp = self.get(&url, 0, None)?;
+        Ok(Box::new(
+            Counted { inner: Body { resp, url: url.to_string() }, counter: self.counter.clone() }.take(cap + 1),
+        ))
+    }
+
+    fn received(&self) -> u64 {
+        self.counter.get()
+    }
+}

@@ -1,0 +1,189 @@
+//! Fetching release files: over HTTP(S) with reqwest/rustls, or from a local
+//! folder (a USB stick). Every fetch is bounded: the caller states how many
+//! bytes it may take, and stalls and retries are limited by the settings.
+
+mod http;
+mod retry;
+
+pub use http::HttpFetcher;
+pub use retry::{Backoff, RetryBudget};
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+use crate::config::HttpSettings;
+use crate::error::{usage, Rejected};
+
+/// Why one attempt failed, and whether another attempt could succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AttemptError {
+    /// What went wrong, naming the URL.
+    pub message: String,
+    /// Connection errors, timeouts, 408, 429 and 5xx are worth retrying.
+    pub retryable: bool,
+    /// A server-requested delay (Retry-After).
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl AttemptError {
+    /// A transient failure.
+    pub fn transient(message: String) -> Self {
+        AttemptError { message, retryable: true, retry_after: None }
+    }
+    /// A permanent failure.
+    pub fn fatal(message: String) -> Self {
+        AttemptError { message, retryable: false, retry_after: None }
+    }
+}
+
+/// A stream of a file's bytes from some offset.
+pub type ByteStream = Box<dyn Read + Send>;
+
+/// Where a release comes from.
+pub trait Fetcher: Send {
+    /// The manifest's location, for messages.
+    fn describe(&self) -> String;
+    /// Open `name` (relative to the manifest) from `offset`; `size` is the
+    /// file's exact size from the signed manifest: the stream ends there even
+    /// if the server would send more.
+    fn open(&mut self, name: &str, offset: u64, size: u64) -> std::result::Result<ByteStream, AttemptError>;
+    /// Open the manifest itself; at most `cap` bytes are read from the stream.
+    fn open_manifest(&mut self, cap: u64) -> std::result::Result<ByteStream, AttemptError>;
+    /// Body bytes received so far (for progress and resume checks).
+    fn received(&self) -> u64;
+}
+
+/// A counter shared by a fetcher and its streams.
+#[derive(Clone, Default, Debug)]
+pub struct Counter(Arc<AtomicU64>);
+
+impl Counter {
+    /// Add bytes.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Current total.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A reader that counts what passes through it.
+pub struct Counted<R> {
+    inner: R,
+    counter: Counter,
+}
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.counter.add(n as u64);
+        Ok(n)
+    }
+}
+
+/// Open the fetcher for a SOURCE: an http(s) or file URL of a manifest, a
+/// channel URL (`.../stable`, meaning `.../stable/manifest.json`), or a local
+/// release folder or manifest path.
+pub fn open_source(source: &str, http: &HttpSettings) -> Result<Box<dyn Fetcher>> {
+    if source.starts_with("http://") || source.starts_with("https://") {
+        let manifest_url = if source.ends_with(".json") {
+            source.to_string()
+        } else {
+            format!("{}/manifest.json", source.trim_end_matches('/'))
+        };
+        return Ok(Box::new(HttpFetcher::new(&manifest_url, http)?));
+    }
+    let path = match source.strip_prefix("file://") {
+        Some(p) => PathBuf::from(p),
+        None if source.contains("://") => {
+            return Err(usage(format!("source {source:?}: only http, https and file URLs or a local folder are supported")))
+        }
+        None => PathBuf::from(source),
+    };
+    let manifest = if path.is_dir() { path.join("manifest.json") } else { path };
+    Ok(Box::new(DirFetcher::new(&manifest)?))
+}
+
+/// Files in a local folder.
+pub struct DirFetcher {
+    manifest: PathBuf,
+    dir: PathBuf,
+    counter: Counter,
+}
+
+impl DirFetcher {
+    /// Fetch the release whose manifest is at `manifest`.
+    pub fn new(manifest: &Path) -> Result<DirFetcher> {
+        if !manifest.is_file() {
+            return Err(usage(format!(
+                "{} is not a release manifest or a folder holding manifest.json",
+                manifest.display()
+            )));
+        }
+        let dir = crate::util::fs::parent_dir(manifest).to_path_buf();
+        Ok(DirFetcher { manifest: manifest.to_path_buf(), dir, counter: Counter::default() })
+    }
+}
+
+impl Fetcher for DirFetcher {
+    fn describe(&self) -> String {
+        self.manifest.display().to_string()
+    }
+
+    fn open(&mut self, name: &str, offset: u64, size: u64) -> std::result::Result<ByteStream, AttemptError> {
+        let path = self.dir.join(name);
+        let mut f = File::open(&path)
+            .map_err(|e| AttemptError::fatal(format!("opening {}: {e}", path.display())))?;
+        f.seek(SeekFrom::Start(offset))
+            .map_err(|e| AttemptError::fatal(format!("seeking {}: {e}", path.display())))?;
+        Ok(Box::new(Counted { inner: f.take(size.saturating_sub(offset)), counter: self.counter.clone() }))
+    }
+
+    fn open_manifest(&mut self, cap: u64) -> std::result::Result<ByteStream, AttemptError> {
+        let f = File::open(&self.manifest)
+            .map_err(|e| AttemptError::fatal(format!("opening {}: {e}", self.manifest.display())))?;
+        Ok(Box::new(Counted { inner: f.take(cap + 1), counter: self.counter.clone() }))
+    }
+
+    fn received(&self) -> u64 {
+        self.counter.get()
+    }
+}
+
+/// Fetch a small file whole (manifest, chunk table) with retries; more than
+/// `cap` bytes is refused as `what` being too large.
+pub fn fetch_small(
+    fetcher: &mut dyn Fetcher,
+    name: Option<&str>,
+    size: u64,
+    cap: u64,
+    what: &'static str,
+    budget: &mut RetryBudget,
+) -> Result<Vec<u8>> {
+    budget.run(&format!("fetching {what}"), |_| {
+        let stream = match name {
+            Some(n) => fetcher.open(n, 0, size)?,
+            None => fetcher.open_manifest(cap)?,
+        };
+        let mut buf = Vec::new();
+        stream
+            .take(cap + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| AttemptError::transient(format!("reading {what} from {}: {e}", fetcher.describe())))?;
+        Ok(buf)
+    })
+    .and_then(|buf| {
+        if buf.len() as u64 > cap {
+            return Err(Rejected::TooLarge { what, size: buf.len() as u64, cap }.into());
+        }
+        Ok(buf)
+    })
+    .with_context(|| format!("from {}", fetcher.describe()))
+}

@@ -1,0 +1,250 @@
+//! `updater apply`: put a verified release into the inactive slot group.
+//!
+//! The order of durable steps (each one fsynced before the next starts):
+//!
+//! 1. fetch the manifest (size-capped) and verify it completely — nothing
+//!    else is requested before this passes;
+//! 2. mark the target group unbootable in the bootloader env;
+//! 3. record the target `installing` (with the release digest) in the state;
+//! 4. stream each image; every second or 64 MiB: fsync the slot, then
+//!    checkpoint the chunks written in the state;
+//! 5. fsync, check size and whole-image sha256;
+//! 6. record the group `installed` in the state.
+//!
+//! A crash anywhere leaves the group unbootable (2 happened before any byte),
+//! and a new `apply` of the same release resumes from the checkpoint.
+
+pub mod pipeline;
+pub mod progress;
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result};
+use chrono::Utc;
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::error::{usage, OneLine, Rejected};
+use crate::fetch::{fetch_small, open_source, RetryBudget};
+use crate::keys::Keyring;
+use crate::manifest::verify::{check_chunk_table, verify, Policy, MANIFEST_SIZE_CAP};
+use crate::manifest::Sha256Digest;
+use crate::state::{GroupStatus, InstallProgress, State, StateStore};
+use progress::Progress;
+
+/// What `apply` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ApplyOutcome {
+    /// The group written.
+    pub group: String,
+    /// The release version.
+    pub version: String,
+    /// The release digest.
+    pub digest: String,
+    /// Bytes received over the network (or read from the folder).
+    pub downloaded_bytes: u64,
+    /// Whether the install continued an interrupted one.
+    pub resumed: bool,
+    /// Retries after transient faults.
+    pub retries: u32,
+}
+
+/// Load (or create) the state, knowing the booted group.
+pub fn load_state(store: &StateStore, settings: &Settings, booted: &str) -> Result<State> {
+    match store.load()? {
+        Some(s) => Ok(s),
+        None => {
+            let groups: Vec<String> = settings.slots.iter().map(|g| g.name.clone()).collect();
+            let s = State::fresh(&groups, booted);
+            store.save(&s)?;
+            Ok(s)
+        }
+    }
+}
+
+/// Install the release at `source` into the inactive group.
+pub fn apply(settings: &Settings, source: &str, progress: &mut Progress) -> Result<ApplyOutcome> {
+    let store = StateStore::open(&settings.state_dir)?;
+    let booted = crate::slots::booted_group(settings)?;
+    let target = crate::slots::install_target(settings, &booted)?;
+    let mut state = load_state(&store, settings, &booted)?;
+    let keyring = Keyring::load(&settings.keyring)?;
+    let mut fetcher = open_source(source, &settings.http)?;
+    let mut budget = RetryBudget::new(&settings.http);
+
+    // 1. The manifest, verified before anything else is fetched.
+    let bytes = fetch_small(fetcher.as_mut(), None, 0, MANIFEST_SIZE_CAP, "manifest", &mut budget)?;
+    let installed_version = state
+        .group(&booted)
+        .version
+        .as_deref()
+        .and_then(|v| semver::Version::parse(v).ok());
+    let policy = Policy {
+        now: Utc::now(),
+        compatible: Some(settings.compatible.clone()),
+        installed_version,
+        min_security_version: state.highest_security_version,
+    };
+    let verified = verify(&bytes, &keyring, &policy)
+        .with_context(|| format!("verifying the manifest from {}", fetcher.describe()))?;
+    let m = &verified.manifest;
+    let digest = verified.digest.hex();
+    progress.event(
+        "verified",
+        json!({"product": m.product, "version": m.version.to_string(), "digest": digest, "group": target.name}),
+    );
+    let mut targets = Vec::new();
+    for img in &m.images {
+        let path = target.targets.get(img.class.as_str()).ok_or_else(|| {
+            usage(format!(
+                "the release has an image of class {}, but slot group {} has no target for it; add slots.{}.targets.{} to the configuration",
+                img.class, target.name, target.name, img.class
+            ))
+        })?;
+        targets.push(path.clone());
+    }
+
+    // Resume only the very same release into the very same group.
+    let resume = state
+        .install
+        .as_ref()
+        .filter(|p| p.group == target.name && p.digest == digest)
+        .map(|p| p.chunks_done.clone());
+    let resumed = resume.as_ref().is_some_and(|c| c.values().any(|n| *n > 0));
+
+    // 2 + 3. Unbootable everywhere, durably, before the first byte.
+    let mut boot = crate::boot::open(settings)?;
+    boot.set_bootable(&target.name, false)
+        .with_context(|| format!("marking slot {} unbootable", target.name))?;
+    crate::failpoint!("after-mark-unbootable");
+    let chunks_done = resume.unwrap_or_default();
+    state.install = Some(InstallProgress {
+        group: target.name.clone(),
+        digest: digest.clone(),
+        version: m.version.to_string(),
+        chunks_done: chunks_done.clone(),
+    });
+    *state.group_mut(&target.name) = crate::state::GroupState {
+        status: GroupStatus::Installing,
+        version: Some(m.version.to_string()),
+        digest: Some(digest.clone()),
+        last_error: None,
+        updated: Some(Utc::now()),
+    };
+    store.save(&state)?;
+    crate::failpoint!("after-state-installing");
+
+    // 4 + 5. The images.
+    let result = (|| -> Result<()> {
+        for (img, path) in m.images.iter().zip(&targets) {
+            let table_bytes = fetch_small(
+                fetcher.as_mut(),
+                Some(img.chunks.file.as_str()),
+                img.chunks.size,
+                img.chunks.size,
+                "chunk table",
+                &mut budget,
+            )?;
+            let got = Sha256Digest::of(&table_bytes);
+            if table_bytes.len() as u64 != img.chunks.size || got != img.chunks.sha256 {
+                return Err(Rejected::Mismatch {
+                    what: format!("chunk table {}", img.chunks.file),
+                    reason: format!("{} bytes with sha256 {got}, the manifest pins {} bytes with sha256 {}", table_bytes.len(), img.chunks.size, img.chunks.sha256),
+                }
+                .into());
+            }
+            let table = check_chunk_table(&table_bytes, img)?;
+            let start = chunks_done.get(img.class.as_str()).copied().unwrap_or(0).min(table.chunks.len() as u64);
+            let class = img.class.to_string();
+            let mut checkpoint = |n: u64| -> Result<()> {
+                if let Some(p) = state.install.as_mut() {
+                    p.chunks_done.insert(class.clone(), n);
+                }
+                store.save(&state)
+            };
+            pipeline::install_image(
+                &settings.install,
+                fetcher.as_mut(),
+                img,
+                &table,
+                path,
+                start as usize,
+                &mut budget,
+                progress,
+                &mut checkpoint,
+            )
+            .with_context(|| format!("installing {} into {}", img.class, path.display()))?;
+            if let Some(p) = state.install.as_mut() {
+                p.chunks_done.insert(img.class.to_string(), table.chunks.len() as u64);
+            }
+            store.save(&state)?;
+        }
+        Ok(())
+    })();
+
+    if let Err(e) = result {
+        // The group stays unbootable; record why, keep the checkpoint.
+        let g = state.group_mut(&target.name);
+        g.last_error = Some(OneLine(&e).to_string());
+        g.updated = Some(Utc::now());
+        if let Err(save_err) = store.save(&state) {
+            tracing::error!("could not record the failure in the state: {save_err:#}");
+        }
+        return Err(e);
+    }
+
+    // 6. Installed.
+    crate::failpoint!("before-state-installed");
+    state.install = None;
+    state.highest_security_version = state.highest_security_version.max(m.security_version);
+    let g = state.group_mut(&target.name);
+    g.status = GroupStatus::Installed;
+    g.updated = Some(Utc::now());
+    store.save(&state)?;
+    let outcome = ApplyOutcome {
+        group: target.name.clone(),
+        version: m.version.to_string(),
+        digest,
+        downloaded_bytes: fetcher.received(),
+        resumed,
+        retries: budget.retried,
+    };
+    progress.event("installed", serde_json::to_value(&outcome).unwrap_or_default());
+    Ok(outcome)
+}
+
+/// The status report: booted group, each group's state, the pending trial.
+pub fn status(settings: &Settings) -> Result<serde_json::Value> {
+    let booted = crate::slots::booted_group(settings).map_err(|e| OneLine(&e).to_string());
+    let state = crate::state::read_state(&settings.state_dir.join(crate::state::STATE_FILE))?;
+    let boot = crate::boot::open(settings).ok();
+    let primary = boot.as_ref().and_then(|b| b.primary().ok().flatten());
+    let mut groups = BTreeMap::new();
+    for g in &settings.slots {
+        let gs = state.as_ref().map(|s| s.group(&g.name)).unwrap_or_default();
+        let bootable = boot.as_ref().and_then(|b| b.bootable(&g.name).ok());
+        groups.insert(
+            g.name.clone(),
+            json!({
+                "status": gs.status.name(),
+                "version": gs.version,
+                "digest": gs.digest,
+                "last_error": gs.last_error,
+                "updated": gs.updated.map(|t| t.to_rfc3339()),
+                "bootable": bootable,
+                "primary": primary.as_deref() == Some(g.name.as_str()),
+                "booted": booted.as_deref().ok() == Some(g.name.as_str()),
+            }),
+        );
+    }
+    Ok(json!({
+        "booted": booted.as_ref().ok(),
+        "booted_error": booted.as_ref().err(),
+        "primary": primary,
+        "groups": groups,
+        "highest_security_version": state.as_ref().map(|s| s.highest_security_version),
+        "install": state.as_ref().and_then(|s| s.install.clone()),
+        "trial": state.as_ref().and_then(|s| s.trial.clone()),
+        "state_file": settings.state_dir.join(crate::state::STATE_FILE),
+    }))
+}

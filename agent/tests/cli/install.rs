@@ -1,0 +1,432 @@
+//! `updater apply` and `updater status` on a simulated device with file
+//! slots, against the in-repo HTTP server on loopback, with injected faults.
+
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use serde_json::Value;
+use updater::manifest::Sha256Digest;
+use updater::serve::{Fault, Server};
+
+/// A device: config, keyring, boot env, file slots; slot A booted.
+pub struct Device {
+    pub env: TestEnv,
+    pub server: Server,
+    pub a_hash: Sha256Digest,
+}
+
+const ROOTFS_LEN: usize = 2_500_000;
+
+impl Device {
+    pub fn new() -> Device {
+        Self::with_http("")
+    }
+
+    /// A device whose config has `http_extra` lines in its [http] table.
+    pub fn with_http(http_extra: &str) -> Device {
+        let env = TestEnv::new();
+        std::fs::write(env.p("rootfs.img"), pattern(ROOTFS_LEN, 11)).unwrap();
+        env.release("rel", &["--chunk-size", "262144"]).assert_ok();
+        std::fs::create_dir_all(env.p("dev/slots")).unwrap();
+        let a = pattern(ROOTFS_LEN, 3);
+        std::fs::write(env.p("dev/slots/A.rootfs"), &a).unwrap();
+        std::fs::write(env.p("dev/cmdline"), "console=ttyS0 updater.slot=A quiet\n").unwrap();
+        let d = env.s("dev");
+        let config = format!(
+            r#"compatible = "acme-gw"
+state_dir = "{d}/state"
+keyring = "{ring}"
+cmdline_path = "{d}/cmdline"
+[bootloader]
+backend = "file"
+path = "{d}/boot.env"
+[http]
+connect_timeout_secs = 2
+stall_timeout_secs = 2
+retries = 4
+backoff_initial_ms = 20
+backoff_max_ms = 200
+{http_extra}
+[install]
+checkpoint_interval_ms = 50
+[slots.A.targets]
+rootfs = "{d}/slots/A.rootfs"
+[slots.B.targets]
+rootfs = "{d}/slots/B.rootfs"
+"#,
+            ring = env.s("ring")
+        );
+        std::fs::write(env.p("dev/config.toml"), config).unwrap();
+        let server = Server::start(&env.p("rel"), "127.0.0.1:0").unwrap();
+        Device { env, server, a_hash: Sha256Digest::of(&a) }
+    }
+
+    pub fn config(&self) -> String {
+        self.env.s("dev/config.toml")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let cfg = self.config();
+        let mut all = vec!["--config", &cfg];
+        all.extend_from_slice(args);
+        updater(&all)
+    }
+
+    pub fn apply_url(&self) -> Run {
+        let url = self.server.url("manifest.json");
+        self.run(&["apply", &url])
+    }
+
+    pub fn status(&self) -> Value {
+        let r = self.run(&["status", "--json"]);
+        r.assert_ok();
+        serde_json::from_str(r.stdout.trim()).unwrap()
+    }
+
+    pub fn b(&self) -> Vec<u8> {
+        std::fs::read(self.env.p("dev/slots/B.rootfs")).unwrap_or_default()
+    }
+
+    pub fn expected(&self) -> Vec<u8> {
+        std::fs::read(self.env.p("rootfs.img")).unwrap()
+    }
+
+    /// The invariants after any run: A untouched, state parses, B not
+    /// bootable unless installed.
+    pub fn check_invariants(&self) {
+        let a = std::fs::read(self.env.p("dev/slots/A.rootfs")).unwrap();
+        assert_eq!(Sha256Digest::of(&a), self.a_hash, "the booted slot was written");
+        let st = self.status();
+        assert_eq!(st["groups"]["A"]["status"], "good");
+        // Once anything was attempted on B, B is unbootable until tried.
+        if st["groups"]["B"]["status"] != "empty" {
+            assert_eq!(st["groups"]["B"]["bootable"], false, "{st}");
+        }
+    }
+
+    pub fn assert_installed(&self) {
+        assert!(self.b() == self.expected(), "slot B does not hold the release image");
+        let st = self.status();
+        assert_eq!(st["groups"]["B"]["status"], "installed", "{st}");
+        assert_eq!(st["groups"]["B"]["version"], "1.2.0");
+        assert!(st["install"].is_null());
+        self.check_invariants();
+    }
+}
+
+#[test]
+fn apply_over_http_then_status() {
+    let dev = Device::new();
+    let r = dev.apply_url();
+    r.assert_ok();
+    assert!(r.stdout.contains("installed 1.2.0 into slot B"), "{}", r.stdout);
+    dev.assert_installed();
+    let st = dev.status();
+    assert_eq!(st["booted"], "A");
+    assert_eq!(st["primary"], "A");
+    let (_, m) = dev.env.read("rel/manifest.json");
+    let _ = m;
+    assert_eq!(st["groups"]["B"]["digest"].as_str().unwrap().len(), 64);
+    let env_text = std::fs::read_to_string(dev.env.p("dev/boot.env")).unwrap();
+    assert!(env_text.contains("B_OK=0") && env_text.contains("ORDER=A B"), "{env_text}");
+    // The manifest was requested before anything else.
+    let log = dev.server.log();
+    assert_eq!(log[0].path, "manifest.json");
+}
+
+#[test]
+fn apply_from_a_local_folder() {
+    let dev = Device::new();
+    let rel = dev.env.s("rel");
+    dev.run(&["apply", &rel]).assert_ok();
+    dev.assert_installed();
+    let url = format!("file://{rel}/manifest.json");
+    dev.run(&["apply", &url]).assert_ok();
+    dev.assert_installed();
+}
+
+#[test]
+fn json_progress_events() {
+    let dev = Device::new();
+    let url = dev.server.url("manifest.json");
+    let r = dev.run(&["apply", &url, "--json"]);
+    r.assert_ok();
+    let events: Vec<Value> = r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(names.first(), Some(&"verified"));
+    assert!(names.contains(&"image") && names.contains(&"image-done"));
+    assert_eq!(names.last(), Some(&"installed"));
+}
+
+#[test]
+fn dropped_connections_are_resumed_with_ranges() {
+    let dev = Device::new();
+    dev.server.fault(Fault::DropAfter(700_000), Some("rootfs.img.zst"), 2);
+    let r = dev.apply_url();
+    r.assert_ok();
+    assert!(r.stdout.contains("retries"), "{}", r.stdout);
+    dev.assert_installed();
+    let ranged: Vec<_> = dev.server.log().into_iter().filter(|l| l.range_start.is_some()).collect();
+    assert!(!ranged.is_empty(), "resume did not use a Range request");
+    assert!(ranged.iter().all(|l| l.status == 206));
+}
+
+#[test]
+fn server_errors_are_retried() {
+    let dev = Device::new();
+    dev.server.fault(Fault::Status(503), Some("rootfs.img.zst"), 2);
+    dev.server.fault(Fault::Status(500), Some("manifest.json"), 1);
+    dev.apply_url().assert_ok();
+    dev.assert_installed();
+}
+
+#[test]
+fn persistent_server_errors_fail_with_exit_4() {
+    let dev = Device::new();
+    dev.server.fault(Fault::Status(503), Some("rootfs.img.zst"), 100);
+    dev.apply_url().assert_fails(4, "HTTP 503");
+    dev.check_invariants();
+    let st = dev.status();
+    assert_eq!(st["groups"]["B"]["status"], "installing");
+    assert!(st["groups"]["B"]["last_error"].as_str().unwrap().contains("503"));
+}
+
+#[test]
+fn not_found_is_not_retried() {
+    let dev = Device::new();
+    std::fs::remove_file(dev.env.p("rel/rootfs.img.zst")).unwrap();
+    let t = Instant::now();
+    dev.apply_url().assert_fails(4, "HTTP 404");
+    assert!(dev.server.log().iter().filter(|l| l.status == 404).count() == 1);
+    assert!(t.elapsed() < Duration::from_secs(10));
+    dev.check_invariants();
+}
+
+#[test]
+fn a_stalled_server_times_out_and_resumes() {
+    let dev = Device::new();
+    dev.server.fault(Fault::StallAfter(400_000, Duration::from_secs(6)), Some("rootfs.img.zst"), 1);
+    dev.apply_url().assert_ok();
+    dev.assert_installed();
+}
+
+#[test]
+fn a_lying_content_length_is_survived() {
+    let dev = Device::new();
+    dev.server.fault(Fault::ShortBody(5000), Some("rootfs.img.zst"), 1);
+    dev.apply_url().assert_ok();
+    dev.assert_installed();
+}
+
+#[test]
+fn a_server_that_ignores_range_is_handled() {
+    let dev = Device::new();
+    dev.server.fault(Fault::DropAfter(900_000), Some("rootfs.img.zst"), 1);
+    dev.server.fault(Fault::IgnoreRange, Some("rootfs.img.zst"), 1);
+    dev.apply_url().assert_ok();
+    dev.assert_installed();
+    assert!(dev.server.log().iter().any(|l| l.path == "rootfs.img.zst" && l.status == 200 && l.range_start.is_none()));
+}
+
+#[test]
+fn a_flipped_byte_is_refused_before_it_is_written() {
+    let dev = Device::new();
+    dev.server.fault(Fault::FlipByte(300_000), Some("rootfs.img.zst"), 100);
+    dev.apply_url().assert_fails(3, "the signed chunk table says");
+    dev.check_invariants();
+    // Nothing from the corrupt chunk on reached the slot: the slot file
+    // ends before that chunk's region.
+    let (_, m) = dev.env.read("rel/manifest.json");
+    let img = m.image("rootfs").unwrap();
+    let table: updater::manifest::ChunkTable =
+        serde_json::from_slice(&std::fs::read(dev.env.p(&format!("rel/{}", img.chunks.file))).unwrap()).unwrap();
+    let bad = table.chunks.iter().position(|c| c.offset <= 300_000 && 300_000 < c.offset + c.csize).unwrap();
+    assert!(bad > 0, "the flipped byte should be past the first chunk");
+    assert!((dev.b().len() as u64) <= bad as u64 * table.chunk_size, "bytes of the corrupt chunk reached the slot");
+    let st = dev.status();
+    assert!(st["groups"]["B"]["last_error"].as_str().unwrap().contains("chunk"));
+}
+
+#[test]
+fn a_chunk_from_another_release_is_refused() {
+    let dev = Device::new();
+    // Another release of the same product with different contents.
+    std::fs::write(dev.env.p("other.img"), pattern(ROOTFS_LEN, 99)).unwrap();
+    let other = format!("rootfs={}", dev.env.s("other.img"));
+    let key = dev.env.s("keys/m1.key");
+    updater(&[
+        "release", "create", "--out", &dev.env.s("rel-other"), "--key", &key, "--product", "gw", "--version", "1.2.0",
+        "--security-version", "5", "--compatible", "acme-gw", "--image", &other, "--chunk-size", "262144",
+    ])
+    .assert_ok();
+    std::fs::copy(dev.env.p("rel-other/rootfs.img.zst"), dev.env.p("rel/rootfs.img.zst")).unwrap();
+    dev.apply_url().assert_fails(3, "");
+    dev.check_invariants();
+}
+
+#[test]
+fn a_file_replaced_mid_download_is_not_spliced() {
+    let dev = Device::new();
+    dev.server.set_rate(4_000_000);
+    let url = dev.server.url("manifest.json");
+    let mut child = Command::new(bin())
+        .args(["--config", &dev.config(), "apply", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let part of the image arrive, then rewrite the file (new ETag, same
+    // bytes) and break the connection once so the agent resumes with If-Range.
+    std::thread::sleep(Duration::from_millis(150));
+    let bytes = std::fs::read(dev.env.p("rel/rootfs.img.zst")).unwrap();
+    std::fs::remove_file(dev.env.p("rel/rootfs.img.zst")).unwrap();
+    std::fs::write(dev.env.p("rel/rootfs.img.zst"), &bytes).unwrap();
+    dev.server.fault(Fault::DropAfter(1), Some("rootfs.img.zst"), 1);
+    let status = child.wait().unwrap();
+    assert!(status.success());
+    dev.assert_installed();
+}
+
+#[test]
+fn an_oversized_manifest_is_refused() {
+    let dev = Device::new();
+    std::fs::write(dev.env.p("rel/manifest.json"), vec![b' '; 2 << 20]).unwrap();
+    dev.apply_url().assert_fails(3, "");
+    dev.check_invariants();
+}
+
+#[test]
+fn an_untrusted_release_writes_nothing() {
+    let dev = Device::new();
+    let (_, m) = dev.env.read("rel/manifest.json");
+    dev.env.write_signed("rel/manifest.json", &serde_json::to_vec(&m).unwrap(), &["rogue"]);
+    dev.apply_url().assert_fails(3, "unknown key");
+    assert!(!dev.env.p("dev/slots/B.rootfs").exists());
+    // Only the manifest was requested.
+    assert!(dev.server.log().iter().all(|l| l.path == "manifest.json"));
+    let st = dev.status();
+    assert_eq!(st["groups"]["B"]["status"], "empty");
+}
+
+#[test]
+fn booted_slot_detection_refuses_to_guess() {
+    let dev = Device::new();
+    std::fs::write(dev.env.p("dev/cmdline"), "console=ttyS0 root=/dev/sda9\n").unwrap();
+    dev.apply_url().assert_fails(2, "cannot tell which slot group is booted");
+    std::fs::write(dev.env.p("dev/cmdline"), "updater.slot=A updater.slot=B\n").unwrap();
+    dev.apply_url().assert_fails(2, "more than one updater.slot=");
+    // root= naming slot A's rootfs target identifies A.
+    let a = dev.env.s("dev/slots/A.rootfs");
+    std::fs::write(dev.env.p("dev/cmdline"), format!("root={a}\n")).unwrap();
+    dev.apply_url().assert_ok();
+    dev.assert_installed();
+}
+
+#[test]
+fn booted_b_installs_into_a() {
+    let dev = Device::new();
+    // Booted from B: the install must go to A, never B.
+    std::fs::write(dev.env.p("dev/slots/B.rootfs"), b"running system B").unwrap();
+    std::fs::write(dev.env.p("dev/cmdline"), "updater.slot=B\n").unwrap();
+    dev.apply_url().assert_ok();
+    assert_eq!(dev.b(), b"running system B");
+    assert!(std::fs::read(dev.env.p("dev/slots/A.rootfs")).unwrap() == dev.expected());
+}
+
+#[test]
+fn corrupt_state_is_reported_and_kept() {
+    let dev = Device::new();
+    std::fs::create_dir_all(dev.env.p("dev/state")).unwrap();
+    std::fs::write(dev.env.p("dev/state/state.json"), b"{\"version\":1,").unwrap();
+    dev.apply_url().assert_fails(2, "is corrupt");
+    assert_eq!(std::fs::read(dev.env.p("dev/state/state.json")).unwrap(), b"{\"version\":1,");
+    assert!(!dev.env.p("dev/slots/B.rootfs").exists());
+}
+
+#[test]
+fn two_agents_never_run_at_once() {
+    let dev = Device::new();
+    dev.server.set_rate(2_000_000);
+    let url = dev.server.url("manifest.json");
+    let mut first = Command::new(bin())
+        .args(["--config", &dev.config(), "apply", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    dev.apply_url().assert_fails(2, "another updater is running");
+    assert!(first.wait().unwrap().success());
+    dev.assert_installed();
+}
+
+/// Kill -9 the agent at random points of an install, 20+ times, then let it
+/// finish: it converges on a correct install and resumes instead of
+/// restarting.
+#[test]
+fn crash_anywhere_then_converge() {
+    let dev = Device::new();
+    dev.server.set_rate(1_000_000); // about 2.3 s per install
+    let url = dev.server.url("manifest.json");
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut kills = 0;
+    for _ in 0..26 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(20 + seed % 1500);
+        let mut child = Command::new(bin())
+            .args(["--config", &dev.config(), "apply", &url])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        // After every crash: A intact, state parses, B unbootable.
+        dev.check_invariants();
+        let st = dev.status();
+        if st["groups"]["B"]["status"] == "installed" {
+            // A finished run before the kill: start over from scratch so the
+            // next rounds crash mid-install again.
+            std::fs::remove_file(dev.env.p("dev/state/state.json")).unwrap();
+            std::fs::remove_file(dev.env.p("dev/slots/B.rootfs")).unwrap();
+        }
+    }
+    assert!(kills >= 20, "only {kills} runs were killed mid-install");
+    // One more crash at a known point late in the install, then the final run
+    // must resume, fetching less than the whole image.
+    let mut child = Command::new(bin())
+        .args(["--config", &dev.config(), "apply", &url])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    loop {
+        let st = dev.status();
+        let done = st["install"]["chunks_done"]["rootfs"].as_u64().unwrap_or(0);
+        if done >= 3 || t.elapsed() > Duration::from_secs(20) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    dev.server.set_rate(0);
+    dev.server.reset_counter();
+    let r = dev.apply_url();
+    r.assert_ok();
+    assert!(r.stdout.contains("resumed"), "{}", r.stdout);
+    let whole = std::fs::metadata(dev.env.p("rel/rootfs.img.zst")).unwrap().len();
+    let fetched = dev.server.body_bytes();
+    assert!(fetched < whole, "the rerun fetched {fetched} bytes of {whole}: it restarted instead of resuming");
+    dev.assert_installed();
+}
+
