@@ -6,10 +6,14 @@ cd "$(dirname "$0")"
 
 log() { printf '\n== %s\n' "$*"; }
 
-# Debian packages the tests run for interop (openssl for keys and signatures).
+# Debian packages the tests run for interop: openssl (keys and signatures),
+# grub-editenv (grub-common) and fw_printenv/fw_setenv (libubootenv-tool)
+# for the bootloader environments.
 need_pkgs=()
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v zstd >/dev/null || need_pkgs+=(zstd)
+command -v grub-editenv >/dev/null || need_pkgs+=(grub-common)
+command -v fw_printenv >/dev/null || need_pkgs+=(libubootenv-tool)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -19,10 +19,10 @@
 //! - [`error`]: failure classes and exit codes.
 
 pub mod boot;
+pub mod bootenv;
 pub mod cli;
 pub mod config;
 pub mod demo;
-pub mod bootenv;
 pub mod error;
 pub mod fetch;
 pub mod install;

@@ -33,7 +33,11 @@ impl FileEnv {
     /// Open (or create, with every group bootable in configuration order)
     /// the env file.
     pub fn open(path: &Path, groups: &[String]) -> Result<FileEnv> {
-        let mut env = FileEnv { path: path.to_path_buf(), groups: groups.to_vec(), vars: BTreeMap::new() };
+        let mut env = FileEnv {
+            path: path.to_path_buf(),
+            groups: groups.to_vec(),
+            vars: BTreeMap::new(),
+        };
         match std::fs::read_to_string(path) {
             Ok(text) => env.parse(&text)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -44,7 +48,12 @@ impl FileEnv {
                 }
                 env.save()?;
             }
-            Err(e) => return Err(boot_err(format!("reading boot env {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(boot_err(format!(
+                    "reading boot env {}: {e}",
+                    path.display()
+                )))
+            }
         }
         Ok(env)
     }
@@ -56,7 +65,11 @@ impl FileEnv {
                 continue;
             }
             let (k, v) = line.split_once('=').ok_or_else(|| {
-                boot_err(format!("boot env {} line {}: {line:?} is not key=value", self.path.display(), n + 1))
+                boot_err(format!(
+                    "boot env {} line {}: {line:?} is not key=value",
+                    self.path.display(),
+                    n + 1
+                ))
             })?;
             self.vars.insert(k.to_string(), v.to_string());
         }
@@ -104,7 +117,11 @@ impl Bootloader for FileEnv {
     }
 
     fn primary(&self) -> Result<Option<String>> {
-        Ok(self.vars.get("ORDER").and_then(|o| o.split_whitespace().next()).map(str::to_string))
+        Ok(self
+            .vars
+            .get("ORDER")
+            .and_then(|o| o.split_whitespace().next())
+            .map(str::to_string))
     }
 
     fn set_primary(&mut self, group: &str) -> Result<()> {
@@ -122,7 +139,10 @@ impl Bootloader for FileEnv {
 
     fn set_bootable(&mut self, group: &str, bootable: bool) -> Result<()> {
         self.check_group(group)?;
-        self.vars.insert(format!("{group}_OK"), if bootable { "1" } else { "0" }.into());
+        self.vars.insert(
+            format!("{group}_OK"),
+            if bootable { "1" } else { "0" }.into(),
+        );
         if !bootable && self.vars.get("TRY").map(String::as_str) == Some(group) {
             self.vars.insert("TRY".into(), String::new());
         }

@@ -673,8 +673,8 @@ mod tests {
         let ours = env.to_single(SIZE).unwrap();
         let used = 4 + env.encoded_len();
         assert_eq!(
-            ours[..used].escape_ascii().to_string(),
-            theirs[..used].escape_ascii().to_string()
+            ours[4..used].escape_ascii().to_string(),
+            theirs[4..used].escape_ascii().to_string()
         );
         assert_eq!(UbootEnv::parse_single(&theirs).unwrap(), env);
 

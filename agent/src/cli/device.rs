@@ -75,7 +75,10 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
     }
     match v["booted"].as_str() {
         Some(b) => println!("booted: slot {b}"),
-        None => println!("booted: unknown ({})", v["booted_error"].as_str().unwrap_or("")),
+        None => println!(
+            "booted: unknown ({})",
+            v["booted_error"].as_str().unwrap_or("")
+        ),
     }
     if let Some(p) = v["primary"].as_str() {
         println!("primary: slot {p}");
@@ -88,7 +91,10 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
                 Some(false) => "unbootable",
                 None => "bootable?",
             };
-            println!("slot {name}: {:<10} {version:<12} {bootable}", g["status"].as_str().unwrap_or("?"));
+            println!(
+                "slot {name}: {:<10} {version:<12} {bootable}",
+                g["status"].as_str().unwrap_or("?")
+            );
             if let Some(e) = g["last_error"].as_str() {
                 println!("  last error: {e}");
             }

@@ -97,7 +97,10 @@ pub fn init_logging(cli: &Cli) {
         if let Ok(journald) = tracing_journald::layer() {
             use tracing_subscriber::layer::SubscriberExt;
             use tracing_subscriber::util::SubscriberInitExt;
-            let _ = tracing_subscriber::registry().with(filter).with(journald).try_init();
+            let _ = tracing_subscriber::registry()
+                .with(filter)
+                .with(journald)
+                .try_init();
             return;
         }
     }

@@ -209,16 +209,20 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings> {
     for f in &files {
         let text = std::fs::read_to_string(f)
             .map_err(|e| usage(format!("reading config {}: {e}", f.display())))?;
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| usage(format!("{}: {}", f.display(), one_line(&e.to_string()))))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            usage(format!("{}: {}", f.display(), one_line(&e.to_string())))
+        })?;
         // Check this fragment alone, so errors name the file they are in.
         RawConfig::deserialize(toml::Value::Table(table.clone()))
             .map_err(|e| usage(format!("{}: {}", f.display(), one_line(&e.to_string()))))?;
         merge(&mut merged, table);
     }
-    let raw = RawConfig::deserialize(toml::Value::Table(merged))
-        .map_err(|e| usage(format!("merged configuration: {}", one_line(&e.to_string()))))?;
+    let raw = RawConfig::deserialize(toml::Value::Table(merged)).map_err(|e| {
+        usage(format!(
+            "merged configuration: {}",
+            one_line(&e.to_string())
+        ))
+    })?;
     validate(raw, files)
 }
 
@@ -247,11 +251,15 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
     let missing = |key: &str| usage(format!("configuration ({origin}): `{key}` is not set"));
     let compatible = raw.compatible.ok_or_else(|| missing("compatible"))?;
     if compatible.trim().is_empty() {
-        return Err(usage(format!("configuration ({origin}): `compatible` is empty")));
+        return Err(usage(format!(
+            "configuration ({origin}): `compatible` is empty"
+        )));
     }
     let state_dir = raw.state_dir.ok_or_else(|| missing("state_dir"))?;
     let keyring = raw.keyring.ok_or_else(|| missing("keyring"))?;
-    let bl = raw.bootloader.ok_or_else(|| missing("bootloader.backend"))?;
+    let bl = raw
+        .bootloader
+        .ok_or_else(|| missing("bootloader.backend"))?;
     let bootloader = match bl.backend.as_deref() {
         Some("file") => BootloaderConfig::File {
             path: bl.path.ok_or_else(|| missing("bootloader.path"))?,
@@ -273,7 +281,11 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
     let mut slots = Vec::new();
     let mut seen_targets: BTreeMap<PathBuf, String> = BTreeMap::new();
     for (name, rs) in raw_slots {
-        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
             return Err(usage(format!(
                 "configuration ({origin}): slot group name {name:?} must be letters, digits, '_' or '-'"
             )));
@@ -285,8 +297,11 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
             )));
         }
         for (class, path) in &targets {
-            crate::manifest::types::ClassName::new(class)
-                .map_err(|e| usage(format!("configuration ({origin}): slots.{name}.targets: {e}")))?;
+            crate::manifest::types::ClassName::new(class).map_err(|e| {
+                usage(format!(
+                    "configuration ({origin}): slots.{name}.targets: {e}"
+                ))
+            })?;
             if !path.is_absolute() {
                 return Err(usage(format!(
                     "configuration ({origin}): slots.{name}.targets.{class} = {} is not an absolute path",
@@ -302,21 +317,39 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
                 )));
             }
         }
-        slots.push(SlotGroupConfig { name, targets, root_device: rs.root_device });
+        slots.push(SlotGroupConfig {
+            name,
+            targets,
+            root_device: rs.root_device,
+        });
     }
     let h = raw.http.unwrap_or_default();
     let secs = |v: Option<u64>, d: u64, key: &str| -> Result<Duration> {
         let v = v.unwrap_or(d);
         if v == 0 {
-            return Err(usage(format!("configuration ({origin}): http.{key} must be positive")));
+            return Err(usage(format!(
+                "configuration ({origin}): http.{key} must be positive"
+            )));
         }
         Ok(Duration::from_secs(v))
     };
     let http = HttpSettings {
-        connect_timeout: secs(h.connect_timeout_secs, DEFAULT_CONNECT_TIMEOUT_SECS, "connect_timeout_secs")?,
-        stall_timeout: secs(h.stall_timeout_secs, DEFAULT_STALL_TIMEOUT_SECS, "stall_timeout_secs")?,
+        connect_timeout: secs(
+            h.connect_timeout_secs,
+            DEFAULT_CONNECT_TIMEOUT_SECS,
+            "connect_timeout_secs",
+        )?,
+        stall_timeout: secs(
+            h.stall_timeout_secs,
+            DEFAULT_STALL_TIMEOUT_SECS,
+            "stall_timeout_secs",
+        )?,
         retries: h.retries.unwrap_or(DEFAULT_RETRIES),
-        retry_budget: secs(h.retry_budget_secs, DEFAULT_RETRY_BUDGET_SECS, "retry_budget_secs")?,
+        retry_budget: secs(
+            h.retry_budget_secs,
+            DEFAULT_RETRY_BUDGET_SECS,
+            "retry_budget_secs",
+        )?,
         backoff_initial: Duration::from_millis(h.backoff_initial_ms.unwrap_or(500)),
         backoff_max: Duration::from_millis(h.backoff_max_ms.unwrap_or(30_000)),
         ca_bundle: h.ca_bundle,
@@ -324,8 +357,15 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
     };
     let i = raw.install.unwrap_or_default();
     let install = InstallSettings {
-        checkpoint_interval: Duration::from_millis(i.checkpoint_interval_ms.unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MS).max(1)),
-        checkpoint_bytes: i.checkpoint_bytes.unwrap_or(DEFAULT_CHECKPOINT_BYTES).max(1),
+        checkpoint_interval: Duration::from_millis(
+            i.checkpoint_interval_ms
+                .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MS)
+                .max(1),
+        ),
+        checkpoint_bytes: i
+            .checkpoint_bytes
+            .unwrap_or(DEFAULT_CHECKPOINT_BYTES)
+            .max(1),
     };
     Ok(Settings {
         compatible,
@@ -333,7 +373,9 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
         state_dir,
         keyring,
         source: raw.source,
-        cmdline_path: raw.cmdline_path.unwrap_or_else(|| PathBuf::from("/proc/cmdline")),
+        cmdline_path: raw
+            .cmdline_path
+            .unwrap_or_else(|| PathBuf::from("/proc/cmdline")),
         bootloader,
         slots,
         http,
@@ -377,10 +419,17 @@ rootfs = "/dev/vda3"
         let d = tempfile::tempdir().unwrap();
         let main = write(d.path(), "config.toml", BASE);
         write(d.path(), "config.d/10-http.toml", "[http]\nretries = 2\n");
-        write(d.path(), "config.d/20-slot.toml", "[slots.B.targets]\nkernel = \"/boot/B/vmlinuz\"\n");
+        write(
+            d.path(),
+            "config.d/20-slot.toml",
+            "[slots.B.targets]\nkernel = \"/boot/B/vmlinuz\"\n",
+        );
         let s = load(Some(&main)).unwrap();
         assert_eq!(s.http.retries, 2);
-        assert_eq!(s.http.stall_timeout, Duration::from_secs(DEFAULT_STALL_TIMEOUT_SECS));
+        assert_eq!(
+            s.http.stall_timeout,
+            Duration::from_secs(DEFAULT_STALL_TIMEOUT_SECS)
+        );
         let b = s.group("B").unwrap();
         assert_eq!(b.targets.len(), 2, "fragment adds, does not replace: {b:?}");
         assert_eq!(s.files.len(), 3);
@@ -392,7 +441,10 @@ rootfs = "/dev/vda3"
         let main = write(d.path(), "config.toml", BASE);
         let frag = write(d.path(), "config.d/bad.toml", "[http]\nretrys = 2\n");
         let e = load(Some(&main)).unwrap_err().to_string();
-        assert!(e.contains(&frag.display().to_string()) && e.contains("retrys"), "{e}");
+        assert!(
+            e.contains(&frag.display().to_string()) && e.contains("retrys"),
+            "{e}"
+        );
         std::fs::remove_file(&frag).unwrap();
         write(d.path(), "config.d/bad.toml", "[http]\nretries = \"two\"\n");
         let e = load(Some(&main)).unwrap_err().to_string();
@@ -402,13 +454,25 @@ rootfs = "/dev/vda3"
     #[test]
     fn refuses_shared_targets_and_missing_keys() {
         let d = tempfile::tempdir().unwrap();
-        let main = write(d.path(), "config.toml", &BASE.replace("/dev/vda3", "/dev/vda2"));
+        let main = write(
+            d.path(),
+            "config.toml",
+            &BASE.replace("/dev/vda3", "/dev/vda2"),
+        );
         let e = load(Some(&main)).unwrap_err().to_string();
         assert!(e.contains("are the same path /dev/vda2"), "{e}");
-        let main = write(d.path(), "config.toml", &BASE.replace("compatible = \"acme-gw\"", ""));
+        let main = write(
+            d.path(),
+            "config.toml",
+            &BASE.replace("compatible = \"acme-gw\"", ""),
+        );
         let e = load(Some(&main)).unwrap_err().to_string();
         assert!(e.contains("`compatible` is not set"), "{e}");
-        let main = write(d.path(), "config.toml", &BASE.replace("\"file\"", "\"lilo\""));
+        let main = write(
+            d.path(),
+            "config.toml",
+            &BASE.replace("\"file\"", "\"lilo\""),
+        );
         let e = load(Some(&main)).unwrap_err().to_string();
         assert!(e.contains("\"lilo\""), "{e}");
     }

@@ -40,7 +40,8 @@ impl HttpFetcher {
             .user_agent(concat!("updater/", env!("CARGO_PKG_VERSION")))
             .https_only(false);
         if let Some(ca) = &s.ca_bundle {
-            let pem = std::fs::read(ca).with_context(|| format!("reading CA bundle {}", ca.display()))?;
+            let pem =
+                std::fs::read(ca).with_context(|| format!("reading CA bundle {}", ca.display()))?;
             for cert in reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| usage(format!("CA bundle {}: {e}", ca.display())))?
             {
@@ -48,22 +49,37 @@ impl HttpFetcher {
             }
         }
         if let Some(id) = &s.client_identity {
-            let pem = std::fs::read(id).with_context(|| format!("reading client identity {}", id.display()))?;
-            let ident = reqwest::Identity::from_pem(&pem)
-                .map_err(|e| usage(format!("client identity {} (certificate and key, PEM): {e}", id.display())))?;
+            let pem = std::fs::read(id)
+                .with_context(|| format!("reading client identity {}", id.display()))?;
+            let ident = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                usage(format!(
+                    "client identity {} (certificate and key, PEM): {e}",
+                    id.display()
+                ))
+            })?;
             b = b.identity(ident);
         }
         let client = b.build().context("setting up the HTTP client")?;
-        Ok(HttpFetcher { client, manifest_url: url, counter: Counter::default(), etags: Default::default() })
+        Ok(HttpFetcher {
+            client,
+            manifest_url: url,
+            counter: Counter::default(),
+            etags: Default::default(),
+        })
     }
 
     fn url_of(&self, name: &str) -> Result<reqwest::Url, AttemptError> {
-        self.manifest_url
-            .join(name)
-            .map_err(|e| AttemptError::fatal(format!("joining {name} to {}: {e}", self.manifest_url)))
+        self.manifest_url.join(name).map_err(|e| {
+            AttemptError::fatal(format!("joining {name} to {}: {e}", self.manifest_url))
+        })
     }
 
-    fn get(&self, url: &reqwest::Url, offset: u64, etag: Option<&String>) -> Result<Response, AttemptError> {
+    fn get(
+        &self,
+        url: &reqwest::Url,
+        offset: u64,
+        etag: Option<&String>,
+    ) -> Result<Response, AttemptError> {
         let mut req = self.client.get(url.clone());
         if offset > 0 {
             req = req.header(RANGE, format!("bytes={offset}-"));
@@ -71,7 +87,9 @@ impl HttpFetcher {
                 req = req.header(IF_RANGE, t.as_str());
             }
         }
-        let resp = req.send().map_err(|e| AttemptError::transient(format!("GET {url}: {}", error_chain(&e))))?;
+        let resp = req
+            .send()
+            .map_err(|e| AttemptError::transient(format!("GET {url}: {}", error_chain(&e))))?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -132,7 +150,11 @@ impl Fetcher for HttpFetcher {
         let url = self.url_of(name)?;
         let known = self.etags.get(name).cloned();
         let resp = self.get(&url, offset, known.as_ref())?;
-        let etag = resp.headers().get(ETAG).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let etag = resp
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         if let (Some(old), Some(new)) = (&known, &etag) {
             if old != new {
                 tracing::warn!("{url} changed on the server (ETag {old} -> {new}); every chunk is still checked against the signed table");
@@ -159,19 +181,28 @@ impl Fetcher for HttpFetcher {
             } else {
                 // 200: the server ignored Range, or If-Range said the file
                 // changed. Either way the body starts at byte 0.
-                tracing::info!("{url}: server answered 200 to a range request; skipping {offset} bytes");
+                tracing::info!(
+                    "{url}: server answered 200 to a range request; skipping {offset} bytes"
+                );
                 skip = offset;
             }
         }
         let mut body: ByteStream = Box::new(Counted {
-            inner: Body { resp, url: url.to_string() },
+            inner: Body {
+                resp,
+                url: url.to_string(),
+            },
             counter: self.counter.clone(),
         });
         if skip > 0 {
-            let copied = std::io::copy(&mut (&mut body).take(skip), &mut std::io::sink())
-                .map_err(|e| AttemptError::transient(format!("skipping to {offset} in {url}: {e}")))?;
+            let copied =
+                std::io::copy(&mut (&mut body).take(skip), &mut std::io::sink()).map_err(|e| {
+                    AttemptError::transient(format!("skipping to {offset} in {url}: {e}"))
+                })?;
             if copied < skip {
-                return Err(AttemptError::transient(format!("{url} ended before byte {offset}")));
+                return Err(AttemptError::transient(format!(
+                    "{url} ended before byte {offset}"
+                )));
             }
         }
         // The signed size is a hard limit: never read past it (endless data).
@@ -184,7 +215,14 @@ impl Fetcher for HttpFetcher {
         // Content-Length claims; the caller turns cap + 1 into a rejection.
         let resp = self.get(&url, 0, None)?;
         Ok(Box::new(
-            Counted { inner: Body { resp, url: url.to_string() }, counter: self.counter.clone() }.take(cap + 1),
+            Counted {
+                inner: Body {
+                    resp,
+                    url: url.to_string(),
+                },
+                counter: self.counter.clone(),
+            }
+            .take(cap + 1),
         ))
     }
 

@@ -34,11 +34,19 @@ pub struct AttemptError {
 impl AttemptError {
     /// A transient failure.
     pub fn transient(message: String) -> Self {
-        AttemptError { message, retryable: true, retry_after: None }
+        AttemptError {
+            message,
+            retryable: true,
+            retry_after: None,
+        }
     }
     /// A permanent failure.
     pub fn fatal(message: String) -> Self {
-        AttemptError { message, retryable: false, retry_after: None }
+        AttemptError {
+            message,
+            retryable: false,
+            retry_after: None,
+        }
     }
 }
 
@@ -52,7 +60,12 @@ pub trait Fetcher: Send {
     /// Open `name` (relative to the manifest) from `offset`; `size` is the
     /// file's exact size from the signed manifest: the stream ends there even
     /// if the server would send more.
-    fn open(&mut self, name: &str, offset: u64, size: u64) -> std::result::Result<ByteStream, AttemptError>;
+    fn open(
+        &mut self,
+        name: &str,
+        offset: u64,
+        size: u64,
+    ) -> std::result::Result<ByteStream, AttemptError>;
     /// Open the manifest itself; at most `cap` bytes are read from the stream.
     fn open_manifest(&mut self, cap: u64) -> std::result::Result<ByteStream, AttemptError>;
     /// Body bytes received so far (for progress and resume checks).
@@ -103,11 +116,17 @@ pub fn open_source(source: &str, http: &HttpSettings) -> Result<Box<dyn Fetcher>
     let path = match source.strip_prefix("file://") {
         Some(p) => PathBuf::from(p),
         None if source.contains("://") => {
-            return Err(usage(format!("source {source:?}: only http, https and file URLs or a local folder are supported")))
+            return Err(usage(format!(
+                "source {source:?}: only http, https and file URLs or a local folder are supported"
+            )))
         }
         None => PathBuf::from(source),
     };
-    let manifest = if path.is_dir() { path.join("manifest.json") } else { path };
+    let manifest = if path.is_dir() {
+        path.join("manifest.json")
+    } else {
+        path
+    };
     Ok(Box::new(DirFetcher::new(&manifest)?))
 }
 
@@ -128,7 +147,11 @@ impl DirFetcher {
             )));
         }
         let dir = crate::util::fs::parent_dir(manifest).to_path_buf();
-        Ok(DirFetcher { manifest: manifest.to_path_buf(), dir, counter: Counter::default() })
+        Ok(DirFetcher {
+            manifest: manifest.to_path_buf(),
+            dir,
+            counter: Counter::default(),
+        })
     }
 }
 
@@ -137,19 +160,31 @@ impl Fetcher for DirFetcher {
         self.manifest.display().to_string()
     }
 
-    fn open(&mut self, name: &str, offset: u64, size: u64) -> std::result::Result<ByteStream, AttemptError> {
+    fn open(
+        &mut self,
+        name: &str,
+        offset: u64,
+        size: u64,
+    ) -> std::result::Result<ByteStream, AttemptError> {
         let path = self.dir.join(name);
         let mut f = File::open(&path)
             .map_err(|e| AttemptError::fatal(format!("opening {}: {e}", path.display())))?;
         f.seek(SeekFrom::Start(offset))
             .map_err(|e| AttemptError::fatal(format!("seeking {}: {e}", path.display())))?;
-        Ok(Box::new(Counted { inner: f.take(size.saturating_sub(offset)), counter: self.counter.clone() }))
+        Ok(Box::new(Counted {
+            inner: f.take(size.saturating_sub(offset)),
+            counter: self.counter.clone(),
+        }))
     }
 
     fn open_manifest(&mut self, cap: u64) -> std::result::Result<ByteStream, AttemptError> {
-        let f = File::open(&self.manifest)
-            .map_err(|e| AttemptError::fatal(format!("opening {}: {e}", self.manifest.display())))?;
-        Ok(Box::new(Counted { inner: f.take(cap + 1), counter: self.counter.clone() }))
+        let f = File::open(&self.manifest).map_err(|e| {
+            AttemptError::fatal(format!("opening {}: {e}", self.manifest.display()))
+        })?;
+        Ok(Box::new(Counted {
+            inner: f.take(cap + 1),
+            counter: self.counter.clone(),
+        }))
     }
 
     fn received(&self) -> u64 {
@@ -167,23 +202,28 @@ pub fn fetch_small(
     what: &'static str,
     budget: &mut RetryBudget,
 ) -> Result<Vec<u8>> {
-    budget.run(&format!("fetching {what}"), |_| {
-        let stream = match name {
-            Some(n) => fetcher.open(n, 0, size)?,
-            None => fetcher.open_manifest(cap)?,
-        };
-        let mut buf = Vec::new();
-        stream
-            .take(cap + 1)
-            .read_to_end(&mut buf)
-            .map_err(|e| AttemptError::transient(format!("reading {what} from {}: {e}", fetcher.describe())))?;
-        Ok(buf)
-    })
-    .and_then(|buf| {
-        if buf.len() as u64 > cap {
-            return Err(Rejected::TooLarge { what, size: buf.len() as u64, cap }.into());
-        }
-        Ok(buf)
-    })
-    .with_context(|| format!("from {}", fetcher.describe()))
+    budget
+        .run(&format!("fetching {what}"), |_| {
+            let stream = match name {
+                Some(n) => fetcher.open(n, 0, size)?,
+                None => fetcher.open_manifest(cap)?,
+            };
+            let mut buf = Vec::new();
+            stream.take(cap + 1).read_to_end(&mut buf).map_err(|e| {
+                AttemptError::transient(format!("reading {what} from {}: {e}", fetcher.describe()))
+            })?;
+            Ok(buf)
+        })
+        .and_then(|buf| {
+            if buf.len() as u64 > cap {
+                return Err(Rejected::TooLarge {
+                    what,
+                    size: buf.len() as u64,
+                    cap,
+                }
+                .into());
+            }
+            Ok(buf)
+        })
+        .with_context(|| format!("from {}", fetcher.describe()))
 }

@@ -23,7 +23,11 @@ impl Backoff {
     pub fn new(initial: Duration, max: Duration) -> Backoff {
         let mut seed = [0u8; 8];
         let _ = getrandom::getrandom(&mut seed);
-        Backoff { next: initial, max, seed: u64::from_le_bytes(seed) | 1 }
+        Backoff {
+            next: initial,
+            max,
+            seed: u64::from_le_bytes(seed) | 1,
+        }
     }
 
     /// The next delay.
@@ -62,18 +66,34 @@ impl RetryBudget {
         }
     }
 
+    /// A fresh backoff sequence with the configured delays.
+    pub fn backoff(&self) -> Backoff {
+        Backoff::new(self.initial, self.max)
+    }
+
     /// Run `attempt` until it succeeds, fails for good, or the budget is
     /// spent. `attempt` gets the attempt number (0 first).
-    pub fn run<T>(&mut self, what: &str, mut attempt: impl FnMut(u32) -> Result<T, AttemptError>) -> Result<T> {
-        let mut backoff = Backoff::new(self.initial, self.max);
+    pub fn run<T>(
+        &mut self,
+        what: &str,
+        mut attempt: impl FnMut(u32) -> Result<T, AttemptError>,
+    ) -> Result<T> {
+        let mut backoff = self.backoff();
         let mut n = 0;
         loop {
             match attempt(n) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    let delay = e.retry_after.unwrap_or_else(|| backoff.delay()).min(self.max);
+                    let delay = e
+                        .retry_after
+                        .unwrap_or_else(|| backoff.delay())
+                        .min(self.max);
                     self.check(what, &e, n, delay)?;
-                    tracing::warn!("{what}: {} (retrying in {:.1}s)", e.message, delay.as_secs_f64());
+                    tracing::warn!(
+                        "{what}: {} (retrying in {:.1}s)",
+                        e.message,
+                        delay.as_secs_f64()
+                    );
                     std::thread::sleep(delay);
                     n += 1;
                     self.retried += 1;
@@ -89,10 +109,18 @@ impl RetryBudget {
             return Err(FetchError(format!("{what}: {}", e.message)).into());
         }
         if n >= self.retries {
-            return Err(FetchError(format!("{what}: {} (gave up after {} retries)", e.message, n)).into());
+            return Err(FetchError(format!(
+                "{what}: {} (gave up after {} retries)",
+                e.message, n
+            ))
+            .into());
         }
         if Instant::now() + delay > self.deadline {
-            return Err(FetchError(format!("{what}: {} (the retry time budget is spent)", e.message)).into());
+            return Err(FetchError(format!(
+                "{what}: {} (the retry time budget is spent)",
+                e.message
+            ))
+            .into());
         }
         Ok(())
     }

@@ -73,7 +73,14 @@ pub fn apply(settings: &Settings, source: &str, progress: &mut Progress) -> Resu
     let mut budget = RetryBudget::new(&settings.http);
 
     // 1. The manifest, verified before anything else is fetched.
-    let bytes = fetch_small(fetcher.as_mut(), None, 0, MANIFEST_SIZE_CAP, "manifest", &mut budget)?;
+    let bytes = fetch_small(
+        fetcher.as_mut(),
+        None,
+        0,
+        MANIFEST_SIZE_CAP,
+        "manifest",
+        &mut budget,
+    )?;
     let installed_version = state
         .group(&booted)
         .version
@@ -149,12 +156,21 @@ pub fn apply(settings: &Settings, source: &str, progress: &mut Progress) -> Resu
             if table_bytes.len() as u64 != img.chunks.size || got != img.chunks.sha256 {
                 return Err(Rejected::Mismatch {
                     what: format!("chunk table {}", img.chunks.file),
-                    reason: format!("{} bytes with sha256 {got}, the manifest pins {} bytes with sha256 {}", table_bytes.len(), img.chunks.size, img.chunks.sha256),
+                    reason: format!(
+                        "{} bytes with sha256 {got}, the manifest pins {} bytes with sha256 {}",
+                        table_bytes.len(),
+                        img.chunks.size,
+                        img.chunks.sha256
+                    ),
                 }
                 .into());
             }
             let table = check_chunk_table(&table_bytes, img)?;
-            let start = chunks_done.get(img.class.as_str()).copied().unwrap_or(0).min(table.chunks.len() as u64);
+            let start = chunks_done
+                .get(img.class.as_str())
+                .copied()
+                .unwrap_or(0)
+                .min(table.chunks.len() as u64);
             let class = img.class.to_string();
             let mut checkpoint = |n: u64| -> Result<()> {
                 if let Some(p) = state.install.as_mut() {
@@ -175,7 +191,8 @@ pub fn apply(settings: &Settings, source: &str, progress: &mut Progress) -> Resu
             )
             .with_context(|| format!("installing {} into {}", img.class, path.display()))?;
             if let Some(p) = state.install.as_mut() {
-                p.chunks_done.insert(img.class.to_string(), table.chunks.len() as u64);
+                p.chunks_done
+                    .insert(img.class.to_string(), table.chunks.len() as u64);
             }
             store.save(&state)?;
         }
@@ -209,7 +226,10 @@ pub fn apply(settings: &Settings, source: &str, progress: &mut Progress) -> Resu
         resumed,
         retries: budget.retried,
     };
-    progress.event("installed", serde_json::to_value(&outcome).unwrap_or_default());
+    progress.event(
+        "installed",
+        serde_json::to_value(&outcome).unwrap_or_default(),
+    );
     Ok(outcome)
 }
 

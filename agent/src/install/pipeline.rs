@@ -18,7 +18,7 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
@@ -29,7 +29,6 @@ use crate::error::Rejected;
 use crate::fetch::{AttemptError, Fetcher, RetryBudget};
 use crate::manifest::types::{ChunkTable, Image};
 use crate::manifest::Sha256Digest;
-
 
 /// A verified, decompressed chunk ready to write.
 struct Ready {
@@ -61,14 +60,19 @@ pub fn install_image(
     progress.begin(img.class.as_str(), done_bytes, img.size);
     if start < table.chunks.len() {
         crate::failpoint!("before-first-write");
-        stream(settings, fetcher, img, table, &out, start, &mut whole, budget, progress, checkpoint, target)?;
+        stream(
+            settings, fetcher, img, table, &out, start, &mut whole, budget, progress, checkpoint,
+            target,
+        )?;
     }
     // Exact size: a file target left longer by an older, bigger image would
     // otherwise keep a stale tail.
     if out.metadata().map(|m| m.is_file()).unwrap_or(false) {
-        out.set_len(img.size).with_context(|| format!("truncating {}", target.display()))?;
+        out.set_len(img.size)
+            .with_context(|| format!("truncating {}", target.display()))?;
     }
-    out.sync_all().with_context(|| format!("syncing {}", target.display()))?;
+    out.sync_all()
+        .with_context(|| format!("syncing {}", target.display()))?;
     let got = Sha256Digest::from_hasher(whole);
     if got != img.sha256 {
         return Err(Rejected::Mismatch {
@@ -109,20 +113,35 @@ fn open_target(target: &Path, size: u64) -> Result<File> {
     Ok(out)
 }
 
-fn reverify_prefix(out: &File, table: &ChunkTable, start: usize, whole: &mut Sha256, target: &Path) -> Result<usize> {
+fn reverify_prefix(
+    out: &File,
+    table: &ChunkTable,
+    start: usize,
+    whole: &mut Sha256,
+    target: &Path,
+) -> Result<usize> {
     let mut buf = Vec::new();
     for (i, ch) in table.chunks.iter().enumerate().take(start) {
         buf.resize(ch.size as usize, 0);
-        let ok = out.read_exact_at(&mut buf, i as u64 * table.chunk_size).is_ok()
+        let ok = out
+            .read_exact_at(&mut buf, i as u64 * table.chunk_size)
+            .is_ok()
             && Sha256Digest::of(&buf) == ch.sha256;
         if !ok {
-            tracing::warn!("{}: chunk {i} from the last run does not verify; resuming from it", target.display());
+            tracing::warn!(
+                "{}: chunk {i} from the last run does not verify; resuming from it",
+                target.display()
+            );
             return Ok(i);
         }
         whole.update(&buf);
     }
     if start > 0 {
-        tracing::info!("{}: resuming at chunk {start} of {}", target.display(), table.chunks.len());
+        tracing::info!(
+            "{}: resuming at chunk {start} of {}",
+            target.display(),
+            table.chunks.len()
+        );
     }
     Ok(start)
 }
@@ -146,7 +165,9 @@ fn stream(
         let (ready_tx, ready_rx) = sync_channel::<Ready>(1);
         let fetch = s.spawn(move || fetch_stage(fetcher, img, table, start, budget, raw_tx));
         let inflate = s.spawn(move || inflate_stage(img, table, raw_rx, ready_tx));
-        let written = write_stage(settings, img, table, out, start, whole, progress, checkpoint, target, ready_rx);
+        let written = write_stage(
+            settings, img, table, out, start, whole, progress, checkpoint, target, ready_rx,
+        );
         // If writing failed, the receivers are gone and the other stages stop
         // at their next send; report the first real cause.
         let fetched = fetch.join().expect("fetch stage panicked");
@@ -169,7 +190,7 @@ fn fetch_stage(
     let mut stream: Option<crate::fetch::ByteStream> = None;
     let mut i = start;
     let mut attempt = 0u32;
-    let mut backoff = crate::fetch::Backoff::new(Duration::from_millis(100), Duration::from_secs(30));
+    let mut backoff = budget.backoff();
     while i < table.chunks.len() {
         let ch = &table.chunks[i];
         let result = (|| -> Result<Vec<u8>, AttemptError> {
@@ -211,7 +232,11 @@ fn fetch_stage(
                 stream = None;
                 let delay = e.retry_after.unwrap_or_else(|| backoff.delay());
                 budget.check(&format!("downloading {file}"), &e, attempt, delay)?;
-                tracing::warn!("{} (retrying from chunk {i} in {:.1}s)", e.message, delay.as_secs_f64());
+                tracing::warn!(
+                    "{} (retrying from chunk {i} in {:.1}s)",
+                    e.message,
+                    delay.as_secs_f64()
+                );
                 std::thread::sleep(delay);
                 attempt += 1;
                 budget.retried += 1;
@@ -233,10 +258,12 @@ fn inflate_stage(
         let what = || format!("{} chunk {i}", img.file);
         // The capacity is the declared size: a chunk that inflates to more is
         // an error, not a bigger allocation (decompression bombs).
-        let data = dctx.decompress(&comp, ch.size as usize).map_err(|e| Rejected::Mismatch {
-            what: what(),
-            reason: format!("does not decompress to its declared {} bytes: {e}", ch.size),
-        })?;
+        let data = dctx
+            .decompress(&comp, ch.size as usize)
+            .map_err(|e| Rejected::Mismatch {
+                what: what(),
+                reason: format!("does not decompress to its declared {} bytes: {e}", ch.size),
+            })?;
         if data.len() as u64 != ch.size || Sha256Digest::of(&data) != ch.sha256 {
             return Err(Rejected::Mismatch {
                 what: what(),
@@ -278,9 +305,13 @@ fn write_stage(
         since_bytes += data.len() as u64;
         progress.update(img.class.as_str(), written, img.size);
         crate::failpoint!("chunk-written");
-        if expected < table.chunks.len() && (since_bytes >= settings.checkpoint_bytes || since.elapsed() >= settings.checkpoint_interval) {
+        if expected < table.chunks.len()
+            && (since_bytes >= settings.checkpoint_bytes
+                || since.elapsed() >= settings.checkpoint_interval)
+        {
             // Data first, then the checkpoint that promises it.
-            out.sync_data().with_context(|| format!("syncing {}", target.display()))?;
+            out.sync_data()
+                .with_context(|| format!("syncing {}", target.display()))?;
             checkpoint(expected as u64)?;
             since_bytes = 0;
             since = Instant::now();
@@ -288,7 +319,10 @@ fn write_stage(
     }
     if expected != table.chunks.len() {
         // The fetch or decompress stage stopped early; its error is reported.
-        return Err(anyhow::anyhow!("stopped at chunk {expected} of {}", table.chunks.len()));
+        return Err(anyhow::anyhow!(
+            "stopped at chunk {expected} of {}",
+            table.chunks.len()
+        ));
     }
     Ok(())
 }

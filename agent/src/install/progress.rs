@@ -61,7 +61,10 @@ impl Progress {
                 *bar = Some(b);
             }
             Progress::Json { .. } => {
-                self.event("image", json!({"class": class, "written": done, "size": total}));
+                self.event(
+                    "image",
+                    json!({"class": class, "written": done, "size": total}),
+                );
             }
             Progress::Quiet => {}
         }
@@ -71,11 +74,14 @@ impl Progress {
     pub fn update(&mut self, class: &str, written: u64, total: u64) {
         match self {
             Progress::Bar(Some(b)) => b.set_position(written),
-            Progress::Json { last } => {
-                if last.is_none_or(|l| l.elapsed() >= Duration::from_millis(500)) {
-                    *last = Some(Instant::now());
-                    self.event("progress", json!({"class": class, "written": written, "size": total}));
-                }
+            Progress::Json { last }
+                if last.is_none_or(|l| l.elapsed() >= Duration::from_millis(500)) =>
+            {
+                *last = Some(Instant::now());
+                self.event(
+                    "progress",
+                    json!({"class": class, "written": written, "size": total}),
+                );
             }
             _ => {}
         }

@@ -101,7 +101,12 @@ impl Server {
                 });
             }
         });
-        Ok(Server { addr: local, shared, stop, thread: Some(thread) })
+        Ok(Server {
+            addr: local,
+            shared,
+            stop,
+            thread: Some(thread),
+        })
     }
 
     /// The address served.
@@ -170,7 +175,12 @@ fn take_fault(shared: &Shared, file: &str) -> Option<Fault> {
 }
 
 fn etag(md: &std::fs::Metadata) -> String {
-    format!("\"{:x}-{:x}-{:x}\"", md.ino(), md.len(), md.mtime_nsec() as u64 ^ (md.mtime() as u64) << 20)
+    format!(
+        "\"{:x}-{:x}-{:x}\"",
+        md.ino(),
+        md.len(),
+        md.mtime_nsec() as u64 ^ (md.mtime() as u64) << 20
+    )
 }
 
 fn handle(conn: TcpStream, dir: &Path, shared: &Shared, stop: &AtomicBool) -> Result<()> {
@@ -216,7 +226,10 @@ fn handle(conn: TcpStream, dir: &Path, shared: &Shared, stop: &AtomicBool) -> Re
 }
 
 fn respond_empty(out: &mut TcpStream, status: u16, reason: &str) -> Result<()> {
-    write!(out, "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n")?;
+    write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n"
+    )?;
     Ok(())
 }
 
@@ -230,9 +243,18 @@ fn serve_one(
     dir: &Path,
     shared: &Shared,
 ) -> Result<bool> {
-    let name = target.trim_start_matches('/').split('?').next().unwrap_or("").to_string();
+    let name = target
+        .trim_start_matches('/')
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .to_string();
     let log = |status: u16, start: Option<u64>| {
-        shared.log.lock().unwrap().push(RequestLog { path: name.clone(), range_start: start, status });
+        shared.log.lock().unwrap().push(RequestLog {
+            path: name.clone(),
+            range_start: start,
+            status,
+        });
     };
     if method != "GET" && method != "HEAD" {
         log(405, None);
@@ -293,7 +315,10 @@ fn serve_one(
         if partial { "Partial Content" } else { "OK" }
     );
     if partial {
-        head.push_str(&format!("Content-Range: bytes {start}-{}/{len}\r\n", end - 1));
+        head.push_str(&format!(
+            "Content-Range: bytes {start}-{}/{len}\r\n",
+            end - 1
+        ));
     }
     head.push_str("\r\n");
     out.write_all(head.as_bytes())?;

@@ -15,8 +15,12 @@ use crate::error::usage;
 
 /// The booted group's name.
 pub fn booted_group(settings: &Settings) -> Result<String> {
-    let cmdline = std::fs::read_to_string(&settings.cmdline_path)
-        .with_context(|| format!("reading the kernel command line {}", settings.cmdline_path.display()))?;
+    let cmdline = std::fs::read_to_string(&settings.cmdline_path).with_context(|| {
+        format!(
+            "reading the kernel command line {}",
+            settings.cmdline_path.display()
+        )
+    })?;
     booted_from_cmdline(&cmdline, settings)
 }
 
@@ -47,7 +51,10 @@ pub fn booted_from_cmdline(cmdline: &str, settings: &Settings) -> Result<String>
         let canon = canonical(Path::new(r));
         for g in &settings.slots {
             let matches_root = g.root_device.as_deref() == Some(r);
-            let matches_target = g.targets.get("rootfs").is_some_and(|t| canonical(t) == canon);
+            let matches_target = g
+                .targets
+                .get("rootfs")
+                .is_some_and(|t| canonical(t) == canon);
             if matches_root || matches_target {
                 return Ok(g.name.clone());
             }

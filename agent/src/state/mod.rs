@@ -129,8 +129,18 @@ impl State {
             groups: groups
                 .iter()
                 .map(|g| {
-                    let status = if g == booted { GroupStatus::Good } else { GroupStatus::Empty };
-                    (g.clone(), GroupState { status, ..Default::default() })
+                    let status = if g == booted {
+                        GroupStatus::Good
+                    } else {
+                        GroupStatus::Empty
+                    };
+                    (
+                        g.clone(),
+                        GroupState {
+                            status,
+                            ..Default::default()
+                        },
+                    )
                 })
                 .collect(),
             highest_security_version: 0,
@@ -182,7 +192,10 @@ impl StateStore {
                 return Err(e).with_context(|| format!("locking {}", lock_path.display()))
             }
         }
-        Ok(StateStore { dir: dir.to_path_buf(), _lock: lock })
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     /// The state file's path.

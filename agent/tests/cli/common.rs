@@ -45,7 +45,11 @@ impl Run {
         );
         // One error line with the reason (warnings about retries may
         // precede it), and no panic.
-        let errors = self.stderr.lines().filter(|l| l.starts_with("error:")).count();
+        let errors = self
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("error:"))
+            .count();
         assert_eq!(errors, 1, "stderr: {}", self.stderr);
         assert!(!self.stderr.contains("panicked"), "stderr: {}", self.stderr);
     }

@@ -1,7 +1,6 @@
 //! `updater apply` and `updater status` on a simulated device with file
 //! slots, against the in-repo HTTP server on loopback, with injected faults.
 
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -60,7 +59,11 @@ rootfs = "{d}/slots/B.rootfs"
         );
         std::fs::write(env.p("dev/config.toml"), config).unwrap();
         let server = Server::start(&env.p("rel"), "127.0.0.1:0").unwrap();
-        Device { env, server, a_hash: Sha256Digest::of(&a) }
+        Device {
+            env,
+            server,
+            a_hash: Sha256Digest::of(&a),
+        }
     }
 
     pub fn config(&self) -> String {
@@ -97,7 +100,11 @@ rootfs = "{d}/slots/B.rootfs"
     /// bootable unless installed.
     pub fn check_invariants(&self) {
         let a = std::fs::read(self.env.p("dev/slots/A.rootfs")).unwrap();
-        assert_eq!(Sha256Digest::of(&a), self.a_hash, "the booted slot was written");
+        assert_eq!(
+            Sha256Digest::of(&a),
+            self.a_hash,
+            "the booted slot was written"
+        );
         let st = self.status();
         assert_eq!(st["groups"]["A"]["status"], "good");
         // Once anything was attempted on B, B is unbootable until tried.
@@ -107,7 +114,10 @@ rootfs = "{d}/slots/B.rootfs"
     }
 
     pub fn assert_installed(&self) {
-        assert!(self.b() == self.expected(), "slot B does not hold the release image");
+        assert!(
+            self.b() == self.expected(),
+            "slot B does not hold the release image"
+        );
         let st = self.status();
         assert_eq!(st["groups"]["B"]["status"], "installed", "{st}");
         assert_eq!(st["groups"]["B"]["version"], "1.2.0");
@@ -121,7 +131,11 @@ fn apply_over_http_then_status() {
     let dev = Device::new();
     let r = dev.apply_url();
     r.assert_ok();
-    assert!(r.stdout.contains("installed 1.2.0 into slot B"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("installed 1.2.0 into slot B"),
+        "{}",
+        r.stdout
+    );
     dev.assert_installed();
     let st = dev.status();
     assert_eq!(st["booted"], "A");
@@ -130,7 +144,10 @@ fn apply_over_http_then_status() {
     let _ = m;
     assert_eq!(st["groups"]["B"]["digest"].as_str().unwrap().len(), 64);
     let env_text = std::fs::read_to_string(dev.env.p("dev/boot.env")).unwrap();
-    assert!(env_text.contains("B_OK=0") && env_text.contains("ORDER=A B"), "{env_text}");
+    assert!(
+        env_text.contains("B_OK=0") && env_text.contains("ORDER=A B"),
+        "{env_text}"
+    );
     // The manifest was requested before anything else.
     let log = dev.server.log();
     assert_eq!(log[0].path, "manifest.json");
@@ -153,8 +170,15 @@ fn json_progress_events() {
     let url = dev.server.url("manifest.json");
     let r = dev.run(&["apply", &url, "--json"]);
     r.assert_ok();
-    let events: Vec<Value> = r.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    let names: Vec<&str> = events.iter().map(|e| e["event"].as_str().unwrap()).collect();
+    let events: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
     assert_eq!(names.first(), Some(&"verified"));
     assert!(names.contains(&"image") && names.contains(&"image-done"));
     assert_eq!(names.last(), Some(&"installed"));
@@ -163,12 +187,18 @@ fn json_progress_events() {
 #[test]
 fn dropped_connections_are_resumed_with_ranges() {
     let dev = Device::new();
-    dev.server.fault(Fault::DropAfter(700_000), Some("rootfs.img.zst"), 2);
+    dev.server
+        .fault(Fault::DropAfter(700_000), Some("rootfs.img.zst"), 2);
     let r = dev.apply_url();
     r.assert_ok();
     assert!(r.stdout.contains("retries"), "{}", r.stdout);
     dev.assert_installed();
-    let ranged: Vec<_> = dev.server.log().into_iter().filter(|l| l.range_start.is_some()).collect();
+    let ranged: Vec<_> = dev
+        .server
+        .log()
+        .into_iter()
+        .filter(|l| l.range_start.is_some())
+        .collect();
     assert!(!ranged.is_empty(), "resume did not use a Range request");
     assert!(ranged.iter().all(|l| l.status == 206));
 }
@@ -176,8 +206,10 @@ fn dropped_connections_are_resumed_with_ranges() {
 #[test]
 fn server_errors_are_retried() {
     let dev = Device::new();
-    dev.server.fault(Fault::Status(503), Some("rootfs.img.zst"), 2);
-    dev.server.fault(Fault::Status(500), Some("manifest.json"), 1);
+    dev.server
+        .fault(Fault::Status(503), Some("rootfs.img.zst"), 2);
+    dev.server
+        .fault(Fault::Status(500), Some("manifest.json"), 1);
     dev.apply_url().assert_ok();
     dev.assert_installed();
 }
@@ -185,12 +217,16 @@ fn server_errors_are_retried() {
 #[test]
 fn persistent_server_errors_fail_with_exit_4() {
     let dev = Device::new();
-    dev.server.fault(Fault::Status(503), Some("rootfs.img.zst"), 100);
+    dev.server
+        .fault(Fault::Status(503), Some("rootfs.img.zst"), 100);
     dev.apply_url().assert_fails(4, "HTTP 503");
     dev.check_invariants();
     let st = dev.status();
     assert_eq!(st["groups"]["B"]["status"], "installing");
-    assert!(st["groups"]["B"]["last_error"].as_str().unwrap().contains("503"));
+    assert!(st["groups"]["B"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("503"));
 }
 
 #[test]
@@ -207,7 +243,11 @@ fn not_found_is_not_retried() {
 #[test]
 fn a_stalled_server_times_out_and_resumes() {
     let dev = Device::new();
-    dev.server.fault(Fault::StallAfter(400_000, Duration::from_secs(6)), Some("rootfs.img.zst"), 1);
+    dev.server.fault(
+        Fault::StallAfter(400_000, Duration::from_secs(6)),
+        Some("rootfs.img.zst"),
+        1,
+    );
     dev.apply_url().assert_ok();
     dev.assert_installed();
 }
@@ -215,7 +255,8 @@ fn a_stalled_server_times_out_and_resumes() {
 #[test]
 fn a_lying_content_length_is_survived() {
     let dev = Device::new();
-    dev.server.fault(Fault::ShortBody(5000), Some("rootfs.img.zst"), 1);
+    dev.server
+        .fault(Fault::ShortBody(5000), Some("rootfs.img.zst"), 1);
     dev.apply_url().assert_ok();
     dev.assert_installed();
 }
@@ -223,30 +264,50 @@ fn a_lying_content_length_is_survived() {
 #[test]
 fn a_server_that_ignores_range_is_handled() {
     let dev = Device::new();
-    dev.server.fault(Fault::DropAfter(900_000), Some("rootfs.img.zst"), 1);
-    dev.server.fault(Fault::IgnoreRange, Some("rootfs.img.zst"), 1);
+    dev.server
+        .fault(Fault::DropAfter(900_000), Some("rootfs.img.zst"), 1);
+    dev.server
+        .fault(Fault::IgnoreRange, Some("rootfs.img.zst"), 1);
     dev.apply_url().assert_ok();
     dev.assert_installed();
-    assert!(dev.server.log().iter().any(|l| l.path == "rootfs.img.zst" && l.status == 200 && l.range_start.is_none()));
+    assert!(dev
+        .server
+        .log()
+        .iter()
+        .any(|l| l.path == "rootfs.img.zst" && l.status == 200 && l.range_start.is_none()));
 }
 
 #[test]
 fn a_flipped_byte_is_refused_before_it_is_written() {
     let dev = Device::new();
-    dev.server.fault(Fault::FlipByte(300_000), Some("rootfs.img.zst"), 100);
-    dev.apply_url().assert_fails(3, "the signed chunk table says");
+    dev.server
+        .fault(Fault::FlipByte(300_000), Some("rootfs.img.zst"), 100);
+    dev.apply_url()
+        .assert_fails(3, "the signed chunk table says");
     dev.check_invariants();
     // Nothing from the corrupt chunk on reached the slot: the slot file
     // ends before that chunk's region.
     let (_, m) = dev.env.read("rel/manifest.json");
     let img = m.image("rootfs").unwrap();
-    let table: updater::manifest::ChunkTable =
-        serde_json::from_slice(&std::fs::read(dev.env.p(&format!("rel/{}", img.chunks.file))).unwrap()).unwrap();
-    let bad = table.chunks.iter().position(|c| c.offset <= 300_000 && 300_000 < c.offset + c.csize).unwrap();
+    let table: updater::manifest::ChunkTable = serde_json::from_slice(
+        &std::fs::read(dev.env.p(&format!("rel/{}", img.chunks.file))).unwrap(),
+    )
+    .unwrap();
+    let bad = table
+        .chunks
+        .iter()
+        .position(|c| c.offset <= 300_000 && 300_000 < c.offset + c.csize)
+        .unwrap();
     assert!(bad > 0, "the flipped byte should be past the first chunk");
-    assert!((dev.b().len() as u64) <= bad as u64 * table.chunk_size, "bytes of the corrupt chunk reached the slot");
+    assert!(
+        (dev.b().len() as u64) <= bad as u64 * table.chunk_size,
+        "bytes of the corrupt chunk reached the slot"
+    );
     let st = dev.status();
-    assert!(st["groups"]["B"]["last_error"].as_str().unwrap().contains("chunk"));
+    assert!(st["groups"]["B"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("chunk"));
 }
 
 #[test]
@@ -257,11 +318,31 @@ fn a_chunk_from_another_release_is_refused() {
     let other = format!("rootfs={}", dev.env.s("other.img"));
     let key = dev.env.s("keys/m1.key");
     updater(&[
-        "release", "create", "--out", &dev.env.s("rel-other"), "--key", &key, "--product", "gw", "--version", "1.2.0",
-        "--security-version", "5", "--compatible", "acme-gw", "--image", &other, "--chunk-size", "262144",
+        "release",
+        "create",
+        "--out",
+        &dev.env.s("rel-other"),
+        "--key",
+        &key,
+        "--product",
+        "gw",
+        "--version",
+        "1.2.0",
+        "--security-version",
+        "5",
+        "--compatible",
+        "acme-gw",
+        "--image",
+        &other,
+        "--chunk-size",
+        "262144",
     ])
     .assert_ok();
-    std::fs::copy(dev.env.p("rel-other/rootfs.img.zst"), dev.env.p("rel/rootfs.img.zst")).unwrap();
+    std::fs::copy(
+        dev.env.p("rel-other/rootfs.img.zst"),
+        dev.env.p("rel/rootfs.img.zst"),
+    )
+    .unwrap();
     dev.apply_url().assert_fails(3, "");
     dev.check_invariants();
 }
@@ -283,7 +364,8 @@ fn a_file_replaced_mid_download_is_not_spliced() {
     let bytes = std::fs::read(dev.env.p("rel/rootfs.img.zst")).unwrap();
     std::fs::remove_file(dev.env.p("rel/rootfs.img.zst")).unwrap();
     std::fs::write(dev.env.p("rel/rootfs.img.zst"), &bytes).unwrap();
-    dev.server.fault(Fault::DropAfter(1), Some("rootfs.img.zst"), 1);
+    dev.server
+        .fault(Fault::DropAfter(1), Some("rootfs.img.zst"), 1);
     let status = child.wait().unwrap();
     assert!(status.success());
     dev.assert_installed();
@@ -301,7 +383,11 @@ fn an_oversized_manifest_is_refused() {
 fn an_untrusted_release_writes_nothing() {
     let dev = Device::new();
     let (_, m) = dev.env.read("rel/manifest.json");
-    dev.env.write_signed("rel/manifest.json", &serde_json::to_vec(&m).unwrap(), &["rogue"]);
+    dev.env.write_signed(
+        "rel/manifest.json",
+        &serde_json::to_vec(&m).unwrap(),
+        &["rogue"],
+    );
     dev.apply_url().assert_fails(3, "unknown key");
     assert!(!dev.env.p("dev/slots/B.rootfs").exists());
     // Only the manifest was requested.
@@ -314,9 +400,11 @@ fn an_untrusted_release_writes_nothing() {
 fn booted_slot_detection_refuses_to_guess() {
     let dev = Device::new();
     std::fs::write(dev.env.p("dev/cmdline"), "console=ttyS0 root=/dev/sda9\n").unwrap();
-    dev.apply_url().assert_fails(2, "cannot tell which slot group is booted");
+    dev.apply_url()
+        .assert_fails(2, "cannot tell which slot group is booted");
     std::fs::write(dev.env.p("dev/cmdline"), "updater.slot=A updater.slot=B\n").unwrap();
-    dev.apply_url().assert_fails(2, "more than one updater.slot=");
+    dev.apply_url()
+        .assert_fails(2, "more than one updater.slot=");
     // root= naming slot A's rootfs target identifies A.
     let a = dev.env.s("dev/slots/A.rootfs");
     std::fs::write(dev.env.p("dev/cmdline"), format!("root={a}\n")).unwrap();
@@ -341,7 +429,10 @@ fn corrupt_state_is_reported_and_kept() {
     std::fs::create_dir_all(dev.env.p("dev/state")).unwrap();
     std::fs::write(dev.env.p("dev/state/state.json"), b"{\"version\":1,").unwrap();
     dev.apply_url().assert_fails(2, "is corrupt");
-    assert_eq!(std::fs::read(dev.env.p("dev/state/state.json")).unwrap(), b"{\"version\":1,");
+    assert_eq!(
+        std::fs::read(dev.env.p("dev/state/state.json")).unwrap(),
+        b"{\"version\":1,"
+    );
     assert!(!dev.env.p("dev/slots/B.rootfs").exists());
 }
 
@@ -357,7 +448,8 @@ fn two_agents_never_run_at_once() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
-    dev.apply_url().assert_fails(2, "another updater is running");
+    dev.apply_url()
+        .assert_fails(2, "another updater is running");
     assert!(first.wait().unwrap().success());
     dev.assert_installed();
 }
@@ -424,9 +516,13 @@ fn crash_anywhere_then_converge() {
     let r = dev.apply_url();
     r.assert_ok();
     assert!(r.stdout.contains("resumed"), "{}", r.stdout);
-    let whole = std::fs::metadata(dev.env.p("rel/rootfs.img.zst")).unwrap().len();
+    let whole = std::fs::metadata(dev.env.p("rel/rootfs.img.zst"))
+        .unwrap()
+        .len();
     let fetched = dev.server.body_bytes();
-    assert!(fetched < whole, "the rerun fetched {fetched} bytes of {whole}: it restarted instead of resuming");
+    assert!(
+        fetched < whole,
+        "the rerun fetched {fetched} bytes of {whole}: it restarted instead of resuming"
+    );
     dev.assert_installed();
 }
-
