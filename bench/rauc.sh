@@ -15,7 +15,12 @@
 #                 helpers it spawned and reaped (cutime+cstime, e.g. mount,
 #                 the bootloader backend script), plus the client's user+sys
 #   peak_rss_kib  VmHWM of the `rauc service` process (read just before it is
-#                 stopped); it is the process that does the work
+#                 stopped); it is the process that does the work.
+#                 NOTE: RAUC 1.8 verifies a plain bundle's detached CMS
+#                 signature over an mmap of the WHOLE bundle
+#                 (g_mapped_file_new_from_fd in cms_verify_fd), so these
+#                 file-backed pages count in RSS: expect roughly
+#                 bundle size + ~15 MiB (page cache, not heap).
 #   bytes         size of IMAGE (= bytes written into the slot)
 #
 # Final stdout line (everything else goes to stderr):
@@ -348,6 +353,7 @@ set -e
 kill -0 "$SERVICE_PID" 2>/dev/null || { cat "$W/install.log" "$W/service.log" >&2; die "rauc service died during install"; }
 ticks1=$(proc_ticks "$SERVICE_PID")
 PEAK_RSS=$(awk '/^VmHWM:/ {print $2}' "/proc/$SERVICE_PID/status")
+log "service after install: $(grep -E '^(VmHWM|VmRSS|RssAnon|RssFile):' "/proc/$SERVICE_PID/status" | tr -s ' \t' ' ' | paste -sd ' ')"
 if [ "$install_rc" -ne 0 ]; then
     cat "$W/install.log" "$W/service.log" >&2
     die "rauc install exited $install_rc"

@@ -142,7 +142,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     n.step("device: updater apply URL — verify, mark B unbootable, stream verified chunks into B");
     let a_before = crate::manifest::Sha256Digest::of(&std::fs::read(dev.join("slots/A.rootfs"))?);
     let mut progress = crate::install::progress::Progress::new(false);
-    let out = crate::install::apply(&settings, &url, &mut progress)?;
+    let out = crate::install::apply(&settings, &url, &mut progress, crate::install::Then::Stay)?;
     say(format!(
         "installed {} into slot {}: {} bytes fetched, {} retry after the dropped connection (resumed with a Range request)",
         out.version, out.group, out.downloaded_bytes, out.retries

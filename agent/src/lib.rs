@@ -13,6 +13,8 @@
 //! - [`slots`]: booted-group detection and the install target;
 //! - [`state`]: the agent's durable, locked state file;
 //! - [`boot`]: bootloader backends;
+//! - [`trial`]: trial boots, health reconciliation, commit, rollback;
+//! - [`health`]: the health checks;
 //! - [`fetch`]: HTTP and local-folder fetching with bounded retries;
 //! - [`install`]: `apply`, the verified streaming install pipeline;
 //! - [`serve`]: a loopback HTTP server with fault injection (demo, tests, bench);
@@ -25,6 +27,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod fetch;
+pub mod health;
 pub mod install;
 pub mod keys;
 pub mod manifest;
@@ -32,6 +35,7 @@ pub mod release;
 pub mod serve;
 pub mod slots;
 pub mod state;
+pub mod trial;
 pub mod util;
 
 /// This agent's version, compared with a manifest's `min_agent_version`.

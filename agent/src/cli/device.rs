@@ -17,10 +17,13 @@ pub struct ApplyArgs {
     /// A manifest URL (http, https, file), a channel URL, or a local release
     /// folder; default: `source` from the configuration.
     pub source: Option<String>,
-    /// Install only: do not boot the new slot (the default until the trial
-    /// boot paths are configured).
-    #[arg(long)]
+    /// Install only; do not start a trial (the default).
+    #[arg(long, conflicts_with = "reboot")]
     pub no_reboot: bool,
+    /// After installing, arm the bootloader's one-shot trial of the new slot
+    /// and reboot into it.
+    #[arg(long)]
+    pub reboot: bool,
     /// Emit JSON-lines progress events on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,
@@ -53,15 +56,26 @@ pub(super) fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
         .or_else(|| settings.source.clone())
         .ok_or_else(|| usage("no SOURCE given and no `source` in the configuration"))?;
     let mut progress = Progress::new(a.json);
-    let out = crate::install::apply(settings, &source, &mut progress)?;
+    let rebooter = crate::boot::reboot::rebooter(settings.trial.reboot_command.as_ref());
+    let then = if a.reboot {
+        crate::install::Then::Reboot(rebooter.as_ref())
+    } else {
+        crate::install::Then::Stay
+    };
+    let out = crate::install::apply(settings, &source, &mut progress, then)?;
     if !a.json {
         println!(
-            "installed {} into slot {} ({} bytes fetched{}{}); the slot stays unbootable until it is tried",
+            "installed {} into slot {} ({} bytes fetched{}{}){}",
             out.version,
             out.group,
             out.downloaded_bytes,
             if out.resumed { ", resumed" } else { "" },
             if out.retries > 0 { format!(", {} retries", out.retries) } else { String::new() },
+            if a.reboot {
+                "; rebooting into a one-shot trial"
+            } else {
+                "; the slot stays unbootable until it is tried (apply --reboot)"
+            }
         );
     }
     Ok(())
@@ -119,5 +133,64 @@ pub(super) fn serve(a: ServeArgs) -> Result<()> {
             std::thread::park();
         },
     }
+    Ok(())
+}
+
+/// Arguments of `updater health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `updater mark-bad`.
+#[derive(Debug, Args)]
+pub struct MarkBadArgs {
+    /// The slot group (default: the booted one).
+    pub group: Option<String>,
+}
+
+pub(super) fn health(settings: &Settings, a: HealthArgs) -> Result<()> {
+    let rebooter = crate::boot::reboot::rebooter(settings.trial.reboot_command.as_ref());
+    let outcome = crate::trial::health(settings, rebooter.as_ref())?;
+    if a.json {
+        print_json(&serde_json::to_value(&outcome)?);
+        return Ok(());
+    }
+    use crate::trial::HealthOutcome as H;
+    match &outcome {
+        H::NothingPending { discrepancies } => {
+            println!("no trial pending");
+            for d in discrepancies {
+                println!("warning: {d}");
+            }
+        }
+        H::Committed { group, checks } => {
+            println!("slot {group} passed {} health check(s) and is committed as the default", checks.len())
+        }
+        H::Failed { group, reason, rebooting } => {
+            println!("slot {group} marked bad: {reason}{}", if *rebooting { "; rebooting to the fallback" } else { "" })
+        }
+        H::TrialLost { group, reason, .. } => println!("slot {group} marked bad: {reason}"),
+    }
+    Ok(())
+}
+
+pub(super) fn mark_good(settings: &Settings) -> Result<()> {
+    let g = crate::trial::mark_good(settings)?;
+    println!("slot {g} marked good and made the default");
+    Ok(())
+}
+
+pub(super) fn mark_bad(settings: &Settings, a: MarkBadArgs) -> Result<()> {
+    let g = crate::trial::mark_bad(settings, a.group.as_deref())?;
+    println!("slot {g} marked bad");
+    Ok(())
+}
+
+pub(super) fn rollback(settings: &Settings) -> Result<()> {
+    let g = crate::trial::rollback(settings)?;
+    println!("slot {g} is the default again; reboot to boot it");
     Ok(())
 }

@@ -56,6 +56,18 @@ pub enum Command {
     /// Show the slot groups, what they hold, and any failure or pending trial.
     #[command(after_help = EXIT_CODES)]
     Status(device::StatusArgs),
+    /// Reconcile a pending trial at boot: run the health checks and commit, or mark the slot bad.
+    #[command(after_help = EXIT_CODES)]
+    Health(device::HealthArgs),
+    /// Confirm the booted slot as good and make it the default.
+    #[command(after_help = EXIT_CODES)]
+    MarkGood,
+    /// Mark a slot bad (default: the booted one) so it is never booted again.
+    #[command(after_help = EXIT_CODES)]
+    MarkBad(device::MarkBadArgs),
+    /// Make the other good slot the default again.
+    #[command(after_help = EXIT_CODES)]
+    Rollback,
     /// Serve a release folder over loopback HTTP (for demos and tests).
     Serve(device::ServeArgs),
     /// Run the built-in demonstration on a simulated device in a temporary folder.
@@ -121,6 +133,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Verify(a) => verify::run(a),
         Command::Apply(a) => device::apply(&settings(&cli.config)?, a),
         Command::Status(a) => device::status(&settings(&cli.config)?, a),
+        Command::Health(a) => device::health(&settings(&cli.config)?, a),
+        Command::MarkGood => device::mark_good(&settings(&cli.config)?),
+        Command::MarkBad(a) => device::mark_bad(&settings(&cli.config)?, a),
+        Command::Rollback => device::rollback(&settings(&cli.config)?),
         Command::Serve(a) => device::serve(a),
         Command::Demo(a) => crate::demo::run(a.dir),
         Command::Schema(a) => schema(a),

@@ -44,6 +44,10 @@ pub struct Settings {
     pub http: HttpSettings,
     /// Install behaviour.
     pub install: InstallSettings,
+    /// Trial boots.
+    pub trial: TrialSettings,
+    /// Health checks.
+    pub health: HealthSettings,
     /// Files the settings came from, in the order read.
     pub files: Vec<PathBuf>,
 }
@@ -67,6 +71,18 @@ pub enum BootloaderConfig {
     File {
         /// The env file.
         path: PathBuf,
+    },
+    /// A GRUB environment block (grubenv).
+    Grub {
+        /// The grubenv file.
+        path: PathBuf,
+    },
+    /// A U-Boot environment (as fw_env.config describes it).
+    Uboot {
+        /// One copy, or two for a redundant environment: (file or device, offset).
+        copies: Vec<(PathBuf, u64)>,
+        /// Size of each copy in bytes.
+        size: usize,
     },
 }
 
@@ -101,6 +117,38 @@ pub struct InstallSettings {
     pub checkpoint_bytes: u64,
 }
 
+/// Trial boots.
+#[derive(Debug, Clone)]
+pub struct TrialSettings {
+    /// How long a trial may take to confirm (recorded as its deadline).
+    pub deadline: Duration,
+    /// Command run to restart instead of the built-in reboot (the restart
+    /// kind, `reboot` or `kexec`, is appended). For tests and special boards.
+    pub reboot_command: Option<Vec<String>>,
+}
+
+/// Health checks run by `updater health` during a trial.
+#[derive(Debug, Clone)]
+pub struct HealthSettings {
+    /// Folder of executable checks, run in name order.
+    pub dir: PathBuf,
+    /// Time limit of each check.
+    pub check_timeout: Duration,
+    /// Time limit of all checks together.
+    pub deadline: Duration,
+    /// systemd units that must be active.
+    pub required_units: Vec<String>,
+    /// Reboot back to the fallback when a check fails.
+    pub reboot_on_failure: bool,
+}
+
+/// Default trial deadline.
+pub const DEFAULT_TRIAL_DEADLINE_SECS: u64 = 600;
+/// Default time limit of one health check.
+pub const DEFAULT_CHECK_TIMEOUT_SECS: u64 = 60;
+/// Default time limit of all health checks.
+pub const DEFAULT_HEALTH_DEADLINE_SECS: u64 = 300;
+
 /// Default checkpoint interval.
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
 /// Default checkpoint byte interval.
@@ -126,6 +174,8 @@ struct RawConfig {
     bootloader: Option<RawBootloader>,
     http: Option<RawHttp>,
     install: Option<RawInstall>,
+    trial: Option<RawTrial>,
+    health: Option<RawHealth>,
     slots: Option<BTreeMap<String, RawSlot>>,
 }
 
@@ -134,6 +184,10 @@ struct RawConfig {
 struct RawBootloader {
     backend: Option<String>,
     path: Option<PathBuf>,
+    offset: Option<u64>,
+    size: Option<usize>,
+    redundant_path: Option<PathBuf>,
+    redundant_offset: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -147,6 +201,23 @@ struct RawHttp {
     backoff_max_ms: Option<u64>,
     ca_bundle: Option<PathBuf>,
     client_identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTrial {
+    deadline_secs: Option<u64>,
+    reboot_command: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    dir: Option<PathBuf>,
+    check_timeout_secs: Option<u64>,
+    deadline_secs: Option<u64>,
+    required_units: Option<Vec<String>>,
+    reboot_on_failure: Option<bool>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -264,9 +335,28 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
         Some("file") => BootloaderConfig::File {
             path: bl.path.ok_or_else(|| missing("bootloader.path"))?,
         },
+        Some("grub") => BootloaderConfig::Grub {
+            path: bl.path.ok_or_else(|| missing("bootloader.path"))?,
+        },
+        Some("uboot") => {
+            let path = bl.path.ok_or_else(|| missing("bootloader.path"))?;
+            let size = bl.size.ok_or_else(|| missing("bootloader.size"))?;
+            if size < 16 {
+                return Err(usage(format!("configuration ({origin}): bootloader.size = {size} is too small for a U-Boot env")));
+            }
+            let mut copies = vec![(path.clone(), bl.offset.unwrap_or(0))];
+            match (bl.redundant_path, bl.redundant_offset) {
+                (None, None) => {}
+                (p, o) => copies.push((p.unwrap_or(path), o.unwrap_or(0))),
+            }
+            if copies.len() == 2 && copies[0] == copies[1] {
+                return Err(usage(format!("configuration ({origin}): the two U-Boot env copies are at the same place")));
+            }
+            BootloaderConfig::Uboot { copies, size }
+        }
         Some(other) => {
             return Err(usage(format!(
-                "configuration ({origin}): bootloader.backend = {other:?} is not one of \"file\""
+                "configuration ({origin}): bootloader.backend = {other:?} is not one of \"grub\", \"uboot\", \"file\""
             )))
         }
         None => return Err(missing("bootloader.backend")),
@@ -367,9 +457,27 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
             .unwrap_or(DEFAULT_CHECKPOINT_BYTES)
             .max(1),
     };
+    let t = raw.trial.unwrap_or_default();
+    if t.reboot_command.as_ref().is_some_and(|c| c.is_empty()) {
+        return Err(usage(format!("configuration ({origin}): trial.reboot_command is empty")));
+    }
+    let trial = TrialSettings {
+        deadline: secs(t.deadline_secs, DEFAULT_TRIAL_DEADLINE_SECS, "trial.deadline_secs")?,
+        reboot_command: t.reboot_command,
+    };
+    let hc = raw.health.unwrap_or_default();
+    let health = HealthSettings {
+        dir: hc.dir.unwrap_or_else(|| PathBuf::from("/etc/updater/health.d")),
+        check_timeout: secs(hc.check_timeout_secs, DEFAULT_CHECK_TIMEOUT_SECS, "health.check_timeout_secs")?,
+        deadline: secs(hc.deadline_secs, DEFAULT_HEALTH_DEADLINE_SECS, "health.deadline_secs")?,
+        required_units: hc.required_units.unwrap_or_default(),
+        reboot_on_failure: hc.reboot_on_failure.unwrap_or(true),
+    };
     Ok(Settings {
         compatible,
         install,
+        trial,
+        health,
         state_dir,
         keyring,
         source: raw.source,

@@ -62,12 +62,26 @@ pub fn load_state(store: &StateStore, settings: &Settings, booted: &str) -> Resu
     }
 }
 
-/// Install the release at `source` into the inactive group.
-pub fn apply(settings: &Settings, source: &str, progress: &mut Progress) -> Result<ApplyOutcome> {
+/// What to do once the release is installed.
+pub enum Then<'a> {
+    /// Nothing: the group stays installed and unbootable.
+    Stay,
+    /// Start a one-shot reboot trial of the group.
+    Reboot(&'a dyn crate::boot::reboot::Rebooter),
+}
+
+/// Install the release at `source` into the inactive group, then `then`.
+pub fn apply(settings: &Settings, source: &str, progress: &mut Progress, then: Then) -> Result<ApplyOutcome> {
     let store = StateStore::open(&settings.state_dir)?;
     let booted = crate::slots::booted_group(settings)?;
     let target = crate::slots::install_target(settings, &booted)?;
     let mut state = load_state(&store, settings, &booted)?;
+    if let Some(t) = &state.trial {
+        return Err(usage(format!(
+            "a trial of slot {} is pending; let `updater health` reconcile it at boot (or `updater mark-bad {}`) before installing again",
+            t.group, t.group
+        )));
+    }
     let keyring = Keyring::load(&settings.keyring)?;
     let mut fetcher = open_source(source, &settings.http)?;
     let mut budget = RetryBudget::new(&settings.http);
@@ -226,10 +240,15 @@ pub fn apply(settings: &Settings, source: &str, progress: &mut Progress) -> Resu
         resumed,
         retries: budget.retried,
     };
-    progress.event(
-        "installed",
-        serde_json::to_value(&outcome).unwrap_or_default(),
-    );
+    progress.event("installed", serde_json::to_value(&outcome).unwrap_or_default());
+    crate::failpoint!("after-state-installed");
+    match then {
+        Then::Stay => {}
+        Then::Reboot(rebooter) => {
+            progress.event("trial", json!({"group": target.name, "how": "reboot"}));
+            crate::trial::start_reboot_trial(settings, &store, &mut state, boot.as_mut(), rebooter, &target.name)?;
+        }
+    }
     Ok(outcome)
 }
 

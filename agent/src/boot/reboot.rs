@@ -1,0 +1,99 @@
+//! Restarting the machine: a full reboot (through firmware and the
+//! bootloader) or a kexec jump into an already loaded kernel.
+//!
+//! Behind a trait so that nothing on a build host ever reboots it: tests
+//! configure a command that only records the request; the QEMU proof runs
+//! the real thing inside the guest.
+
+use std::process::Command;
+
+use anyhow::{Context, Result};
+
+use crate::error::BootError;
+
+/// How to restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Through firmware and bootloader.
+    Reboot,
+    /// Into the kernel loaded with kexec_file_load.
+    Kexec,
+}
+
+impl Restart {
+    /// The word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Restart::Reboot => "reboot",
+            Restart::Kexec => "kexec",
+        }
+    }
+}
+
+/// Restarts the machine.
+pub trait Rebooter {
+    /// Restart now. On success this normally does not return (or returns
+    /// while the system shuts down).
+    fn restart(&self, how: Restart) -> Result<()>;
+}
+
+/// The real thing: `systemctl reboot|kexec` when systemd is PID 1 (a clean
+/// shutdown that unmounts filesystems), else sync and reboot(2).
+pub struct SystemRebooter;
+
+/// Whether systemd runs this system (the test sd_booted() uses).
+pub fn systemd_is_pid1() -> bool {
+    std::path::Path::new("/run/systemd/system").is_dir()
+}
+
+impl Rebooter for SystemRebooter {
+    fn restart(&self, how: Restart) -> Result<()> {
+        if systemd_is_pid1() {
+            let status = Command::new("systemctl")
+                .arg(how.name())
+                .status()
+                .with_context(|| format!("running systemctl {}", how.name()))?;
+            if !status.success() {
+                return Err(BootError(format!("systemctl {} failed: {status}", how.name())).into());
+            }
+            return Ok(());
+        }
+        nix::unistd::sync();
+        let mode = match how {
+            Restart::Reboot => nix::sys::reboot::RebootMode::RB_AUTOBOOT,
+            Restart::Kexec => nix::sys::reboot::RebootMode::RB_KEXEC,
+        };
+        let err = nix::sys::reboot::reboot(mode).expect_err("reboot(2) returns only on failure");
+        Err(BootError(format!("reboot(2) for {} failed: {err}", how.name())).into())
+    }
+}
+
+/// Runs a configured command instead (`trial.reboot_command`), with the
+/// restart kind as its last argument.
+pub struct CommandRebooter(pub Vec<String>);
+
+impl Rebooter for CommandRebooter {
+    fn restart(&self, how: Restart) -> Result<()> {
+        let (prog, args) = self
+            .0
+            .split_first()
+            .ok_or_else(|| BootError("trial.reboot_command is empty".into()))?;
+        let status = Command::new(prog)
+            .args(args)
+            .arg(how.name())
+            .status()
+            .with_context(|| format!("running reboot command {prog}"))?;
+        if !status.success() {
+            return Err(BootError(format!("reboot command {:?} failed: {status}", self.0)).into());
+        }
+        Ok(())
+    }
+}
+
+/// The configured rebooter.
+pub fn rebooter(command: Option<&Vec<String>>) -> Box<dyn Rebooter> {
+    match command {
+        Some(c) => Box::new(CommandRebooter(c.clone())),
+        None => Box::new(SystemRebooter),
+    }
+}
