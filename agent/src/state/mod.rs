@@ -100,6 +100,11 @@ pub struct Trial {
     pub started: DateTime<Utc>,
     /// When it must have confirmed.
     pub deadline: DateTime<Utc>,
+    /// The health checks passed and the commit has begun (set durably before
+    /// the bootloader is touched, so that a crash mid-commit can be told
+    /// from an unconfirmed trial).
+    #[serde(default)]
+    pub confirmed: bool,
 }
 
 /// The whole state file.

@@ -17,11 +17,13 @@
 //! any reset during the trial comes back to the old primary.
 //!
 //! Commit (health passed in the trial group):
+//!   C0 state: trial marked confirmed
 //!   C1 bootloader: group bootable
 //!   C2 bootloader: group primary
 //!   C3 state: group `good`, trial cleared
-//! (crash after C1: the old primary boots and marks the trial bad; after C2:
-//! the new group boots, health runs again and commits again.)
+//! (crash after C0 or C1: the old primary boots and marks the trial bad;
+//! after C2: the new group boots — it is primary only because it was
+//! confirmed — and health finishes the commit.)
 //!
 //! Mark bad (a check failed, or the trial never confirmed):
 //!   B1 bootloader: group not bootable (also disarms its one-shot)
@@ -77,7 +79,7 @@ pub enum HealthOutcome {
 pub fn record_trial(store: &StateStore, state: &mut State, group: &str, settings: &Settings) -> Result<()> {
     let now = Utc::now();
     let deadline = now + chrono::Duration::from_std(settings.trial.deadline).unwrap_or(chrono::Duration::minutes(10));
-    state.trial = Some(Trial { group: group.to_string(), started: now, deadline });
+    state.trial = Some(Trial { group: group.to_string(), started: now, deadline, confirmed: false });
     let g = state.group_mut(group);
     g.status = GroupStatus::Trial;
     g.last_error = None;
@@ -105,6 +107,11 @@ pub fn start_reboot_trial(
 
 /// C1–C3: make `group` the committed primary.
 pub fn commit(store: &StateStore, state: &mut State, boot: &mut dyn Bootloader, group: &str) -> Result<()> {
+    if let Some(t) = state.trial.as_mut().filter(|t| t.group == group) {
+        t.confirmed = true;
+        store.save(state)?;
+        crate::failpoint!("commit-after-confirmed");
+    }
     boot.set_bootable(group, true)?;
     crate::failpoint!("commit-after-bootable");
     boot.set_primary(group)?;
@@ -184,7 +191,10 @@ pub fn health(settings: &Settings, rebooter: &dyn Rebooter) -> Result<HealthOutc
         tracing::error!("{reason}");
         return Ok(HealthOutcome::TrialLost { group: trial.group, booted, reason });
     }
-    let result = if Utc::now() > trial.deadline {
+    let result = if trial.confirmed {
+        // The checks already passed; a crash interrupted the commit.
+        Ok(vec![])
+    } else if Utc::now() > trial.deadline {
         Err(format!("the trial deadline {} passed before the health checks ran", trial.deadline.to_rfc3339()))
     } else {
         crate::health::run_checks(&settings.health).map_err(|f| f.to_string())

@@ -113,6 +113,12 @@ rootfs = "{d}/slots/B.rootfs"
         }
     }
 
+    /// Slot A still holds what it held at the start.
+    pub fn check_invariants_a_intact(&self) {
+        let a = std::fs::read(self.env.p("dev/slots/A.rootfs")).unwrap();
+        assert_eq!(Sha256Digest::of(&a), self.a_hash, "slot A was written");
+    }
+
     pub fn assert_installed(&self) {
         assert!(
             self.b() == self.expected(),

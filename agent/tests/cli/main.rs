@@ -7,3 +7,4 @@ mod openssl;
 mod rejects;
 mod release;
 mod schema;
+mod trial;

@@ -1,0 +1,345 @@
+//! Trials, health, commit and rollback on a simulated device whose boot env
+//! is a real GRUB environment block (made and read by grub-editenv), with a
+//! test double of the bootloader that follows packaging/grub/grub.cfg's rules
+//! and a reboot command that only records the request.
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::common::*;
+use crate::install::Device;
+use serde_json::Value;
+
+pub fn grub_editenv(env: &std::path::Path, args: &[&str]) -> String {
+    let out = Command::new("grub-editenv")
+        .arg(env)
+        .args(args)
+        .output()
+        .expect("grub-editenv (Debian package grub-common) is needed; ./test.sh installs it");
+    assert!(out.status.success(), "grub-editenv {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub struct TrialDevice {
+    pub dev: Device,
+}
+
+impl TrialDevice {
+    pub fn new() -> TrialDevice {
+        let dev = Device::new();
+        let d = dev.env.s("dev");
+        let grubenv = dev.env.p("dev/grubenv");
+        grub_editenv(&grubenv, &["create"]);
+        grub_editenv(&grubenv, &["set", "ORDER=A B", "A_OK=1", "B_OK=0", "A_TRY=0", "B_TRY=0"]);
+        let cfg = std::fs::read_to_string(dev.env.p("dev/config.toml")).unwrap();
+        let cfg = cfg.replace(
+            &format!("backend = \"file\"\npath = \"{d}/boot.env\""),
+            &format!("backend = \"grub\"\npath = \"{d}/grubenv\""),
+        );
+        assert!(cfg.contains("\"grub\""));
+        let cfg = format!(
+            "{cfg}\n[trial]\nreboot_command = [\"sh\", \"-c\", \"echo \\\"$0\\\" >> {d}/reboots\"]\n[health]\ndir = \"{d}/health.d\"\ncheck_timeout_secs = 5\n"
+        );
+        std::fs::write(dev.env.p("dev/config.toml"), cfg).unwrap();
+        std::fs::create_dir_all(dev.env.p("dev/health.d")).unwrap();
+        let t = TrialDevice { dev };
+        t.check("10-ok", "exit 0");
+        t
+    }
+
+    pub fn check(&self, name: &str, body: &str) {
+        let p = self.dev.env.p(&format!("dev/health.d/{name}"));
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    pub fn env(&self) -> BTreeMap<String, String> {
+        grub_editenv(&self.dev.env.p("dev/grubenv"), &["list"])
+            .lines()
+            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect()
+    }
+
+    pub fn reboots(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dev.env.p("dev/reboots"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// What GRUB does at the next reset (packaging/grub/grub.cfg): a
+    /// one-shot trial is consumed (saved) before it is booted; else the first
+    /// bootable slot of ORDER; else A. Returns the slot booted.
+    pub fn reset(&self) -> String {
+        let env = self.env();
+        let grubenv = self.dev.env.p("dev/grubenv");
+        let mut slot = None;
+        let mut trial = false;
+        for g in ["A", "B"] {
+            if env.get(&format!("{g}_TRY")).map(String::as_str) == Some("1") {
+                grub_editenv(&grubenv, &["set", &format!("{g}_TRY=0")]);
+                slot = Some(g.to_string());
+                trial = true;
+                break;
+            }
+        }
+        if slot.is_none() {
+            for g in env.get("ORDER").map(String::as_str).unwrap_or("A").split_whitespace() {
+                if env.get(&format!("{g}_OK")).map(String::as_str) == Some("1") {
+                    slot = Some(g.to_string());
+                    break;
+                }
+            }
+        }
+        let slot = slot.unwrap_or_else(|| "A".into());
+        let extra = if trial { " updater.trial=1" } else { "" };
+        std::fs::write(self.dev.env.p("dev/cmdline"), format!("console=ttyS0 updater.slot={slot}{extra}\n")).unwrap();
+        slot
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.dev.run(args)
+    }
+
+    pub fn run_failpoint(&self, fp: &str, args: &[&str]) -> Option<i32> {
+        let cfg = self.dev.config();
+        let mut all = vec!["--config", cfg.as_str()];
+        all.extend_from_slice(args);
+        Command::new(bin()).args(&all).env("UPDATER_FAILPOINTS", fp).output().unwrap().status.code()
+    }
+
+    pub fn apply_reboot(&self) -> Run {
+        let url = self.dev.server.url("manifest.json");
+        self.run(&["apply", &url, "--reboot"])
+    }
+
+    pub fn status(&self) -> Value {
+        self.dev.status()
+    }
+
+    /// The invariants, checked after every step, crash or not.
+    pub fn check_invariants(&self) {
+        let st = self.status(); // parses, or the test fails
+        let env = self.env();
+        let primary = env["ORDER"].split_whitespace().next().unwrap().to_string();
+        assert_eq!(env.get(&format!("{primary}_OK")).map(String::as_str), Some("1"), "primary {primary} is not bootable: {env:?}");
+        let pstatus = st["groups"][&primary]["status"].as_str().unwrap();
+        let confirmed_trial = st["trial"]["group"] == primary.as_str() && st["trial"]["confirmed"] == true;
+        assert!(pstatus == "good" || confirmed_trial, "primary {primary} is {pstatus} (not good, not a confirmed trial): {st}");
+        for g in ["A", "B"] {
+            let s = st["groups"][g]["status"].as_str().unwrap();
+            if matches!(s, "bad" | "installing" | "installed") {
+                assert_eq!(env[&format!("{g}_OK")], "0", "slot {g} is {s} but bootable: {env:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn reboot_trial_commits_when_healthy() {
+    let t = TrialDevice::new();
+    t.apply_reboot().assert_ok();
+    assert_eq!(t.reboots(), vec!["reboot"]);
+    let env = t.env();
+    assert_eq!(env["ORDER"], "A B", "the primary must not change before commit");
+    assert_eq!(env["B_TRY"], "1");
+    assert_eq!(env["B_OK"], "0");
+    let st = t.status();
+    assert_eq!(st["groups"]["B"]["status"], "trial");
+    assert_eq!(st["trial"]["group"], "B");
+    t.check_invariants();
+
+    assert_eq!(t.reset(), "B");
+    assert_eq!(t.env()["B_TRY"], "0", "the one-shot is consumed before booting");
+    let r = t.run(&["health"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("committed"), "{}", r.stdout);
+    let env = t.env();
+    assert_eq!(env["ORDER"], "B A");
+    assert_eq!((env["A_OK"].as_str(), env["B_OK"].as_str()), ("1", "1"));
+    let st = t.status();
+    assert_eq!(st["groups"]["B"]["status"], "good");
+    assert_eq!(st["groups"]["A"]["status"], "good", "A stays good as the fallback");
+    assert!(st["trial"].is_null());
+    t.check_invariants();
+    // Next reset boots B by default; health has nothing to do.
+    assert_eq!(t.reset(), "B");
+    assert!(t.run(&["health"]).stdout.contains("no trial pending"));
+}
+
+#[test]
+fn failed_check_marks_bad_and_reboots_back() {
+    let t = TrialDevice::new();
+    t.check("20-app", "echo 'app did not start: port 443 closed'; exit 1");
+    t.apply_reboot().assert_ok();
+    assert_eq!(t.reset(), "B");
+    let r = t.run(&["health", "--json"]);
+    r.assert_ok();
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["outcome"], "failed");
+    assert_eq!(t.reboots(), vec!["reboot", "reboot"]);
+    let st = t.status();
+    assert_eq!(st["groups"]["B"]["status"], "bad");
+    let why = st["groups"]["B"]["last_error"].as_str().unwrap();
+    assert!(why.contains("20-app") && why.contains("port 443 closed"), "{why}");
+    t.check_invariants();
+    assert_eq!(t.reset(), "A", "the fallback boots");
+    assert!(t.run(&["health"]).stdout.contains("no trial pending"));
+    let st = t.status();
+    assert_eq!(st["booted"], "A");
+    assert_eq!(st["groups"]["B"]["status"], "bad");
+}
+
+#[test]
+fn a_trial_that_never_confirms_is_marked_bad() {
+    let t = TrialDevice::new();
+    t.apply_reboot().assert_ok();
+    assert_eq!(t.reset(), "B");
+    // B hangs: no health run. The watchdog resets the machine.
+    assert_eq!(t.reset(), "A");
+    let r = t.run(&["health"]);
+    r.assert_ok();
+    let st = t.status();
+    assert_eq!(st["groups"]["B"]["status"], "bad");
+    assert!(st["groups"]["B"]["last_error"].as_str().unwrap().contains("trial did not confirm"));
+    t.check_invariants();
+}
+
+#[test]
+fn apply_is_refused_while_a_trial_is_pending() {
+    let t = TrialDevice::new();
+    t.apply_reboot().assert_ok();
+    t.apply_reboot().assert_fails(2, "a trial of slot B is pending");
+}
+
+#[test]
+fn mark_good_mark_bad_and_rollback() {
+    let t = TrialDevice::new();
+    t.apply_reboot().assert_ok();
+    assert_eq!(t.reset(), "B");
+    t.run(&["mark-good"]).assert_ok();
+    assert_eq!(t.env()["ORDER"], "B A");
+    t.check_invariants();
+    // Roll back to A: A is good and bootable.
+    t.run(&["rollback"]).assert_ok();
+    assert_eq!(t.env()["ORDER"], "A B");
+    t.check_invariants();
+    // Mark A (the default) bad: the default moves to B first.
+    t.run(&["mark-bad", "A"]).assert_ok();
+    assert_eq!(t.env()["ORDER"], "B A");
+    assert_eq!(t.env()["A_OK"], "0");
+    t.check_invariants();
+    // Now B is the only good slot: marking it bad is refused, rollback too.
+    t.run(&["mark-bad", "B"]).assert_fails(6, "no other slot is good");
+    t.run(&["rollback"]).assert_fails(6, "nothing to roll back to");
+    t.check_invariants();
+}
+
+#[test]
+fn bad_boot_envs_are_clear_errors() {
+    let t = TrialDevice::new();
+    let grubenv = t.dev.env.p("dev/grubenv");
+    let url = t.dev.server.url("manifest.json");
+    grub_editenv(&grubenv, &["set", "ORDER=A C"]);
+    t.run(&["apply", &url]).assert_fails(6, "names slot \"C\"");
+    grub_editenv(&grubenv, &["set", "ORDER=A B"]);
+    grub_editenv(&grubenv, &["unset", "B_OK"]);
+    t.run(&["apply", &url]).assert_fails(6, "has no B_OK variable");
+    std::fs::write(&grubenv, b"garbage").unwrap();
+    t.run(&["apply", &url]).assert_fails(6, "GRUB env");
+    std::fs::write(&grubenv, b"# GRUB Environment Block\nORDER=A B\nA_OK=1\nB_OK=0\nxx").unwrap();
+    t.run(&["apply", &url]).assert_fails(6, "not padded");
+    // Nothing was written to slot B in any of these.
+    assert!(!t.dev.env.p("dev/slots/B.rootfs").exists());
+}
+
+#[test]
+fn state_disagreeing_with_the_env_is_reported() {
+    let t = TrialDevice::new();
+    t.run(&["health"]).assert_ok();
+    // Someone hand-edits the env: B becomes the default though B is empty.
+    grub_editenv(&t.dev.env.p("dev/grubenv"), &["set", "ORDER=B A", "B_OK=1"]);
+    let r = t.run(&["health"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("slot B is the grub env's primary but is empty in the state"), "{}", r.stdout);
+}
+
+/// Stop the agent between every pair of durable steps of every transition,
+/// then reset and reconcile as a device would: the invariants hold after
+/// every step, and the device converges on the committed update.
+#[test]
+fn crash_between_every_durable_step() {
+    let points = [
+        "after-mark-unbootable",
+        "after-state-installing",
+        "before-first-write",
+        "chunk-written@3",
+        "before-state-installed",
+        "after-state-installed",
+        "after-record-trial",
+        "after-arm-trial",
+        "commit-after-confirmed",
+        "commit-after-bootable",
+        "commit-after-primary",
+        "state-save@2",
+        "state-save@4",
+    ];
+    for fp in points {
+        let t = TrialDevice::new();
+        let url = t.dev.server.url("manifest.json");
+        let mut crashed = false;
+        // Install + trial, with the failpoint armed.
+        let code = t.run_failpoint(fp, &["apply", &url, "--reboot"]);
+        if code.is_none() {
+            crashed = true;
+        }
+        t.check_invariants();
+        // Power comes back (or the reboot happens).
+        t.reset();
+        t.check_invariants();
+        let code = t.run_failpoint(fp, &["health"]);
+        if code.is_none() {
+            crashed = true;
+            t.reset();
+        }
+        t.check_invariants();
+        // Keep going as a device would until B is committed: reconcile at
+        // every boot, re-apply when no trial is pending.
+        for _ in 0..4 {
+            t.run(&["health"]).assert_ok();
+            t.check_invariants();
+            let st = t.status();
+            if st["groups"]["B"]["status"] == "good" && t.env()["ORDER"].starts_with('B') {
+                break;
+            }
+            if st["trial"].is_null() && st["booted"] == "A" {
+                t.apply_reboot().assert_ok();
+                t.check_invariants();
+            }
+            t.reset();
+            t.check_invariants();
+        }
+        assert!(crashed, "failpoint {fp} was never reached");
+        let st = t.status();
+        assert_eq!(st["groups"]["B"]["status"], "good", "after a crash at {fp}: {st}");
+        assert_eq!(t.env()["ORDER"], "B A", "after a crash at {fp}");
+        assert!(t.dev.b() == t.dev.expected(), "after a crash at {fp}: slot B is wrong");
+        t.dev.check_invariants_a_intact();
+    }
+}
+
+#[test]
+fn crash_while_marking_bad() {
+    let t = TrialDevice::new();
+    t.check("20-fail", "exit 1");
+    t.apply_reboot().assert_ok();
+    assert_eq!(t.reset(), "B");
+    assert_eq!(t.run_failpoint("bad-after-unbootable", &["health"]), None);
+    t.check_invariants();
+    assert_eq!(t.reset(), "A");
+    t.run(&["health"]).assert_ok();
+    t.check_invariants();
+    assert_eq!(t.status()["groups"]["B"]["status"], "bad");
+}
