@@ -523,6 +523,14 @@ rootfs = "/dev/vda3"
 "#;
 
     #[test]
+    fn the_packaged_example_config_is_valid() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/config/config.toml");
+        let s = load(Some(&p)).unwrap();
+        assert_eq!(s.slots.len(), 2);
+        assert!(matches!(s.bootloader, BootloaderConfig::Grub { .. }));
+    }
+
+    #[test]
     fn fragments_override_key_by_key() {
         let d = tempfile::tempdir().unwrap();
         let main = write(d.path(), "config.toml", BASE);

@@ -343,3 +343,74 @@ fn crash_while_marking_bad() {
     t.check_invariants();
     assert_eq!(t.status()["groups"]["B"]["status"], "bad");
 }
+
+fn fw(config: &std::path::Path, tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} (Debian package libubootenv-tool) is needed; ./test.sh installs it: {e}"));
+    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The U-Boot backend on a redundant environment made by fw_setenv: what
+/// the agent writes, fw_printenv reads, and a torn (corrupt) newest copy
+/// falls back to the previous one for both.
+#[test]
+fn uboot_redundant_env_interoperates_with_fw_tools() {
+    let dev = Device::new();
+    let d = dev.env.s("dev");
+    let size = 0x4000;
+    for f in ["env0", "env1"] {
+        std::fs::write(dev.env.p(&format!("dev/{f}")), vec![0xffu8; size]).unwrap();
+    }
+    let fwcfg = dev.env.p("dev/fw_env.config");
+    std::fs::write(&fwcfg, format!("{d}/env0 0x0 {size:#x}\n{d}/env1 0x0 {size:#x}\n")).unwrap();
+    std::fs::write(dev.env.p("dev/defenv"), "").unwrap();
+    let defenv = dev.env.s("dev/defenv");
+    fw(&fwcfg, "fw_setenv", &["-f", &defenv, "BOOT_ORDER", "A B"]);
+    fw(&fwcfg, "fw_setenv", &["BOOT_A_LEFT", "3"]);
+    fw(&fwcfg, "fw_setenv", &["BOOT_B_LEFT", "3"]);
+    let cfg = std::fs::read_to_string(dev.env.p("dev/config.toml")).unwrap().replace(
+        &format!("backend = \"file\"\npath = \"{d}/boot.env\""),
+        &format!("backend = \"uboot\"\npath = \"{d}/env0\"\nredundant_path = \"{d}/env1\"\nsize = {size}"),
+    );
+    let cfg = format!("{cfg}\n[trial]\nreboot_command = [\"true\"]\n");
+    std::fs::write(dev.env.p("dev/config.toml"), cfg).unwrap();
+
+    let url = dev.server.url("manifest.json");
+    dev.run(&["apply", &url, "--reboot"]).assert_ok();
+    let printed = fw(&fwcfg, "fw_printenv", &[]);
+    assert!(printed.contains("BOOT_B_LEFT=0\n"), "{printed}");
+    assert!(printed.contains("BOOT_TRY=B\n"), "{printed}");
+    assert!(printed.contains("BOOT_ORDER=A B\n"), "{printed}");
+    assert_eq!(dev.status()["groups"]["B"]["bootable"], false);
+
+    // fw_setenv's change is seen by the agent.
+    fw(&fwcfg, "fw_setenv", &["BOOT_TRY"]);
+    let st = dev.status();
+    assert!(st["groups"]["B"]["status"] == "trial");
+    let r = dev.run(&["health", "--json"]);
+    r.assert_ok(); // booted A != trial B: marked bad
+    assert!(fw(&fwcfg, "fw_printenv", &[]).contains("BOOT_B_LEFT=0\n"));
+
+    // Tear the newest copy: both fw_printenv and the agent fall back to the
+    // other copy (the state before the last write), which still parses.
+    let newest = |p: &str| std::fs::read(dev.env.p(p)).unwrap()[4];
+    let (f0, f1) = (newest("dev/env0"), newest("dev/env1"));
+    let active = if f1 == f0.wrapping_add(1) { "dev/env1" } else { "dev/env0" };
+    let mut bytes = std::fs::read(dev.env.p(active)).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(dev.env.p(active), &bytes).unwrap();
+    let theirs = fw(&fwcfg, "fw_printenv", &["BOOT_ORDER"]);
+    assert_eq!(theirs.trim(), "BOOT_ORDER=A B");
+    dev.run(&["status"]).assert_ok();
+    // Both copies bad: a clear error, nothing written.
+    let other = if active == "dev/env0" { "dev/env1" } else { "dev/env0" };
+    let mut bytes = std::fs::read(dev.env.p(other)).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(dev.env.p(other), &bytes).unwrap();
+    dev.run(&["mark-bad", "B"]).assert_fails(6, "U-Boot env");
+}

@@ -1,0 +1,43 @@
+# updater: A/B slot selection for U-Boot (packaging/uboot/README.md).
+# Compile: mkimage -A arm64 -T script -C none -d boot.cmd boot.scr
+#
+#   BOOT_ORDER    "A B": slots in order, the primary first
+#   BOOT_A_LEFT   >0 bootable, 0 not (bad, or being installed)
+#   BOOT_B_LEFT
+#   BOOT_TRY      a slot to boot ONCE (reboot trial); cleared and saved
+#                 before that slot's kernel starts
+# Board settings: updater_dev (e.g. "mmc 0"), A_PART, B_PART (partition
+# numbers), updater_cmdline (console and common arguments).
+
+test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "A B"
+test -n "${BOOT_A_LEFT}" || setenv BOOT_A_LEFT 1
+test -n "${BOOT_B_LEFT}" || setenv BOOT_B_LEFT 0
+test -n "${updater_dev}" || setenv updater_dev "mmc 0"
+test -n "${A_PART}" || setenv A_PART 2
+test -n "${B_PART}" || setenv B_PART 3
+
+setenv slot
+setenv trial
+if test -n "${BOOT_TRY}"; then
+    setenv slot "${BOOT_TRY}"
+    setenv BOOT_TRY
+    setenv trial " updater.trial=1"
+    # Consume the one-shot before booting it: a reset during the trial
+    # then comes back to the primary.
+    saveenv
+else
+    for s in ${BOOT_ORDER}; do
+        if test -z "${slot}"; then
+            if test "${s}" = "A" && test ${BOOT_A_LEFT} -gt 0; then setenv slot A; fi
+            if test "${s}" = "B" && test ${BOOT_B_LEFT} -gt 0; then setenv slot B; fi
+        fi
+    done
+fi
+test -n "${slot}" || setenv slot A
+
+if test "${slot}" = "B"; then setenv updater_part ${B_PART}; else setenv updater_part ${A_PART}; fi
+echo "updater: booting slot ${slot}${trial}"
+setenv bootargs "${updater_cmdline} updater.slot=${slot}${trial}"
+load ${updater_dev}:${updater_part} ${kernel_addr_r} /boot/Image
+load ${updater_dev}:${updater_part} ${ramdisk_addr_r} /boot/initrd.img
+booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr}
