@@ -14,6 +14,7 @@
 //! - [`state`]: the agent's durable, locked state file;
 //! - [`boot`]: bootloader backends;
 //! - [`trial`]: trial boots, health reconciliation, commit, rollback;
+//! - [`kexec`]: sealed kernels, kexec_file_load, the watchdog, the jump;
 //! - [`health`]: the health checks;
 //! - [`fetch`]: HTTP and local-folder fetching with bounded retries;
 //! - [`install`]: `apply`, the verified streaming install pipeline;
@@ -29,6 +30,7 @@ pub mod error;
 pub mod fetch;
 pub mod health;
 pub mod install;
+pub mod kexec;
 pub mod keys;
 pub mod manifest;
 pub mod release;

@@ -92,8 +92,16 @@ fn boot_err(msg: String) -> anyhow::Error {
 impl VarBootloader {
     /// Wrap a store; checks that the env names only configured groups and
     /// has every variable the scheme needs.
-    pub fn new(store: Box<dyn EnvStore>, scheme: Scheme, groups: &[String]) -> Result<VarBootloader> {
-        let b = VarBootloader { store, scheme, groups: groups.to_vec() };
+    pub fn new(
+        store: Box<dyn EnvStore>,
+        scheme: Scheme,
+        groups: &[String],
+    ) -> Result<VarBootloader> {
+        let b = VarBootloader {
+            store,
+            scheme,
+            groups: groups.to_vec(),
+        };
         b.validate()?;
         Ok(b)
     }
@@ -101,7 +109,10 @@ impl VarBootloader {
     fn validate(&self) -> Result<()> {
         let where_ = self.store.describe();
         let order = self.store.get(self.scheme.order()).ok_or_else(|| {
-            boot_err(format!("{where_} has no {} variable; initialise the boot env (see packaging/)", self.scheme.order()))
+            boot_err(format!(
+                "{where_} has no {} variable; initialise the boot env (see packaging/)",
+                self.scheme.order()
+            ))
         })?;
         for g in order.split_whitespace() {
             if !self.groups.iter().any(|x| x == g) {
@@ -133,7 +144,10 @@ impl VarBootloader {
         if self.groups.iter().any(|g| g == group) {
             Ok(())
         } else {
-            Err(boot_err(format!("unknown slot group {group:?} (configured: {})", self.groups.join(", "))))
+            Err(boot_err(format!(
+                "unknown slot group {group:?} (configured: {})",
+                self.groups.join(", ")
+            )))
         }
     }
 
@@ -185,13 +199,18 @@ impl Bootloader for VarBootloader {
             .store
             .get(&var)
             .ok_or_else(|| boot_err(format!("{} has no {var} variable", self.store.describe())))?;
-        self.parse_ok(&v)
-            .ok_or_else(|| boot_err(format!("{}: {var}={v:?} is not a number", self.store.describe())))
+        self.parse_ok(&v).ok_or_else(|| {
+            boot_err(format!(
+                "{}: {var}={v:?} is not a number",
+                self.store.describe()
+            ))
+        })
     }
 
     fn set_bootable(&mut self, group: &str, bootable: bool) -> Result<()> {
         self.check_group(group)?;
-        self.store.set(&self.scheme.ok(group), if bootable { "1" } else { "0" })?;
+        self.store
+            .set(&self.scheme.ok(group), if bootable { "1" } else { "0" })?;
         if !bootable && self.armed_trial()?.as_deref() == Some(group) {
             self.disarm()?;
         }
@@ -226,9 +245,13 @@ impl Bootloader for VarBootloader {
 pub fn open(settings: &Settings) -> Result<Box<dyn Bootloader>> {
     let groups: Vec<String> = settings.slots.iter().map(|g| g.name.clone()).collect();
     let (store, scheme): (Box<dyn EnvStore>, Scheme) = match &settings.bootloader {
-        BootloaderConfig::File { path } => (Box::new(FileStore::open(path, &groups)?), Scheme::File),
+        BootloaderConfig::File { path } => {
+            (Box::new(FileStore::open(path, &groups)?), Scheme::File)
+        }
         BootloaderConfig::Grub { path } => (Box::new(GrubStore::open(path)?), Scheme::Grub),
-        BootloaderConfig::Uboot { copies, size } => (Box::new(UbootStore::open(copies, *size)?), Scheme::Uboot),
+        BootloaderConfig::Uboot { copies, size } => {
+            (Box::new(UbootStore::open(copies, *size)?), Scheme::Uboot)
+        }
     };
     Ok(Box::new(VarBootloader::new(store, scheme, &groups)?))
 }

@@ -44,7 +44,10 @@ impl FileStore {
     /// Open the file, creating it (every group bootable, configuration
     /// order) if it does not exist.
     pub fn open(path: &Path, groups: &[String]) -> Result<FileStore> {
-        let mut s = FileStore { path: path.to_path_buf(), vars: BTreeMap::new() };
+        let mut s = FileStore {
+            path: path.to_path_buf(),
+            vars: BTreeMap::new(),
+        };
         match std::fs::read_to_string(path) {
             Ok(text) => {
                 for (n, line) in text.lines().enumerate() {
@@ -53,7 +56,11 @@ impl FileStore {
                         continue;
                     }
                     let (k, v) = line.split_once('=').ok_or_else(|| {
-                        boot_err(format!("boot env {} line {}: {line:?} is not key=value", path.display(), n + 1))
+                        boot_err(format!(
+                            "boot env {} line {}: {line:?} is not key=value",
+                            path.display(),
+                            n + 1
+                        ))
                     })?;
                     s.vars.insert(k.to_string(), v.to_string());
                 }
@@ -67,7 +74,12 @@ impl FileStore {
                 s.vars.insert("TRY".into(), String::new());
                 s.commit()?;
             }
-            Err(e) => return Err(boot_err(format!("reading boot env {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(boot_err(format!(
+                    "reading boot env {}: {e}",
+                    path.display()
+                )))
+            }
         }
         Ok(s)
     }
@@ -82,7 +94,9 @@ impl EnvStore for FileStore {
     }
     fn set(&mut self, key: &str, value: &str) -> Result<()> {
         if key.contains(['=', '\n']) || value.contains('\n') {
-            return Err(boot_err(format!("cannot store {key:?}={value:?} in a line-based env")));
+            return Err(boot_err(format!(
+                "cannot store {key:?}={value:?} in a line-based env"
+            )));
         }
         self.vars.insert(key.to_string(), value.to_string());
         Ok(())
@@ -114,7 +128,10 @@ impl GrubStore {
             .map_err(|e| boot_err(format!("reading GRUB env {}: {e}", path.display())))?;
         let env = GrubEnv::parse(&bytes)
             .map_err(|e| boot_err(format!("GRUB env {}: {e}; recreate it with grub-editenv {} create and the variables in packaging/grub/README.md", path.display(), path.display())))?;
-        Ok(GrubStore { path: path.to_path_buf(), env })
+        Ok(GrubStore {
+            path: path.to_path_buf(),
+            env,
+        })
     }
 }
 
@@ -149,11 +166,17 @@ fn write_in_place(path: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
         .map_err(|e| boot_err(format!("opening {} for writing: {e}", path.display())))?;
     f.write_all_at(bytes, offset)
         .and_then(|_| f.sync_all())
-        .map_err(|e| boot_err(format!("writing {} at offset {offset}: {e}", path.display())))
+        .map_err(|e| {
+            boot_err(format!(
+                "writing {} at offset {offset}: {e}",
+                path.display()
+            ))
+        })
 }
 
 fn read_at(path: &Path, offset: u64, size: usize) -> Result<Vec<u8>> {
-    let f = File::open(path).map_err(|e| boot_err(format!("opening U-Boot env {}: {e}", path.display())))?;
+    let f = File::open(path)
+        .map_err(|e| boot_err(format!("opening U-Boot env {}: {e}", path.display())))?;
     let mut buf = vec![0u8; size];
     f.read_exact_at(&mut buf, offset).map_err(|e| {
         boot_err(format!(
@@ -199,7 +222,13 @@ impl UbootStore {
             }
             _ => return Err(boot_err("a U-Boot env has one or two copies".into())),
         };
-        Ok(UbootStore { copies: copies.to_vec(), size, env, active, flag })
+        Ok(UbootStore {
+            copies: copies.to_vec(),
+            size,
+            env,
+            active,
+            flag,
+        })
     }
 }
 
@@ -215,14 +244,19 @@ impl EnvStore for UbootStore {
             self.env.unset(key);
             return Ok(());
         }
-        self.env.set(key, value).map_err(|e| boot_err(format!("{}: {e}", self.describe())))
+        self.env
+            .set(key, value)
+            .map_err(|e| boot_err(format!("{}: {e}", self.describe())))
     }
     fn unset(&mut self, key: &str) {
         self.env.unset(key);
     }
     fn commit(&mut self) -> Result<()> {
         if self.copies.len() == 1 {
-            let bytes = self.env.to_single(self.size).map_err(|e| boot_err(format!("{}: {e}", self.describe())))?;
+            let bytes = self
+                .env
+                .to_single(self.size)
+                .map_err(|e| boot_err(format!("{}: {e}", self.describe())))?;
             let (p, o) = &self.copies[0];
             return write_in_place(p, *o, &bytes);
         }

@@ -22,8 +22,16 @@ pub struct ApplyArgs {
     pub no_reboot: bool,
     /// After installing, arm the bootloader's one-shot trial of the new slot
     /// and reboot into it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "kexec")]
     pub reboot: bool,
+    /// After installing, verify the new slot's kernel and kexec into it as a
+    /// trial (kexec.policy decides what happens when the kernel refuses).
+    #[arg(long)]
+    pub kexec: bool,
+    /// With --kexec: verify and load the kernel, then unload it; report what
+    /// would run, change nothing.
+    #[arg(long, requires = "kexec")]
+    pub dry_run: bool,
     /// Emit JSON-lines progress events on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,
@@ -57,7 +65,24 @@ pub(super) fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
         .ok_or_else(|| usage("no SOURCE given and no `source` in the configuration"))?;
     let mut progress = Progress::new(a.json);
     let rebooter = crate::boot::reboot::rebooter(settings.trial.reboot_command.as_ref());
-    let then = if a.reboot {
+    let loader = crate::kexec::loader::SyscallLoader;
+    let mut dev_watchdog = settings
+        .kexec
+        .watchdog
+        .as_ref()
+        .map(|w| crate::kexec::watchdog::DevWatchdog::new(w, &settings.kexec.sys_root));
+    let then = if a.kexec {
+        crate::install::Then::Kexec {
+            deps: crate::kexec::KexecDeps {
+                loader: &loader,
+                watchdog: dev_watchdog
+                    .as_mut()
+                    .map(|w| w as &mut dyn crate::kexec::watchdog::Watchdog),
+                rebooter: rebooter.as_ref(),
+            },
+            dry_run: a.dry_run,
+        }
+    } else if a.reboot {
         crate::install::Then::Reboot(rebooter.as_ref())
     } else {
         crate::install::Then::Stay
@@ -71,10 +96,17 @@ pub(super) fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
             out.downloaded_bytes,
             if out.resumed { ", resumed" } else { "" },
             if out.retries > 0 { format!(", {} retries", out.retries) } else { String::new() },
-            if a.reboot {
-                "; rebooting into a one-shot trial"
-            } else {
-                "; the slot stays unbootable until it is tried (apply --reboot)"
+            match &out.kexec {
+                Some(crate::kexec::KexecOutcome::DryRun { cmdline, kernel_bytes, initrd_bytes }) => format!(
+                    "; kexec dry run: kernel ({kernel_bytes} bytes){} verified, loaded and unloaded; would boot with: {cmdline}",
+                    initrd_bytes.map(|n| format!(" and initrd ({n} bytes)")).unwrap_or_default()
+                ),
+                Some(crate::kexec::KexecOutcome::Jumped { cmdline }) => format!("; kexec into the trial with: {cmdline}"),
+                Some(crate::kexec::KexecOutcome::FellBack { reason }) => {
+                    format!("; kexec not possible ({reason}): rebooting into a one-shot trial instead")
+                }
+                None if a.reboot => "; rebooting into a one-shot trial".into(),
+                None => "; the slot stays unbootable until it is tried (apply --reboot or --kexec)".into(),
             }
         );
     }
@@ -167,10 +199,24 @@ pub(super) fn health(settings: &Settings, a: HealthArgs) -> Result<()> {
             }
         }
         H::Committed { group, checks } => {
-            println!("slot {group} passed {} health check(s) and is committed as the default", checks.len())
+            println!(
+                "slot {group} passed {} health check(s) and is committed as the default",
+                checks.len()
+            )
         }
-        H::Failed { group, reason, rebooting } => {
-            println!("slot {group} marked bad: {reason}{}", if *rebooting { "; rebooting to the fallback" } else { "" })
+        H::Failed {
+            group,
+            reason,
+            rebooting,
+        } => {
+            println!(
+                "slot {group} marked bad: {reason}{}",
+                if *rebooting {
+                    "; rebooting to the fallback"
+                } else {
+                    ""
+                }
+            )
         }
         H::TrialLost { group, reason, .. } => println!("slot {group} marked bad: {reason}"),
     }

@@ -48,6 +48,8 @@ pub struct Settings {
     pub trial: TrialSettings,
     /// Health checks.
     pub health: HealthSettings,
+    /// kexec trials.
+    pub kexec: KexecSettings,
     /// Files the settings came from, in the order read.
     pub files: Vec<PathBuf>,
 }
@@ -142,6 +144,44 @@ pub struct HealthSettings {
     pub reboot_on_failure: bool,
 }
 
+/// Whether a device boots trials by kexec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KexecPolicy {
+    /// kexec when asked; when the kernel refuses, fall back to a reboot trial.
+    Prefer,
+    /// kexec or nothing: a refusal fails the command (exit 6).
+    Require,
+    /// Never kexec (hardware that does not survive it): always reboot.
+    Never,
+}
+
+/// What to do when the watchdog will not survive a kexec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchdogUnsafe {
+    /// Do not kexec (prefer: reboot trial instead; require: fail).
+    Refuse,
+    /// kexec anyway, with a warning.
+    Warn,
+}
+
+/// kexec trials.
+#[derive(Debug, Clone)]
+pub struct KexecSettings {
+    /// The policy.
+    pub policy: KexecPolicy,
+    /// The hardware watchdog to arm before the jump.
+    pub watchdog: Option<PathBuf>,
+    /// Its timeout.
+    pub watchdog_timeout: Duration,
+    /// What to do when it will not survive the kexec.
+    pub watchdog_unsafe: WatchdogUnsafe,
+    /// The sysfs root (tests point it elsewhere).
+    pub sys_root: PathBuf,
+}
+
+/// Default watchdog timeout for a kexec trial.
+pub const DEFAULT_WATCHDOG_TIMEOUT_SECS: u64 = 60;
+
 /// Default trial deadline.
 pub const DEFAULT_TRIAL_DEADLINE_SECS: u64 = 600;
 /// Default time limit of one health check.
@@ -176,6 +216,7 @@ struct RawConfig {
     install: Option<RawInstall>,
     trial: Option<RawTrial>,
     health: Option<RawHealth>,
+    kexec: Option<RawKexec>,
     slots: Option<BTreeMap<String, RawSlot>>,
 }
 
@@ -201,6 +242,16 @@ struct RawHttp {
     backoff_max_ms: Option<u64>,
     ca_bundle: Option<PathBuf>,
     client_identity: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKexec {
+    policy: Option<String>,
+    watchdog: Option<PathBuf>,
+    watchdog_timeout_secs: Option<u64>,
+    watchdog_unsafe: Option<String>,
+    sys_root: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -459,22 +510,64 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
     };
     let t = raw.trial.unwrap_or_default();
     if t.reboot_command.as_ref().is_some_and(|c| c.is_empty()) {
-        return Err(usage(format!("configuration ({origin}): trial.reboot_command is empty")));
+        return Err(usage(format!(
+            "configuration ({origin}): trial.reboot_command is empty"
+        )));
     }
     let trial = TrialSettings {
-        deadline: secs(t.deadline_secs, DEFAULT_TRIAL_DEADLINE_SECS, "trial.deadline_secs")?,
+        deadline: secs(
+            t.deadline_secs,
+            DEFAULT_TRIAL_DEADLINE_SECS,
+            "trial.deadline_secs",
+        )?,
         reboot_command: t.reboot_command,
     };
     let hc = raw.health.unwrap_or_default();
     let health = HealthSettings {
-        dir: hc.dir.unwrap_or_else(|| PathBuf::from("/etc/updater/health.d")),
-        check_timeout: secs(hc.check_timeout_secs, DEFAULT_CHECK_TIMEOUT_SECS, "health.check_timeout_secs")?,
-        deadline: secs(hc.deadline_secs, DEFAULT_HEALTH_DEADLINE_SECS, "health.deadline_secs")?,
+        dir: hc
+            .dir
+            .unwrap_or_else(|| PathBuf::from("/etc/updater/health.d")),
+        check_timeout: secs(
+            hc.check_timeout_secs,
+            DEFAULT_CHECK_TIMEOUT_SECS,
+            "health.check_timeout_secs",
+        )?,
+        deadline: secs(
+            hc.deadline_secs,
+            DEFAULT_HEALTH_DEADLINE_SECS,
+            "health.deadline_secs",
+        )?,
         required_units: hc.required_units.unwrap_or_default(),
         reboot_on_failure: hc.reboot_on_failure.unwrap_or(true),
     };
+    let k = raw.kexec.unwrap_or_default();
+    let kexec = KexecSettings {
+        policy: match k.policy.as_deref() {
+            None | Some("prefer") => KexecPolicy::Prefer,
+            Some("require") => KexecPolicy::Require,
+            Some("never") => KexecPolicy::Never,
+            Some(o) => {
+                return Err(usage(format!(
+                    "configuration ({origin}): kexec.policy = {o:?} is not one of \"prefer\", \"require\", \"never\""
+                )))
+            }
+        },
+        watchdog: k.watchdog,
+        watchdog_timeout: secs(k.watchdog_timeout_secs, DEFAULT_WATCHDOG_TIMEOUT_SECS, "kexec.watchdog_timeout_secs")?,
+        watchdog_unsafe: match k.watchdog_unsafe.as_deref() {
+            None | Some("refuse") => WatchdogUnsafe::Refuse,
+            Some("warn") => WatchdogUnsafe::Warn,
+            Some(o) => {
+                return Err(usage(format!(
+                    "configuration ({origin}): kexec.watchdog_unsafe = {o:?} is not \"refuse\" or \"warn\""
+                )))
+            }
+        },
+        sys_root: k.sys_root.unwrap_or_else(|| PathBuf::from("/sys")),
+    };
     Ok(Settings {
         compatible,
+        kexec,
         install,
         trial,
         health,

@@ -48,7 +48,9 @@ pub fn list_checks(s: &HealthSettings) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| {
-            let Ok(md) = std::fs::metadata(p) else { return false };
+            let Ok(md) = std::fs::metadata(p) else {
+                return false;
+            };
             let exec = md.permissions().mode() & 0o111 != 0;
             if md.is_file() && !exec {
                 tracing::warn!("{} is not executable; skipped", p.display());
@@ -65,12 +67,18 @@ pub fn run_checks(s: &HealthSettings) -> Result<Vec<String>, CheckFailure> {
     let start = Instant::now();
     let mut passed = Vec::new();
     for path in list_checks(s) {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let left = s.deadline.saturating_sub(start.elapsed());
         if left.is_zero() {
             return Err(CheckFailure {
                 check: name,
-                reason: format!("the health deadline of {}s passed before it ran", s.deadline.as_secs()),
+                reason: format!(
+                    "the health deadline of {}s passed before it ran",
+                    s.deadline.as_secs()
+                ),
                 output: String::new(),
             });
         }
@@ -84,21 +92,35 @@ pub fn run_checks(s: &HealthSettings) -> Result<Vec<String>, CheckFailure> {
         let left = s.deadline.saturating_sub(start.elapsed());
         let mut cmd = Command::new("systemctl");
         cmd.args(["is-active", "--quiet", unit]);
-        run_one(&name, &mut cmd, s.check_timeout.min(left).max(Duration::from_secs(1)))?;
+        run_one(
+            &name,
+            &mut cmd,
+            s.check_timeout.min(left).max(Duration::from_secs(1)),
+        )?;
         passed.push(name);
     }
     Ok(passed)
 }
 
 fn run_one(name: &str, cmd: &mut Command, limit: Duration) -> Result<(), CheckFailure> {
-    let fail = |reason: String, output: String| CheckFailure { check: name.to_string(), reason, output };
+    let fail = |reason: String, output: String| CheckFailure {
+        check: name.to_string(),
+        reason,
+        output,
+    };
     // Output goes to an unlinked temp file, not a pipe: a chatty check can
     // never block on a full pipe while we wait for it.
-    let mut out = tempfile::tempfile().map_err(|e| fail(format!("cannot capture output: {e}"), String::new()))?;
-    let out2 = out.try_clone().map_err(|e| fail(format!("cannot capture output: {e}"), String::new()))?;
+    let mut out = tempfile::tempfile()
+        .map_err(|e| fail(format!("cannot capture output: {e}"), String::new()))?;
+    let out2 = out
+        .try_clone()
+        .map_err(|e| fail(format!("cannot capture output: {e}"), String::new()))?;
     let mut child = cmd
         .stdin(Stdio::null())
-        .stdout(out.try_clone().map_err(|e| fail(e.to_string(), String::new()))?)
+        .stdout(
+            out.try_clone()
+                .map_err(|e| fail(e.to_string(), String::new()))?,
+        )
         .stderr(out2)
         // Its own process group, so a timeout kills the check's children too.
         .process_group(0)
@@ -123,7 +145,10 @@ fn run_one(name: &str, cmd: &mut Command, limit: Duration) -> Result<(), CheckFa
     let _ = out.take(MAX_OUTPUT as u64).read_to_end(&mut output);
     let output = String::from_utf8_lossy(&output).into_owned();
     match status {
-        None => Err(fail(format!("timed out after {}s", limit.as_secs_f64()), output)),
+        None => Err(fail(
+            format!("timed out after {}s", limit.as_secs_f64()),
+            output,
+        )),
         Some(st) if st.success() => Ok(()),
         Some(st) => Err(fail(format!("exited with {st}"), output)),
     }
@@ -161,7 +186,10 @@ mod tests {
         assert!(f.reason.contains("exit status: 3"), "{f:?}");
         assert!(f.output.contains("no route to gateway"));
         std::fs::remove_file(d.path().join("20-net")).unwrap();
-        assert_eq!(run_checks(&settings(d.path())).unwrap(), vec!["10-ok", "30-never"]);
+        assert_eq!(
+            run_checks(&settings(d.path())).unwrap(),
+            vec!["10-ok", "30-never"]
+        );
     }
 
     #[test]

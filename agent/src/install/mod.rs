@@ -47,6 +47,9 @@ pub struct ApplyOutcome {
     pub resumed: bool,
     /// Retries after transient faults.
     pub retries: u32,
+    /// What the kexec step did, with `--kexec`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kexec: Option<crate::kexec::KexecOutcome>,
 }
 
 /// Load (or create) the state, knowing the booted group.
@@ -68,10 +71,22 @@ pub enum Then<'a> {
     Stay,
     /// Start a one-shot reboot trial of the group.
     Reboot(&'a dyn crate::boot::reboot::Rebooter),
+    /// Start a kexec trial of the group (or only load and unload it).
+    Kexec {
+        /// Loader, watchdog, rebooter.
+        deps: crate::kexec::KexecDeps<'a>,
+        /// Load, unload, report; change nothing.
+        dry_run: bool,
+    },
 }
 
 /// Install the release at `source` into the inactive group, then `then`.
-pub fn apply(settings: &Settings, source: &str, progress: &mut Progress, then: Then) -> Result<ApplyOutcome> {
+pub fn apply(
+    settings: &Settings,
+    source: &str,
+    progress: &mut Progress,
+    then: Then,
+) -> Result<ApplyOutcome> {
     let store = StateStore::open(&settings.state_dir)?;
     let booted = crate::slots::booted_group(settings)?;
     let target = crate::slots::install_target(settings, &booted)?;
@@ -232,21 +247,50 @@ pub fn apply(settings: &Settings, source: &str, progress: &mut Progress, then: T
     g.status = GroupStatus::Installed;
     g.updated = Some(Utc::now());
     store.save(&state)?;
-    let outcome = ApplyOutcome {
+    let mut outcome = ApplyOutcome {
         group: target.name.clone(),
         version: m.version.to_string(),
         digest,
         downloaded_bytes: fetcher.received(),
         resumed,
         retries: budget.retried,
+        kexec: None,
     };
-    progress.event("installed", serde_json::to_value(&outcome).unwrap_or_default());
+    progress.event(
+        "installed",
+        serde_json::to_value(&outcome).unwrap_or_default(),
+    );
     crate::failpoint!("after-state-installed");
     match then {
         Then::Stay => {}
         Then::Reboot(rebooter) => {
             progress.event("trial", json!({"group": target.name, "how": "reboot"}));
-            crate::trial::start_reboot_trial(settings, &store, &mut state, boot.as_mut(), rebooter, &target.name)?;
+            crate::trial::start_reboot_trial(
+                settings,
+                &store,
+                &mut state,
+                boot.as_mut(),
+                rebooter,
+                &target.name,
+            )?;
+        }
+        Then::Kexec { deps, dry_run } => {
+            progress.event(
+                "trial",
+                json!({"group": target.name, "how": "kexec", "dry_run": dry_run}),
+            );
+            let k = crate::kexec::start_kexec_trial(
+                settings,
+                &store,
+                &mut state,
+                boot.as_mut(),
+                target,
+                &bytes,
+                deps,
+                dry_run,
+            )?;
+            progress.event("kexec", serde_json::to_value(&k).unwrap_or_default());
+            outcome.kexec = Some(k);
         }
     }
     Ok(outcome)

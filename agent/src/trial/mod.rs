@@ -76,10 +76,22 @@ pub enum HealthOutcome {
 }
 
 /// T1: record a trial of `group` durably.
-pub fn record_trial(store: &StateStore, state: &mut State, group: &str, settings: &Settings) -> Result<()> {
+pub fn record_trial(
+    store: &StateStore,
+    state: &mut State,
+    group: &str,
+    settings: &Settings,
+) -> Result<()> {
     let now = Utc::now();
-    let deadline = now + chrono::Duration::from_std(settings.trial.deadline).unwrap_or(chrono::Duration::minutes(10));
-    state.trial = Some(Trial { group: group.to_string(), started: now, deadline, confirmed: false });
+    let deadline = now
+        + chrono::Duration::from_std(settings.trial.deadline)
+            .unwrap_or(chrono::Duration::minutes(10));
+    state.trial = Some(Trial {
+        group: group.to_string(),
+        started: now,
+        deadline,
+        confirmed: false,
+    });
     let g = state.group_mut(group);
     g.status = GroupStatus::Trial;
     g.last_error = None;
@@ -99,14 +111,20 @@ pub fn start_reboot_trial(
     group: &str,
 ) -> Result<()> {
     record_trial(store, state, group, settings)?;
-    boot.arm_trial(group).with_context(|| format!("arming the one-shot trial of slot {group}"))?;
+    boot.arm_trial(group)
+        .with_context(|| format!("arming the one-shot trial of slot {group}"))?;
     crate::failpoint!("after-arm-trial");
     tracing::info!("rebooting into a one-shot trial of slot {group}");
     rebooter.restart(Restart::Reboot)
 }
 
 /// C1–C3: make `group` the committed primary.
-pub fn commit(store: &StateStore, state: &mut State, boot: &mut dyn Bootloader, group: &str) -> Result<()> {
+pub fn commit(
+    store: &StateStore,
+    state: &mut State,
+    boot: &mut dyn Bootloader,
+    group: &str,
+) -> Result<()> {
     if let Some(t) = state.trial.as_mut().filter(|t| t.group == group) {
         t.confirmed = true;
         store.save(state)?;
@@ -125,7 +143,13 @@ pub fn commit(store: &StateStore, state: &mut State, boot: &mut dyn Bootloader, 
 }
 
 /// B1–B2: mark `group` bad with `reason`.
-pub fn mark_bad_steps(store: &StateStore, state: &mut State, boot: &mut dyn Bootloader, group: &str, reason: &str) -> Result<()> {
+pub fn mark_bad_steps(
+    store: &StateStore,
+    state: &mut State,
+    boot: &mut dyn Bootloader,
+    group: &str,
+    reason: &str,
+) -> Result<()> {
     boot.set_bootable(group, false)?;
     crate::failpoint!("bad-after-unbootable");
     if state.trial.as_ref().is_some_and(|t| t.group == group) {
@@ -145,7 +169,9 @@ pub fn discrepancies(state: &State, boot: &dyn Bootloader, settings: &Settings) 
     let primary = boot.primary().ok().flatten();
     for g in &settings.slots {
         let st = state.group(&g.name).status;
-        let Ok(bootable) = boot.bootable(&g.name) else { continue };
+        let Ok(bootable) = boot.bootable(&g.name) else {
+            continue;
+        };
         match (st, bootable) {
             (GroupStatus::Good, false) => out.push(format!(
                 "slot {} is good in the state but not bootable in the {} env",
@@ -189,13 +215,20 @@ pub fn health(settings: &Settings, rebooter: &dyn Rebooter) -> Result<HealthOutc
         );
         mark_bad_steps(&store, &mut state, boot.as_mut(), &trial.group, &reason)?;
         tracing::error!("{reason}");
-        return Ok(HealthOutcome::TrialLost { group: trial.group, booted, reason });
+        return Ok(HealthOutcome::TrialLost {
+            group: trial.group,
+            booted,
+            reason,
+        });
     }
     let result = if trial.confirmed {
         // The checks already passed; a crash interrupted the commit.
         Ok(vec![])
     } else if Utc::now() > trial.deadline {
-        Err(format!("the trial deadline {} passed before the health checks ran", trial.deadline.to_rfc3339()))
+        Err(format!(
+            "the trial deadline {} passed before the health checks ran",
+            trial.deadline.to_rfc3339()
+        ))
     } else {
         crate::health::run_checks(&settings.health).map_err(|f| f.to_string())
     };
@@ -203,7 +236,10 @@ pub fn health(settings: &Settings, rebooter: &dyn Rebooter) -> Result<HealthOutc
         Ok(checks) => {
             commit(&store, &mut state, boot.as_mut(), &booted)?;
             tracing::info!("slot {booted} is healthy and committed as the default");
-            Ok(HealthOutcome::Committed { group: booted, checks })
+            Ok(HealthOutcome::Committed {
+                group: booted,
+                checks,
+            })
         }
         Err(reason) => {
             mark_bad_steps(&store, &mut state, boot.as_mut(), &booted, &reason)?;
@@ -214,7 +250,11 @@ pub fn health(settings: &Settings, rebooter: &dyn Rebooter) -> Result<HealthOutc
             if rebooting {
                 rebooter.restart(Restart::Reboot)?;
             }
-            Ok(HealthOutcome::Failed { group: booted, reason, rebooting })
+            Ok(HealthOutcome::Failed {
+                group: booted,
+                reason,
+                rebooting,
+            })
         }
     }
 }
@@ -258,7 +298,13 @@ pub fn mark_bad(settings: &Settings, group: Option<&str>) -> Result<String> {
         })?;
         boot.set_primary(&other)?;
     }
-    mark_bad_steps(&store, &mut state, boot.as_mut(), &group, "marked bad by the operator (updater mark-bad)")?;
+    mark_bad_steps(
+        &store,
+        &mut state,
+        boot.as_mut(),
+        &group,
+        "marked bad by the operator (updater mark-bad)",
+    )?;
     Ok(group)
 }
 
@@ -270,15 +316,25 @@ pub fn rollback(settings: &Settings) -> Result<String> {
     let mut boot = crate::boot::open(settings)?;
     let primary = boot.primary()?.unwrap_or_else(|| booted.clone());
     let other = other_good(settings, &state, boot.as_ref(), &primary)?.ok_or_else(|| {
-        BootError(format!("no slot other than {primary} is good: there is nothing to roll back to"))
+        BootError(format!(
+            "no slot other than {primary} is good: there is nothing to roll back to"
+        ))
     })?;
     boot.set_primary(&other)?;
     Ok(other)
 }
 
-fn other_good(settings: &Settings, state: &State, boot: &dyn Bootloader, not: &str) -> Result<Option<String>> {
+fn other_good(
+    settings: &Settings,
+    state: &State,
+    boot: &dyn Bootloader,
+    not: &str,
+) -> Result<Option<String>> {
     for g in &settings.slots {
-        if g.name != not && state.group(&g.name).status == GroupStatus::Good && boot.bootable(&g.name)? {
+        if g.name != not
+            && state.group(&g.name).status == GroupStatus::Good
+            && boot.bootable(&g.name)?
+        {
             return Ok(Some(g.name.clone()));
         }
     }

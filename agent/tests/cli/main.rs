@@ -3,6 +3,7 @@
 mod common;
 mod demo;
 mod install;
+mod kexec;
 mod openssl;
 mod rejects;
 mod release;

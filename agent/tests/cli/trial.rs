@@ -17,7 +17,11 @@ pub fn grub_editenv(env: &std::path::Path, args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("grub-editenv (Debian package grub-common) is needed; ./test.sh installs it");
-    assert!(out.status.success(), "grub-editenv {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "grub-editenv {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -31,7 +35,10 @@ impl TrialDevice {
         let d = dev.env.s("dev");
         let grubenv = dev.env.p("dev/grubenv");
         grub_editenv(&grubenv, &["create"]);
-        grub_editenv(&grubenv, &["set", "ORDER=A B", "A_OK=1", "B_OK=0", "A_TRY=0", "B_TRY=0"]);
+        grub_editenv(
+            &grubenv,
+            &["set", "ORDER=A B", "A_OK=1", "B_OK=0", "A_TRY=0", "B_TRY=0"],
+        );
         let cfg = std::fs::read_to_string(dev.env.p("dev/config.toml")).unwrap();
         let cfg = cfg.replace(
             &format!("backend = \"file\"\npath = \"{d}/boot.env\""),
@@ -57,7 +64,10 @@ impl TrialDevice {
     pub fn env(&self) -> BTreeMap<String, String> {
         grub_editenv(&self.dev.env.p("dev/grubenv"), &["list"])
             .lines()
-            .filter_map(|l| l.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())))
+            .filter_map(|l| {
+                l.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
             .collect()
     }
 
@@ -86,7 +96,12 @@ impl TrialDevice {
             }
         }
         if slot.is_none() {
-            for g in env.get("ORDER").map(String::as_str).unwrap_or("A").split_whitespace() {
+            for g in env
+                .get("ORDER")
+                .map(String::as_str)
+                .unwrap_or("A")
+                .split_whitespace()
+            {
                 if env.get(&format!("{g}_OK")).map(String::as_str) == Some("1") {
                     slot = Some(g.to_string());
                     break;
@@ -95,7 +110,11 @@ impl TrialDevice {
         }
         let slot = slot.unwrap_or_else(|| "A".into());
         let extra = if trial { " updater.trial=1" } else { "" };
-        std::fs::write(self.dev.env.p("dev/cmdline"), format!("console=ttyS0 updater.slot={slot}{extra}\n")).unwrap();
+        std::fs::write(
+            self.dev.env.p("dev/cmdline"),
+            format!("console=ttyS0 updater.slot={slot}{extra}\n"),
+        )
+        .unwrap();
         slot
     }
 
@@ -107,7 +126,13 @@ impl TrialDevice {
         let cfg = self.dev.config();
         let mut all = vec!["--config", cfg.as_str()];
         all.extend_from_slice(args);
-        Command::new(bin()).args(&all).env("UPDATER_FAILPOINTS", fp).output().unwrap().status.code()
+        Command::new(bin())
+            .args(&all)
+            .env("UPDATER_FAILPOINTS", fp)
+            .output()
+            .unwrap()
+            .status
+            .code()
     }
 
     pub fn apply_reboot(&self) -> Run {
@@ -124,14 +149,26 @@ impl TrialDevice {
         let st = self.status(); // parses, or the test fails
         let env = self.env();
         let primary = env["ORDER"].split_whitespace().next().unwrap().to_string();
-        assert_eq!(env.get(&format!("{primary}_OK")).map(String::as_str), Some("1"), "primary {primary} is not bootable: {env:?}");
+        assert_eq!(
+            env.get(&format!("{primary}_OK")).map(String::as_str),
+            Some("1"),
+            "primary {primary} is not bootable: {env:?}"
+        );
         let pstatus = st["groups"][&primary]["status"].as_str().unwrap();
-        let confirmed_trial = st["trial"]["group"] == primary.as_str() && st["trial"]["confirmed"] == true;
-        assert!(pstatus == "good" || confirmed_trial, "primary {primary} is {pstatus} (not good, not a confirmed trial): {st}");
+        let confirmed_trial =
+            st["trial"]["group"] == primary.as_str() && st["trial"]["confirmed"] == true;
+        assert!(
+            pstatus == "good" || confirmed_trial,
+            "primary {primary} is {pstatus} (not good, not a confirmed trial): {st}"
+        );
         for g in ["A", "B"] {
             let s = st["groups"][g]["status"].as_str().unwrap();
             if matches!(s, "bad" | "installing" | "installed") {
-                assert_eq!(env[&format!("{g}_OK")], "0", "slot {g} is {s} but bootable: {env:?}");
+                assert_eq!(
+                    env[&format!("{g}_OK")],
+                    "0",
+                    "slot {g} is {s} but bootable: {env:?}"
+                );
             }
         }
     }
@@ -143,7 +180,10 @@ fn reboot_trial_commits_when_healthy() {
     t.apply_reboot().assert_ok();
     assert_eq!(t.reboots(), vec!["reboot"]);
     let env = t.env();
-    assert_eq!(env["ORDER"], "A B", "the primary must not change before commit");
+    assert_eq!(
+        env["ORDER"], "A B",
+        "the primary must not change before commit"
+    );
     assert_eq!(env["B_TRY"], "1");
     assert_eq!(env["B_OK"], "0");
     let st = t.status();
@@ -152,7 +192,11 @@ fn reboot_trial_commits_when_healthy() {
     t.check_invariants();
 
     assert_eq!(t.reset(), "B");
-    assert_eq!(t.env()["B_TRY"], "0", "the one-shot is consumed before booting");
+    assert_eq!(
+        t.env()["B_TRY"],
+        "0",
+        "the one-shot is consumed before booting"
+    );
     let r = t.run(&["health"]);
     r.assert_ok();
     assert!(r.stdout.contains("committed"), "{}", r.stdout);
@@ -161,7 +205,10 @@ fn reboot_trial_commits_when_healthy() {
     assert_eq!((env["A_OK"].as_str(), env["B_OK"].as_str()), ("1", "1"));
     let st = t.status();
     assert_eq!(st["groups"]["B"]["status"], "good");
-    assert_eq!(st["groups"]["A"]["status"], "good", "A stays good as the fallback");
+    assert_eq!(
+        st["groups"]["A"]["status"], "good",
+        "A stays good as the fallback"
+    );
     assert!(st["trial"].is_null());
     t.check_invariants();
     // Next reset boots B by default; health has nothing to do.
@@ -172,7 +219,10 @@ fn reboot_trial_commits_when_healthy() {
 #[test]
 fn failed_check_marks_bad_and_reboots_back() {
     let t = TrialDevice::new();
-    t.check("20-app", "echo 'app did not start: port 443 closed'; exit 1");
+    t.check(
+        "20-app",
+        "echo 'app did not start: port 443 closed'; exit 1",
+    );
     t.apply_reboot().assert_ok();
     assert_eq!(t.reset(), "B");
     let r = t.run(&["health", "--json"]);
@@ -183,7 +233,10 @@ fn failed_check_marks_bad_and_reboots_back() {
     let st = t.status();
     assert_eq!(st["groups"]["B"]["status"], "bad");
     let why = st["groups"]["B"]["last_error"].as_str().unwrap();
-    assert!(why.contains("20-app") && why.contains("port 443 closed"), "{why}");
+    assert!(
+        why.contains("20-app") && why.contains("port 443 closed"),
+        "{why}"
+    );
     t.check_invariants();
     assert_eq!(t.reset(), "A", "the fallback boots");
     assert!(t.run(&["health"]).stdout.contains("no trial pending"));
@@ -203,7 +256,10 @@ fn a_trial_that_never_confirms_is_marked_bad() {
     r.assert_ok();
     let st = t.status();
     assert_eq!(st["groups"]["B"]["status"], "bad");
-    assert!(st["groups"]["B"]["last_error"].as_str().unwrap().contains("trial did not confirm"));
+    assert!(st["groups"]["B"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("trial did not confirm"));
     t.check_invariants();
 }
 
@@ -211,7 +267,8 @@ fn a_trial_that_never_confirms_is_marked_bad() {
 fn apply_is_refused_while_a_trial_is_pending() {
     let t = TrialDevice::new();
     t.apply_reboot().assert_ok();
-    t.apply_reboot().assert_fails(2, "a trial of slot B is pending");
+    t.apply_reboot()
+        .assert_fails(2, "a trial of slot B is pending");
 }
 
 #[test]
@@ -232,8 +289,10 @@ fn mark_good_mark_bad_and_rollback() {
     assert_eq!(t.env()["A_OK"], "0");
     t.check_invariants();
     // Now B is the only good slot: marking it bad is refused, rollback too.
-    t.run(&["mark-bad", "B"]).assert_fails(6, "no other slot is good");
-    t.run(&["rollback"]).assert_fails(6, "nothing to roll back to");
+    t.run(&["mark-bad", "B"])
+        .assert_fails(6, "no other slot is good");
+    t.run(&["rollback"])
+        .assert_fails(6, "nothing to roll back to");
     t.check_invariants();
 }
 
@@ -246,10 +305,15 @@ fn bad_boot_envs_are_clear_errors() {
     t.run(&["apply", &url]).assert_fails(6, "names slot \"C\"");
     grub_editenv(&grubenv, &["set", "ORDER=A B"]);
     grub_editenv(&grubenv, &["unset", "B_OK"]);
-    t.run(&["apply", &url]).assert_fails(6, "has no B_OK variable");
+    t.run(&["apply", &url])
+        .assert_fails(6, "has no B_OK variable");
     std::fs::write(&grubenv, b"garbage").unwrap();
     t.run(&["apply", &url]).assert_fails(6, "GRUB env");
-    std::fs::write(&grubenv, b"# GRUB Environment Block\nORDER=A B\nA_OK=1\nB_OK=0\nxx").unwrap();
+    std::fs::write(
+        &grubenv,
+        b"# GRUB Environment Block\nORDER=A B\nA_OK=1\nB_OK=0\nxx",
+    )
+    .unwrap();
     t.run(&["apply", &url]).assert_fails(6, "not padded");
     // Nothing was written to slot B in any of these.
     assert!(!t.dev.env.p("dev/slots/B.rootfs").exists());
@@ -263,7 +327,12 @@ fn state_disagreeing_with_the_env_is_reported() {
     grub_editenv(&t.dev.env.p("dev/grubenv"), &["set", "ORDER=B A", "B_OK=1"]);
     let r = t.run(&["health"]);
     r.assert_ok();
-    assert!(r.stdout.contains("slot B is the grub env's primary but is empty in the state"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("slot B is the grub env's primary but is empty in the state"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// Stop the agent between every pair of durable steps of every transition,
@@ -323,9 +392,15 @@ fn crash_between_every_durable_step() {
         }
         assert!(crashed, "failpoint {fp} was never reached");
         let st = t.status();
-        assert_eq!(st["groups"]["B"]["status"], "good", "after a crash at {fp}: {st}");
+        assert_eq!(
+            st["groups"]["B"]["status"], "good",
+            "after a crash at {fp}: {st}"
+        );
         assert_eq!(t.env()["ORDER"], "B A", "after a crash at {fp}");
-        assert!(t.dev.b() == t.dev.expected(), "after a crash at {fp}: slot B is wrong");
+        assert!(
+            t.dev.b() == t.dev.expected(),
+            "after a crash at {fp}: slot B is wrong"
+        );
         t.dev.check_invariants_a_intact();
     }
 }
@@ -350,8 +425,14 @@ fn fw(config: &std::path::Path, tool: &str, args: &[&str]) -> String {
         .arg(config)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("{tool} (Debian package libubootenv-tool) is needed; ./test.sh installs it: {e}"));
-    assert!(out.status.success(), "{tool} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        .unwrap_or_else(|e| {
+            panic!("{tool} (Debian package libubootenv-tool) is needed; ./test.sh installs it: {e}")
+        });
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -367,7 +448,11 @@ fn uboot_redundant_env_interoperates_with_fw_tools() {
         std::fs::write(dev.env.p(&format!("dev/{f}")), vec![0xffu8; size]).unwrap();
     }
     let fwcfg = dev.env.p("dev/fw_env.config");
-    std::fs::write(&fwcfg, format!("{d}/env0 0x0 {size:#x}\n{d}/env1 0x0 {size:#x}\n")).unwrap();
+    std::fs::write(
+        &fwcfg,
+        format!("{d}/env0 0x0 {size:#x}\n{d}/env1 0x0 {size:#x}\n"),
+    )
+    .unwrap();
     std::fs::write(dev.env.p("dev/defenv"), "").unwrap();
     let defenv = dev.env.s("dev/defenv");
     fw(&fwcfg, "fw_setenv", &["-f", &defenv, "BOOT_ORDER", "A B"]);
@@ -400,7 +485,11 @@ fn uboot_redundant_env_interoperates_with_fw_tools() {
     // other copy (the state before the last write), which still parses.
     let newest = |p: &str| std::fs::read(dev.env.p(p)).unwrap()[4];
     let (f0, f1) = (newest("dev/env0"), newest("dev/env1"));
-    let active = if f1 == f0.wrapping_add(1) { "dev/env1" } else { "dev/env0" };
+    let active = if f1 == f0.wrapping_add(1) {
+        "dev/env1"
+    } else {
+        "dev/env0"
+    };
     let mut bytes = std::fs::read(dev.env.p(active)).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(dev.env.p(active), &bytes).unwrap();
@@ -408,7 +497,11 @@ fn uboot_redundant_env_interoperates_with_fw_tools() {
     assert_eq!(theirs.trim(), "BOOT_ORDER=A B");
     dev.run(&["status"]).assert_ok();
     // Both copies bad: a clear error, nothing written.
-    let other = if active == "dev/env0" { "dev/env1" } else { "dev/env0" };
+    let other = if active == "dev/env0" {
+        "dev/env1"
+    } else {
+        "dev/env0"
+    };
     let mut bytes = std::fs::read(dev.env.p(other)).unwrap();
     bytes[100] ^= 0xff;
     std::fs::write(dev.env.p(other), &bytes).unwrap();

@@ -1,0 +1,135 @@
+//! Loading a kernel with kexec_file_load(2), behind a trait so that tests
+//! never call the real syscall.
+//!
+//! kexec_file_load (not kexec_load) is what lets the running kernel check
+//! the new kernel's signature (KEXEC_SIG, since Linux 3.17) and places the
+//! image itself, so it cannot overwrite the running kernel.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+
+use crate::error::BootError;
+
+/// `KEXEC_FILE_UNLOAD`: unload the loaded image.
+pub const KEXEC_FILE_UNLOAD: libc::c_ulong = 0x1;
+/// `KEXEC_FILE_NO_INITRAMFS`: there is no initrd fd.
+pub const KEXEC_FILE_NO_INITRAMFS: libc::c_ulong = 0x4;
+
+/// Loads and unloads kexec images.
+pub trait KexecLoader {
+    /// Load `kernel` (and `initrd`) with `cmdline` for the next kexec.
+    fn load(
+        &self,
+        kernel: BorrowedFd<'_>,
+        initrd: Option<BorrowedFd<'_>>,
+        cmdline: &CString,
+    ) -> Result<(), Errno>;
+    /// Unload a loaded image.
+    fn unload(&self) -> Result<(), Errno>;
+}
+
+/// The real syscall (nix has no wrapper for kexec_file_load).
+pub struct SyscallLoader;
+
+impl KexecLoader for SyscallLoader {
+    fn load(
+        &self,
+        kernel: BorrowedFd<'_>,
+        initrd: Option<BorrowedFd<'_>>,
+        cmdline: &CString,
+    ) -> Result<(), Errno> {
+        let bytes = cmdline.as_bytes_with_nul();
+        let (initrd_fd, flags) = match initrd {
+            Some(fd) => (fd.as_raw_fd(), 0),
+            None => (-1, KEXEC_FILE_NO_INITRAMFS),
+        };
+        // SAFETY: the fds are open for the duration of the call, the command
+        // line pointer and its length (including the NUL, as the kernel
+        // requires) come from a live CString.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_kexec_file_load,
+                kernel.as_raw_fd(),
+                initrd_fd,
+                bytes.len() as libc::c_ulong,
+                bytes.as_ptr(),
+                flags,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Errno::last())
+        }
+    }
+
+    fn unload(&self) -> Result<(), Errno> {
+        // SAFETY: with KEXEC_FILE_UNLOAD the kernel ignores the other arguments.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_kexec_file_load,
+                -1,
+                -1,
+                0 as libc::c_ulong,
+                std::ptr::null::<u8>(),
+                KEXEC_FILE_UNLOAD,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(Errno::last())
+        }
+    }
+}
+
+/// What a refusal by the running kernel means, and what to do about it.
+pub fn explain(errno: Errno) -> String {
+    match errno {
+        Errno::EKEYREJECTED | Errno::EBADMSG => format!(
+            "the running kernel refused the new kernel's signature ({errno}): it enforces KEXEC_SIG, so the kernel image must carry a signature by a key in the running kernel's keyrings (sign it with sbsign and enroll the key)"
+        ),
+        Errno::EPERM => format!(
+            "kexec is not permitted ({errno}): the kernel is in lockdown mode or the agent lacks CAP_SYS_BOOT; run the agent as root without lockdown, or use the reboot path"
+        ),
+        Errno::ENOSYS | Errno::EOPNOTSUPP => format!(
+            "the running kernel has no kexec_file_load ({errno}); it needs CONFIG_KEXEC_FILE, or use the reboot path"
+        ),
+        Errno::ENOEXEC => format!(
+            "the running kernel cannot load this image ({errno}): kexec_file_load needs a kernel it can parse (a bzImage on x86, vmlinuz, not vmlinux)"
+        ),
+        Errno::EBUSY => format!("a kexec image is already loaded or being used ({errno}); unload it with `kexec -u` first"),
+        Errno::ENOMEM => format!("not enough memory to load the new kernel ({errno})"),
+        other => format!("kexec_file_load failed: {other}"),
+    }
+}
+
+/// A kexec refusal as a boot-control error (exit code 6).
+pub fn refusal(errno: Errno) -> BootError {
+    BootError(explain(errno))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_documented_refusal_has_its_own_message() {
+        let cases = [
+            (Errno::EKEYREJECTED, "KEXEC_SIG"),
+            (Errno::EBADMSG, "KEXEC_SIG"),
+            (Errno::EPERM, "lockdown"),
+            (Errno::ENOSYS, "CONFIG_KEXEC_FILE"),
+            (Errno::EOPNOTSUPP, "CONFIG_KEXEC_FILE"),
+            (Errno::ENOEXEC, "bzImage"),
+        ];
+        for (errno, word) in cases {
+            let msg = explain(errno);
+            assert!(msg.contains(word), "{errno}: {msg}");
+            let err: anyhow::Error = refusal(errno).into();
+            assert_eq!(crate::error::classify(&err), crate::error::ExitCode::Boot);
+        }
+    }
+}
