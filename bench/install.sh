@@ -32,9 +32,10 @@ trap cleanup EXIT
 
 # measure NAME CMD...: runs CMD under GNU time, prints "wall cpu rss_kib".
 measure() {
-  local out
-  out=$( { /usr/bin/time -f '%e %U %S %M' "$@" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-  awk '{printf "%.2f %.2f %d\n", $1, $2+$3, $4}' <<<"$out"
+  local t=$WORK/time.out
+  /usr/bin/time -o "$t" -f '%e %U %S %M' "$@" >/dev/null 2>"$WORK/measure.err" || {
+    echo "measure: $* failed: $(tail -3 "$WORK/measure.err")" >&2; return 1; }
+  awk '{printf "%.2f %.2f %d\n", $1, $2+$3, $4}' "$t"
 }
 
 make_images() {

@@ -54,7 +54,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     write_fake_image(&rootfs, 24 << 20, 1)?;
     write_fake_image(&kernel, 2 << 20, 2)?;
     let rel = root.join("releases/1.0.0");
-    let m = create(&CreateOptions {
+    let release_opts = CreateOptions {
         out: rel.clone(),
         keys: vec![mkey.clone()],
         product: "demo-gw".into(),
@@ -71,7 +71,8 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         min_agent_version: None,
         chunk_size: crate::release::DEFAULT_CHUNK_SIZE,
         zstd_level: 3,
-    })?;
+    };
+    let m = create(&release_opts)?;
     for i in &m.images {
         say(format!(
             "{:<7} {:>9} bytes in {} zstd chunks, {} bytes served",
@@ -139,16 +140,21 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         "{url} (the connection will break after 5 MiB of the rootfs)"
     ));
 
-    n.step("device: updater apply URL — verify, mark B unbootable, stream verified chunks into B");
+    n.step("device: updater apply URL --reboot — verify, mark B unbootable, stream verified chunks into B, start a trial");
     let a_before = crate::manifest::Sha256Digest::of(&std::fs::read(dev.join("slots/A.rootfs"))?);
+    let reboots = DemoRebooter;
     let mut progress = crate::install::progress::Progress::new(false);
-    let out = crate::install::apply(&settings, &url, &mut progress, crate::install::Then::Stay)?;
+    let out = crate::install::apply(
+        &settings,
+        &url,
+        &mut progress,
+        crate::install::Then::Reboot(&reboots),
+    )?;
     say(format!(
         "installed {} into slot {}: {} bytes fetched, {} retry after the dropped connection (resumed with a Range request)",
         out.version, out.group, out.downloaded_bytes, out.retries
     ));
-    let b = std::fs::read(dev.join("slots/B.rootfs"))?;
-    if b != std::fs::read(&rootfs)? {
+    if std::fs::read(dev.join("slots/B.rootfs"))? != std::fs::read(&rootfs)? {
         bail!("slot B does not hold the release image");
     }
     let a_after = crate::manifest::Sha256Digest::of(&std::fs::read(dev.join("slots/A.rootfs"))?);
@@ -156,19 +162,61 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         bail!("the booted slot A was written");
     }
     say("slot B holds exactly the signed image; slot A (booted) is byte-for-byte unchanged");
+    say(format!("boot env now: {}", env_line(&dev)?));
+    show_status(&settings)?;
 
-    n.step("device: updater status");
+    n.step("bootloader: the one-shot trial is consumed, then slot B boots");
+    say(format!("booted slot {}", simulate_bootloader(&dev)?));
+
+    n.step("device (slot B): updater health — the health checks pass, so B is committed");
+    report_health(crate::trial::health(&settings, &reboots)?);
+    say(format!("boot env now: {}", env_line(&dev)?));
+    show_status(&settings)?;
+
+    n.step("vendor: release 1.1.0, whose application does not start");
+    let broken = root.join("build/rootfs-1.1.0.img");
+    let mut img = std::fs::read(&rootfs)?;
+    img[..6].copy_from_slice(b"BROKEN");
+    std::fs::write(&broken, img)?;
+    let rel2 = root.join("releases/1.1.0");
+    create(&CreateOptions {
+        out: rel2.clone(),
+        version: "1.1.0".parse()?,
+        images: vec![("rootfs".into(), broken)],
+        expires: Expiry::Days(30),
+        ..release_opts.clone()
+    })?;
+    let server2 = crate::serve::Server::start(&rel2, "127.0.0.1:0")?;
+    say(format!("served at {}", server2.url("manifest.json")));
+
+    n.step(
+        "device (slot B): updater apply URL --reboot — installs into slot A, the slot not booted",
+    );
+    let out = crate::install::apply(
+        &settings,
+        &server2.url("manifest.json"),
+        &mut progress,
+        crate::install::Then::Reboot(&reboots),
+    )?;
+    say(format!("installed {} into slot {}", out.version, out.group));
+
+    n.step("bootloader: the one-shot trial boots slot A");
+    say(format!("booted slot {}", simulate_bootloader(&dev)?));
+
+    n.step("device (slot A): updater health — the application check fails");
+    report_health(crate::trial::health(&settings, &reboots)?);
+
+    n.step("bootloader: slot A is not bootable, B is still the default: B boots");
+    say(format!("booted slot {}", simulate_bootloader(&dev)?));
+    report_health(crate::trial::health(&settings, &reboots)?);
+    show_status(&settings)?;
     let st = crate::install::status(&settings)?;
-    for g in ["A", "B"] {
-        let e = &st["groups"][g];
-        say(format!(
-            "slot {g}: {:<10} version {:<6} bootable {}",
-            e["status"].as_str().unwrap_or("?"),
-            e["version"].as_str().unwrap_or("-"),
-            e["bootable"]
-        ));
+    if st["booted"] != "B"
+        || st["groups"]["A"]["status"] != "bad"
+        || st["groups"]["B"]["status"] != "good"
+    {
+        bail!("the failed release did not roll back as expected: {st}");
     }
-    say("B stays unbootable until it is tried and proves healthy (trial boot: next issue)");
 
     println!("\ndemo finished: every step behaved as expected");
     Ok(())
@@ -194,6 +242,10 @@ path = "{d}/boot.env"
 [http]
 backoff_initial_ms = 200
 
+[health]
+dir = "{d}/health.d"
+check_timeout_secs = 10
+
 [slots.A.targets]
 rootfs = "{d}/slots/A.rootfs"
 kernel = "{d}/slots/A.vmlinuz"
@@ -205,7 +257,115 @@ kernel = "{d}/slots/B.vmlinuz"
         k = keyring.display()
     );
     std::fs::write(dev.join("config.toml"), config)?;
+    // The device's health check: the application "starts" unless the booted
+    // slot's image is marked BROKEN.
+    std::fs::create_dir_all(dev.join("health.d"))?;
+    let check = dev.join("health.d/10-app");
+    std::fs::write(
+        &check,
+        format!(
+            "#!/bin/sh\nslot=$(sed -n 's/.*updater.slot=\\([A-Za-z0-9_-]*\\).*/\\1/p' {d}/cmdline)\nif [ \"$(head -c 6 {d}/slots/$slot.rootfs)\" = BROKEN ]; then\n  echo \"app.service failed to start on slot $slot\"\n  exit 1\nfi\n"
+        ),
+    )?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&check, std::fs::Permissions::from_mode(0o755))?;
     crate::config::load(Some(&dev.join("config.toml")))
+}
+
+/// Stands in for the machine's restart: the demo runs on a developer's
+/// machine, which must never reboot. It only says what would happen.
+struct DemoRebooter;
+
+impl crate::boot::reboot::Rebooter for DemoRebooter {
+    fn restart(&self, how: crate::boot::reboot::Restart) -> Result<()> {
+        say(format!("(the device would {} now; simulated)", how.name()));
+        Ok(())
+    }
+}
+
+/// What the bootloader side (packaging/grub/grub.cfg, for the file env) does
+/// at a reset: boot a one-shot trial after clearing it, else the first
+/// bootable slot of ORDER, else A. Writes the simulated command line.
+fn simulate_bootloader(dev: &Path) -> Result<String> {
+    let path = dev.join("boot.env");
+    let text = std::fs::read_to_string(&path)?;
+    let var = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or("")
+            .to_string()
+    };
+    let (slot, trial) = match var("TRY") {
+        t if !t.is_empty() => {
+            std::fs::write(&path, text.replace(&format!("TRY={t}"), "TRY="))?;
+            (t, " updater.trial=1")
+        }
+        _ => {
+            let order = var("ORDER");
+            let slot = order
+                .split_whitespace()
+                .find(|g| var(&format!("{g}_OK")) == "1")
+                .unwrap_or("A")
+                .to_string();
+            (slot, "")
+        }
+    };
+    std::fs::write(
+        dev.join("cmdline"),
+        format!("console=ttyS0 ro updater.slot={slot}{trial}\n"),
+    )?;
+    Ok(format!(
+        "{slot}{}",
+        if trial.is_empty() {
+            ""
+        } else {
+            " (one-shot trial)"
+        }
+    ))
+}
+
+fn env_line(dev: &Path) -> Result<String> {
+    Ok(std::fs::read_to_string(dev.join("boot.env"))?
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+fn show_status(settings: &crate::config::Settings) -> Result<()> {
+    let st = crate::install::status(settings)?;
+    for g in ["A", "B"] {
+        let e = &st["groups"][g];
+        say(format!(
+            "status: slot {g}: {:<10} version {:<6} bootable {:<5}{}{}",
+            e["status"].as_str().unwrap_or("?"),
+            e["version"].as_str().unwrap_or("-"),
+            e["bootable"],
+            if e["booted"] == true { " (booted)" } else { "" },
+            e["last_error"]
+                .as_str()
+                .map(|r| format!(" — {r}"))
+                .unwrap_or_default()
+        ));
+    }
+    Ok(())
+}
+
+fn report_health(outcome: crate::trial::HealthOutcome) {
+    use crate::trial::HealthOutcome as H;
+    match outcome {
+        H::NothingPending { .. } => say("health: no trial pending"),
+        H::Committed { group, checks } => say(format!(
+            "health: {} check(s) passed; slot {group} committed as the default",
+            checks.len()
+        )),
+        H::Failed { group, reason, .. } => {
+            say(format!("health: slot {group} marked bad: {reason}"))
+        }
+        H::TrialLost { group, reason, .. } => {
+            say(format!("health: slot {group} marked bad: {reason}"))
+        }
+    }
 }
 
 /// Rewrite the payload's version without re-signing, as an attacker would.

@@ -46,8 +46,20 @@ pub fn systemd_is_pid1() -> bool {
     std::path::Path::new("/run/systemd/system").is_dir()
 }
 
+/// Set in the environment, makes [`SystemRebooter`] refuse: the test suite
+/// sets it so that no mistake in a test's configuration can restart the
+/// build host.
+pub const NO_REAL_RESTART_ENV: &str = "UPDATER_NO_REAL_RESTART";
+
 impl Rebooter for SystemRebooter {
     fn restart(&self, how: Restart) -> Result<()> {
+        if std::env::var_os(NO_REAL_RESTART_ENV).is_some() {
+            return Err(BootError(format!(
+                "refusing to {}: {NO_REAL_RESTART_ENV} is set",
+                how.name()
+            ))
+            .into());
+        }
         if systemd_is_pid1() {
             let status = Command::new("systemctl")
                 .arg(how.name())

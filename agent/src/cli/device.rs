@@ -56,6 +56,9 @@ pub struct ServeArgs {
     /// Stop after this many seconds (default: run until killed).
     #[arg(long)]
     pub seconds: Option<u64>,
+    /// Limit the body throughput to this many bytes per second (tests).
+    #[arg(long)]
+    pub rate: Option<u64>,
 }
 
 pub(super) fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
@@ -158,6 +161,9 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
 
 pub(super) fn serve(a: ServeArgs) -> Result<()> {
     let server = crate::serve::Server::start(&a.dir, &a.listen)?;
+    if let Some(r) = a.rate {
+        server.set_rate(r);
+    }
     println!("serving {} at http://{}/", a.dir.display(), server.addr());
     match a.seconds {
         Some(s) => std::thread::sleep(std::time::Duration::from_secs(s)),

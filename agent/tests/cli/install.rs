@@ -359,6 +359,7 @@ fn a_file_replaced_mid_download_is_not_spliced() {
     dev.server.set_rate(4_000_000);
     let url = dev.server.url("manifest.json");
     let mut child = Command::new(bin())
+        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
         .args(["--config", &dev.config(), "apply", &url])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -448,6 +449,7 @@ fn two_agents_never_run_at_once() {
     dev.server.set_rate(2_000_000);
     let url = dev.server.url("manifest.json");
     let mut first = Command::new(bin())
+        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
         .args(["--config", &dev.config(), "apply", &url])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -476,6 +478,7 @@ fn crash_anywhere_then_converge() {
         seed ^= seed << 17;
         let delay = Duration::from_millis(20 + seed % 1500);
         let mut child = Command::new(bin())
+            .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
             .args(["--config", &dev.config(), "apply", &url])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -501,6 +504,7 @@ fn crash_anywhere_then_converge() {
     // One more crash at a known point late in the install, then the final run
     // must resume, fetching less than the whole image.
     let mut child = Command::new(bin())
+        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
         .args(["--config", &dev.config(), "apply", &url])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

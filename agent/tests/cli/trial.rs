@@ -129,6 +129,7 @@ impl TrialDevice {
         Command::new(bin())
             .args(&all)
             .env("UPDATER_FAILPOINTS", fp)
+            .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
             .output()
             .unwrap()
             .status

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# Builds everything the QEMU scenarios need, without mounts or loop devices:
+#   - a Debian guest kernel (apt-get download + dpkg -x, never installed);
+#   - per version (1 = factory system in slot A, 2 = the release) an
+#     initramfs with busybox, the needed modules, the real `updater` binary
+#     from this build with its shared libraries, its config, keyring and
+#     health check;
+#   - a standalone GRUB EFI binary embedding packaging/grub/stub.cfg;
+#   - a release of version 2 made with `updater release create`, signed
+#     with keys made for the run (the guest keyring trusts only those);
+#   - a pristine GPT disk: ESP (GRUB, grub.cfg, grubenv), slot A (ext4 with
+#     /boot/vmlinuz and /boot/initrd.img), slot B (empty), data (ext4).
+# Usage: integration/build.sh WORKDIR   (needs target/release/updater)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPO=$(dirname "$HERE")
+W=${1:?usage: build.sh WORKDIR}
+U=$REPO/target/release/updater
+mkdir -p "$W"
+log() { echo "build: $*" >&2; }
+
+[ -x "$U" ] || { echo "build: $U is missing; run cargo build --release" >&2; exit 1; }
+
+# --- host packages -----------------------------------------------------
+need=()
+for p in qemu-system-x86 ovmf grub-efi-amd64-bin grub-common mtools dosfstools e2fsprogs fdisk busybox-static kmod cpio; do
+    dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    log "installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# --- guest kernel --------------------------------------------------------
+if [ ! -f "$W/kernel/ok" ]; then
+    rm -rf "$W/kernel" && mkdir -p "$W/kernel/deb"
+    pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+    log "downloading $pkg"
+    (cd "$W/kernel/deb" && apt-get download "$pkg" >/dev/null)
+    dpkg -x "$W"/kernel/deb/*.deb "$W/kernel/root"
+    kver=${pkg#linux-image-}
+    echo "$kver" > "$W/kernel/version"
+    cp "$W/kernel/root/boot/vmlinuz-$kver" "$W/kernel/vmlinuz"
+    depmod -b "$W/kernel/root" "$kver"
+    touch "$W/kernel/ok"
+fi
+KVER=$(cat "$W/kernel/version")
+
+# --- keys and keyring (made for this run; the guest trusts only these) ---
+if [ ! -f "$W/keys/ok" ]; then
+    rm -rf "$W/keys" "$W/keyring"
+    "$U" keygen --out "$W/keys" --name release >/dev/null
+    "$U" keygen --out "$W/keys" --name kernel >/dev/null
+    "$U" keyring init "$W/keyring" --manifest-key "$W/keys/release.pub" --kernel-key "$W/keys/kernel.pub" >/dev/null
+    touch "$W/keys/ok"
+fi
+
+# --- initramfs per version -------------------------------------------------
+MODS="virtio_pci virtio_blk virtio_net ext4 vfat nls_cp437 nls_iso8859_1 nls_utf8 crc32c_generic i6300esb"
+make_initrd() {
+    local version=$1 out=$2 root
+    root=$(mktemp -d "$W/initrd.XXXX")
+    mkdir -p "$root"/{bin,sbin,usr/bin,etc/updater/health.d,etc/e2e,lib/modules/$KVER,proc,sys,dev,tmp,data,esp}
+    cp /bin/busybox "$root/bin/busybox"
+    cp "$HERE/guest/init" "$root/init"
+    cp "$HERE/guest/scenario.sh" "$root/etc/e2e/scenario.sh"
+    echo "$version" > "$root/etc/e2e/version"
+    cp "$HERE/guest/config.toml" "$root/etc/updater/config.toml"
+    cp -r "$W/keyring" "$root/etc/updater/keyring"
+    if [ "$version" = 2 ]; then cp "$HERE/guest/health-check" "$root/etc/updater/health.d/50-app"; fi
+    # The agent and the shared libraries it links.
+    cp "$U" "$root/usr/bin/updater"
+    for lib in $(ldd "$U" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'); do
+        mkdir -p "$root$(dirname "$lib")"
+        cp -L "$lib" "$root$lib"
+    done
+    # Modules with their dependencies, as modprobe resolves them.
+    for m in $MODS; do
+        modprobe -d "$W/kernel/root" -S "$KVER" --show-depends "$m" 2>/dev/null | awk '/^insmod/ {print $2}' | while read -r ko; do
+            rel=${ko#"$W/kernel/root"}
+            mkdir -p "$root$(dirname "$rel")"
+            cp "$ko" "$root$rel"
+        done
+    done
+    cp "$W/kernel/root/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$KVER/" 2>/dev/null || true
+    depmod -b "$root" "$KVER"
+    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"
+    rm -rf "$root"
+}
+log "initramfs v1 and v2"
+make_initrd 1 "$W/initrd-1.img"
+make_initrd 2 "$W/initrd-2.img"
+
+# --- slot filesystems ------------------------------------------------------
+make_slotfs() {
+    local version=$1 out=$2 dir
+    dir=$(mktemp -d "$W/slot.XXXX")
+    mkdir -p "$dir/boot"
+    cp "$W/kernel/vmlinuz" "$dir/boot/vmlinuz"
+    cp "$W/initrd-$version.img" "$dir/boot/initrd.img"
+    echo "$version" > "$dir/version"
+    rm -f "$out"
+    mkfs.ext4 -q -F -L "slot-v$version" -d "$dir" "$out" 48M
+    rm -rf "$dir"
+}
+make_slotfs 1 "$W/slot-v1.ext4"
+make_slotfs 2 "$W/slot-v2.ext4"
+
+# --- the release (version 2) ---------------------------------------------
+rm -rf "$W/release"
+"$U" release create --out "$W/release" --key "$W/keys/release.key" --product e2e --version 2.0.0 \
+    --security-version 2 --compatible e2e-qemu-x86_64 --image "rootfs=$W/slot-v2.ext4" \
+    --kernel "$W/kernel/vmlinuz" --kernel-key "$W/keys/kernel.key" --initrd "$W/initrd-2.img" \
+    --cmdline "console=ttyS0 panic=5" --chunk-size 1048576 >/dev/null
+
+# --- GRUB ------------------------------------------------------------------
+grub-mkstandalone -O x86_64-efi -o "$W/BOOTX64.EFI" \
+    --modules="part_gpt fat ext2 linux loadenv test echo search search_fs_file configfile normal gzio" \
+    --locales= --themes= --fonts= "boot/grub/grub.cfg=$REPO/packaging/grub/stub.cfg"
+# The board's settings go in front of the packaged grub.cfg.
+{
+    echo 'set updater_cmdline="console=ttyS0 panic=5"'
+    echo 'set timeout=0'
+    cat "$REPO/packaging/grub/grub.cfg"
+} > "$W/grub.cfg"
+rm -f "$W/grubenv"
+grub-editenv "$W/grubenv" create
+grub-editenv "$W/grubenv" set ORDER="A B" A_OK=1 B_OK=0 A_TRY=0 B_TRY=0
+
+# --- the disk ------------------------------------------------------------
+# GPT: p1 ESP 16 MiB at 1 MiB, p2 slot A 64 MiB, p3 slot B 64 MiB, p4 data 32 MiB.
+rm -f "$W/esp.img" "$W/data.img" "$W/disk.img"
+mkfs.vfat -C "$W/esp.img" 16384 >/dev/null
+mmd -i "$W/esp.img" ::/EFI ::/EFI/BOOT ::/grub
+mcopy -i "$W/esp.img" "$W/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$W/esp.img" "$W/grub.cfg" ::/grub/grub.cfg
+mcopy -i "$W/esp.img" "$W/grubenv" ::/grub/grubenv
+ddir=$(mktemp -d "$W/data.XXXX")
+mkdir -p "$ddir/state" "$ddir/slots/A" "$ddir/slots/B"
+mkfs.ext4 -q -F -d "$ddir" "$W/data.img" 32M
+rm -rf "$ddir"
+truncate -s 180M "$W/disk.img"
+sfdisk -q "$W/disk.img" <<'PART'
+label: gpt
+start=1MiB, size=16MiB, type=uefi, name=esp
+start=17MiB, size=64MiB, type=linux, name=slot-a
+start=81MiB, size=64MiB, type=linux, name=slot-b
+start=145MiB, size=32MiB, type=linux, name=data
+PART
+dd if="$W/esp.img" of="$W/disk.img" bs=1M seek=1 conv=notrunc status=none
+dd if="$W/slot-v1.ext4" of="$W/disk.img" bs=1M seek=17 conv=notrunc status=none
+dd if="$W/data.img" of="$W/disk.img" bs=1M seek=145 conv=notrunc status=none
+log "done: $W/disk.img, release in $W/release"

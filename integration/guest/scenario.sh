@@ -1,0 +1,56 @@
+# Sourced by /init at every boot: what this slot does in each scenario.
+# Variables: SCENARIO, SLOT, VERSION (1 = the factory system in A, 2 = the
+# release), TRIAL, BOOTS (boots so far, kept on the data partition), URL.
+
+apply_kexec() {
+    modprobe i6300esb nowayout=1 && mark "watchdog nowayout=$(cat /sys/class/watchdog/watchdog0/nowayout 2>/dev/null)"
+    mark "apply-start kexec"
+    updater apply "$URL" --kexec > /tmp/apply.out 2>&1
+    rc=$?
+    mark "apply rc=$rc $(tail -2 /tmp/apply.out | tr '\n' ' ')"
+}
+
+case "$SCENARIO:$VERSION" in
+commit:1)
+    if [ "$BOOTS" = 1 ]; then apply_kexec; fi
+    finish ;;
+commit:2)
+    # Health (run above) committed this slot if it was a trial; then a full
+    # reset through firmware and GRUB must boot it again.
+    if [ "$TRIAL" = yes ]; then mark "reset-after-commit"; sync; reboot -f; fi
+    finish ;;
+health-fail:1)
+    if [ "$BOOTS" = 1 ]; then apply_kexec; fi
+    finish ;;
+health-fail:2)
+    # Health failed above and rebooted; nothing more to do here.
+    mark "error: still running after a failed health check"
+    finish ;;
+hang:1)
+    if [ "$BOOTS" = 1 ]; then apply_kexec; fi
+    finish ;;
+powercut:1)
+    if [ "$BOOTS" = 1 ]; then
+        mark "apply-start install"
+        updater apply "$URL" > /tmp/apply.out 2>&1
+        mark "error: the first install was not cut: rc=$? $(tail -1 /tmp/apply.out)"
+    else
+        mark "after-cut $(updater status --json)"
+        updater apply "$URL" > /tmp/apply.out 2>&1
+        mark "apply rc=$? $(tail -1 /tmp/apply.out)"
+    fi
+    finish ;;
+tampered:1)
+    apply_kexec
+    finish ;;
+reboot:1)
+    if [ "$BOOTS" = 1 ]; then
+        mark "apply-start reboot"
+        updater apply "$URL" --reboot > /tmp/apply.out 2>&1
+        mark "apply rc=$? $(tail -2 /tmp/apply.out | tr '\n' ' ')"
+        sleep 30
+    fi
+    finish ;;
+reboot:2)
+    finish ;;
+esac
