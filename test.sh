@@ -40,4 +40,7 @@ case "$out" in
   *) echo "FAIL: unexpected refusal: $out"; exit 1 ;;
 esac
 
+log "end-to-end scenarios in QEMU (integration/e2e.py, docs/e2e.md)"
+python3 integration/e2e.py --work target/e2e
+
 log "all tests passed"

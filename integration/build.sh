@@ -15,6 +15,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(dirname "$HERE")
 W=${1:?usage: build.sh WORKDIR}
+mkdir -p "$W"
+W=$(cd "$W" && pwd)
 U=$REPO/target/release/updater
 mkdir -p "$W"
 log() { echo "build: $*" >&2; }
@@ -27,6 +29,9 @@ for p in qemu-system-x86 ovmf grub-efi-amd64-bin grub-common mtools dosfstools e
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
+    # Should anything pull in kexec-tools, it must never set this host up to
+    # kexec itself.
+    echo "kexec-tools kexec-tools/load_kexec boolean false" | debconf-set-selections 2>/dev/null || true
     log "installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
@@ -57,7 +62,7 @@ if [ ! -f "$W/keys/ok" ]; then
 fi
 
 # --- initramfs per version -------------------------------------------------
-MODS="virtio_pci virtio_blk virtio_net ext4 vfat nls_cp437 nls_iso8859_1 nls_utf8 crc32c_generic i6300esb"
+MODS="virtio_pci virtio_blk virtio_net ext4 vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 crc32c_generic i6300esb"
 make_initrd() {
     local version=$1 out=$2 root
     root=$(mktemp -d "$W/initrd.XXXX")
