@@ -84,22 +84,35 @@ impl RetryBudget {
             match attempt(n) {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    let delay = e
-                        .retry_after
-                        .unwrap_or_else(|| backoff.delay())
-                        .min(self.max);
-                    self.check(what, &e, n, delay)?;
-                    tracing::warn!(
-                        "{what}: {} (retrying in {:.1}s)",
-                        e.message,
-                        delay.as_secs_f64()
-                    );
-                    std::thread::sleep(delay);
+                    self.wait(what, &e, n, &mut backoff)?;
                     n += 1;
-                    self.retried += 1;
                 }
             }
         }
+    }
+
+    /// After attempt `n` failed with `e`: give up (the error to return), or
+    /// log, sleep the backoff (or the server's Retry-After) and count the retry.
+    pub fn wait(
+        &mut self,
+        what: &str,
+        e: &AttemptError,
+        n: u32,
+        backoff: &mut Backoff,
+    ) -> Result<()> {
+        let delay = e
+            .retry_after
+            .unwrap_or_else(|| backoff.delay())
+            .min(self.max);
+        self.check(what, e, n, delay)?;
+        tracing::warn!(
+            "{what}: {} (retrying in {:.1}s)",
+            e.message,
+            delay.as_secs_f64()
+        );
+        std::thread::sleep(delay);
+        self.retried += 1;
+        Ok(())
     }
 
     /// Decide whether attempt `n`, which failed with `e`, may be retried

@@ -253,17 +253,15 @@ fn fetch_stage(
                 attempt = 0; // progress resets the per-request retry count
             }
             Err(e) => {
+                // Reopen at the first chunk not yet received.
                 stream = None;
-                let delay = e.retry_after.unwrap_or_else(|| backoff.delay());
-                budget.check(&format!("downloading {file}"), &e, attempt, delay)?;
-                tracing::warn!(
-                    "{} (retrying from chunk {i} in {:.1}s)",
-                    e.message,
-                    delay.as_secs_f64()
-                );
-                std::thread::sleep(delay);
+                budget.wait(
+                    &format!("downloading {file} from chunk {i}"),
+                    &e,
+                    attempt,
+                    &mut backoff,
+                )?;
                 attempt += 1;
-                budget.retried += 1;
             }
         }
     }

@@ -77,6 +77,22 @@ rootfs = "{d}/slots/B.rootfs"
         updater(&all)
     }
 
+    /// `updater apply URL` running in the background.
+    pub fn spawn_apply(&self) -> std::process::Child {
+        Command::new(bin())
+            .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
+            .args([
+                "--config",
+                &self.config(),
+                "apply",
+                &self.server.url("manifest.json"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn apply_url(&self) -> Run {
         let url = self.server.url("manifest.json");
         self.run(&["apply", &url])
@@ -357,14 +373,7 @@ fn a_chunk_from_another_release_is_refused() {
 fn a_file_replaced_mid_download_is_not_spliced() {
     let dev = Device::new();
     dev.server.set_rate(4_000_000);
-    let url = dev.server.url("manifest.json");
-    let mut child = Command::new(bin())
-        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
-        .args(["--config", &dev.config(), "apply", &url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = dev.spawn_apply();
     // Let part of the image arrive, then rewrite the file (new ETag, same
     // bytes) and break the connection once so the agent resumes with If-Range.
     std::thread::sleep(Duration::from_millis(150));
@@ -447,14 +456,7 @@ fn corrupt_state_is_reported_and_kept() {
 fn two_agents_never_run_at_once() {
     let dev = Device::new();
     dev.server.set_rate(2_000_000);
-    let url = dev.server.url("manifest.json");
-    let mut first = Command::new(bin())
-        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
-        .args(["--config", &dev.config(), "apply", &url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = dev.spawn_apply();
     std::thread::sleep(Duration::from_millis(300));
     dev.apply_url()
         .assert_fails(2, "another updater is running");
@@ -469,7 +471,6 @@ fn two_agents_never_run_at_once() {
 fn crash_anywhere_then_converge() {
     let dev = Device::new();
     dev.server.set_rate(1_000_000); // about 2.3 s per install
-    let url = dev.server.url("manifest.json");
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut kills = 0;
     for _ in 0..26 {
@@ -477,13 +478,7 @@ fn crash_anywhere_then_converge() {
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let delay = Duration::from_millis(20 + seed % 1500);
-        let mut child = Command::new(bin())
-            .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
-            .args(["--config", &dev.config(), "apply", &url])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = dev.spawn_apply();
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap(); // SIGKILL
@@ -503,13 +498,7 @@ fn crash_anywhere_then_converge() {
     assert!(kills >= 20, "only {kills} runs were killed mid-install");
     // One more crash at a known point late in the install, then the final run
     // must resume, fetching less than the whole image.
-    let mut child = Command::new(bin())
-        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
-        .args(["--config", &dev.config(), "apply", &url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = dev.spawn_apply();
     let t = Instant::now();
     loop {
         let st = dev.status();
