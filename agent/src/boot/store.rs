@@ -41,8 +41,9 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// Open the file, creating it (every group bootable, configuration
-    /// order) if it does not exist.
+    /// Open the file. A missing file reads as every group bootable in
+    /// configuration order; it is written at the first change (so that
+    /// `status` never writes).
     pub fn open(path: &Path, groups: &[String]) -> Result<FileStore> {
         let mut s = FileStore {
             path: path.to_path_buf(),
@@ -66,13 +67,12 @@ impl FileStore {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::info!(path = %path.display(), "creating the boot env file");
+                tracing::info!(path = %path.display(), "no boot env file yet; it is created at the first change");
                 s.vars.insert("ORDER".into(), groups.join(" "));
                 for g in groups {
                     s.vars.insert(format!("{g}_OK"), "1".into());
                 }
                 s.vars.insert("TRY".into(), String::new());
-                s.commit()?;
             }
             Err(e) => {
                 return Err(boot_err(format!(

@@ -150,6 +150,15 @@ pub fn apply(
 
     // 2 + 3. Unbootable everywhere, durably, before the first byte.
     let mut boot = crate::boot::open(settings)?;
+    if boot.primary()?.as_deref() == Some(target.name.as_str()) {
+        // Booted from one slot while the bootloader's default is the other
+        // (after a rollback, before the reboot): writing the default would
+        // leave it unbootable.
+        return Err(usage(format!(
+            "slot {} is the bootloader's default but slot {booted} is running; reboot into slot {} (or `updater rollback`) before installing",
+            target.name, target.name
+        )));
+    }
     boot.set_bootable(&target.name, false)
         .with_context(|| format!("marking slot {} unbootable", target.name))?;
     crate::failpoint!("after-mark-unbootable");

@@ -34,6 +34,9 @@ pub enum Fault {
     IgnoreRange,
     /// Flip the byte at this file offset in what is sent.
     FlipByte(u64),
+    /// Close the connection after this many body bytes, and from then on
+    /// serve the file under a new ETag, as if it had been re-uploaded.
+    DropAndReplace(u64),
 }
 
 /// A fault, the file it applies to (by name; None: any) and how many more
@@ -57,6 +60,8 @@ pub struct RequestLog {
     pub range_start: Option<u64>,
     /// Status sent.
     pub status: u16,
+    /// Whether an If-Range validator was sent, and whether it matched.
+    pub if_range_matched: Option<bool>,
 }
 
 /// Shared state between the server threads and the test.
@@ -67,6 +72,8 @@ pub struct Shared {
     body_bytes: AtomicU64,
     /// Bytes per second for bodies (0: unlimited).
     rate: AtomicU64,
+    /// Bumped by `DropAndReplace`: part of every ETag.
+    generation: AtomicU64,
 }
 
 /// A running server; stopped when dropped.
@@ -174,9 +181,11 @@ fn take_fault(shared: &Shared, file: &str) -> Option<Fault> {
     Some(fault)
 }
 
-fn etag(md: &std::fs::Metadata) -> String {
+/// A strong validator: the file's identity and version, plus the
+/// generation that `DropAndReplace` bumps.
+fn etag(md: &std::fs::Metadata, generation: u64) -> String {
     format!(
-        "\"{:x}-{:x}-{:x}\"",
+        "\"{:x}-{:x}-{:x}-{generation}\"",
         md.ino(),
         md.len(),
         md.mtime_nsec() as u64 ^ (md.mtime() as u64) << 20
@@ -249,11 +258,13 @@ fn serve_one(
         .next()
         .unwrap_or("")
         .to_string();
+    let if_range_matched = std::cell::Cell::new(None);
     let log = |status: u16, start: Option<u64>| {
         shared.log.lock().unwrap().push(RequestLog {
             path: name.clone(),
             range_start: start,
             status,
+            if_range_matched: if_range_matched.get(),
         });
     };
     if method != "GET" && method != "HEAD" {
@@ -275,7 +286,8 @@ fn serve_one(
     };
     let md = file.metadata()?;
     let len = md.len();
-    let tag = etag(&md);
+    let tag = etag(&md, shared.generation.load(Ordering::SeqCst));
+    if_range_matched.set(if_range.as_deref().map(|v| v == tag));
     let fault = take_fault(shared, &name);
     if let Some(Fault::Status(code)) = fault {
         log(code, None);
@@ -336,7 +348,10 @@ fn serve_one(
             break;
         }
         let mut n = n;
-        if let Some(Fault::DropAfter(at)) | Some(Fault::StallAfter(at, _)) = &fault {
+        if let Some(Fault::DropAfter(at))
+        | Some(Fault::StallAfter(at, _))
+        | Some(Fault::DropAndReplace(at)) = &fault
+        {
             if sent + n as u64 > *at {
                 n = at.saturating_sub(sent) as usize;
             }
@@ -352,6 +367,10 @@ fn serve_one(
         shared.body_bytes.fetch_add(n as u64, Ordering::SeqCst);
         match &fault {
             Some(Fault::DropAfter(at)) if sent >= *at => return Ok(false),
+            Some(Fault::DropAndReplace(at)) if sent >= *at => {
+                shared.generation.fetch_add(1, Ordering::SeqCst);
+                return Ok(false);
+            }
             Some(Fault::StallAfter(at, d)) if sent >= *at => {
                 out.flush()?;
                 std::thread::sleep(*d);

@@ -8,4 +8,5 @@ mod openssl;
 mod rejects;
 mod release;
 mod schema;
+mod tls;
 mod trial;

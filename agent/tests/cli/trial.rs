@@ -284,6 +284,12 @@ fn mark_good_mark_bad_and_rollback() {
     t.run(&["rollback"]).assert_ok();
     assert_eq!(t.env()["ORDER"], "A B");
     t.check_invariants();
+    // Still running B: installing into A, the default, is refused.
+    t.apply_reboot().assert_fails(
+        2,
+        "slot A is the bootloader's default but slot B is running",
+    );
+    assert_eq!(t.env()["A_OK"], "1");
     // Mark A (the default) bad: the default moves to B first.
     t.run(&["mark-bad", "A"]).assert_ok();
     assert_eq!(t.env()["ORDER"], "B A");
