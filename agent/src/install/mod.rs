@@ -173,6 +173,7 @@ pub fn apply(
         status: GroupStatus::Installing,
         version: Some(m.version.to_string()),
         digest: Some(digest.clone()),
+        security_version: Some(m.security_version),
         last_error: None,
         updated: Some(Utc::now()),
     };
@@ -251,7 +252,6 @@ pub fn apply(
     // 6. Installed.
     crate::failpoint!("before-state-installed");
     state.install = None;
-    state.highest_security_version = state.highest_security_version.max(m.security_version);
     let g = state.group_mut(&target.name);
     g.status = GroupStatus::Installed;
     g.updated = Some(Utc::now());

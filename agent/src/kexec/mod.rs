@@ -235,6 +235,11 @@ pub fn start_kexec_trial(
         prepare(manifest_bytes, &keyring, group).context("verifying the kernel before kexec")?;
     let cmdline = plan.cmdline.to_string_lossy().into_owned();
     let watchdog = deps.watchdog;
+    if watchdog.is_none() {
+        tracing::warn!(
+            "no kexec.watchdog configured: if the trial kernel hangs, nothing resets the machine"
+        );
+    }
     if let Some(w) = watchdog.as_deref() {
         if let Err(why) = w.survives_kexec() {
             match settings.kexec.watchdog_unsafe {

@@ -67,6 +67,10 @@ pub struct GroupState {
     /// Installed release's manifest digest (sha256 of the signed payload).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// Installed release's security_version (becomes the anti-rollback
+    /// floor when the group is committed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_version: Option<u64>,
     /// The last failure on this group and its reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
@@ -115,7 +119,7 @@ pub struct State {
     pub version: u32,
     /// Per group.
     pub groups: BTreeMap<String, GroupState>,
-    /// Highest security_version installed: the anti-rollback floor.
+    /// Highest security_version committed: the anti-rollback floor.
     pub highest_security_version: u64,
     /// Install in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -139,6 +139,10 @@ pub fn commit(
     g.status = GroupStatus::Good;
     g.last_error = None;
     g.updated = Some(Utc::now());
+    // The anti-rollback floor rises only when a release has proven itself:
+    // a failed trial must not lock the device out of the release it runs.
+    let committed = g.security_version.unwrap_or(0);
+    state.highest_security_version = state.highest_security_version.max(committed);
     store.save(state)
 }
 

@@ -445,7 +445,11 @@ fn booted_b_installs_into_a() {
     // Booted from B: the install must go to A, never B.
     std::fs::write(dev.env.p("dev/slots/B.rootfs"), b"running system B").unwrap();
     std::fs::write(dev.env.p("dev/cmdline"), "updater.slot=B\n").unwrap();
-    std::fs::write(dev.env.p("dev/boot.env"), "ORDER=B A\nA_OK=1\nB_OK=1\nTRY=\n").unwrap();
+    std::fs::write(
+        dev.env.p("dev/boot.env"),
+        "ORDER=B A\nA_OK=1\nB_OK=1\nTRY=\n",
+    )
+    .unwrap();
     dev.apply_url().assert_ok();
     assert_eq!(dev.b(), b"running system B");
     assert!(std::fs::read(dev.env.p("dev/slots/A.rootfs")).unwrap() == dev.expected());

@@ -190,6 +190,10 @@ fn reboot_trial_commits_when_healthy() {
     let st = t.status();
     assert_eq!(st["groups"]["B"]["status"], "trial");
     assert_eq!(st["trial"]["group"], "B");
+    assert_eq!(
+        st["highest_security_version"], 0,
+        "the floor rises only at commit"
+    );
     t.check_invariants();
 
     assert_eq!(t.reset(), "B");
@@ -211,6 +215,7 @@ fn reboot_trial_commits_when_healthy() {
         "A stays good as the fallback"
     );
     assert!(st["trial"].is_null());
+    assert_eq!(st["highest_security_version"], 5);
     t.check_invariants();
     // Next reset boots B by default; health has nothing to do.
     assert_eq!(t.reset(), "B");
