@@ -9,16 +9,7 @@ use crate::common::*;
 use crate::install::Device;
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .expect("running openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    openssl_in(dir, args);
 }
 
 /// A CA, a server certificate for 127.0.0.1 and a client certificate.
