@@ -162,9 +162,10 @@ fn apply_over_http_then_status() {
     let st = dev.status();
     assert_eq!(st["booted"], "A");
     assert_eq!(st["primary"], "A");
-    let (_, m) = dev.env.read("rel/manifest.json");
-    let _ = m;
-    assert_eq!(st["groups"]["B"]["digest"].as_str().unwrap().len(), 64);
+    // The recorded digest is the release's identity: sha256 of the signed payload.
+    let (envelope, _) = dev.env.read("rel/manifest.json");
+    let digest = Sha256Digest::of(&envelope.payload_bytes().unwrap()).hex();
+    assert_eq!(st["groups"]["B"]["digest"], digest.as_str());
     let env_text = std::fs::read_to_string(dev.env.p("dev/boot.env")).unwrap();
     assert!(
         env_text.contains("B_OK=0") && env_text.contains("ORDER=A B"),
