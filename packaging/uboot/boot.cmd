@@ -6,13 +6,16 @@
 #   BOOT_B_LEFT
 #   BOOT_TRY      a slot to boot ONCE (reboot trial); cleared and saved
 #                 before that slot's kernel starts
-# Board settings: updater_dev (e.g. "mmc 0"), A_PART, B_PART (partition
-# numbers), updater_cmdline (console and common arguments).
+# Board settings: updater_iface (e.g. "mmc"), updater_devnum (e.g. 0),
+# A_PART, B_PART (partition numbers), updater_cmdline (console and common
+# arguments). Interface and device number are separate variables: U-Boot
+# passes "${a}:${b}" with a space inside a variable as two arguments.
 
 test -n "${BOOT_ORDER}" || setenv BOOT_ORDER "A B"
 test -n "${BOOT_A_LEFT}" || setenv BOOT_A_LEFT 1
 test -n "${BOOT_B_LEFT}" || setenv BOOT_B_LEFT 0
-test -n "${updater_dev}" || setenv updater_dev "mmc 0"
+test -n "${updater_iface}" || setenv updater_iface mmc
+test -n "${updater_devnum}" || setenv updater_devnum 0
 test -n "${A_PART}" || setenv A_PART 2
 test -n "${B_PART}" || setenv B_PART 3
 
@@ -38,6 +41,6 @@ test -n "${slot}" || setenv slot A
 if test "${slot}" = "B"; then setenv updater_part ${B_PART}; else setenv updater_part ${A_PART}; fi
 echo "updater: booting slot ${slot}${trial}"
 setenv bootargs "${updater_cmdline} updater.slot=${slot}${trial}"
-load ${updater_dev}:${updater_part} ${kernel_addr_r} /boot/Image
-load ${updater_dev}:${updater_part} ${ramdisk_addr_r} /boot/initrd.img
+load ${updater_iface} ${updater_devnum}:${updater_part} ${kernel_addr_r} /boot/Image
+load ${updater_iface} ${updater_devnum}:${updater_part} ${ramdisk_addr_r} /boot/initrd.img
 booti ${kernel_addr_r} ${ramdisk_addr_r}:${filesize} ${fdt_addr}
