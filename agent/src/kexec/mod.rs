@@ -124,36 +124,23 @@ pub fn prepare(
             ))
         })
     };
-    let kernel = SealedMemfd::from_file(target("kernel")?, "updater-kernel", kinfo.size)?;
-    if kernel.digest() != kinfo.sha256 {
-        return Err(Rejected::Mismatch {
-            what: format!("kernel of slot {}", group.name),
-            reason: format!(
-                "sha256 of the sealed bytes is {}, the manifest says {}",
-                kernel.digest(),
-                kinfo.sha256
-            ),
-        }
-        .into());
-    }
+    let kernel = seal_pinned(
+        target("kernel")?,
+        "kernel",
+        &group.name,
+        kinfo.size,
+        &kinfo.sha256,
+    )?;
     // The kernel's own signature, over the hash of the sealed bytes.
     verify_kernel_statement(&kernel.digest(), kernel.size(), &kinfo.signatures, keyring)?;
     let initrd = match &m.initrd {
-        Some(i) => {
-            let sealed = SealedMemfd::from_file(target("initrd")?, "updater-initrd", i.size)?;
-            if sealed.digest() != i.sha256 {
-                return Err(Rejected::Mismatch {
-                    what: format!("initrd of slot {}", group.name),
-                    reason: format!(
-                        "sha256 of the sealed bytes is {}, the manifest says {}",
-                        sealed.digest(),
-                        i.sha256
-                    ),
-                }
-                .into());
-            }
-            Some(sealed)
-        }
+        Some(i) => Some(seal_pinned(
+            target("initrd")?,
+            "initrd",
+            &group.name,
+            i.size,
+            &i.sha256,
+        )?),
         None => None,
     };
     let cmdline = compose_cmdline(
@@ -166,6 +153,29 @@ pub fn prepare(
         initrd,
         cmdline,
     })
+}
+
+/// Copy `path` into a sealed memfd and check the sealed bytes against the
+/// size and sha256 the manifest pins.
+fn seal_pinned(
+    path: &std::path::Path,
+    what: &str,
+    group: &str,
+    size: u64,
+    sha256: &crate::manifest::Sha256Digest,
+) -> Result<SealedMemfd> {
+    let sealed = SealedMemfd::from_file(path, &format!("updater-{what}"), size)?;
+    if sealed.digest() != *sha256 {
+        return Err(Rejected::Mismatch {
+            what: format!("{what} of slot {group}"),
+            reason: format!(
+                "sha256 of the sealed bytes is {}, the manifest says {sha256}",
+                sealed.digest()
+            ),
+        }
+        .into());
+    }
+    Ok(sealed)
 }
 
 /// What the kexec step did.

@@ -132,8 +132,14 @@ impl TestEnv {
 
     /// `release create` into `out` with the given extra arguments.
     pub fn release(&self, out: &str, extra: &[&str]) -> Run {
+        self.release_of(out, "rootfs.img", extra)
+    }
+
+    /// `release create` into `out` with `image` (relative to the folder) as
+    /// the rootfs.
+    pub fn release_of(&self, out: &str, image: &str, extra: &[&str]) -> Run {
         let out = self.s(out);
-        let rootfs = format!("rootfs={}", self.s("rootfs.img"));
+        let rootfs = format!("rootfs={}", self.s(image));
         let key = self.s("keys/m1.key");
         let mut args = vec![
             "release",

@@ -338,29 +338,9 @@ fn a_chunk_from_another_release_is_refused() {
     let dev = Device::new();
     // Another release of the same product with different contents.
     std::fs::write(dev.env.p("other.img"), pattern(ROOTFS_LEN, 99)).unwrap();
-    let other = format!("rootfs={}", dev.env.s("other.img"));
-    let key = dev.env.s("keys/m1.key");
-    updater(&[
-        "release",
-        "create",
-        "--out",
-        &dev.env.s("rel-other"),
-        "--key",
-        &key,
-        "--product",
-        "gw",
-        "--version",
-        "1.2.0",
-        "--security-version",
-        "5",
-        "--compatible",
-        "acme-gw",
-        "--image",
-        &other,
-        "--chunk-size",
-        "262144",
-    ])
-    .assert_ok();
+    dev.env
+        .release_of("rel-other", "other.img", &["--chunk-size", "262144"])
+        .assert_ok();
     std::fs::copy(
         dev.env.p("rel-other/rootfs.img.zst"),
         dev.env.p("rel/rootfs.img.zst"),
