@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::keys::{keygen, keyring_init, Keyring};
+use crate::keys::{keygen, keyring_init, Keyring, RoleInit};
 use crate::manifest::verify::{verify, Policy};
 use crate::release::{create, CreateOptions, Expiry};
 
@@ -82,7 +82,21 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
 
     n.step("device: trust the vendor's keys (keyring with thresholds)");
     let ring_dir = root.join("device/keyring");
-    keyring_init(&ring_dir, &[mpub], 1, &[kpub], 1)?;
+    keyring_init(
+        &ring_dir,
+        RoleInit {
+            keys: &[mpub],
+            threshold: 1,
+        },
+        RoleInit {
+            keys: &[kpub],
+            threshold: 1,
+        },
+        RoleInit {
+            keys: &[],
+            threshold: 1,
+        },
+    )?;
     let ring = Keyring::load(&ring_dir)?;
     say(format!(
         "{} written",
@@ -147,6 +161,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     let out = crate::install::apply(
         &settings,
         &url,
+        None,
         &mut progress,
         crate::install::Then::Reboot(&reboots),
     )?;
@@ -195,6 +210,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     let out = crate::install::apply(
         &settings,
         &server2.url("manifest.json"),
+        None,
         &mut progress,
         crate::install::Then::Reboot(&reboots),
     )?;

@@ -148,6 +148,9 @@ pub enum Rejected {
     /// A semantic rule of the manifest is broken.
     #[error("invalid manifest: {0}")]
     Invalid(String),
+    /// A channel document was refused (expired, replayed, malformed).
+    #[error("channel refused: {0}")]
+    Channel(String),
     /// Bytes did not match what the signed manifest pins.
     #[error("{what}: {reason}")]
     Mismatch {

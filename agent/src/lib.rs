@@ -23,8 +23,10 @@
 
 pub mod boot;
 pub mod bootenv;
+pub mod channel;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod error;
 pub mod fetch;
@@ -34,6 +36,7 @@ pub mod kexec;
 pub mod keys;
 pub mod manifest;
 pub mod release;
+pub mod report;
 pub mod serve;
 pub mod slots;
 pub mod state;

@@ -10,6 +10,7 @@ use super::print_json;
 use crate::config::Settings;
 use crate::error::usage;
 use crate::install::progress::Progress;
+use crate::install::How;
 
 /// Arguments of `updater apply`.
 #[derive(Debug, Args)]
@@ -67,53 +68,45 @@ pub(super) fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
         .or_else(|| settings.source.clone())
         .ok_or_else(|| usage("no SOURCE given and no `source` in the configuration"))?;
     let mut progress = Progress::new(a.json);
-    let rebooter = crate::boot::reboot::rebooter(settings.trial.reboot_command.as_ref());
-    let loader = crate::kexec::loader::SyscallLoader;
-    let mut dev_watchdog = settings
-        .kexec
-        .watchdog
-        .as_ref()
-        .map(|w| crate::kexec::watchdog::DevWatchdog::new(w, &settings.kexec.sys_root));
-    let then = if a.kexec {
-        crate::install::Then::Kexec {
-            deps: crate::kexec::KexecDeps {
-                loader: &loader,
-                watchdog: dev_watchdog
-                    .as_mut()
-                    .map(|w| w as &mut dyn crate::kexec::watchdog::Watchdog),
-                rebooter: rebooter.as_ref(),
-            },
-            dry_run: a.dry_run,
-        }
+    let how = if a.kexec {
+        How::Kexec { dry_run: a.dry_run }
     } else if a.reboot {
-        crate::install::Then::Reboot(rebooter.as_ref())
+        How::Reboot
     } else {
-        crate::install::Then::Stay
+        How::Stay
     };
-    let out = crate::install::apply(settings, &source, &mut progress, then)?;
-    if !a.json {
-        println!(
-            "installed {} into slot {} ({} bytes fetched{}{}){}",
-            out.version,
-            out.group,
-            out.downloaded_bytes,
-            if out.resumed { ", resumed" } else { "" },
-            if out.retries > 0 { format!(", {} retries", out.retries) } else { String::new() },
-            match &out.kexec {
-                Some(crate::kexec::KexecOutcome::DryRun { cmdline, kernel_bytes, initrd_bytes }) => format!(
-                    "; kexec dry run: kernel ({kernel_bytes} bytes){} verified, loaded and unloaded; would boot with: {cmdline}",
-                    initrd_bytes.map(|n| format!(" and initrd ({n} bytes)")).unwrap_or_default()
-                ),
-                Some(crate::kexec::KexecOutcome::Jumped { cmdline }) => format!("; kexec into the trial with: {cmdline}"),
-                Some(crate::kexec::KexecOutcome::FellBack { reason }) => {
-                    format!("; kexec not possible ({reason}): rebooting into a one-shot trial instead")
-                }
-                None if a.reboot => "; rebooting into a one-shot trial".into(),
-                None => "; the slot stays unbootable until it is tried (apply --reboot or --kexec)".into(),
-            }
-        );
-    }
+    let out = crate::install::with_then(settings, how, |then| {
+        crate::install::apply(settings, &source, None, &mut progress, then)
+    })?;
+    print_outcome(&out, a.json, a.reboot);
     Ok(())
+}
+
+/// Print what `apply` or `activate` did.
+fn print_outcome(out: &crate::install::ApplyOutcome, json: bool, reboot: bool) {
+    if json {
+        return;
+    }
+    println!(
+        "installed {} into slot {} ({} bytes fetched{}{}){}",
+        out.version,
+        out.group,
+        out.downloaded_bytes,
+        if out.resumed { ", resumed" } else { "" },
+        if out.retries > 0 { format!(", {} retries", out.retries) } else { String::new() },
+        match &out.kexec {
+            Some(crate::kexec::KexecOutcome::DryRun { cmdline, kernel_bytes, initrd_bytes }) => format!(
+                "; kexec dry run: kernel ({kernel_bytes} bytes){} verified, loaded and unloaded; would boot with: {cmdline}",
+                initrd_bytes.map(|n| format!(" and initrd ({n} bytes)")).unwrap_or_default()
+            ),
+            Some(crate::kexec::KexecOutcome::Jumped { cmdline }) => format!("; kexec into the trial with: {cmdline}"),
+            Some(crate::kexec::KexecOutcome::FellBack { reason }) => {
+                format!("; kexec not possible ({reason}): rebooting into a one-shot trial instead")
+            }
+            None if reboot => "; rebooting into a one-shot trial".into(),
+            None => "; the slot stays unbootable until it is tried (updater activate, or apply --reboot or --kexec)".into(),
+        }
+    );
 }
 
 pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {

@@ -46,6 +46,13 @@ pub struct KeyringInitArgs {
     /// Distinct kernel keys that must sign.
     #[arg(long, default_value_t = 1)]
     pub kernel_threshold: usize,
+    /// A public key trusted to sign channel documents (repeat for several;
+    /// needed by `updater daemon` and `updater check`).
+    #[arg(long = "channel-key")]
+    pub channel_keys: Vec<PathBuf>,
+    /// Distinct channel keys that must sign.
+    #[arg(long, default_value_t = 1)]
+    pub channel_threshold: usize,
 }
 
 pub(super) fn keygen(a: KeygenArgs) -> Result<()> {
@@ -67,20 +74,38 @@ pub(super) fn keygen(a: KeygenArgs) -> Result<()> {
 pub(super) fn keyring(c: KeyringCommand) -> Result<()> {
     match c {
         KeyringCommand::Init(a) => {
+            use crate::keys::RoleInit;
             crate::keys::keyring_init(
                 &a.dir,
-                &a.manifest_keys,
-                a.manifest_threshold,
-                &a.kernel_keys,
-                a.kernel_threshold,
+                RoleInit {
+                    keys: &a.manifest_keys,
+                    threshold: a.manifest_threshold,
+                },
+                RoleInit {
+                    keys: &a.kernel_keys,
+                    threshold: a.kernel_threshold,
+                },
+                RoleInit {
+                    keys: &a.channel_keys,
+                    threshold: a.channel_threshold,
+                },
             )?;
             println!(
-                "keyring {}: {} manifest key(s), threshold {}; {} kernel key(s), threshold {}",
+                "keyring {}: {} manifest key(s), threshold {}; {} kernel key(s), threshold {}{}",
                 a.dir.display(),
                 a.manifest_keys.len(),
                 a.manifest_threshold,
                 a.kernel_keys.len(),
-                a.kernel_threshold
+                a.kernel_threshold,
+                if a.channel_keys.is_empty() {
+                    "; no channel keys".to_string()
+                } else {
+                    format!(
+                        "; {} channel key(s), threshold {}",
+                        a.channel_keys.len(),
+                        a.channel_threshold
+                    )
+                }
             );
             Ok(())
         }

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod device;
+mod fleet;
 mod keys;
 mod release;
 mod verify;
@@ -53,6 +54,20 @@ pub enum Command {
     /// Install a release into the inactive slot group.
     #[command(after_help = EXIT_CODES)]
     Apply(device::ApplyArgs),
+    /// Boot the release installed in the inactive slot as a trial (after a
+    /// download-only install).
+    #[command(after_help = EXIT_CODES)]
+    Activate(fleet::ActivateArgs),
+    /// Poll the configured channel once and say what the daemon would do.
+    #[command(after_help = EXIT_CODES)]
+    Check(fleet::CheckArgs),
+    /// Follow the configured channel: poll, install, boot in the allowed
+    /// time, report (systemd Type=notify service).
+    #[command(after_help = EXIT_CODES)]
+    Daemon(fleet::DaemonArgs),
+    /// Publish signed channel documents (vendor side).
+    #[command(subcommand)]
+    Channel(fleet::ChannelCommand),
     /// Show the slot groups, what they hold, and any failure or pending trial.
     #[command(after_help = EXIT_CODES)]
     Status(device::StatusArgs),
@@ -132,6 +147,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Keyring(c) => keys::keyring(c),
         Command::Verify(a) => verify::run(a),
         Command::Apply(a) => device::apply(&settings(&cli.config)?, a),
+        Command::Activate(a) => fleet::activate(&settings(&cli.config)?, a),
+        Command::Check(a) => fleet::check(&settings(&cli.config)?, a),
+        Command::Daemon(a) => fleet::daemon(&settings(&cli.config)?, a),
+        Command::Channel(c) => fleet::channel(c),
         Command::Status(a) => device::status(&settings(&cli.config)?, a),
         Command::Health(a) => device::health(&settings(&cli.config)?, a),
         Command::MarkGood => device::mark_good(&settings(&cli.config)?),

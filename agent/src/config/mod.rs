@@ -50,6 +50,12 @@ pub struct Settings {
     pub health: HealthSettings,
     /// kexec trials.
     pub kexec: KexecSettings,
+    /// The device's identity (rollout bucket, reports).
+    pub device: DeviceSettings,
+    /// `updater daemon`: channel polling and when to apply.
+    pub daemon: DaemonSettings,
+    /// Status reports to a fleet server.
+    pub report: ReportSettings,
     /// Files the settings came from, in the order read.
     pub files: Vec<PathBuf>,
 }
@@ -108,6 +114,27 @@ pub struct HttpSettings {
     /// Client certificate and key (PEM, one file) for mutual TLS.
     pub client_identity: Option<PathBuf>,
 }
+
+impl HttpSettings {
+    /// The defaults (what an empty [http] table gives).
+    pub fn defaults() -> HttpSettings {
+        HttpSettings {
+            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
+            stall_timeout: Duration::from_secs(DEFAULT_STALL_TIMEOUT_SECS),
+            retries: DEFAULT_RETRIES,
+            retry_budget: Duration::from_secs(DEFAULT_RETRY_BUDGET_SECS),
+            backoff_initial: Duration::from_millis(DEFAULT_BACKOFF_INITIAL_MS),
+            backoff_max: Duration::from_millis(DEFAULT_BACKOFF_MAX_MS),
+            ca_bundle: None,
+            client_identity: None,
+        }
+    }
+}
+
+/// Default first retry delay.
+pub const DEFAULT_BACKOFF_INITIAL_MS: u64 = 500;
+/// Default largest retry delay.
+pub const DEFAULT_BACKOFF_MAX_MS: u64 = 30_000;
 
 /// Install behaviour.
 #[derive(Debug, Clone)]
@@ -179,6 +206,94 @@ pub struct KexecSettings {
     pub sys_root: PathBuf,
 }
 
+/// The device's identity.
+#[derive(Debug, Clone)]
+pub struct DeviceSettings {
+    /// A fixed id (overrides `id_file`).
+    pub id: Option<String>,
+    /// The file holding the id (first line; default `/etc/machine-id`).
+    pub id_file: PathBuf,
+}
+
+impl DeviceSettings {
+    /// The device id: `id`, else the first line of `id_file`.
+    pub fn id(&self) -> Result<String> {
+        if let Some(id) = &self.id {
+            return Ok(id.clone());
+        }
+        let text = std::fs::read_to_string(&self.id_file).map_err(|e| {
+            usage(format!(
+                "reading the device id from {}: {e}; set device.id or device.id_file in the configuration",
+                self.id_file.display()
+            ))
+        })?;
+        let id = text.lines().next().unwrap_or("").trim().to_string();
+        if id.is_empty() {
+            return Err(usage(format!(
+                "{} is empty; it must hold the device id (systemd writes /etc/machine-id at first boot)",
+                self.id_file.display()
+            )));
+        }
+        Ok(id)
+    }
+}
+
+/// When the daemon applies a release it has found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Install into the inactive slot and wait for `updater activate`.
+    DownloadOnly,
+    /// Install and boot it as a trial at once.
+    Immediate,
+    /// Install at once; boot it only inside the maintenance window.
+    Window,
+}
+
+/// A weekly maintenance window in a time zone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaintenanceWindow {
+    /// Allowed days (Monday first); the day the window opens.
+    pub days: [bool; 7],
+    /// Opening time of day (local).
+    pub start: chrono::NaiveTime,
+    /// Closing time of day (local); at or before `start` means the next day.
+    pub end: chrono::NaiveTime,
+    /// The time zone the times are in.
+    pub timezone: chrono_tz::Tz,
+}
+
+/// `updater daemon` settings.
+#[derive(Debug, Clone)]
+pub struct DaemonSettings {
+    /// The channel document's URL (http, https, file URL or path).
+    pub channel: Option<String>,
+    /// Poll interval.
+    pub interval: Duration,
+    /// Up to this much random delay is added to every poll.
+    pub jitter: Duration,
+    /// When to apply.
+    pub strategy: Strategy,
+    /// The maintenance window (required by the `window` strategy).
+    pub window: Option<MaintenanceWindow>,
+    /// First delay after a failed poll; doubles each failure.
+    pub retry_initial: Duration,
+    /// Longest delay after failures.
+    pub retry_max: Duration,
+}
+
+/// Status reports.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    /// Where events are POSTed; none: reporting is off.
+    pub url: Option<String>,
+    /// Events kept in the outbox at most (the oldest are dropped beyond).
+    pub max_events: usize,
+}
+
+/// Default poll interval of the daemon.
+pub const DEFAULT_POLL_INTERVAL_SECS: u64 = 3600;
+
 /// Default watchdog timeout for a kexec trial.
 pub const DEFAULT_WATCHDOG_TIMEOUT_SECS: u64 = 60;
 
@@ -218,6 +333,44 @@ struct RawConfig {
     health: Option<RawHealth>,
     kexec: Option<RawKexec>,
     slots: Option<BTreeMap<String, RawSlot>>,
+    device: Option<RawDevice>,
+    daemon: Option<RawDaemon>,
+    report: Option<RawReport>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDevice {
+    id: Option<String>,
+    id_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    channel: Option<String>,
+    interval_secs: Option<u64>,
+    jitter_secs: Option<u64>,
+    strategy: Option<String>,
+    retry_initial_secs: Option<u64>,
+    retry_max_secs: Option<u64>,
+    window: Option<RawWindow>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    days: Option<Vec<String>>,
+    start: Option<String>,
+    end: Option<String>,
+    timezone: Option<String>,
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    url: Option<String>,
+    max_events: Option<usize>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -491,8 +644,10 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
             DEFAULT_RETRY_BUDGET_SECS,
             "retry_budget_secs",
         )?,
-        backoff_initial: Duration::from_millis(h.backoff_initial_ms.unwrap_or(500)),
-        backoff_max: Duration::from_millis(h.backoff_max_ms.unwrap_or(30_000)),
+        backoff_initial: Duration::from_millis(
+            h.backoff_initial_ms.unwrap_or(DEFAULT_BACKOFF_INITIAL_MS),
+        ),
+        backoff_max: Duration::from_millis(h.backoff_max_ms.unwrap_or(DEFAULT_BACKOFF_MAX_MS)),
         ca_bundle: h.ca_bundle,
         client_identity: h.client_identity,
     };
@@ -565,8 +720,36 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
         },
         sys_root: k.sys_root.unwrap_or_else(|| PathBuf::from("/sys")),
     };
+    let dv = raw.device.unwrap_or_default();
+    if dv.id.as_ref().is_some_and(|i| i.trim().is_empty()) {
+        return Err(usage(format!(
+            "configuration ({origin}): device.id is empty"
+        )));
+    }
+    let device = DeviceSettings {
+        id: dv.id,
+        id_file: dv
+            .id_file
+            .unwrap_or_else(|| PathBuf::from("/etc/machine-id")),
+    };
+    let daemon = daemon_settings(raw.daemon.unwrap_or_default(), &origin)?;
+    let rp = raw.report.unwrap_or_default();
+    if let Some(u) = &rp.url {
+        if !(u.starts_with("http://") || u.starts_with("https://")) {
+            return Err(usage(format!(
+                "configuration ({origin}): report.url = {u:?} is not an http or https URL"
+            )));
+        }
+    }
+    let report = ReportSettings {
+        url: rp.url,
+        max_events: rp.max_events.unwrap_or(10_000).max(1),
+    };
     Ok(Settings {
         compatible,
+        device,
+        daemon,
+        report,
         kexec,
         install,
         trial,
@@ -581,6 +764,94 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
         slots,
         http,
         files,
+    })
+}
+
+fn daemon_settings(d: RawDaemon, origin: &str) -> Result<DaemonSettings> {
+    let bad =
+        |key: &str, why: String| usage(format!("configuration ({origin}): daemon.{key}: {why}"));
+    let strategy = match d.strategy.as_deref() {
+        None | Some("immediate") => Strategy::Immediate,
+        Some("download-only") => Strategy::DownloadOnly,
+        Some("window") => Strategy::Window,
+        Some(o) => {
+            return Err(bad(
+                "strategy",
+                format!("{o:?} is not one of \"immediate\", \"download-only\", \"window\""),
+            ))
+        }
+    };
+    let window = match d.window {
+        None => None,
+        Some(w) => {
+            let time = |key: &str, v: Option<String>| -> Result<chrono::NaiveTime> {
+                let v =
+                    v.ok_or_else(|| bad(&format!("window.{key}"), "is not set (HH:MM)".into()))?;
+                chrono::NaiveTime::parse_from_str(&v, "%H:%M")
+                    .map_err(|_| bad(&format!("window.{key}"), format!("{v:?} is not HH:MM")))
+            };
+            let start = time("start", w.start)?;
+            let end = time("end", w.end)?;
+            let tzname = w.timezone.unwrap_or_else(|| "UTC".into());
+            let timezone: chrono_tz::Tz = tzname.parse().map_err(|_| {
+                bad(
+                    "window.timezone",
+                    format!("{tzname:?} is not an IANA time zone name such as \"Europe/Berlin\""),
+                )
+            })?;
+            let mut days = [w.days.is_none(); 7];
+            for day in w.days.unwrap_or_default() {
+                const NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+                let lower = day.to_ascii_lowercase();
+                let i = NAMES
+                    .iter()
+                    .position(|n| lower.starts_with(n))
+                    .ok_or_else(|| {
+                        bad("window.days", format!("{day:?} is not a day (mon..sun)"))
+                    })?;
+                days[i] = true;
+            }
+            if !days.contains(&true) {
+                return Err(bad(
+                    "window.days",
+                    "is empty: the window would never open".into(),
+                ));
+            }
+            Some(MaintenanceWindow {
+                days,
+                start,
+                end,
+                timezone,
+            })
+        }
+    };
+    if strategy == Strategy::Window && window.is_none() {
+        return Err(bad(
+            "strategy",
+            "\"window\" needs a [daemon.window] table (days, start, end, timezone)".into(),
+        ));
+    }
+    let secs = |v: Option<u64>, default: u64, key: &str| -> Result<Duration> {
+        match v.unwrap_or(default) {
+            0 => Err(bad(key, "must be positive".into())),
+            n => Ok(Duration::from_secs(n)),
+        }
+    };
+    let interval = secs(d.interval_secs, DEFAULT_POLL_INTERVAL_SECS, "interval_secs")?;
+    Ok(DaemonSettings {
+        channel: d.channel,
+        interval,
+        // By default up to a tenth of the interval, so a fleet that booted
+        // together does not poll together.
+        jitter: Duration::from_secs(d.jitter_secs.unwrap_or(interval.as_secs() / 10)),
+        strategy,
+        window,
+        retry_initial: secs(d.retry_initial_secs, 60, "retry_initial_secs")?,
+        retry_max: secs(
+            d.retry_max_secs,
+            interval.as_secs().max(60),
+            "retry_max_secs",
+        )?,
     })
 }
 

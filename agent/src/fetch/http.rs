@@ -31,35 +31,7 @@ impl HttpFetcher {
     pub fn new(manifest_url: &str, s: &HttpSettings) -> Result<HttpFetcher> {
         let url = reqwest::Url::parse(manifest_url)
             .map_err(|e| usage(format!("source {manifest_url:?} is not a URL: {e}")))?;
-        // `timeout` on the blocking client bounds each wait — for the response
-        // headers and for every body read — so it is a stall timeout, not a
-        // limit on the whole (possibly large) download.
-        let mut b = Client::builder()
-            .connect_timeout(s.connect_timeout)
-            .timeout(s.stall_timeout)
-            .user_agent(concat!("updater/", env!("CARGO_PKG_VERSION")))
-            .https_only(false);
-        if let Some(ca) = &s.ca_bundle {
-            let pem =
-                std::fs::read(ca).with_context(|| format!("reading CA bundle {}", ca.display()))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| usage(format!("CA bundle {}: {e}", ca.display())))?
-            {
-                b = b.add_root_certificate(cert);
-            }
-        }
-        if let Some(id) = &s.client_identity {
-            let pem = std::fs::read(id)
-                .with_context(|| format!("reading client identity {}", id.display()))?;
-            let ident = reqwest::Identity::from_pem(&pem).map_err(|e| {
-                usage(format!(
-                    "client identity {} (certificate and key, PEM): {e}",
-                    id.display()
-                ))
-            })?;
-            b = b.identity(ident);
-        }
-        let client = b.build().context("setting up the HTTP client")?;
+        let client = client(s)?;
         Ok(HttpFetcher {
             client,
             manifest_url: url,
@@ -139,6 +111,40 @@ impl Read for Body {
             std::io::Error::new(kind, format!("reading {}: {}", self.url, error_chain(&e)))
         })
     }
+}
+
+/// The HTTP client every request of the agent uses: timeouts, the extra CA
+/// bundle and the client identity from the configuration.
+pub fn client(s: &HttpSettings) -> Result<Client> {
+    // `timeout` on the blocking client bounds each wait — for the response
+    // headers and for every body read — so it is a stall timeout, not a
+    // limit on the whole (possibly large) download.
+    let mut b = Client::builder()
+        .connect_timeout(s.connect_timeout)
+        .timeout(s.stall_timeout)
+        .user_agent(concat!("updater/", env!("CARGO_PKG_VERSION")))
+        .https_only(false);
+    if let Some(ca) = &s.ca_bundle {
+        let pem =
+            std::fs::read(ca).with_context(|| format!("reading CA bundle {}", ca.display()))?;
+        for cert in reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| usage(format!("CA bundle {}: {e}", ca.display())))?
+        {
+            b = b.add_root_certificate(cert);
+        }
+    }
+    if let Some(id) = &s.client_identity {
+        let pem = std::fs::read(id)
+            .with_context(|| format!("reading client identity {}", id.display()))?;
+        let ident = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            usage(format!(
+                "client identity {} (certificate and key, PEM): {e}",
+                id.display()
+            ))
+        })?;
+        b = b.identity(ident);
+    }
+    b.build().context("setting up the HTTP client")
 }
 
 impl Fetcher for HttpFetcher {

@@ -2,7 +2,7 @@
 //! folder (a USB stick). Every fetch is bounded: the caller states how many
 //! bytes it may take, and stalls and retries are limited by the settings.
 
-mod http;
+pub mod http;
 mod retry;
 
 pub use http::HttpFetcher;

@@ -80,10 +80,88 @@ pub enum Then<'a> {
     },
 }
 
+/// The verification policy for this device now.
+fn device_policy(settings: &Settings, state: &State, booted: &str) -> Policy {
+    Policy {
+        now: Utc::now(),
+        compatible: Some(settings.compatible.clone()),
+        installed_version: state
+            .group(booted)
+            .version
+            .as_deref()
+            .and_then(|v| semver::Version::parse(v).ok()),
+        min_security_version: state.highest_security_version,
+    }
+}
+
+/// Where the verified manifest of the release installed in `group` is kept,
+/// so that the release can be booted later (`updater activate`, the
+/// daemon's window) without fetching anything.
+pub fn kept_manifest(settings: &Settings, group: &str) -> std::path::PathBuf {
+    settings
+        .state_dir
+        .join("releases")
+        .join(format!("{group}.manifest.json"))
+}
+
+/// What to do after an install, before the borrowed parts exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// Nothing.
+    Stay,
+    /// A reboot trial.
+    Reboot,
+    /// A kexec trial (policy decides on refusal), or a dry run of it.
+    Kexec {
+        /// Load, unload, report.
+        dry_run: bool,
+    },
+}
+
+impl How {
+    /// How to boot a trial on this device: kexec unless `kexec.policy` is
+    /// `never` (the policy then also decides what a refused kexec does).
+    pub fn from_policy(settings: &Settings) -> How {
+        match settings.kexec.policy {
+            crate::config::KexecPolicy::Never => How::Reboot,
+            _ => How::Kexec { dry_run: false },
+        }
+    }
+}
+
+/// Build the device's real rebooter, kexec loader and watchdog for `how`
+/// and run `f` with the resulting [`Then`].
+pub fn with_then<T>(settings: &Settings, how: How, f: impl FnOnce(Then) -> Result<T>) -> Result<T> {
+    let rebooter = crate::boot::reboot::rebooter(settings.trial.reboot_command.as_ref());
+    let loader = crate::kexec::loader::SyscallLoader;
+    let mut dev_watchdog = settings
+        .kexec
+        .watchdog
+        .as_ref()
+        .map(|w| crate::kexec::watchdog::DevWatchdog::new(w, &settings.kexec.sys_root));
+    let then = match how {
+        How::Stay => Then::Stay,
+        How::Reboot => Then::Reboot(rebooter.as_ref()),
+        How::Kexec { dry_run } => Then::Kexec {
+            deps: crate::kexec::KexecDeps {
+                loader: &loader,
+                watchdog: dev_watchdog
+                    .as_mut()
+                    .map(|w| w as &mut dyn crate::kexec::watchdog::Watchdog),
+                rebooter: rebooter.as_ref(),
+            },
+            dry_run,
+        },
+    };
+    f(then)
+}
+
 /// Install the release at `source` into the inactive group, then `then`.
+/// With `expect`, the release's digest must be that one (the channel pins it).
 pub fn apply(
     settings: &Settings,
     source: &str,
+    expect: Option<&str>,
     progress: &mut Progress,
     then: Then,
 ) -> Result<ApplyOutcome> {
@@ -110,21 +188,21 @@ pub fn apply(
         "manifest",
         &mut budget,
     )?;
-    let installed_version = state
-        .group(&booted)
-        .version
-        .as_deref()
-        .and_then(|v| semver::Version::parse(v).ok());
-    let policy = Policy {
-        now: Utc::now(),
-        compatible: Some(settings.compatible.clone()),
-        installed_version,
-        min_security_version: state.highest_security_version,
-    };
+    let policy = device_policy(settings, &state, &booted);
     let verified = verify(&bytes, &keyring, &policy)
         .with_context(|| format!("verifying the manifest from {}", fetcher.describe()))?;
     let m = &verified.manifest;
     let digest = verified.digest.hex();
+    if let Some(want) = expect.filter(|w| *w != digest) {
+        return Err(Rejected::Mismatch {
+            what: format!("manifest from {}", fetcher.describe()),
+            reason: format!(
+                "the channel pins release {want}, the server sent release {digest} ({})",
+                m.version
+            ),
+        }
+        .into());
+    }
     progress.event(
         "verified",
         json!({"product": m.product, "version": m.version.to_string(), "digest": digest, "group": target.name}),
@@ -249,7 +327,12 @@ pub fn apply(
         return Err(e);
     }
 
-    // 6. Installed.
+    // 6. Installed (the manifest kept first, so an installed group always
+    // has it).
+    let kept = kept_manifest(settings, &target.name);
+    std::fs::create_dir_all(crate::util::fs::parent_dir(&kept))
+        .with_context(|| format!("creating {}", kept.display()))?;
+    crate::util::fs::write_atomic(&kept, &bytes, 0o644)?;
     crate::failpoint!("before-state-installed");
     state.install = None;
     let g = state.group_mut(&target.name);
@@ -270,18 +353,37 @@ pub fn apply(
         serde_json::to_value(&outcome).unwrap_or_default(),
     );
     crate::failpoint!("after-state-installed");
+    outcome.kexec = start_trial(
+        settings,
+        &store,
+        &mut state,
+        boot.as_mut(),
+        target,
+        &bytes,
+        progress,
+        then,
+    )?;
+    Ok(outcome)
+}
+
+/// Start what `then` says for the installed `target`.
+#[allow(clippy::too_many_arguments)]
+fn start_trial(
+    settings: &Settings,
+    store: &StateStore,
+    state: &mut State,
+    boot: &mut dyn crate::boot::Bootloader,
+    target: &crate::config::SlotGroupConfig,
+    bytes: &[u8],
+    progress: &mut Progress,
+    then: Then,
+) -> Result<Option<crate::kexec::KexecOutcome>> {
     match then {
-        Then::Stay => {}
+        Then::Stay => Ok(None),
         Then::Reboot(rebooter) => {
             progress.event("trial", json!({"group": target.name, "how": "reboot"}));
-            crate::trial::start_reboot_trial(
-                settings,
-                &store,
-                &mut state,
-                boot.as_mut(),
-                rebooter,
-                &target.name,
-            )?;
+            crate::trial::start_reboot_trial(settings, store, state, boot, rebooter, &target.name)?;
+            Ok(None)
         }
         Then::Kexec { deps, dry_run } => {
             progress.event(
@@ -289,19 +391,80 @@ pub fn apply(
                 json!({"group": target.name, "how": "kexec", "dry_run": dry_run}),
             );
             let k = crate::kexec::start_kexec_trial(
-                settings,
-                &store,
-                &mut state,
-                boot.as_mut(),
-                target,
-                &bytes,
-                deps,
-                dry_run,
+                settings, store, state, boot, target, bytes, deps, dry_run,
             )?;
             progress.event("kexec", serde_json::to_value(&k).unwrap_or_default());
-            outcome.kexec = Some(k);
+            Ok(Some(k))
         }
     }
+}
+
+/// `updater activate`: boot the release already installed in the inactive
+/// group as a trial (after `apply` without a trial, or the daemon's
+/// download-only and window strategies). Its kept manifest is verified
+/// again first — the device's floor or the release's expiry may have moved.
+pub fn activate(settings: &Settings, progress: &mut Progress, then: Then) -> Result<ApplyOutcome> {
+    let store = StateStore::open(&settings.state_dir)?;
+    let booted = crate::slots::booted_group(settings)?;
+    let target = crate::slots::install_target(settings, &booted)?;
+    let mut state = load_state(&store, settings, &booted)?;
+    if let Some(t) = &state.trial {
+        return Err(usage(format!(
+            "a trial of slot {} is pending; let `updater health` reconcile it first",
+            t.group
+        )));
+    }
+    let g = state.group(&target.name);
+    if g.status != GroupStatus::Installed {
+        return Err(usage(format!(
+            "slot {} holds no installed release to boot (it is {}); install one with `updater apply`",
+            target.name,
+            g.status.name()
+        )));
+    }
+    let kept = kept_manifest(settings, &target.name);
+    let bytes = std::fs::read(&kept).with_context(|| {
+        format!(
+            "reading {}, the manifest of the release in slot {}; install it again with `updater apply`",
+            kept.display(),
+            target.name
+        )
+    })?;
+    let keyring = Keyring::load(&settings.keyring)?;
+    let verified = verify(&bytes, &keyring, &device_policy(settings, &state, &booted))
+        .with_context(|| format!("verifying {} again before booting it", kept.display()))?;
+    let digest = verified.digest.hex();
+    if g.digest.as_deref() != Some(digest.as_str()) {
+        return Err(Rejected::Mismatch {
+            what: kept.display().to_string(),
+            reason: format!(
+                "holds release {digest}, the state says slot {} holds {}",
+                target.name,
+                g.digest.as_deref().unwrap_or("nothing")
+            ),
+        }
+        .into());
+    }
+    let mut boot = crate::boot::open(settings)?;
+    let mut outcome = ApplyOutcome {
+        group: target.name.clone(),
+        version: verified.manifest.version.to_string(),
+        digest,
+        downloaded_bytes: 0,
+        resumed: false,
+        retries: 0,
+        kexec: None,
+    };
+    outcome.kexec = start_trial(
+        settings,
+        &store,
+        &mut state,
+        boot.as_mut(),
+        target,
+        &bytes,
+        progress,
+        then,
+    )?;
     Ok(outcome)
 }
 

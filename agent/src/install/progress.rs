@@ -6,6 +6,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+type Beat = Box<dyn Fn() + Send + Sync>;
+static HEARTBEAT: std::sync::OnceLock<Beat> = std::sync::OnceLock::new();
+
+/// Have every progress step call `beat` (the daemon feeds the systemd
+/// watchdog only while installs make progress). Set once per process.
+pub fn set_heartbeat(beat: Beat) {
+    let _ = HEARTBEAT.set(beat);
+}
+
 /// Where progress goes.
 pub enum Progress {
     /// Nothing.
@@ -72,6 +81,9 @@ impl Progress {
 
     /// Bytes written so far in the current image.
     pub fn update(&mut self, class: &str, written: u64, total: u64) {
+        if let Some(beat) = HEARTBEAT.get() {
+            beat();
+        }
         match self {
             Progress::Bar(Some(b)) => b.set_position(written),
             Progress::Json { last }

@@ -40,6 +40,15 @@ impl KexecLoader for SyscallLoader {
         initrd: Option<BorrowedFd<'_>>,
         cmdline: &CString,
     ) -> Result<(), Errno> {
+        // The same switch that stops real restarts stops real loads: test
+        // suites on a developer's machine must never stage a kernel there.
+        if std::env::var_os(crate::boot::reboot::NO_REAL_RESTART_ENV).is_some() {
+            tracing::warn!(
+                "not calling kexec_file_load: {} is set",
+                crate::boot::reboot::NO_REAL_RESTART_ENV
+            );
+            return Err(Errno::EPERM);
+        }
         let bytes = cmdline.as_bytes_with_nul();
         let (initrd_fd, flags) = match initrd {
             Some(fd) => (fd.as_raw_fd(), 0),

@@ -27,17 +27,21 @@ pub enum Role {
     Manifest,
     /// Kernels (checked again right before kexec).
     Kernel,
+    /// Channel documents (which release a fleet should run). Optional: a
+    /// keyring without it can install releases but not follow a channel.
+    Channel,
 }
 
 impl Role {
     /// Every role, in a fixed order.
-    pub const ALL: [Role; 2] = [Role::Manifest, Role::Kernel];
+    pub const ALL: [Role; 3] = [Role::Manifest, Role::Kernel, Role::Channel];
 
     /// The role's name in files and messages.
     pub fn name(self) -> &'static str {
         match self {
             Role::Manifest => "manifest",
             Role::Kernel => "kernel",
+            Role::Channel => "channel",
         }
     }
 }
@@ -62,7 +66,15 @@ pub struct RoleKeys {
 pub struct Keyring {
     manifest: RoleKeys,
     kernel: RoleKeys,
+    channel: Option<RoleKeys>,
 }
+
+/// What `role()` answers for a role the keyring does not have: no key can
+/// meet its threshold.
+static NO_KEYS: RoleKeys = RoleKeys {
+    keys: BTreeMap::new(),
+    threshold: 1,
+};
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,6 +82,8 @@ struct KeyringFile {
     format: u32,
     manifest: RoleFile,
     kernel: RoleFile,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    channel: Option<RoleFile>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -102,7 +116,36 @@ impl Keyring {
                 id.short()
             )));
         }
-        Ok(Keyring { manifest, kernel })
+        Ok(Keyring {
+            manifest,
+            kernel,
+            channel: None,
+        })
+    }
+
+    /// Add the channel role (its keys must not be in any other role: a stolen
+    /// channel key may steer the fleet between signed releases, never sign one).
+    pub fn with_channel(mut self, keys: Vec<PublicKey>, threshold: usize) -> Result<Keyring> {
+        let channel = role_keys(Role::Channel, keys, threshold)?;
+        for other in [Role::Manifest, Role::Kernel] {
+            if let Some(id) = channel
+                .keys
+                .keys()
+                .find(|id| self.role(other).keys.contains_key(*id))
+            {
+                return Err(usage(format!(
+                    "key {} is trusted for both the channel and the {other} role; use separate keys",
+                    id.short()
+                )));
+            }
+        }
+        self.channel = Some(channel);
+        Ok(self)
+    }
+
+    /// Whether the keyring has keys for `role`.
+    pub fn has_role(&self, role: Role) -> bool {
+        role != Role::Channel || self.channel.is_some()
     }
 
     /// Load a keyring directory.
@@ -129,26 +172,27 @@ impl Keyring {
                 file.format
             )));
         }
-        let mut roles = Vec::new();
-        for (role, rf) in [
-            (Role::Manifest, &file.manifest),
-            (Role::Kernel, &file.kernel),
-        ] {
+        let read_role = |role: Role, rf: &RoleFile| -> Result<Vec<PublicKey>> {
             let mut keys = Vec::new();
             for name in &rf.keys {
                 check_plain_name(name, "key file name")
                     .map_err(|e| usage(format!("{}: {role} key {name:?}: {e}", index.display())))?;
                 keys.push(read_public_key(&dir.join(name))?);
             }
-            roles.push(keys);
-        }
-        let kernel = roles.pop().unwrap_or_default();
-        let manifest = roles.pop().unwrap_or_default();
+            Ok(keys)
+        };
+        let manifest = read_role(Role::Manifest, &file.manifest)?;
+        let kernel = read_role(Role::Kernel, &file.kernel)?;
+        let channel = match &file.channel {
+            Some(rf) => Some(read_role(Role::Channel, rf)?),
+            None => None,
+        };
         if !allow_test_keys {
             let test_ids = test_key_ids();
             if let Some(k) = manifest
                 .iter()
                 .chain(&kernel)
+                .chain(channel.iter().flatten())
                 .find(|k| test_ids.contains(&k.id))
             {
                 return Err(usage(format!(
@@ -158,12 +202,16 @@ impl Keyring {
                 )));
             }
         }
-        Self::new(
+        let ring = Self::new(
             manifest,
             file.manifest.threshold,
             kernel,
             file.kernel.threshold,
-        )
+        );
+        match (channel, &file.channel) {
+            (Some(keys), Some(rf)) => ring.and_then(|r| r.with_channel(keys, rf.threshold)),
+            _ => ring,
+        }
         .with_context(|| format!("loading keyring {}", dir.display()))
     }
 
@@ -172,6 +220,7 @@ impl Keyring {
         match role {
             Role::Manifest => &self.manifest,
             Role::Kernel => &self.kernel,
+            Role::Channel => self.channel.as_ref().unwrap_or(&NO_KEYS),
         }
     }
 
@@ -212,27 +261,39 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Public key files and the threshold of one role, for [`init`].
+pub struct RoleInit<'a> {
+    /// The public key files.
+    pub keys: &'a [PathBuf],
+    /// Distinct keys that must sign.
+    pub threshold: usize,
+}
+
 /// Create a keyring directory from public key files: copies them in as
-/// `manifest-N.pub` / `kernel-N.pub` and writes `keyring.toml`.
+/// `manifest-N.pub` / `kernel-N.pub` / `channel-N.pub` and writes
+/// `keyring.toml`. The channel role is left out when it has no keys.
 pub fn init(
     dir: &Path,
-    manifest_keys: &[PathBuf],
-    manifest_threshold: usize,
-    kernel_keys: &[PathBuf],
-    kernel_threshold: usize,
+    manifest_init: RoleInit,
+    kernel_init: RoleInit,
+    channel_init: RoleInit,
 ) -> Result<Keyring> {
     let load = |paths: &[PathBuf]| -> Result<Vec<PublicKey>> {
         paths.iter().map(|p| read_public_key(p)).collect()
     };
-    let manifest = load(manifest_keys)?;
-    let kernel = load(kernel_keys)?;
+    let manifest = load(manifest_init.keys)?;
+    let kernel = load(kernel_init.keys)?;
+    let channel = load(channel_init.keys)?;
     // Validate everything before writing anything.
-    let ring = Keyring::new(
+    let mut ring = Keyring::new(
         manifest.clone(),
-        manifest_threshold,
+        manifest_init.threshold,
         kernel.clone(),
-        kernel_threshold,
+        kernel_init.threshold,
     )?;
+    if !channel.is_empty() {
+        ring = ring.with_channel(channel.clone(), channel_init.threshold)?;
+    }
     if dir.join(KEYRING_FILE).exists() {
         return Err(usage(format!(
             "{} already holds a keyring; remove it first or choose another directory",
@@ -243,17 +304,23 @@ pub fn init(
     let mut file = KeyringFile {
         format: FORMAT,
         manifest: RoleFile {
-            threshold: manifest_threshold,
+            threshold: manifest_init.threshold,
             keys: vec![],
         },
         kernel: RoleFile {
-            threshold: kernel_threshold,
+            threshold: kernel_init.threshold,
             keys: vec![],
         },
+        channel: None,
+    };
+    let mut channel_file = RoleFile {
+        threshold: channel_init.threshold,
+        keys: vec![],
     };
     for (role, keys, rf) in [
         (Role::Manifest, &manifest, &mut file.manifest),
         (Role::Kernel, &kernel, &mut file.kernel),
+        (Role::Channel, &channel, &mut channel_file),
     ] {
         for (i, k) in keys.iter().enumerate() {
             let name = format!("{}-{}.pub", role.name(), i + 1);
@@ -264,6 +331,9 @@ pub fn init(
             )?;
             rf.keys.push(name);
         }
+    }
+    if !channel.is_empty() {
+        file.channel = Some(channel_file);
     }
     let text = format!(
         "# updater keyring (format documented in keys/README.md)\n{}",

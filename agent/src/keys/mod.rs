@@ -3,7 +3,7 @@
 
 mod keyring;
 
-pub use keyring::{init as keyring_init, Keyring, Role, RoleKeys, KEYRING_FILE};
+pub use keyring::{init as keyring_init, Keyring, Role, RoleInit, RoleKeys, KEYRING_FILE};
 
 use std::fmt;
 use std::path::Path;

@@ -127,7 +127,33 @@ pub struct State {
     /// Pending trial.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trial: Option<Trial>,
+    /// Releases that failed on this device (newest last): the daemon never
+    /// installs them again, which is what stops an update loop.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bad_releases: Vec<BadRelease>,
+    /// The `issued` time of the newest channel document acted on: an older
+    /// one (a replay of a superseded channel) is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_issued: Option<DateTime<Utc>>,
 }
+
+/// A release marked bad on this device.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BadRelease {
+    /// Its manifest digest.
+    pub digest: String,
+    /// Its version.
+    pub version: Option<String>,
+    /// Why it was marked bad.
+    pub reason: String,
+    /// When.
+    pub when: DateTime<Utc>,
+}
+
+/// How many bad releases the state remembers (the oldest are forgotten; a
+/// channel never goes back that far).
+pub const BAD_RELEASES_KEPT: usize = 32;
 
 impl State {
     /// A fresh state: the booted group is `good` (it is running and is the
@@ -155,7 +181,32 @@ impl State {
             highest_security_version: 0,
             install: None,
             trial: None,
+            bad_releases: Vec::new(),
+            channel_issued: None,
         }
+    }
+
+    /// Remember the release in `group` as bad (no-op when it has no digest
+    /// or is already remembered).
+    pub fn remember_bad(&mut self, group: &str, reason: &str) {
+        let g = self.group(group);
+        let Some(digest) = g.digest else { return };
+        if self.bad_releases.iter().any(|b| b.digest == digest) {
+            return;
+        }
+        self.bad_releases.push(BadRelease {
+            digest,
+            version: g.version,
+            reason: reason.to_string(),
+            when: Utc::now(),
+        });
+        let excess = self.bad_releases.len().saturating_sub(BAD_RELEASES_KEPT);
+        self.bad_releases.drain(..excess);
+    }
+
+    /// The bad-release entry for `digest`, if this device marked it bad.
+    pub fn bad_release(&self, digest: &str) -> Option<&BadRelease> {
+        self.bad_releases.iter().find(|b| b.digest == digest)
     }
 
     /// A group's state (created empty if the config gained a group).

@@ -37,6 +37,7 @@ use crate::boot::reboot::{Rebooter, Restart};
 use crate::boot::Bootloader;
 use crate::config::Settings;
 use crate::error::{usage, BootError};
+use crate::report::{self, Details, EventKind};
 use crate::state::{GroupStatus, State, StateStore, Trial};
 
 /// What `updater health` found and did.
@@ -159,6 +160,7 @@ pub fn mark_bad_steps(
     if state.trial.as_ref().is_some_and(|t| t.group == group) {
         state.trial = None;
     }
+    state.remember_bad(group, reason);
     let g = state.group_mut(group);
     g.status = GroupStatus::Bad;
     g.last_error = Some(reason.to_string());
@@ -219,6 +221,11 @@ pub fn health(settings: &Settings, rebooter: &dyn Rebooter) -> Result<HealthOutc
         );
         mark_bad_steps(&store, &mut state, boot.as_mut(), &trial.group, &reason)?;
         tracing::error!("{reason}");
+        report::record(
+            settings,
+            EventKind::RolledBack,
+            Details::of_group(&state, &trial.group).because(&reason),
+        );
         return Ok(HealthOutcome::TrialLost {
             group: trial.group,
             booted,
@@ -240,6 +247,13 @@ pub fn health(settings: &Settings, rebooter: &dyn Rebooter) -> Result<HealthOutc
         Ok(checks) => {
             commit(&store, &mut state, boot.as_mut(), &booted)?;
             tracing::info!("slot {booted} is healthy and committed as the default");
+            // Reported only here: after the checks passed in the new slot
+            // and the commit is durable.
+            report::record(
+                settings,
+                EventKind::Committed,
+                Details::of_group(&state, &booted),
+            );
             Ok(HealthOutcome::Committed {
                 group: booted,
                 checks,
@@ -248,6 +262,11 @@ pub fn health(settings: &Settings, rebooter: &dyn Rebooter) -> Result<HealthOutc
         Err(reason) => {
             mark_bad_steps(&store, &mut state, boot.as_mut(), &booted, &reason)?;
             tracing::error!("slot {booted}: {reason}");
+            report::record(
+                settings,
+                EventKind::RolledBack,
+                Details::of_group(&state, &booted).because(&reason),
+            );
             let rebooting = settings.health.reboot_on_failure;
             // Release the state lock before restarting.
             drop(store);
@@ -302,13 +321,13 @@ pub fn mark_bad(settings: &Settings, group: Option<&str>) -> Result<String> {
         })?;
         boot.set_primary(&other)?;
     }
-    mark_bad_steps(
-        &store,
-        &mut state,
-        boot.as_mut(),
-        &group,
-        "marked bad by the operator (updater mark-bad)",
-    )?;
+    let reason = "marked bad by the operator (updater mark-bad)";
+    mark_bad_steps(&store, &mut state, boot.as_mut(), &group, reason)?;
+    report::record(
+        settings,
+        EventKind::RolledBack,
+        Details::of_group(&state, &group).because(reason),
+    );
     Ok(group)
 }
 
@@ -325,6 +344,13 @@ pub fn rollback(settings: &Settings) -> Result<String> {
         ))
     })?;
     boot.set_primary(&other)?;
+    report::record(
+        settings,
+        EventKind::RolledBack,
+        Details::of_group(&state, &primary).because(format!(
+            "rolled back to slot {other} by the operator (updater rollback)"
+        )),
+    );
     Ok(other)
 }
 

@@ -3,3 +3,4 @@
 pub mod failpoint;
 pub mod fs;
 pub mod names;
+pub mod notify;

@@ -175,7 +175,7 @@ impl KexecDevice {
             dry_run,
         };
         let url = self.dev.server.url("manifest.json");
-        let r = apply(&settings, &url, &mut Progress::Quiet, then);
+        let r = apply(&settings, &url, None, &mut Progress::Quiet, then);
         (r, log.into_inner())
     }
 
@@ -334,7 +334,7 @@ fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
         // Install only.
         let url = k.dev.server.url("manifest.json");
         let settings = k.settings();
-        apply(&settings, &url, &mut Progress::Quiet, Then::Stay).unwrap();
+        apply(&settings, &url, None, &mut Progress::Quiet, Then::Stay).unwrap();
         let mut manifest = std::fs::read(k.dev.env.p("rel/manifest.json")).unwrap();
         match what {
             "kernel" | "initrd" => {

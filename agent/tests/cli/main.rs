@@ -2,6 +2,7 @@
 
 mod common;
 mod demo;
+mod fleet;
 mod install;
 mod kexec;
 mod openssl;

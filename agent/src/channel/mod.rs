@@ -1,0 +1,487 @@
+//! Channels: a signed document naming, per `compatible`, the release a fleet
+//! should run and how much of the fleet should run it yet.
+//!
+//! The channel is a DSSE envelope (payload type [`CHANNEL_PAYLOAD_TYPE`])
+//! signed by keys of the keyring's `channel` role. It only points: the
+//! release it names is still verified against the manifest role, and the
+//! channel pins that release's digest, so a channel key can steer devices
+//! between releases the vendor signed but never make one. A short `expires`
+//! makes a frozen channel (an attacker or a broken CDN serving an old copy
+//! forever) visible, and the device refuses a channel issued before the
+//! newest one it acted on (a replayed, superseded channel).
+//!
+//! Rollout: each device has a stable bucket in 0..10000 per release,
+//! derived from its device id and the release digest (see [`bucket`]). A
+//! device is in the rollout when its bucket is below `rollout_percent` × 100,
+//! so raising the percentage only ever adds devices, and each release picks
+//! a different first quarter of the fleet.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{usage, Rejected};
+use crate::keys::{Keyring, PrivateKey, Role};
+use crate::manifest::envelope::verify_threshold;
+use crate::manifest::{Envelope, Sha256Digest};
+use crate::util::names::check_plain_name;
+
+/// The DSSE payload type of a channel document.
+pub const CHANNEL_PAYLOAD_TYPE: &str = "application/vnd.updater.channel+json";
+/// The channel schema this agent reads and writes.
+pub const CHANNEL_SCHEMA: u64 = 1;
+/// Largest channel document accepted.
+pub const CHANNEL_SIZE_CAP: u64 = 1 << 20;
+/// How far in the future `issued` may be before the device's clock is
+/// suspected rather than the channel.
+pub const CLOCK_SKEW_SECS: i64 = 300;
+/// Buckets per device: rollout percentages have two decimals.
+pub const BUCKETS: u32 = 10_000;
+
+/// A channel document (the DSSE payload).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    /// Schema version, 1.
+    pub schema: u64,
+    /// Channel name, e.g. `stable`.
+    pub name: String,
+    /// When it was signed; a device refuses one older than the newest it
+    /// acted on.
+    pub issued: DateTime<Utc>,
+    /// After this the channel is refused: the publisher re-signs it well
+    /// before (a cron job), so an expired channel means it is frozen.
+    pub expires: DateTime<Utc>,
+    /// The current release per compatible string.
+    pub releases: Vec<ChannelRelease>,
+}
+
+/// The release a channel names for one compatible string.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRelease {
+    /// Devices whose `compatible` is this follow this entry.
+    pub compatible: String,
+    /// The release version (from its manifest).
+    #[schemars(with = "String")]
+    pub version: semver::Version,
+    /// The manifest's URL, absolute or relative to the channel's URL.
+    pub manifest: String,
+    /// The release digest: sha256 of the manifest's signed payload (what
+    /// `updater verify` prints and the state records).
+    pub digest: Sha256Digest,
+    /// Share of the devices that should install it, 0 to 100 (two decimals).
+    pub rollout_percent: f64,
+    /// Devices may download before this time but do not boot the release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+}
+
+impl Channel {
+    /// The entry for a device of `compatible`.
+    pub fn release_for(&self, compatible: &str) -> Option<&ChannelRelease> {
+        self.releases.iter().find(|r| r.compatible == compatible)
+    }
+}
+
+impl ChannelRelease {
+    /// The rollout threshold in buckets.
+    pub fn rollout_buckets(&self) -> u32 {
+        (self.rollout_percent * 100.0)
+            .round()
+            .clamp(0.0, BUCKETS as f64) as u32
+    }
+}
+
+/// The device's bucket for a release: the first 8 bytes of
+/// sha256("updater-rollout-v1\n" + device id + "\n" + release digest hex),
+/// big-endian, modulo 10000. Documented in docs/fleet.md so that a fleet
+/// tool can compute it too.
+pub fn bucket(device_id: &str, digest: &Sha256Digest) -> u32 {
+    let mut h = Sha256::new();
+    h.update(b"updater-rollout-v1\n");
+    h.update(device_id.as_bytes());
+    h.update(b"\n");
+    h.update(digest.hex().as_bytes());
+    let out = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&out[..8]);
+    (u64::from_be_bytes(first) % BUCKETS as u64) as u32
+}
+
+/// Verify a channel document: size, envelope, channel-role threshold,
+/// schema, structure, and expiry against `now`.
+pub fn verify(bytes: &[u8], keyring: &Keyring, now: DateTime<Utc>) -> Result<Channel> {
+    if !keyring.has_role(Role::Channel) {
+        return Err(usage(
+            "the keyring has no channel keys: add a [channel] role (`updater keyring init ... --channel-key KEY`, format in keys/README.md)",
+        ));
+    }
+    Ok(verify_signed(bytes, keyring, now)?)
+}
+
+fn verify_signed(bytes: &[u8], keyring: &Keyring, now: DateTime<Utc>) -> Result<Channel, Rejected> {
+    if bytes.len() as u64 > CHANNEL_SIZE_CAP {
+        return Err(Rejected::TooLarge {
+            what: "channel",
+            size: bytes.len() as u64,
+            cap: CHANNEL_SIZE_CAP,
+        });
+    }
+    let env: Envelope = serde_json::from_slice(bytes).map_err(|e| Rejected::Malformed {
+        what: "channel envelope",
+        reason: e.to_string(),
+    })?;
+    if env.payload_type != CHANNEL_PAYLOAD_TYPE {
+        return Err(Rejected::PayloadType {
+            found: env.payload_type,
+            expected: CHANNEL_PAYLOAD_TYPE,
+        });
+    }
+    let payload = env.payload_bytes()?;
+    verify_threshold(
+        CHANNEL_PAYLOAD_TYPE,
+        &payload,
+        &env.signatures,
+        keyring,
+        Role::Channel,
+    )?;
+    let channel = parse(&payload)?;
+    check_structure(&channel)?;
+    if now > channel.expires {
+        return Err(Rejected::Channel(format!(
+            "channel {:?} expired at {} (now {}); the publisher must re-sign it (`updater channel publish`): a channel that stops being refreshed may be frozen by an attacker",
+            channel.name,
+            channel.expires.to_rfc3339(),
+            now.to_rfc3339()
+        )));
+    }
+    if channel.issued > now + chrono::Duration::seconds(CLOCK_SKEW_SECS) {
+        return Err(Rejected::Channel(format!(
+            "channel {:?} was issued at {}, in the future (now {}); check the device clock",
+            channel.name,
+            channel.issued.to_rfc3339(),
+            now.to_rfc3339()
+        )));
+    }
+    Ok(channel)
+}
+
+/// Parse a channel payload, refusing unknown schemas before unknown fields.
+fn parse(payload: &[u8]) -> Result<Channel, Rejected> {
+    #[derive(Deserialize)]
+    struct SchemaOnly {
+        schema: u64,
+    }
+    let s: SchemaOnly = serde_json::from_slice(payload).map_err(|e| Rejected::Malformed {
+        what: "channel",
+        reason: e.to_string(),
+    })?;
+    if s.schema != CHANNEL_SCHEMA {
+        return Err(Rejected::Channel(format!(
+            "channel schema {} is not supported (this agent reads schema {CHANNEL_SCHEMA}); upgrade the agent",
+            s.schema
+        )));
+    }
+    serde_json::from_slice(payload).map_err(|e| Rejected::Malformed {
+        what: "channel",
+        reason: e.to_string(),
+    })
+}
+
+fn check_structure(c: &Channel) -> Result<(), Rejected> {
+    let bad = |m: String| Err(Rejected::Channel(m));
+    if let Err(e) = check_plain_name(&c.name, "channel name") {
+        return bad(e.to_string());
+    }
+    if c.expires <= c.issued {
+        return bad(format!(
+            "channel {:?} expires ({}) before it was issued ({})",
+            c.name, c.expires, c.issued
+        ));
+    }
+    for (i, r) in c.releases.iter().enumerate() {
+        if c.releases[..i].iter().any(|o| o.compatible == r.compatible) {
+            return bad(format!(
+                "channel {:?} names two releases for compatible {:?}",
+                c.name, r.compatible
+            ));
+        }
+        if !(0.0..=100.0).contains(&r.rollout_percent) {
+            return bad(format!(
+                "rollout_percent {} for {:?} is not between 0 and 100",
+                r.rollout_percent, r.compatible
+            ));
+        }
+        if r.manifest.is_empty() {
+            return bad(format!("the manifest URL for {:?} is empty", r.compatible));
+        }
+    }
+    Ok(())
+}
+
+/// Resolve a channel entry's manifest reference against the channel's own
+/// URL (http, https, file URL or path).
+pub fn resolve(channel_url: &str, manifest: &str) -> Result<String> {
+    if manifest.contains("://") {
+        return Ok(manifest.to_string());
+    }
+    if channel_url.starts_with("http://") || channel_url.starts_with("https://") {
+        let base = reqwest::Url::parse(channel_url)
+            .map_err(|e| usage(format!("channel URL {channel_url:?}: {e}")))?;
+        return Ok(base
+            .join(manifest)
+            .map_err(|e| usage(format!("joining {manifest:?} to {channel_url}: {e}")))?
+            .to_string());
+    }
+    let path = channel_url.strip_prefix("file://").unwrap_or(channel_url);
+    let dir = crate::util::fs::parent_dir(Path::new(path));
+    Ok(dir.join(manifest).display().to_string())
+}
+
+/// One `--release COMPATIBLE=MANIFEST[@PERCENT]` of `channel publish`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReleaseArg {
+    /// The compatible string.
+    pub compatible: String,
+    /// The manifest URL or path, as it goes into the channel.
+    pub manifest: String,
+    /// Rollout percentage (default 100).
+    pub percent: f64,
+}
+
+impl std::str::FromStr for ReleaseArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (compatible, rest) = s
+            .split_once('=')
+            .ok_or_else(|| format!("{s:?} is not COMPATIBLE=MANIFEST_URL[@PERCENT]"))?;
+        // The percentage is what follows the last '@' when it is a number; an
+        // '@' inside the URL (user info) is left alone.
+        let (manifest, percent) = match rest.rsplit_once('@') {
+            Some((m, p)) if p.trim_end_matches('%').parse::<f64>().is_ok() => {
+                (m, p.trim_end_matches('%').parse::<f64>().unwrap_or(100.0))
+            }
+            _ => (rest, 100.0),
+        };
+        if compatible.is_empty() || manifest.is_empty() {
+            return Err(format!("{s:?} is not COMPATIBLE=MANIFEST_URL[@PERCENT]"));
+        }
+        if !(0.0..=100.0).contains(&percent) {
+            return Err(format!(
+                "rollout {percent} in {s:?} is not between 0 and 100"
+            ));
+        }
+        Ok(ReleaseArg {
+            compatible: compatible.to_string(),
+            manifest: manifest.to_string(),
+            percent,
+        })
+    }
+}
+
+/// What `channel publish` needs.
+pub struct PublishOptions<'a> {
+    /// Channel name.
+    pub name: String,
+    /// Where the channel file goes (relative manifest paths are read from
+    /// its folder, as a device would resolve them).
+    pub out: &'a Path,
+    /// The releases.
+    pub releases: Vec<ReleaseArg>,
+    /// Earliest boot time per compatible.
+    pub not_before: Vec<(String, DateTime<Utc>)>,
+    /// Issue time (now).
+    pub issued: DateTime<Utc>,
+    /// Expiry.
+    pub expires: DateTime<Utc>,
+    /// Signing keys (channel role).
+    pub keys: Vec<PrivateKey>,
+    /// HTTP settings for manifests named by absolute URL.
+    pub http: &'a crate::config::HttpSettings,
+}
+
+/// Build and sign a channel: reads each named manifest to pin its digest
+/// and version, and refuses a release that does not list the compatible it
+/// is published for.
+pub fn publish(o: &PublishOptions) -> Result<(Channel, Envelope)> {
+    if o.keys.is_empty() {
+        return Err(usage("channel publish needs at least one --key"));
+    }
+    check_plain_name(&o.name, "channel name").map_err(|e| usage(e.to_string()))?;
+    if o.expires <= o.issued {
+        return Err(usage(format!(
+            "--expires {} is not after now ({})",
+            o.expires.to_rfc3339(),
+            o.issued.to_rfc3339()
+        )));
+    }
+    let out_dir = crate::util::fs::parent_dir(o.out);
+    let mut releases = Vec::new();
+    for r in &o.releases {
+        let bytes = read_manifest(&r.manifest, out_dir, o.http)
+            .with_context(|| format!("reading the manifest for {}", r.compatible))?;
+        let env: Envelope = serde_json::from_slice(&bytes).map_err(|e| Rejected::Malformed {
+            what: "envelope",
+            reason: e.to_string(),
+        })?;
+        let payload = env.payload_bytes()?;
+        let m = crate::manifest::verify::parse_manifest(&payload)?;
+        if !m.compatible.iter().any(|c| c == &r.compatible) {
+            return Err(usage(format!(
+                "release {} at {} is for {:?}, not for {:?}",
+                m.version, r.manifest, m.compatible, r.compatible
+            )));
+        }
+        let not_before = o
+            .not_before
+            .iter()
+            .find(|(c, _)| c == &r.compatible)
+            .map(|(_, t)| *t);
+        releases.push(ChannelRelease {
+            compatible: r.compatible.clone(),
+            version: m.version.clone(),
+            manifest: r.manifest.clone(),
+            digest: Sha256Digest::of(&payload),
+            rollout_percent: r.percent,
+            not_before,
+        });
+    }
+    for (c, _) in &o.not_before {
+        if !o.releases.iter().any(|r| &r.compatible == c) {
+            return Err(usage(format!(
+                "--not-before names {c:?}, which has no --release"
+            )));
+        }
+    }
+    let channel = Channel {
+        schema: CHANNEL_SCHEMA,
+        name: o.name.clone(),
+        issued: o.issued,
+        expires: o.expires,
+        releases,
+    };
+    check_structure(&channel)?;
+    let body = serde_json::to_vec_pretty(&channel).context("encoding the channel")?;
+    let keys: Vec<&PrivateKey> = o.keys.iter().collect();
+    Ok((channel, Envelope::seal(CHANNEL_PAYLOAD_TYPE, &body, &keys)))
+}
+
+fn read_manifest(
+    manifest: &str,
+    out_dir: &Path,
+    http: &crate::config::HttpSettings,
+) -> Result<Vec<u8>> {
+    if manifest.starts_with("http://") || manifest.starts_with("https://") {
+        let mut f = crate::fetch::http::HttpFetcher::new(manifest, http)?;
+        let mut budget = crate::fetch::RetryBudget::new(http);
+        return crate::fetch::fetch_small(
+            &mut f,
+            None,
+            0,
+            crate::manifest::verify::MANIFEST_SIZE_CAP,
+            "manifest",
+            &mut budget,
+        );
+    }
+    let path = match manifest.strip_prefix("file://") {
+        Some(p) => Path::new(p).to_path_buf(),
+        None => out_dir.join(manifest),
+    };
+    std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {} (a relative manifest path is taken from the channel file's folder)",
+            path.display()
+        )
+    })
+}
+
+/// Fetch a channel document (http, https, file URL or path), size-capped.
+pub fn fetch(url: &str, http: &crate::config::HttpSettings) -> Result<Vec<u8>> {
+    let mut budget = crate::fetch::RetryBudget::new(http);
+    let mut fetcher: Box<dyn crate::fetch::Fetcher> =
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Box::new(crate::fetch::http::HttpFetcher::new(url, http)?)
+        } else {
+            let path = url.strip_prefix("file://").unwrap_or(url);
+            Box::new(crate::fetch::DirFetcher::new(Path::new(path))?)
+        };
+    crate::fetch::fetch_small(
+        fetcher.as_mut(),
+        None,
+        0,
+        CHANNEL_SIZE_CAP,
+        "channel",
+        &mut budget,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_stable_and_spread() {
+        let d = Sha256Digest::of(b"release");
+        // Fixed vector: docs/fleet.md and integration/fleet.py compute the
+        // same value independently.
+        assert_eq!(bucket("device-0001", &d), bucket("device-0001", &d));
+        let mut below = 0;
+        for i in 0..2000 {
+            if bucket(&format!("device-{i:04}"), &d) < 2500 {
+                below += 1;
+            }
+        }
+        assert!((400..600).contains(&below), "{below} of 2000 below 25%");
+        // A different release picks a different set.
+        let other = Sha256Digest::of(b"other");
+        let same = (0..200)
+            .filter(|i| {
+                let id = format!("device-{i:04}");
+                (bucket(&id, &d) < 2500) == (bucket(&id, &other) < 2500)
+            })
+            .count();
+        assert!(same < 200);
+    }
+
+    #[test]
+    fn release_args_parse() {
+        let r: ReleaseArg = "acme-gw=gw-1.2/manifest.json@25".parse().unwrap();
+        assert_eq!(
+            (r.compatible.as_str(), r.manifest.as_str(), r.percent),
+            ("acme-gw", "gw-1.2/manifest.json", 25.0)
+        );
+        let r: ReleaseArg = "acme-gw=https://u:p@h/m.json".parse().unwrap();
+        assert_eq!(
+            (r.manifest.as_str(), r.percent),
+            ("https://u:p@h/m.json", 100.0)
+        );
+        assert!("acme-gw=m.json@101".parse::<ReleaseArg>().is_err());
+        assert!("m.json".parse::<ReleaseArg>().is_err());
+    }
+
+    #[test]
+    fn relative_manifests_resolve_against_the_channel() {
+        assert_eq!(
+            resolve(
+                "https://u.example/gw/stable/channel.json",
+                "../r/1.2/manifest.json"
+            )
+            .unwrap(),
+            "https://u.example/gw/r/1.2/manifest.json"
+        );
+        assert_eq!(
+            resolve("/srv/gw/channel.json", "1.2/manifest.json").unwrap(),
+            "/srv/gw/1.2/manifest.json"
+        );
+        assert_eq!(
+            resolve("/srv/gw/channel.json", "http://x/m.json").unwrap(),
+            "http://x/m.json"
+        );
+    }
+}

@@ -1,0 +1,545 @@
+//! Fleet operation: channels, `check`, `daemon` strategies, never retrying a
+//! bad release, status reports through the outbox, sd_notify.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::os::unix::net::UnixDatagram;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::common::{bin, pattern, updater, Run};
+use crate::trial::TrialDevice;
+
+/// A device following a channel served by the in-repo loopback server, with
+/// a GRUB env, a recorded reboot command and passing health checks.
+struct FleetDevice {
+    t: TrialDevice,
+}
+
+/// A report receiver on loopback: records POSTed bodies; answers 503 while
+/// `down` is set.
+struct Receiver {
+    url: String,
+    events: Arc<Mutex<Vec<Value>>>,
+    down: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let down = Arc::new(AtomicBool::new(false));
+        let (ev, dn) = (events.clone(), down.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { continue };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut len = 0usize;
+                let mut line = String::new();
+                loop {
+                    line.clear();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                let status = if dn.load(Ordering::SeqCst) {
+                    "503 Service Unavailable"
+                } else {
+                    if let Ok(v) = serde_json::from_slice(&body) {
+                        ev.lock().unwrap().push(v);
+                    }
+                    "200 OK"
+                };
+                let _ = write!(
+                    s,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { url, events, down }
+    }
+
+    fn kinds(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e["event"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+impl FleetDevice {
+    fn new(daemon_extra: &str) -> FleetDevice {
+        Self::with(daemon_extra, "")
+    }
+
+    /// `daemon_extra`: lines in [daemon]; `more`: further tables.
+    fn with(daemon_extra: &str, more: &str) -> FleetDevice {
+        let t = TrialDevice::new();
+        let env = &t.dev.env;
+        // The keyring gains a channel key (c1).
+        updater(&["keygen", "--out", &env.s("keys"), "--name", "c1"]).assert_ok();
+        std::fs::remove_dir_all(env.p("ring")).unwrap();
+        updater(&[
+            "keyring",
+            "init",
+            &env.s("ring"),
+            "--manifest-key",
+            &env.s("keys/m1.pub"),
+            "--kernel-key",
+            &env.s("keys/k1.pub"),
+            "--channel-key",
+            &env.s("keys/c1.pub"),
+        ])
+        .assert_ok();
+        let d = FleetDevice { t };
+        d.publish(&["--release", "acme-gw=manifest.json"])
+            .assert_ok();
+        let cfg = std::fs::read_to_string(d.t.dev.config()).unwrap();
+        let cfg = format!(
+            "{cfg}\n[kexec]\npolicy = \"never\"\n[device]\nid = \"device-0001\"\n[daemon]\nchannel = \"{}\"\n{daemon_extra}\n{more}\n",
+            d.t.dev.server.url("stable.json")
+        );
+        std::fs::write(d.t.dev.config(), cfg).unwrap();
+        d
+    }
+
+    fn publish(&self, args: &[&str]) -> Run {
+        let out = self.t.dev.env.s("rel/stable.json");
+        let key = self.t.dev.env.s("keys/c1.key");
+        let mut all = vec!["channel", "publish", "--out", &out, "--key", &key];
+        all.extend_from_slice(args);
+        updater(&all)
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.t.run(args)
+    }
+
+    fn check(&self, extra: &[&str]) -> Value {
+        let mut args = vec!["check", "--json"];
+        args.extend_from_slice(extra);
+        let r = self.run(&args);
+        r.assert_ok();
+        serde_json::from_str(r.stdout.trim()).unwrap()
+    }
+
+    /// Requests the release server logged for the release manifest.
+    fn manifest_requests(&self) -> usize {
+        self.t
+            .dev
+            .server
+            .log()
+            .iter()
+            .filter(|l| l.path.trim_start_matches('/') == "manifest.json")
+            .count()
+    }
+
+    /// A second release, 1.3.0, in rel2/ (different image), served by a
+    /// second server; returns it.
+    fn release_v2(&self) -> updater::serve::Server {
+        let env = &self.t.dev.env;
+        std::fs::write(env.p("rootfs2.img"), pattern(700_000, 21)).unwrap();
+        updater(&[
+            "release",
+            "create",
+            "--out",
+            &env.s("rel2"),
+            "--key",
+            &env.s("keys/m1.key"),
+            "--product",
+            "gw",
+            "--version",
+            "1.3.0",
+            "--security-version",
+            "5",
+            "--compatible",
+            "acme-gw",
+            "--image",
+            &format!("rootfs={}", env.s("rootfs2.img")),
+        ])
+        .assert_ok();
+        updater::serve::Server::start(&env.p("rel2"), "127.0.0.1:0").unwrap()
+    }
+}
+
+/// The bucket formula of docs/fleet.md, written out independently of the
+/// agent's code.
+fn expected_bucket(device: &str, digest_hex: &str) -> u64 {
+    let h = Sha256::digest(format!("updater-rollout-v1\n{device}\n{digest_hex}").as_bytes());
+    u64::from_be_bytes(h[..8].try_into().unwrap()) % 10_000
+}
+
+#[test]
+fn check_reports_bucket_and_plan_without_changing_anything() {
+    let d = FleetDevice::new("");
+    let p = d.check(&[]);
+    let digest = p["release"]["digest"].as_str().unwrap().to_string();
+    let bucket = expected_bucket("device-0001", &digest);
+    assert_eq!(p["bucket"], bucket, "{p}");
+    assert_eq!(p["action"], "install", "{p}");
+    assert_eq!(p["activate"], true, "{p}");
+    assert_eq!(p["channel"], "stable");
+    // The digest pinned is the one `verify` reports for the manifest.
+    let v = d.t.dev.env.verify("rel/manifest.json", &["--json"]);
+    v.assert_ok();
+    assert!(v.stdout.contains(&digest), "{}", v.stdout);
+    // A rollout that excludes the bucket: idle, and says why.
+    let pct = format!("acme-gw=manifest.json@{}", bucket as f64 / 100.0);
+    d.publish(&["--release", &pct]).assert_ok();
+    let p = d.check(&[]);
+    assert_eq!(p["action"], "idle", "{p}");
+    assert!(
+        p["reason"].as_str().unwrap().contains("not in the rollout"),
+        "{p}"
+    );
+    // One bucket more includes it.
+    let pct = format!("acme-gw=manifest.json@{}", (bucket + 1) as f64 / 100.0);
+    d.publish(&["--release", &pct]).assert_ok();
+    assert_eq!(d.check(&[])["action"], "install");
+    // check wrote nothing and fetched no manifest.
+    assert!(!d.t.dev.env.p("dev/state/state.json").exists());
+    assert_eq!(d.manifest_requests(), 0);
+}
+
+#[test]
+fn immediate_daemon_updates_end_to_end_and_reports() {
+    let rx = Receiver::start();
+    let d = FleetDevice::with("", &format!("[report]\nurl = \"{}\"\n", rx.url));
+    d.run(&["daemon", "--once"]).assert_ok();
+    assert!(
+        d.t.dev.b() == d.t.dev.expected(),
+        "slot B does not hold the release"
+    );
+    assert_eq!(d.t.reboots(), vec!["reboot"]);
+    assert_eq!(d.t.reset(), "B");
+    let h = d.run(&["health"]);
+    h.assert_ok();
+    assert!(h.stdout.contains("committed"), "{}", h.stdout);
+    // Back in the daemon (in slot B): nothing to do, reports sent in order.
+    let r = d.run(&["daemon", "--once"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("up to date"), "{}", r.stdout);
+    assert_eq!(
+        rx.kinds(),
+        ["downloading", "installed", "trial-started", "committed"]
+    );
+    let ev = rx.events.lock().unwrap().clone();
+    let ids: std::collections::BTreeSet<_> = ev.iter().map(|e| e["id"].to_string()).collect();
+    assert_eq!(ids.len(), ev.len(), "event ids are unique: {ev:?}");
+    for e in &ev {
+        assert_eq!(e["device"], "device-0001");
+        assert_eq!(e["version"], "1.2.0");
+    }
+    assert_eq!(ev[3]["slot"], "B");
+    assert_eq!(d.t.status()["groups"]["B"]["status"], "good");
+}
+
+#[test]
+fn download_only_installs_and_waits_for_activate() {
+    let d = FleetDevice::new("strategy = \"download-only\"");
+    d.run(&["daemon", "--once"]).assert_ok();
+    d.t.dev.assert_installed();
+    assert!(d.t.reboots().is_empty());
+    assert_eq!(
+        d.t.env()["B_OK"],
+        "0",
+        "an installed slot is not bootable yet"
+    );
+    let release_requests = || {
+        d.t.dev
+            .server
+            .log()
+            .iter()
+            .filter(|l| !l.path.ends_with("stable.json"))
+            .count()
+    };
+    let served = release_requests();
+    let r = d.run(&["daemon", "--once"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("updater activate"), "{}", r.stdout);
+    assert_eq!(release_requests(), served, "release files fetched again");
+    d.run(&["activate"]).assert_ok();
+    assert_eq!(d.t.reboots(), vec!["reboot"]);
+    assert_eq!(d.t.reset(), "B");
+    d.run(&["health"]).assert_ok();
+    assert_eq!(d.t.status()["groups"]["B"]["status"], "good");
+}
+
+#[test]
+fn window_strategy_boots_only_inside_the_window() {
+    // Weekdays 02:00-04:00 in Berlin; 2026-11-27 is a Friday (UTC+1).
+    let d = FleetDevice::with(
+        "strategy = \"window\"",
+        "[daemon.window]\ndays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\nstart = \"02:00\"\nend = \"04:00\"\ntimezone = \"Europe/Berlin\"\n",
+    );
+    // Friday 12:00 UTC: install now, boot on Monday 02:00 Berlin.
+    let p = d.check(&["--now", "2026-11-27T12:00:00Z"]);
+    assert_eq!(
+        (p["action"].as_str(), p["activate"].as_bool()),
+        (Some("install"), Some(false)),
+        "{p}"
+    );
+    d.run(&["daemon", "--once", "--now", "2026-11-27T12:00:00Z"])
+        .assert_ok();
+    d.t.dev.assert_installed();
+    assert!(d.t.reboots().is_empty());
+    let p = d.check(&["--now", "2026-11-28T02:30:00Z"]);
+    assert_eq!(p["action"], "wait", "{p}");
+    assert_eq!(p["until"], "2026-11-30T01:00:00Z", "{p}");
+    // Saturday 01:30 UTC = 02:30 Berlin, but Saturday: still waiting.
+    d.run(&["daemon", "--once", "--now", "2026-11-28T01:30:00Z"])
+        .assert_ok();
+    assert!(d.t.reboots().is_empty());
+    // Monday 01:30 UTC = 02:30 Berlin: boots.
+    d.run(&["daemon", "--once", "--now", "2026-11-30T01:30:00Z"])
+        .assert_ok();
+    assert_eq!(d.t.reboots(), vec!["reboot"]);
+}
+
+#[test]
+fn not_before_holds_the_boot_but_not_the_download() {
+    let d = FleetDevice::new("");
+    d.publish(&[
+        "--release",
+        "acme-gw=manifest.json",
+        "--not-before",
+        "acme-gw=2099-01-01T00:00:00Z",
+    ])
+    .assert_ok();
+    d.run(&["daemon", "--once"]).assert_ok();
+    d.t.dev.assert_installed();
+    assert!(d.t.reboots().is_empty());
+    let p = d.check(&[]);
+    assert_eq!(
+        (p["action"].as_str(), p["until"].as_str()),
+        (Some("wait"), Some("2099-01-01T00:00:00Z")),
+        "{p}"
+    );
+}
+
+#[test]
+fn a_release_that_failed_here_is_never_retried_until_a_newer_one() {
+    let rx = Receiver::start();
+    let d = FleetDevice::with("", &format!("[report]\nurl = \"{}\"\n", rx.url));
+    d.t.check("20-fail", "echo app did not start; exit 1");
+    d.run(&["daemon", "--once"]).assert_ok();
+    assert_eq!(d.t.reset(), "B");
+    let h = d.run(&["health"]);
+    h.assert_ok();
+    assert!(h.stdout.contains("marked bad"), "{}", h.stdout);
+    assert_eq!(d.t.reboots(), vec!["reboot", "reboot"]);
+    assert_eq!(d.t.reset(), "A");
+    d.run(&["health"]).assert_ok();
+    let before = d.manifest_requests();
+    assert_eq!(before, 1, "the release was fetched once");
+    for _ in 0..3 {
+        let r = d.run(&["daemon", "--once"]);
+        r.assert_ok();
+        assert!(r.stdout.contains("failed on this device"), "{}", r.stdout);
+    }
+    assert_eq!(
+        d.manifest_requests(),
+        before,
+        "the bad release was fetched again"
+    );
+    assert_eq!(d.t.reboots().len(), 2);
+    let kinds = rx.kinds();
+    assert_eq!(
+        kinds,
+        ["downloading", "installed", "trial-started", "rolled-back"]
+    );
+    let reason = rx.events.lock().unwrap()[3]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("app did not start"), "{reason}");
+    // A newer release is installed.
+    d.t.check("20-fail", "exit 0");
+    let v2 = d.release_v2();
+    // An absolute manifest URL, on another server.
+    let rel = format!("acme-gw={}", v2.url("manifest.json"));
+    d.publish(&["--release", &rel]).assert_ok();
+    d.run(&["daemon", "--once"]).assert_ok();
+    assert_eq!(d.t.status()["groups"]["B"]["version"], "1.3.0");
+    assert_eq!(d.t.reboots().len(), 3);
+}
+
+#[test]
+fn refused_channels() {
+    let d = FleetDevice::new("");
+    // Expired (checked as if it were a year later).
+    d.run(&["check", "--now", "2099-01-01T00:00:00Z"])
+        .assert_fails(3, "expired");
+    d.run(&["daemon", "--once", "--now", "2099-01-01T00:00:00Z"])
+        .assert_fails(3, "expired");
+    // Signed by a manifest key instead of a channel key.
+    let out = d.t.dev.env.s("rel/stable.json");
+    updater(&[
+        "channel",
+        "publish",
+        "--out",
+        &out,
+        "--key",
+        &d.t.dev.env.s("keys/m1.key"),
+        "--release",
+        "acme-gw=manifest.json",
+    ])
+    .assert_ok();
+    d.run(&["check"]).assert_fails(3, "manifest-role key");
+    // Replay: the device follows a newer channel, then is served an older one.
+    d.publish(&["--release", "acme-gw=manifest.json@0"])
+        .assert_ok();
+    let old = std::fs::read(d.t.dev.env.p("rel/stable.json")).unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    d.publish(&["--release", "acme-gw=manifest.json@0"])
+        .assert_ok();
+    d.run(&["daemon", "--once"]).assert_ok();
+    std::fs::write(d.t.dev.env.p("rel/stable.json"), old).unwrap();
+    d.run(&["daemon", "--once"]).assert_fails(3, "replayed");
+    // A channel pinning another digest than the served manifest: refused
+    // before anything is written.
+    d.publish(&["--release", "acme-gw=manifest.json"])
+        .assert_ok();
+    let _v2 = d.release_v2();
+    for f in std::fs::read_dir(d.t.dev.env.p("rel2")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, d.t.dev.env.p("rel").join(f.file_name().unwrap())).unwrap();
+    }
+    d.run(&["daemon", "--once"])
+        .assert_fails(3, "the channel pins release");
+    assert!(d.t.dev.b().is_empty(), "slot B was written");
+    // A keyring without channel keys: a configuration error.
+    let env = &d.t.dev.env;
+    std::fs::remove_dir_all(env.p("ring")).unwrap();
+    updater(&[
+        "keyring",
+        "init",
+        &env.s("ring"),
+        "--manifest-key",
+        &env.s("keys/m1.pub"),
+        "--kernel-key",
+        &env.s("keys/k1.pub"),
+    ])
+    .assert_ok();
+    d.run(&["check"]).assert_fails(2, "no channel keys");
+}
+
+#[test]
+fn reports_wait_in_the_outbox_through_network_loss() {
+    let rx = Receiver::start();
+    rx.down.store(true, Ordering::SeqCst);
+    let d = FleetDevice::with(
+        "strategy = \"download-only\"",
+        &format!("[report]\nurl = \"{}\"\n", rx.url),
+    );
+    d.run(&["daemon", "--once"]).assert_ok();
+    let outbox = d.t.dev.env.p("dev/state/outbox");
+    let pending = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count()
+    };
+    assert_eq!(pending(&outbox), 2, "downloading + installed kept");
+    assert!(rx.kinds().is_empty());
+    // The operator activates; the device reboots into B and commits while
+    // the server is still down.
+    d.run(&["activate"]).assert_ok();
+    d.t.reset();
+    d.run(&["health"]).assert_ok();
+    assert_eq!(pending(&outbox), 3);
+    rx.down.store(false, Ordering::SeqCst);
+    d.run(&["daemon", "--once"]).assert_ok();
+    assert_eq!(rx.kinds(), ["downloading", "installed", "committed"]);
+    assert_eq!(pending(&outbox), 0);
+    let seqs: Vec<u64> = rx
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3]);
+}
+
+#[test]
+fn daemon_speaks_sd_notify_and_feeds_the_watchdog() {
+    let d = FleetDevice::new("strategy = \"download-only\"\ninterval_secs = 3600");
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
+    let mut child = Command::new(bin())
+        .args(["--config", &d.t.dev.config(), "daemon"])
+        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buf = [0u8; 512];
+    while Instant::now() < deadline {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let watchdogs = got.iter().filter(|m| *m == "WATCHDOG=1").count();
+        if got.iter().any(|m| m == "READY=1")
+            && got.iter().any(|m| m.starts_with("STATUS=installed"))
+            && watchdogs >= 3
+        {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(got.iter().any(|m| m == "READY=1"), "{got:?}");
+    assert!(
+        got.iter().any(|m| m.starts_with("STATUS=installed")),
+        "{got:?}"
+    );
+    assert!(
+        got.iter().filter(|m| *m == "WATCHDOG=1").count() >= 3,
+        "{got:?}"
+    );
+}
+
+#[test]
+fn publish_refuses_bad_input() {
+    let d = FleetDevice::new("");
+    d.publish(&["--release", "other-board=manifest.json"])
+        .assert_fails(2, "not for \"other-board\"");
+    d.publish(&["--release", "acme-gw=missing.json"])
+        .assert_fails(5, "missing.json");
+    d.publish(&["--release", "acme-gw=manifest.json@150"])
+        .assert_fails(2, "between 0 and 100");
+    d.publish(&[
+        "--release",
+        "acme-gw=manifest.json",
+        "--expires",
+        "2000-01-01T00:00:00Z",
+    ])
+    .assert_fails(2, "is not after now");
+}
