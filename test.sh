@@ -8,12 +8,15 @@ log() { printf '\n== %s\n' "$*"; }
 
 # Debian packages the tests run for interop: openssl (keys and signatures),
 # grub-editenv (grub-common) and fw_printenv/fw_setenv (libubootenv-tool)
-# for the bootloader environments.
+# for the bootloader environments; dpkg-shlibdeps (dpkg-dev) for cargo-deb.
+# nginx for the fleet simulation is unpacked by integration/fleet.py itself
+# (apt-get download + dpkg -x), so no nginx service is ever installed here.
 need_pkgs=()
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v zstd >/dev/null || need_pkgs+=(zstd)
 command -v grub-editenv >/dev/null || need_pkgs+=(grub-common)
 command -v fw_printenv >/dev/null || need_pkgs+=(libubootenv-tool)
+command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -39,6 +42,12 @@ case "$out" in
   *"one of the repository's test keys"*) echo "ok: $out" ;;
   *) echo "FAIL: unexpected refusal: $out"; exit 1 ;;
 esac
+
+log "Debian package: build (cargo-deb), contents, install, run, remove (packaging/test-deb.sh)"
+bash packaging/test-deb.sh
+
+log "fleet simulation: 200 devices, a channel on nginx (integration/fleet.py, docs/fleet.md)"
+python3 integration/fleet.py --work target/fleet
 
 log "end-to-end scenarios in QEMU (integration/e2e.py, docs/e2e.md)"
 python3 integration/e2e.py --work target/e2e

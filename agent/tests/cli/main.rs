@@ -2,6 +2,7 @@
 
 mod common;
 mod demo;
+mod packaging;
 mod fleet;
 mod install;
 mod kexec;

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Builds the Debian package with cargo-deb from the release binary, checks its
+# contents with dpkg-deb -c, installs it with dpkg -i, runs the installed
+# agent, then removes and purges it. Run by ./test.sh after the release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+CARGO_DEB_VERSION=3.8.0
+if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
+  echo "installing cargo-deb $CARGO_DEB_VERSION"
+  cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
+fi
+if dpkg-query -W -f='${Status}' updater 2>/dev/null | grep -q "installed"; then
+  echo "FAIL: a package named updater is already installed here; not replacing it"
+  exit 1
+fi
+test -x target/release/updater || cargo build --locked --release
+
+rm -rf target/debian
+cargo deb -p updater --no-build --output target/debian/
+deb=$(ls target/debian/updater_*.deb)
+echo "built $deb"
+
+contents=$(dpkg-deb -c "$deb" | awk '{print $6}')
+for f in \
+  ./usr/bin/updater \
+  ./usr/lib/updater/config.d/00-defaults.toml \
+  ./usr/lib/systemd/system/updater.service \
+  ./usr/lib/systemd/system/updater-health.service \
+  ./usr/lib/tmpfiles.d/updater.conf \
+  ./usr/share/man/man1/updater.1.gz \
+  ./usr/share/man/man1/updater-daemon.1.gz \
+  ./usr/share/bash-completion/completions/updater \
+  ./usr/share/zsh/vendor-completions/_updater \
+  ./usr/share/fish/vendor_completions.d/updater.fish \
+  ./usr/share/updater/grub/grub.cfg \
+  ./usr/share/updater/uboot/boot.cmd \
+  ./usr/share/doc/updater/docs/fleet.md \
+  ./usr/share/doc/updater/examples/config.toml; do
+  grep -qx "$f" <<<"$contents" || { echo "FAIL: $f is not in the package"; dpkg-deb -c "$deb"; exit 1; }
+done
+if grep -q '^./boot' <<<"$contents"; then echo "FAIL: the package writes to /boot"; exit 1; fi
+if grep -q 'keys/test' <<<"$contents"; then echo "FAIL: the package carries test keys"; exit 1; fi
+echo "ok: contents"
+dpkg-deb -f "$deb" Depends
+
+cleanup() { $SUDO dpkg --purge updater >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+$SUDO dpkg -i "$deb"
+version=$(/usr/bin/updater --version)
+[ "$version" = "updater $(dpkg-deb -f "$deb" Version | sed 's/-.*//')" ] || { echo "FAIL: --version says $version"; exit 1; }
+echo "ok: installed, $version"
+# The installed defaults are read (and the missing device config named).
+if out=$(/usr/bin/updater status 2>&1); then echo "FAIL: status ran without a device config"; exit 1; fi
+grep -q "compatible" <<<"$out" || { echo "FAIL: unexpected error: $out"; exit 1; }
+echo "ok: without /etc/updater/config.toml: $out"
+$SUDO dpkg -r updater
+test ! -e /usr/bin/updater || { echo "FAIL: /usr/bin/updater left after dpkg -r"; exit 1; }
+$SUDO dpkg --purge updater
+trap - EXIT
+echo "ok: removed and purged"
