@@ -142,6 +142,21 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
             }
         }
     }
+    if let Some(bad) = v["bad_releases"].as_array().filter(|b| !b.is_empty()) {
+        println!("releases that failed here (never installed again by the daemon):");
+        for b in bad {
+            println!(
+                "  {} ({}): {}",
+                b["version"].as_str().unwrap_or("?"),
+                &b["digest"].as_str().unwrap_or("?")
+                    [..12.min(b["digest"].as_str().unwrap_or("?").len())],
+                b["reason"].as_str().unwrap_or("")
+            );
+        }
+    }
+    if let Some(n) = v["reports_pending"].as_u64().filter(|n| *n > 0) {
+        println!("{n} status report(s) waiting to be sent");
+    }
     if let Some(i) = v["install"].as_object() {
         println!(
             "interrupted install of {} into slot {} (run apply again to resume)",

@@ -547,6 +547,10 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
         }));
     }
     notify::notify("READY=1");
+    if !o.once {
+        // A fleet that powers up together must not poll together.
+        sleep_beating(&heartbeat, jitter(settings.daemon.jitter));
+    }
     let mut failures: u32 = 0;
     let mut last_failure = String::new();
     loop {
@@ -584,11 +588,7 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
                     );
                 }
                 last_failure = line;
-                let exp = settings
-                    .daemon
-                    .retry_initial
-                    .saturating_mul(1u32 << (failures - 1).min(20));
-                exp.min(settings.daemon.retry_max) + jitter(settings.daemon.retry_initial)
+                retry_delay(settings, failures) + jitter(settings.daemon.retry_initial)
             }
         };
         if o.once {
@@ -597,11 +597,31 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
             });
         }
         tracing::debug!("next poll in {:?}", delay);
-        let until = Instant::now() + delay;
-        while Instant::now() < until {
-            heartbeat.beat();
-            std::thread::sleep(Duration::from_secs(1).min(until - Instant::now()));
+        sleep_beating(&heartbeat, delay);
+    }
+}
+
+/// The delay after `failures` failed polls in a row: `retry_initial`
+/// doubling per failure, at most `retry_max` (jitter is added by the caller).
+pub fn retry_delay(settings: &Settings, failures: u32) -> Duration {
+    let exp = 1u32 << failures.saturating_sub(1).min(20);
+    settings
+        .daemon
+        .retry_initial
+        .saturating_mul(exp)
+        .min(settings.daemon.retry_max)
+}
+
+/// Sleep, stamping the heartbeat at least every second.
+fn sleep_beating(heartbeat: &Heartbeat, d: Duration) {
+    let until = Instant::now() + d;
+    loop {
+        heartbeat.beat();
+        let now = Instant::now();
+        if now >= until {
+            return;
         }
+        std::thread::sleep(Duration::from_secs(1).min(until - now));
     }
 }
 
@@ -647,6 +667,21 @@ mod tests {
             window_next_open(&w, t("2026-07-01T12:00:00Z")),
             t("2026-07-02T00:00:00Z")
         );
+    }
+
+    #[test]
+    fn failed_polls_back_off_exponentially_up_to_the_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.toml");
+        std::fs::write(
+            &cfg,
+            "compatible = \"x\"\nstate_dir = \"/s\"\nkeyring = \"/k\"\n[bootloader]\nbackend = \"file\"\npath = \"/e\"\n[slots.A.targets]\nrootfs = \"/a\"\n[slots.B.targets]\nrootfs = \"/b\"\n[daemon]\nretry_initial_secs = 60\nretry_max_secs = 900\n",
+        )
+        .unwrap();
+        let s = crate::config::load(Some(&cfg)).unwrap();
+        let secs: Vec<u64> = (1..=6).map(|n| retry_delay(&s, n).as_secs()).collect();
+        assert_eq!(secs, [60, 120, 240, 480, 900, 900]);
+        assert_eq!(retry_delay(&s, 200).as_secs(), 900);
     }
 
     #[test]

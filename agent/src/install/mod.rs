@@ -500,6 +500,9 @@ pub fn status(settings: &Settings) -> Result<serde_json::Value> {
         "highest_security_version": state.as_ref().map(|s| s.highest_security_version),
         "install": state.as_ref().and_then(|s| s.install.clone()),
         "trial": state.as_ref().and_then(|s| s.trial.clone()),
+        "bad_releases": state.as_ref().map(|s| s.bad_releases.clone()).unwrap_or_default(),
+        "channel_issued": state.as_ref().and_then(|s| s.channel_issued),
+        "reports_pending": crate::report::Outbox::new(&settings.state_dir).pending().map(|p| p.len()).ok(),
         "state_file": settings.state_dir.join(crate::state::STATE_FILE),
     }))
 }

@@ -484,7 +484,7 @@ fn reports_wait_in_the_outbox_through_network_loss() {
 
 #[test]
 fn daemon_speaks_sd_notify_and_feeds_the_watchdog() {
-    let d = FleetDevice::new("strategy = \"download-only\"\ninterval_secs = 3600");
+    let d = FleetDevice::new("strategy = \"download-only\"\ninterval_secs = 3600\njitter_secs = 1");
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("notify");
     let sock = UnixDatagram::bind(&sock_path).unwrap();

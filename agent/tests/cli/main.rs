@@ -2,11 +2,11 @@
 
 mod common;
 mod demo;
-mod packaging;
 mod fleet;
 mod install;
 mod kexec;
 mod openssl;
+mod packaging;
 mod rejects;
 mod release;
 mod schema;

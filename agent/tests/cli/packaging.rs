@@ -69,7 +69,15 @@ fn man_pages_and_completions_match_the_cli() {
         "generated files differ from the CLI: {drift:?}; run `UPDATER_BLESS=1 cargo test --test cli packaging` and commit"
     );
     // The completions know the new commands.
-    let bash = String::from_utf8(files.iter().find(|f| f.0.ends_with(".bash")).unwrap().1.clone()).unwrap();
+    let bash = String::from_utf8(
+        files
+            .iter()
+            .find(|f| f.0.ends_with(".bash"))
+            .unwrap()
+            .1
+            .clone(),
+    )
+    .unwrap();
     for c in ["daemon", "check", "activate", "channel"] {
         assert!(bash.contains(c), "bash completion lacks {c}");
     }
