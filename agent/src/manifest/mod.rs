@@ -24,5 +24,9 @@ pub fn schemas() -> Vec<(&'static str, String)> {
             "chunk-table.schema.json",
             gen(schemars::schema_for!(ChunkTable)),
         ),
+        (
+            "channel.schema.json",
+            gen(schemars::schema_for!(crate::channel::Channel)),
+        ),
     ]
 }
