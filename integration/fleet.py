@@ -61,10 +61,15 @@ def updater(*args, **kw):
     return run([UPDATER, *args], **kw)
 
 
-def bucket(device_id, digest_hex):
-    """docs/fleet.md: first 8 bytes of sha256("updater-rollout-v1\\n" + id +
-    "\\n" + digest), big-endian, modulo 10000."""
-    h = hashlib.sha256(f"updater-rollout-v1\n{device_id}\n{digest_hex}".encode()).digest()
+def device_id(machine_id):
+    """docs/fleet.md: the id derived from /etc/machine-id."""
+    return hashlib.sha256(f"updater-device-id-v1\n{machine_id}".encode()).hexdigest()[:32]
+
+
+def bucket(device, version):
+    """docs/fleet.md: first 8 bytes of sha256("updater-rollout-v1\\n" + device
+    id + "\\n" + version), big-endian, modulo 10000."""
+    h = hashlib.sha256(f"updater-rollout-v1\n{device}\n{version}".encode()).digest()
     return int.from_bytes(h[:8], "big") % 10000
 
 
@@ -150,13 +155,14 @@ class Nginx:
 class Device:
     def __init__(self, work, i, channel_url, keyring):
         self.i = i
-        self.id = hashlib.sha256(f"fleet-device-{i}".encode()).hexdigest()[:32]
+        self.machine_id = hashlib.sha256(f"fleet-device-{i}".encode()).hexdigest()[:32]
+        self.id = device_id(self.machine_id)
         self.dir = os.path.join(work, "devices", f"{i:03}")
         d = self.dir
         os.makedirs(os.path.join(d, "slots"))
         os.makedirs(os.path.join(d, "health.d"))
         with open(os.path.join(d, "machine-id"), "w") as f:
-            f.write(self.id + "\n")
+            f.write(self.machine_id + "\n")
         with open(os.path.join(d, "slots", "A.rootfs"), "wb") as f:
             f.write(b"factory image\n" * 100)
         self.set_cmdline("A", False)
@@ -287,8 +293,8 @@ def main():
         updater("channel", "publish", "--out", os.path.join(gw, "stable.json"),
                 "--key", f"{keys}/channel.key", *args)
 
-    d20 = release("2.0.0", b"2.0.0")
-    d21 = release("2.1.0", b"2.1.0")
+    digest20 = release("2.0.0", b"2.0.0")
+    release("2.1.0", b"2.1.0")
     publish("--release", f"{COMPATIBLE}=2.0.0/manifest.json@25")
 
     nginx = Nginx(work, www)
@@ -298,9 +304,15 @@ def main():
         devices = [Device(work, i, channel_url, keyring) for i in range(a.devices)]
         report = {"devices": a.devices}
 
+        # The agent's view of a device agrees with this script's formulas.
+        plan = json.loads(devices[0].u("check", "--json").stdout)
+        if (plan["device"], plan["bucket"], plan["release"]["digest"]) != (
+                devices[0].id, bucket(devices[0].id, "2.0.0"), digest20):
+            fail(f"check --json disagrees with docs/fleet.md's formulas: {plan}")
+
         # 1. 25%.
         t = time.time()
-        expected = {d.i for d in devices if bucket(d.id, d20) < 2500}
+        expected = {d.i for d in devices if bucket(d.id, "2.0.0") < 2500}
         outs = pool(a.jobs, Device.cycle, devices)
         on = {d.i for d in devices if d.running() == "2.0.0"}
         if on != expected:

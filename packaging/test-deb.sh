@@ -11,7 +11,9 @@ if ! cargo deb --version 2>/dev/null | grep -q "$CARGO_DEB_VERSION"; then
   echo "installing cargo-deb $CARGO_DEB_VERSION"
   cargo install cargo-deb --locked --version "$CARGO_DEB_VERSION"
 fi
-if dpkg-query -W -f='${Status}' updater 2>/dev/null | grep -q "installed"; then
+# "install ok installed" (not "purge ok not-installed", which dpkg keeps
+# after a purge).
+if dpkg-query -W -f='${Status}' updater 2>/dev/null | grep -q ' installed$'; then
   echo "FAIL: a package named updater is already installed here; not replacing it"
   exit 1
 fi
@@ -51,12 +53,28 @@ $SUDO dpkg -i "$deb"
 version=$(/usr/bin/updater --version)
 [ "$version" = "updater $(dpkg-deb -f "$deb" Version | sed 's/-.*//')" ] || { echo "FAIL: --version says $version"; exit 1; }
 echo "ok: installed, $version"
+# What the maintainer scripts did: the state folder, the units enabled.
+[ "$(stat -c %a /var/lib/updater)" = 700 ] || { echo "FAIL: /var/lib/updater is not 0700"; exit 1; }
+if command -v deb-systemd-helper >/dev/null 2>&1; then
+  for link in multi-user.target.wants/updater.service multi-user.target.wants/updater-health.service \
+              boot-complete.target.requires/updater-health.service; do
+    [ -L "/etc/systemd/system/$link" ] || { echo "FAIL: $link is not enabled"; exit 1; }
+  done
+  echo "ok: units enabled, state folder 0700"
+fi
 # The installed defaults are read (and the missing device config named).
-if out=$(/usr/bin/updater status 2>&1); then echo "FAIL: status ran without a device config"; exit 1; fi
+if [ -e /etc/updater/config.toml ]; then
+  echo "FAIL: /etc/updater/config.toml exists on this machine; run this test on a machine without an updater configuration"
+  exit 1
+fi
+if out=$(env -u UPDATER_CONFIG /usr/bin/updater status 2>&1); then echo "FAIL: status ran without a device config"; exit 1; fi
 grep -q "compatible" <<<"$out" || { echo "FAIL: unexpected error: $out"; exit 1; }
 echo "ok: without /etc/updater/config.toml: $out"
 $SUDO dpkg -r updater
 test ! -e /usr/bin/updater || { echo "FAIL: /usr/bin/updater left after dpkg -r"; exit 1; }
+if ls /etc/systemd/system/*/updater*.service >/dev/null 2>&1; then
+  echo "FAIL: enable links left after dpkg -r: $(ls /etc/systemd/system/*/updater*.service)"; exit 1
+fi
 $SUDO dpkg --purge updater
 trap - EXIT
 echo "ok: removed and purged"

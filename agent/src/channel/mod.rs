@@ -10,11 +10,12 @@
 //! forever) visible, and the device refuses a channel issued before the
 //! newest one it acted on (a replayed, superseded channel).
 //!
-//! Rollout: each device has a stable bucket in 0..10000 per release,
-//! derived from its device id and the release digest (see [`bucket`]). A
+//! Rollout: each device has a stable bucket in 0..10000 per release
+//! version, derived from its device id and the version (see [`bucket`]). A
 //! device is in the rollout when its bucket is below `rollout_percent` × 100,
-//! so raising the percentage only ever adds devices, and each release picks
-//! a different first quarter of the fleet.
+//! so raising the percentage only ever adds devices, re-signing a release
+//! (a new digest) keeps its cohort, and each version picks a different first
+//! quarter of the fleet.
 
 use std::path::Path;
 
@@ -97,34 +98,55 @@ impl ChannelRelease {
     }
 }
 
-/// The device's bucket for a release: the first 8 bytes of
-/// sha256("updater-rollout-v1\n" + device id + "\n" + release digest hex),
-/// big-endian, modulo 10000. Documented in docs/fleet.md so that a fleet
-/// tool can compute it too.
-pub fn bucket(device_id: &str, digest: &Sha256Digest) -> u32 {
+/// The device's bucket for a release version: the first 8 bytes of
+/// sha256("updater-rollout-v1\n" + device id + "\n" + version), big-endian,
+/// modulo 10000. Documented in docs/fleet.md so that a fleet tool can
+/// compute it too.
+pub fn bucket(device_id: &str, version: &semver::Version) -> u32 {
     let mut h = Sha256::new();
     h.update(b"updater-rollout-v1\n");
     h.update(device_id.as_bytes());
     h.update(b"\n");
-    h.update(digest.hex().as_bytes());
+    h.update(version.to_string().as_bytes());
     let out = h.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&out[..8]);
     (u64::from_be_bytes(first) % BUCKETS as u64) as u32
 }
 
-/// Verify a channel document: size, envelope, channel-role threshold,
-/// schema, structure, and expiry against `now`.
-pub fn verify(bytes: &[u8], keyring: &Keyring, now: DateTime<Utc>) -> Result<Channel> {
-    if !keyring.has_role(Role::Channel) {
-        return Err(usage(
-            "the keyring has no channel keys: add a [channel] role (`updater keyring init ... --channel-key KEY`, format in keys/README.md)",
-        ));
-    }
-    Ok(verify_signed(bytes, keyring, now)?)
+/// What the device expects of a channel besides its signature.
+#[derive(Debug, Clone)]
+pub struct Expect<'a> {
+    /// The channel name this device follows (a validly signed channel of
+    /// another name, say `beta` served in place of `stable`, is refused).
+    pub name: &'a str,
+    /// The time now.
+    pub now: DateTime<Utc>,
+    /// The longest validity (`expires - issued`) accepted: the publisher
+    /// cannot switch freeze detection off with an expiry years ahead.
+    pub max_validity: chrono::Duration,
 }
 
-fn verify_signed(bytes: &[u8], keyring: &Keyring, now: DateTime<Utc>) -> Result<Channel, Rejected> {
+/// The error when a keyring cannot verify channels.
+pub fn require_channel_role(keyring: &Keyring) -> Result<()> {
+    if keyring.has_role(Role::Channel) {
+        Ok(())
+    } else {
+        Err(usage(
+            "the keyring has no channel keys: add a [channel] role (`updater keyring init ... --channel-key KEY`, format in keys/README.md)",
+        ))
+    }
+}
+
+/// Verify a channel document: size, envelope, channel-role threshold,
+/// schema, structure, name, validity and expiry.
+pub fn verify(bytes: &[u8], keyring: &Keyring, expect: &Expect) -> Result<Channel> {
+    require_channel_role(keyring)?;
+    Ok(verify_signed(bytes, keyring, expect)?)
+}
+
+fn verify_signed(bytes: &[u8], keyring: &Keyring, expect: &Expect) -> Result<Channel, Rejected> {
+    let now = expect.now;
     if bytes.len() as u64 > CHANNEL_SIZE_CAP {
         return Err(Rejected::TooLarge {
             what: "channel",
@@ -151,7 +173,23 @@ fn verify_signed(bytes: &[u8], keyring: &Keyring, now: DateTime<Utc>) -> Result<
         Role::Channel,
     )?;
     let channel = parse(&payload)?;
-    check_structure(&channel)?;
+    check_structure(&channel).map_err(Rejected::Channel)?;
+    if channel.name != expect.name {
+        return Err(Rejected::Channel(format!(
+            "the document is channel {:?}, this device follows {:?}; check daemon.channel and daemon.channel_name, or the server's files",
+            channel.name, expect.name
+        )));
+    }
+    if channel.expires - channel.issued > expect.max_validity {
+        return Err(Rejected::Channel(format!(
+            "channel {:?} is valid for {} days ({} to {}), longer than the {} days this device accepts (daemon.max_channel_validity_days); publish it with a shorter --expires",
+            channel.name,
+            (channel.expires - channel.issued).num_days(),
+            channel.issued.to_rfc3339(),
+            channel.expires.to_rfc3339(),
+            expect.max_validity.num_days()
+        )));
+    }
     if now > channel.expires {
         return Err(Rejected::Channel(format!(
             "channel {:?} expired at {} (now {}); the publisher must re-sign it (`updater channel publish`): a channel that stops being refreshed may be frozen by an attacker",
@@ -193,8 +231,8 @@ fn parse(payload: &[u8]) -> Result<Channel, Rejected> {
     })
 }
 
-fn check_structure(c: &Channel) -> Result<(), Rejected> {
-    let bad = |m: String| Err(Rejected::Channel(m));
+fn check_structure(c: &Channel) -> Result<(), String> {
+    let bad = |m: String| Err(m);
     if let Err(e) = check_plain_name(&c.name, "channel name") {
         return bad(e.to_string());
     }
@@ -366,7 +404,7 @@ pub fn publish(o: &PublishOptions) -> Result<(Channel, Envelope)> {
         expires: o.expires,
         releases,
     };
-    check_structure(&channel)?;
+    check_structure(&channel).map_err(usage)?;
     let body = serde_json::to_vec_pretty(&channel).context("encoding the channel")?;
     let keys: Vec<&PrivateKey> = o.keys.iter().collect();
     Ok((channel, Envelope::seal(CHANNEL_PAYLOAD_TYPE, &body, &keys)))
@@ -408,8 +446,15 @@ pub fn fetch(url: &str, http: &crate::config::HttpSettings) -> Result<Vec<u8>> {
         if url.starts_with("http://") || url.starts_with("https://") {
             Box::new(crate::fetch::http::HttpFetcher::new(url, http)?)
         } else {
-            let path = url.strip_prefix("file://").unwrap_or(url);
-            Box::new(crate::fetch::DirFetcher::new(Path::new(path))?)
+            let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+            if !path.is_file() {
+                return Err(crate::error::FetchError(format!(
+                    "channel {} does not exist (or is not a file); check daemon.channel",
+                    path.display()
+                ))
+                .into());
+            }
+            Box::new(crate::fetch::DirFetcher::new(path)?)
         };
     crate::fetch::fetch_small(
         fetcher.as_mut(),
@@ -427,27 +472,33 @@ mod tests {
 
     #[test]
     fn buckets_are_stable_and_spread() {
-        let d = Sha256Digest::of(b"release");
-        // Fixed vector: docs/fleet.md and integration/fleet.py compute the
-        // same value independently.
-        assert_eq!(bucket("device-0001", &d), bucket("device-0001", &d));
+        let v = semver::Version::new(2, 1, 0);
+        // A fixed vector, computed independently with
+        // python3 -c 'import hashlib; h=hashlib.sha256(b"updater-rollout-v1\ndevice-0001\n2.1.0").digest(); print(int.from_bytes(h[:8],"big")%10000)'
+        assert_eq!(bucket("device-0001", &v), BUCKET_VECTOR);
         let mut below = 0;
         for i in 0..2000 {
-            if bucket(&format!("device-{i:04}"), &d) < 2500 {
+            if bucket(&format!("device-{i:04}"), &v) < 2500 {
                 below += 1;
             }
         }
         assert!((400..600).contains(&below), "{below} of 2000 below 25%");
-        // A different release picks a different set.
-        let other = Sha256Digest::of(b"other");
-        let same = (0..200)
+        // Another version draws another quarter: about a quarter of that
+        // quarter again, far from all of it.
+        let other = semver::Version::new(2, 2, 0);
+        let both = (0..2000)
             .filter(|i| {
                 let id = format!("device-{i:04}");
-                (bucket(&id, &d) < 2500) == (bucket(&id, &other) < 2500)
+                bucket(&id, &v) < 2500 && bucket(&id, &other) < 2500
             })
             .count();
-        assert!(same < 200);
+        assert!(
+            (60..200).contains(&both),
+            "{both} devices in both first quarters"
+        );
     }
+
+    const BUCKET_VECTOR: u32 = 1499;
 
     #[test]
     fn release_args_parse() {

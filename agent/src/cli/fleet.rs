@@ -242,7 +242,7 @@ pub(super) fn activate(settings: &Settings, a: ActivateArgs) -> Result<()> {
     };
     let mut progress = crate::install::progress::Progress::new(false);
     let out = crate::install::with_then(settings, how, |then| {
-        crate::install::activate(settings, &mut progress, then)
+        crate::install::activate(settings, None, &mut progress, then)
     })?;
     println!(
         "slot {} ({}) {}",

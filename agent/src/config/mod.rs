@@ -216,7 +216,12 @@ pub struct DeviceSettings {
 }
 
 impl DeviceSettings {
-    /// The device id: `id`, else the first line of `id_file`.
+    /// The device id: `id` as written, else derived from the first line of
+    /// `id_file` as the first 32 hex digits of
+    /// sha256("updater-device-id-v1\n" followed by the line). The machine id
+    /// itself is confidential (systemd's rule: it must not leave the
+    /// machine); the derived id is stable, specific to this agent, and is
+    /// what the rollout hashes and the reports carry.
     pub fn id(&self) -> Result<String> {
         if let Some(id) = &self.id {
             return Ok(id.clone());
@@ -228,13 +233,15 @@ impl DeviceSettings {
             ))
         })?;
         let id = text.lines().next().unwrap_or("").trim().to_string();
-        if id.is_empty() {
+        if id.is_empty() || id == "uninitialized" {
             return Err(usage(format!(
                 "{} is empty; it must hold the device id (systemd writes /etc/machine-id at first boot)",
                 self.id_file.display()
             )));
         }
-        Ok(id)
+        use sha2::Digest;
+        let h = sha2::Sha256::digest(format!("updater-device-id-v1\n{id}").as_bytes());
+        Ok(hex::encode(&h[..16]))
     }
 }
 
@@ -268,6 +275,11 @@ pub struct MaintenanceWindow {
 pub struct DaemonSettings {
     /// The channel document's URL (http, https, file URL or path).
     pub channel: Option<String>,
+    /// The channel name the document must carry (default: the URL's file
+    /// name without extension).
+    pub channel_name: Option<String>,
+    /// The longest channel validity accepted.
+    pub max_channel_validity: chrono::Duration,
     /// Poll interval.
     pub interval: Duration,
     /// Up to this much random delay is added to every poll.
@@ -349,6 +361,8 @@ struct RawDevice {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     channel: Option<String>,
+    channel_name: Option<String>,
+    max_channel_validity_days: Option<u32>,
     interval_secs: Option<u64>,
     jitter_secs: Option<u64>,
     strategy: Option<String>,
@@ -802,12 +816,22 @@ fn daemon_settings(d: RawDaemon, origin: &str) -> Result<DaemonSettings> {
             let mut days = [w.days.is_none(); 7];
             for day in w.days.unwrap_or_default() {
                 const NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+                const LONG: [&str; 7] = [
+                    "monday",
+                    "tuesday",
+                    "wednesday",
+                    "thursday",
+                    "friday",
+                    "saturday",
+                    "sunday",
+                ];
                 let lower = day.to_ascii_lowercase();
                 let i = NAMES
                     .iter()
-                    .position(|n| lower.starts_with(n))
+                    .zip(LONG)
+                    .position(|(n, l)| lower == *n || lower == l)
                     .ok_or_else(|| {
-                        bad("window.days", format!("{day:?} is not a day (mon..sun)"))
+                        bad("window.days", format!("{day:?} is not a day: use mon, tue, wed, thu, fri, sat, sun (or the full names)"))
                     })?;
                 days[i] = true;
             }
@@ -838,8 +862,22 @@ fn daemon_settings(d: RawDaemon, origin: &str) -> Result<DaemonSettings> {
         }
     };
     let interval = secs(d.interval_secs, DEFAULT_POLL_INTERVAL_SECS, "interval_secs")?;
+    let channel_name = match d.channel_name {
+        Some(n) => Some(n),
+        None => d.channel.as_deref().and_then(|u| {
+            let last = u.trim_end_matches('/').rsplit('/').next()?;
+            let stem = last.strip_suffix(".json").unwrap_or(last);
+            (!stem.is_empty()).then(|| stem.to_string())
+        }),
+    };
+    let validity_days = d.max_channel_validity_days.unwrap_or(31);
+    if validity_days == 0 {
+        return Err(bad("max_channel_validity_days", "must be positive".into()));
+    }
     Ok(DaemonSettings {
         channel: d.channel,
+        channel_name,
+        max_channel_validity: chrono::Duration::days(validity_days.into()),
         interval,
         // By default up to a tenth of the interval, so a fleet that booted
         // together does not poll together.

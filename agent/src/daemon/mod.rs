@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use crate::channel::{self, Channel, ChannelRelease};
 use crate::config::{MaintenanceWindow, Settings, Strategy};
-use crate::error::{usage, OneLine, Rejected};
+use crate::error::{usage, ExitCode, OneLine, Rejected};
 use crate::report::{self, Details, EventKind};
 use crate::state::{GroupStatus, State};
 use crate::util::notify;
@@ -127,7 +127,8 @@ pub fn window_next_open(w: &MaintenanceWindow, from: DateTime<Utc>) -> DateTime<
             }
             naive += chrono::Duration::minutes(30);
         }
-        if let Some(t) = open.filter(|t| *t > from) {
+        // A window lying wholly in a DST gap does not open that day.
+        if let Some(t) = open.filter(|t| *t > from && window_contains(w, *t)) {
             return t;
         }
     }
@@ -144,15 +145,21 @@ pub fn decide(
     target: &str,
     ch: &Channel,
     device: &str,
+    kept_manifest: bool,
     now: DateTime<Utc>,
 ) -> (Action, String, Option<u32>) {
-    let idle = |why: String| (Action::Idle, why, None);
     let Some(r) = ch.release_for(&settings.compatible) else {
-        return idle(format!(
-            "channel {:?} names no release for compatible {:?}",
-            ch.name, settings.compatible
-        ));
+        return (
+            Action::Idle,
+            format!(
+                "channel {:?} names no release for compatible {:?}",
+                ch.name, settings.compatible
+            ),
+            None,
+        );
     };
+    let bucket = channel::bucket(device, &r.version);
+    let idle = |why: String| (Action::Idle, why, Some(bucket));
     if let Some(t) = &state.trial {
         return idle(format!(
             "a trial of slot {} is pending; `updater health` decides it",
@@ -164,7 +171,7 @@ pub fn decide(
     if running.digest.as_deref() == Some(digest.as_str()) {
         return idle(format!("up to date: slot {booted} runs {}", r.version));
     }
-    if let Some(b) = state.bad_release(&digest) {
+    if let Some(b) = state.bad_release(&digest, &r.version.to_string()) {
         return idle(format!(
             "release {} failed on this device ({}) and is not retried; waiting for a newer release",
             r.version, b.reason
@@ -182,21 +189,19 @@ pub fn decide(
             ));
         }
     }
-    let bucket = channel::bucket(device, &r.digest);
     let threshold = r.rollout_buckets();
     if bucket >= threshold {
-        return (
-            Action::Idle,
-            format!(
-                "not in the rollout of {} yet: this device's bucket {bucket} is not below {threshold} ({}%)",
-                r.version, r.rollout_percent
-            ),
-            Some(bucket),
-        );
+        return idle(format!(
+            "not in the rollout of {} yet: this device's bucket {bucket} is not below {threshold} ({}%)",
+            r.version, r.rollout_percent
+        ));
     }
     let tg = state.group(target);
-    let installed =
-        tg.status == GroupStatus::Installed && tg.digest.as_deref() == Some(digest.as_str());
+    // Installed, and with its kept manifest (a slot installed by an older
+    // agent has none and is installed again).
+    let installed = tg.status == GroupStatus::Installed
+        && tg.digest.as_deref() == Some(digest.as_str())
+        && kept_manifest;
     let boot_from = r.not_before.filter(|t| *t > now);
     let (action, reason) = match settings.daemon.strategy {
         Strategy::DownloadOnly if installed => (
@@ -292,8 +297,15 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<(Plan, State)> {
     })?;
     let device = settings.device.id()?;
     let keyring = crate::keys::Keyring::load(&settings.keyring)?;
+    channel::require_channel_role(&keyring)?;
+    let name = channel_name(settings)?;
     let bytes = channel::fetch(url, &settings.http)?;
-    let ch = channel::verify(&bytes, &keyring, now)
+    let expect = channel::Expect {
+        name: &name,
+        now,
+        max_validity: settings.daemon.max_channel_validity,
+    };
+    let ch = channel::verify(&bytes, &keyring, &expect)
         .with_context(|| format!("verifying the channel from {url}"))?;
     let booted = crate::slots::booted_group(settings)?;
     let target = crate::slots::install_target(settings, &booted)?
@@ -304,16 +316,22 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<(Plan, State)> {
             let groups: Vec<String> = settings.slots.iter().map(|g| g.name.clone()).collect();
             State::fresh(&groups, &booted)
         });
-    if let Some(seen) = state.channel_issued.filter(|seen| ch.issued < *seen) {
+    if let Some(seen) = state
+        .channels_issued
+        .get(&ch.name)
+        .filter(|seen| ch.issued < **seen)
+    {
         return Err(Rejected::Channel(format!(
-            "channel {:?} from {url} was issued at {}, before the one this device already followed ({}): a replayed or rolled-back channel",
+            "channel {:?} from {url} was issued at {}, before the one this device already followed ({}): a replayed or rolled-back channel; the server (or a mirror or proxy in between) serves an old copy — re-publish the channel",
             ch.name,
             ch.issued.to_rfc3339(),
             seen.to_rfc3339()
         ))
         .into());
     }
-    let (action, reason, bucket) = decide(settings, &state, &booted, &target, &ch, &device, now);
+    let kept = crate::install::kept_manifest(settings, &target).is_file();
+    let (action, reason, bucket) =
+        decide(settings, &state, &booted, &target, &ch, &device, kept, now);
     let release = ch.release_for(&settings.compatible).cloned();
     let manifest_url = match &release {
         Some(r) => Some(channel::resolve(url, &r.manifest)?),
@@ -339,13 +357,20 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<(Plan, State)> {
     Ok((plan, state))
 }
 
+/// The channel name this device follows.
+pub fn channel_name(settings: &Settings) -> Result<String> {
+    settings.daemon.channel_name.clone().ok_or_else(|| {
+        usage("the channel URL has no file name to take the channel name from; set daemon.channel_name")
+    })
+}
+
 /// Record the channel's issue time as the newest followed (replay floor).
-fn remember_channel(settings: &Settings, issued: DateTime<Utc>) -> Result<()> {
+fn remember_channel(settings: &Settings, name: &str, issued: DateTime<Utc>) -> Result<()> {
     let store = crate::state::StateStore::open(&settings.state_dir)?;
     let booted = crate::slots::booted_group(settings)?;
     let mut state = crate::install::load_state(&store, settings, &booted)?;
-    if state.channel_issued.is_none_or(|t| t < issued) {
-        state.channel_issued = Some(issued);
+    if state.channels_issued.get(name).is_none_or(|t| *t < issued) {
+        state.channels_issued.insert(name.to_string(), issued);
         store.save(&state)?;
     }
     Ok(())
@@ -372,18 +397,24 @@ pub struct PollOutcome {
     pub did: String,
 }
 
-/// One poll: plan, then carry the plan out. `reported` is set when a
-/// failure was already recorded as a `failed` event (with its release).
-pub fn poll(settings: &Settings, clock: Clock, reported: &mut bool) -> Result<PollOutcome> {
+/// One poll: plan, then carry the plan out. `release` is set to the
+/// release the channel named, once known (the daemon reports a failure with
+/// it).
+pub fn poll(
+    settings: &Settings,
+    clock: Clock,
+    release: &mut Option<Details>,
+) -> Result<PollOutcome> {
     let (plan, _) = plan(settings, clock.now())?;
-    remember_channel(settings, plan.issued)?;
-    let release = plan.release.clone();
-    let details = || Details {
-        version: release.as_ref().map(|r| r.version.to_string()),
-        digest: release.as_ref().map(|r| r.digest.hex()),
+    remember_channel(settings, &plan.channel, plan.issued)?;
+    let details = Details {
+        version: plan.release.as_ref().map(|r| r.version.to_string()),
+        digest: plan.release.as_ref().map(|r| r.digest.hex()),
         slot: None,
         reason: None,
     };
+    *release = Some(details.clone());
+    let digest = details.digest.clone();
     let mut progress = crate::install::progress::Progress::Quiet;
     let did = match &plan.action {
         Action::Idle | Action::Wait { .. } => plan.reason.clone(),
@@ -391,30 +422,21 @@ pub fn poll(settings: &Settings, clock: Clock, reported: &mut bool) -> Result<Po
             activate: then_boot,
         } => {
             let url = plan.manifest_url.as_deref().unwrap_or_default();
-            let digest = release.as_ref().map(|r| r.digest.hex());
-            notify::notify(&format!("STATUS=installing {}", plan.reason));
-            report::record(settings, EventKind::Downloading, details());
+            notify::notify(&format!("STATUS=installing: {}", plan.reason));
+            report::record(settings, EventKind::Downloading, details.clone());
             let out = crate::install::apply(
                 settings,
                 url,
                 digest.as_deref(),
                 &mut progress,
                 crate::install::Then::Stay,
-            )
-            .inspect_err(|e| {
-                *reported = true;
-                report::record(
-                    settings,
-                    EventKind::Failed,
-                    details().because(OneLine(e).to_string()),
-                )
-            })?;
+            )?;
             report::record(
                 settings,
                 EventKind::Installed,
                 Details {
                     slot: Some(out.group.clone()),
-                    ..details()
+                    ..details
                 },
             );
             // The window may have closed during a long download.
@@ -427,7 +449,7 @@ pub fn poll(settings: &Settings, clock: Clock, reported: &mut bool) -> Result<Po
                 _ => true,
             };
             if *then_boot && still {
-                activate(settings, details, reported)?;
+                activate(settings, digest.as_deref())?;
                 format!(
                     "installed {} into slot {} and started its trial",
                     out.version, out.group
@@ -437,30 +459,22 @@ pub fn poll(settings: &Settings, clock: Clock, reported: &mut bool) -> Result<Po
             }
         }
         Action::Activate => {
-            activate(settings, details, reported)?;
+            activate(settings, digest.as_deref())?;
             format!("started the trial: {}", plan.reason)
         }
     };
     Ok(PollOutcome { plan, did })
 }
 
-fn activate(settings: &Settings, details: impl Fn() -> Details, reported: &mut bool) -> Result<()> {
+/// Boot the installed release (which must be `digest`) as a trial, by
+/// kexec or reboot as `kexec.policy` says. `trial-started` is reported by
+/// the trial step itself, once the trial is recorded.
+fn activate(settings: &Settings, digest: Option<&str>) -> Result<()> {
     notify::notify("STATUS=booting the new release as a trial");
     let how = crate::install::How::from_policy(settings);
     let mut progress = crate::install::progress::Progress::Quiet;
-    // Recorded before the jump: the outbox is on the data partition, and
-    // the event is sent from whichever slot runs next.
-    report::record(settings, EventKind::TrialStarted, details());
     crate::install::with_then(settings, how, |then| {
-        crate::install::activate(settings, &mut progress, then)
-    })
-    .inspect_err(|e| {
-        *reported = true;
-        report::record(
-            settings,
-            EventKind::Failed,
-            details().because(OneLine(e).to_string()),
-        )
+        crate::install::activate(settings, digest, &mut progress, then)
     })?;
     Ok(())
 }
@@ -516,15 +530,19 @@ pub struct DaemonOptions {
 
 /// Run the daemon.
 pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
-    // Everything that can be wrong before the first poll is a usage error
-    // that should stop the service, not be retried forever.
-    let url = settings.daemon.channel.clone().ok_or_else(|| {
-        usage("no channel configured: set daemon.channel to the channel document's URL")
-    })?;
+    // A device without a channel is updated by hand: nothing to follow, and
+    // not a failure of the service.
+    let Some(url) = settings.daemon.channel.clone() else {
+        println!("no daemon.channel configured: nothing to follow (updates are applied by hand)");
+        return Ok(());
+    };
+    // Everything that can be wrong before the first poll is a configuration
+    // error that stops the service (exit 2), not something to retry forever.
     let device = settings.device.id()?;
-    crate::keys::Keyring::load(&settings.keyring)?;
+    channel::require_channel_role(&crate::keys::Keyring::load(&settings.keyring)?)?;
+    let name = channel_name(settings)?;
     tracing::info!(
-        "following channel {url} as device {device} ({}, strategy {:?})",
+        "following channel {name} at {url} as device {device} ({}, strategy {:?})",
         settings.compatible,
         settings.daemon.strategy
     );
@@ -533,8 +551,9 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
     if let Some(interval) = notify::watchdog_interval() {
         let hb = heartbeat.clone();
         // Ping at half the interval while the loop is alive. The loop beats
-        // at least every second while it sleeps and with every install
-        // progress step, so a stall longer than the interval stops the pings.
+        // at least every second while it sleeps, with every install progress
+        // step and every retry wait, so a stall longer than the interval
+        // stops the pings and systemd restarts the service.
         std::thread::spawn(move || loop {
             if hb.age() < interval {
                 notify::notify("WATCHDOG=1");
@@ -552,24 +571,27 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
         sleep_beating(&heartbeat, jitter(settings.daemon.jitter));
     }
     let mut failures: u32 = 0;
-    let mut last_failure = String::new();
+    let mut last_failure: Option<(ExitCode, Option<String>)> = None;
     loop {
         heartbeat.beat();
         report::flush(settings);
-        let mut reported = false;
-        let result = poll(settings, o.clock, &mut reported);
+        let mut release = None;
+        let result = poll(settings, o.clock, &mut release);
         heartbeat.beat();
         report::flush(settings);
         let delay = match &result {
             Ok(out) => {
                 failures = 0;
-                last_failure.clear();
+                last_failure = None;
                 tracing::info!("{}", out.did);
                 notify::notify(&format!("STATUS={}", out.did));
                 let mut next = settings.daemon.interval + jitter(settings.daemon.jitter);
                 if let Action::Wait { until: Some(t) } = out.plan.action {
+                    // Not all at the same second: the whole cohort waits for
+                    // the same window or not_before.
                     let until = (t - o.clock.now()).to_std().unwrap_or(Duration::ZERO);
-                    next = next.min(until + Duration::from_secs(1));
+                    next =
+                        next.min(until + Duration::from_secs(1) + jitter(settings.daemon.jitter));
                 }
                 next
             }
@@ -578,16 +600,16 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
                 let line = OneLine(e).to_string();
                 tracing::error!("poll failed ({failures} in a row): {line}");
                 notify::notify(&format!("STATUS=poll failed: {line}"));
-                if !reported && line != last_failure {
-                    // A channel or fetch failure that never reached an
-                    // install: reported once, not at every retry.
-                    report::record(
-                        settings,
-                        EventKind::Failed,
-                        Details::default().because(&line),
-                    );
+                // Reported once per kind of failure and release, not at every
+                // retry (a frozen channel must not make the whole fleet
+                // report every few minutes).
+                let details = release.unwrap_or_default();
+                let key = (crate::error::classify(e), details.digest.clone());
+                if last_failure.as_ref() != Some(&key) {
+                    report::record(settings, EventKind::Failed, details.because(&line));
+                    report::flush(settings);
                 }
-                last_failure = line;
+                last_failure = Some(key);
                 retry_delay(settings, failures) + jitter(settings.daemon.retry_initial)
             }
         };
@@ -682,6 +704,33 @@ mod tests {
         let secs: Vec<u64> = (1..=6).map(|n| retry_delay(&s, n).as_secs()).collect();
         assert_eq!(secs, [60, 120, 240, 480, 900, 900]);
         assert_eq!(retry_delay(&s, 200).as_secs(), 900);
+    }
+
+    #[test]
+    fn windows_across_daylight_saving_switches() {
+        let every = [true; 7];
+        // Berlin springs forward on 2026-03-29 at 02:00 (to 03:00 CEST).
+        let w = window(every, "02:00", "04:00", "Europe/Berlin");
+        assert_eq!(
+            window_next_open(&w, t("2026-03-28T12:00:00Z")),
+            t("2026-03-29T01:00:00Z")
+        );
+        // A window wholly inside the gap skips that day.
+        let gap = window(every, "02:00", "02:30", "Europe/Berlin");
+        assert_eq!(
+            window_next_open(&gap, t("2026-03-28T12:00:00Z")),
+            t("2026-03-30T00:00:00Z")
+        );
+        assert!(!window_contains(&gap, t("2026-03-29T01:15:00Z")));
+        // It falls back on 2026-10-25 at 03:00 (02:00-03:00 twice): the
+        // window opens at the first 02:00 and stays open through both.
+        assert_eq!(
+            window_next_open(&w, t("2026-10-24T12:00:00Z")),
+            t("2026-10-25T00:00:00Z")
+        );
+        assert!(window_contains(&w, t("2026-10-25T01:30:00Z")));
+        assert!(window_contains(&w, t("2026-10-25T02:30:00Z")));
+        assert!(!window_contains(&w, t("2026-10-25T03:00:00Z")));
     }
 
     #[test]

@@ -116,6 +116,11 @@ impl Read for Body {
 /// The HTTP client every request of the agent uses: timeouts, the extra CA
 /// bundle and the client identity from the configuration.
 pub fn client(s: &HttpSettings) -> Result<Client> {
+    builder(s)?.build().context("setting up the HTTP client")
+}
+
+/// [`client`]'s builder, for callers that change one more setting.
+pub fn builder(s: &HttpSettings) -> Result<reqwest::blocking::ClientBuilder> {
     // `timeout` on the blocking client bounds each wait — for the response
     // headers and for every body read — so it is a stall timeout, not a
     // limit on the whole (possibly large) download.
@@ -144,7 +149,7 @@ pub fn client(s: &HttpSettings) -> Result<Client> {
         })?;
         b = b.identity(ident);
     }
-    b.build().context("setting up the HTTP client")
+    Ok(b)
 }
 
 impl Fetcher for HttpFetcher {

@@ -110,7 +110,17 @@ impl RetryBudget {
             e.message,
             delay.as_secs_f64()
         );
-        std::thread::sleep(delay);
+        // Sleep in steps that count as progress for the daemon's watchdog:
+        // a retry is the agent working, not hanging.
+        let until = std::time::Instant::now() + delay;
+        loop {
+            crate::install::progress::beat();
+            let now = std::time::Instant::now();
+            if now >= until {
+                break;
+            }
+            std::thread::sleep((until - now).min(Duration::from_secs(1)));
+        }
         self.retried += 1;
         Ok(())
     }

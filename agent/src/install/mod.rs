@@ -197,7 +197,7 @@ pub fn apply(
         return Err(Rejected::Mismatch {
             what: format!("manifest from {}", fetcher.describe()),
             reason: format!(
-                "the channel pins release {want}, the server sent release {digest} ({})",
+                "the channel pins release {want}, the server sent release {digest} ({}); the channel and the release folder disagree — re-publish the channel after uploading the release it names",
                 m.version
             ),
         }
@@ -403,7 +403,14 @@ fn start_trial(
 /// group as a trial (after `apply` without a trial, or the daemon's
 /// download-only and window strategies). Its kept manifest is verified
 /// again first — the device's floor or the release's expiry may have moved.
-pub fn activate(settings: &Settings, progress: &mut Progress, then: Then) -> Result<ApplyOutcome> {
+/// With `expect`, the installed release must be that digest (the daemon
+/// boots what the channel pins, not whatever happens to be installed).
+pub fn activate(
+    settings: &Settings,
+    expect: Option<&str>,
+    progress: &mut Progress,
+    then: Then,
+) -> Result<ApplyOutcome> {
     let store = StateStore::open(&settings.state_dir)?;
     let booted = crate::slots::booted_group(settings)?;
     let target = crate::slots::install_target(settings, &booted)?;
@@ -434,6 +441,15 @@ pub fn activate(settings: &Settings, progress: &mut Progress, then: Then) -> Res
     let verified = verify(&bytes, &keyring, &device_policy(settings, &state, &booted))
         .with_context(|| format!("verifying {} again before booting it", kept.display()))?;
     let digest = verified.digest.hex();
+    if let Some(want) = expect.filter(|w| *w != digest) {
+        return Err(Rejected::Mismatch {
+            what: format!("the release in slot {}", target.name),
+            reason: format!(
+                "is {digest}, the channel names {want}; the daemon installs that one first"
+            ),
+        }
+        .into());
+    }
     if g.digest.as_deref() != Some(digest.as_str()) {
         return Err(Rejected::Mismatch {
             what: kept.display().to_string(),
@@ -501,7 +517,7 @@ pub fn status(settings: &Settings) -> Result<serde_json::Value> {
         "install": state.as_ref().and_then(|s| s.install.clone()),
         "trial": state.as_ref().and_then(|s| s.trial.clone()),
         "bad_releases": state.as_ref().map(|s| s.bad_releases.clone()).unwrap_or_default(),
-        "channel_issued": state.as_ref().and_then(|s| s.channel_issued),
+        "channels_issued": state.as_ref().map(|s| s.channels_issued.clone()).unwrap_or_default(),
         "reports_pending": crate::report::Outbox::new(&settings.state_dir).pending().map(|p| p.len()).ok(),
         "state_file": settings.state_dir.join(crate::state::STATE_FILE),
     }))

@@ -9,8 +9,10 @@
 //! 2xx, so network loss and reboots lose nothing. Delivery is at least once:
 //! each event carries a unique `id` for the server to drop duplicates.
 //!
-//! A server that refuses an event for good (a 4xx other than 408/429) gets
-//! it moved to `outbox/refused/`, so one bad event cannot block the queue.
+//! A server that refuses an event as malformed (400, 413, 422) gets it
+//! moved to `outbox/refused/`, so one bad event cannot block the queue; any
+//! other answer keeps it for the next try. Redirects are not followed: a
+//! redirected POST turns into a GET and the event would be lost.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -25,6 +27,7 @@ use crate::util::fs::write_atomic;
 /// The outbox folder in the state directory.
 pub const OUTBOX_DIR: &str = "outbox";
 const SEQ_FILE: &str = "seq";
+const EPOCH_FILE: &str = "epoch";
 const LOCK_FILE: &str = ".lock";
 const REFUSED_DIR: &str = "refused";
 
@@ -50,7 +53,9 @@ pub enum EventKind {
 /// One event as sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {
-    /// Unique id (device id + sequence number) for de-duplication.
+    /// Unique id (device id, outbox epoch, sequence number) for
+    /// de-duplication; the epoch is random per outbox, so a wiped state
+    /// directory does not reuse ids.
     pub id: String,
     /// Sequence number on this device (increasing).
     pub seq: u64,
@@ -140,18 +145,30 @@ impl Outbox {
     /// Write an event durably; drops the oldest beyond `max_events`.
     pub fn enqueue(&self, kind: EventKind, device: &str, d: Details, max: usize) -> Result<Event> {
         let _lock = self.lock()?;
+        let epoch = self.epoch()?;
         let seq_path = self.dir.join(SEQ_FILE);
-        let seq = match std::fs::read_to_string(&seq_path) {
-            Ok(t) => {
-                t.trim().parse::<u64>().with_context(|| {
-                    format!("{} does not hold a sequence number", seq_path.display())
-                })? + 1
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 1,
+        let last_file = self
+            .pending_files()?
+            .last()
+            .and_then(|p| p.file_stem()?.to_str()?.parse::<u64>().ok())
+            .unwrap_or(0);
+        let last = match std::fs::read_to_string(&seq_path) {
+            Ok(t) => t.trim().parse::<u64>().unwrap_or_else(|_| {
+                tracing::warn!(
+                    "{} does not hold a sequence number; continuing after the newest event",
+                    seq_path.display()
+                );
+                0
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(e).with_context(|| format!("reading {}", seq_path.display())),
         };
+        let seq = last.max(last_file) + 1;
+        // The counter first: a crash after it leaves a gap, never two events
+        // with one number.
+        write_atomic(&seq_path, format!("{seq}\n").as_bytes(), 0o644)?;
         let event = Event {
-            id: format!("{device}-{seq}"),
+            id: format!("{device}-{epoch}-{seq}"),
             seq,
             event: kind,
             device: device.to_string(),
@@ -162,15 +179,11 @@ impl Outbox {
             time: Utc::now(),
             agent: env!("CARGO_PKG_VERSION").to_string(),
         };
-        // The event before the counter: a crash between the two reuses the
-        // number and the next event overwrites this one's file, never loses
-        // an older one.
         write_atomic(
             &self.dir.join(format!("{seq:020}.json")),
             &serde_json::to_vec(&event)?,
             0o644,
         )?;
-        write_atomic(&seq_path, format!("{seq}\n").as_bytes(), 0o644)?;
         let pending = self.pending_files()?;
         if pending.len() > max {
             for old in &pending[..pending.len() - max] {
@@ -182,6 +195,22 @@ impl Outbox {
             }
         }
         Ok(event)
+    }
+
+    /// The outbox's random epoch (made on first use).
+    fn epoch(&self) -> Result<String> {
+        let path = self.dir.join(EPOCH_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(t) if !t.trim().is_empty() => return Ok(t.trim().to_string()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+        let mut b = [0u8; 4];
+        getrandom::getrandom(&mut b).map_err(|e| anyhow::anyhow!("getrandom: {e}"))?;
+        let epoch = hex::encode(b);
+        write_atomic(&path, format!("{epoch}\n").as_bytes(), 0o644)?;
+        Ok(epoch)
     }
 
     fn pending_files(&self) -> Result<Vec<PathBuf>> {
@@ -243,11 +272,7 @@ impl Outbox {
                     let _ = std::fs::remove_file(self.path_of(&e));
                     sent += 1;
                 }
-                Ok(r)
-                    if r.status().is_client_error()
-                        && r.status() != reqwest::StatusCode::REQUEST_TIMEOUT
-                        && r.status() != reqwest::StatusCode::TOO_MANY_REQUESTS =>
-                {
+                Ok(r) if matches!(r.status().as_u16(), 400 | 413 | 422) => {
                     let refused = self.dir.join(REFUSED_DIR);
                     std::fs::create_dir_all(&refused)?;
                     let dest = refused.join(format!("{:020}.json", e.seq));
@@ -259,11 +284,27 @@ impl Outbox {
                         dest.display()
                     );
                 }
+                Ok(r) if r.status().is_redirection() => {
+                    anyhow::bail!(
+                        "report.url {url} redirects ({} to {}); set report.url to the final URL. {} event(s) stay in the outbox",
+                        r.status(),
+                        r.headers()
+                            .get(reqwest::header::LOCATION)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("?"),
+                        self.pending_files()?.len()
+                    )
+                }
                 Ok(r) => {
                     anyhow::bail!(
-                        "the report server answered {} to event {}; {} event(s) stay in the outbox",
+                        "the report server answered {} to event {}{}; {} event(s) stay in the outbox",
                         r.status(),
                         e.id,
+                        if matches!(r.status().as_u16(), 401 | 403 | 404) {
+                            " (check report.url and the client identity)"
+                        } else {
+                            ""
+                        },
                         self.pending_files()?.len()
                     )
                 }
@@ -305,7 +346,11 @@ pub fn record(settings: &Settings, kind: EventKind, d: Details) {
 /// retried on the next call.
 pub fn flush(settings: &Settings) -> Option<usize> {
     let url = settings.report.url.as_ref()?;
-    let client = match crate::fetch::http::client(&settings.http) {
+    let client = match crate::fetch::http::builder(&settings.http).and_then(|b| {
+        b.redirect(reqwest::redirect::Policy::none())
+            .build()
+            .context("setting up the HTTP client")
+    }) {
         Ok(c) => c,
         Err(e) => {
             tracing::warn!("reports: {e:#}");

@@ -131,10 +131,10 @@ pub struct State {
     /// installs them again, which is what stops an update loop.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bad_releases: Vec<BadRelease>,
-    /// The `issued` time of the newest channel document acted on: an older
-    /// one (a replay of a superseded channel) is refused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub channel_issued: Option<DateTime<Utc>>,
+    /// Per channel name, the `issued` time of the newest channel document
+    /// acted on: an older one (a replay of a superseded channel) is refused.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels_issued: BTreeMap<String, DateTime<Utc>>,
 }
 
 /// A release marked bad on this device.
@@ -182,7 +182,7 @@ impl State {
             install: None,
             trial: None,
             bad_releases: Vec::new(),
-            channel_issued: None,
+            channels_issued: BTreeMap::new(),
         }
     }
 
@@ -204,9 +204,14 @@ impl State {
         self.bad_releases.drain(..excess);
     }
 
-    /// The bad-release entry for `digest`, if this device marked it bad.
-    pub fn bad_release(&self, digest: &str) -> Option<&BadRelease> {
-        self.bad_releases.iter().find(|b| b.digest == digest)
+    /// The bad-release entry for a release, if this device marked it bad:
+    /// the same digest, or the same version — a release re-signed only to
+    /// extend its expiry has a new digest but is the same software, and
+    /// must not be tried again (a fix gets a new version).
+    pub fn bad_release(&self, digest: &str, version: &str) -> Option<&BadRelease> {
+        self.bad_releases
+            .iter()
+            .find(|b| b.digest == digest || b.version.as_deref() == Some(version))
     }
 
     /// A group's state (created empty if the config gained a group).

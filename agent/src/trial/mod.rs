@@ -99,6 +99,13 @@ pub fn record_trial(
     g.updated = Some(now);
     store.save(state)?;
     crate::failpoint!("after-record-trial");
+    // Written once the trial is on disk and before the restart; sent later
+    // from whichever slot runs next (the outbox is on the data partition).
+    report::record(
+        settings,
+        EventKind::TrialStarted,
+        Details::of_group(state, group),
+    );
     Ok(())
 }
 
@@ -298,6 +305,11 @@ pub fn mark_good(settings: &Settings) -> Result<String> {
     }
     let mut boot = crate::boot::open(settings)?;
     commit(&store, &mut state, boot.as_mut(), &booted)?;
+    report::record(
+        settings,
+        EventKind::Committed,
+        Details::of_group(&state, &booted).because("confirmed by the operator (updater mark-good)"),
+    );
     Ok(booted)
 }
 
@@ -335,7 +347,7 @@ pub fn mark_bad(settings: &Settings, group: Option<&str>) -> Result<String> {
 pub fn rollback(settings: &Settings) -> Result<String> {
     let store = StateStore::open(&settings.state_dir)?;
     let booted = crate::slots::booted_group(settings)?;
-    let state = crate::install::load_state(&store, settings, &booted)?;
+    let mut state = crate::install::load_state(&store, settings, &booted)?;
     let mut boot = crate::boot::open(settings)?;
     let primary = boot.primary()?.unwrap_or_else(|| booted.clone());
     let other = other_good(settings, &state, boot.as_ref(), &primary)?.ok_or_else(|| {
@@ -344,12 +356,15 @@ pub fn rollback(settings: &Settings) -> Result<String> {
         ))
     })?;
     boot.set_primary(&other)?;
+    // The release rolled back from is not wanted here: without this the
+    // daemon would install it again at its next poll.
+    let reason = format!("rolled back to slot {other} by the operator (updater rollback)");
+    state.remember_bad(&primary, &reason);
+    store.save(&state)?;
     report::record(
         settings,
         EventKind::RolledBack,
-        Details::of_group(&state, &primary).because(format!(
-            "rolled back to slot {other} by the operator (updater rollback)"
-        )),
+        Details::of_group(&state, &primary).because(reason),
     );
     Ok(other)
 }

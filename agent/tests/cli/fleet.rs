@@ -27,6 +27,7 @@ struct Receiver {
     url: String,
     events: Arc<Mutex<Vec<Value>>>,
     down: Arc<AtomicBool>,
+    redirect: Arc<AtomicBool>,
 }
 
 impl Receiver {
@@ -35,7 +36,8 @@ impl Receiver {
         let url = format!("http://{}/events", listener.local_addr().unwrap());
         let events = Arc::new(Mutex::new(Vec::new()));
         let down = Arc::new(AtomicBool::new(false));
-        let (ev, dn) = (events.clone(), down.clone());
+        let redirect = Arc::new(AtomicBool::new(false));
+        let (ev, dn, rd) = (events.clone(), down.clone(), redirect.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut s) = stream else { continue };
@@ -56,6 +58,8 @@ impl Receiver {
                 let _ = r.read_exact(&mut body);
                 let status = if dn.load(Ordering::SeqCst) {
                     "503 Service Unavailable"
+                } else if rd.load(Ordering::SeqCst) {
+                    "302 Found\r\nLocation: /elsewhere"
                 } else {
                     if let Ok(v) = serde_json::from_slice(&body) {
                         ev.lock().unwrap().push(v);
@@ -68,7 +72,12 @@ impl Receiver {
                 );
             }
         });
-        Receiver { url, events, down }
+        Receiver {
+            url,
+            events,
+            down,
+            redirect,
+        }
     }
 
     fn kinds(&self) -> Vec<String> {
@@ -178,8 +187,8 @@ impl FleetDevice {
 
 /// The bucket formula of docs/fleet.md, written out independently of the
 /// agent's code.
-fn expected_bucket(device: &str, digest_hex: &str) -> u64 {
-    let h = Sha256::digest(format!("updater-rollout-v1\n{device}\n{digest_hex}").as_bytes());
+fn expected_bucket(device: &str, version: &str) -> u64 {
+    let h = Sha256::digest(format!("updater-rollout-v1\n{device}\n{version}").as_bytes());
     u64::from_be_bytes(h[..8].try_into().unwrap()) % 10_000
 }
 
@@ -188,7 +197,7 @@ fn check_reports_bucket_and_plan_without_changing_anything() {
     let d = FleetDevice::new("");
     let p = d.check(&[]);
     let digest = p["release"]["digest"].as_str().unwrap().to_string();
-    let bucket = expected_bucket("device-0001", &digest);
+    let bucket = expected_bucket("device-0001", p["release"]["version"].as_str().unwrap());
     assert_eq!(p["bucket"], bucket, "{p}");
     assert_eq!(p["action"], "install", "{p}");
     assert_eq!(p["activate"], true, "{p}");
@@ -467,10 +476,20 @@ fn reports_wait_in_the_outbox_through_network_loss() {
     d.run(&["activate"]).assert_ok();
     d.t.reset();
     d.run(&["health"]).assert_ok();
-    assert_eq!(pending(&outbox), 3);
+    assert_eq!(pending(&outbox), 4);
+    // A redirect is not followed (a redirected POST would arrive as a GET
+    // without the event): the events stay.
+    rx.redirect.store(true, Ordering::SeqCst);
     rx.down.store(false, Ordering::SeqCst);
     d.run(&["daemon", "--once"]).assert_ok();
-    assert_eq!(rx.kinds(), ["downloading", "installed", "committed"]);
+    assert!(rx.kinds().is_empty());
+    assert_eq!(pending(&outbox), 4);
+    rx.redirect.store(false, Ordering::SeqCst);
+    d.run(&["daemon", "--once"]).assert_ok();
+    assert_eq!(
+        rx.kinds(),
+        ["downloading", "installed", "trial-started", "committed"]
+    );
     assert_eq!(pending(&outbox), 0);
     let seqs: Vec<u64> = rx
         .events
@@ -479,7 +498,7 @@ fn reports_wait_in_the_outbox_through_network_loss() {
         .iter()
         .map(|e| e["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, [1, 2, 3]);
+    assert_eq!(seqs, [1, 2, 3, 4]);
 }
 
 #[test]
@@ -542,4 +561,168 @@ fn publish_refuses_bad_input() {
         "2000-01-01T00:00:00Z",
     ])
     .assert_fails(2, "is not after now");
+}
+
+#[test]
+fn an_operator_rollback_is_not_undone_by_the_daemon() {
+    let d = FleetDevice::new("");
+    d.run(&["daemon", "--once"]).assert_ok();
+    assert_eq!(d.t.reset(), "B");
+    d.run(&["health"]).assert_ok();
+    assert_eq!(d.t.status()["groups"]["B"]["status"], "good");
+    // Slot A holds the factory release, which the state knows as good.
+    d.run(&["rollback"]).assert_ok();
+    assert_eq!(d.t.reset(), "A");
+    d.run(&["health"]).assert_ok();
+    let reboots = d.t.reboots().len();
+    let r = d.run(&["daemon", "--once"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("failed on this device"), "{}", r.stdout);
+    assert_eq!(d.t.reboots().len(), reboots);
+    assert_eq!(d.t.status()["booted"], "A");
+}
+
+#[test]
+fn a_bad_release_re_signed_with_a_new_expiry_is_still_not_retried() {
+    let d = FleetDevice::new("");
+    d.t.check("20-fail", "exit 1");
+    d.run(&["daemon", "--once"]).assert_ok();
+    d.t.reset();
+    d.run(&["health"]).assert_ok();
+    d.t.reset();
+    d.run(&["health"]).assert_ok();
+    let old = d.t.status()["bad_releases"][0]["digest"].clone();
+    // The vendor re-signs the same 1.2.0 (new created/expires: a new digest).
+    std::thread::sleep(Duration::from_millis(1100));
+    d.t.dev
+        .env
+        .release("resigned", &["--chunk-size", "262144"])
+        .assert_ok();
+    for f in std::fs::read_dir(d.t.dev.env.p("resigned")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, d.t.dev.env.p("rel").join(f.file_name().unwrap())).unwrap();
+    }
+    d.publish(&["--release", "acme-gw=manifest.json"])
+        .assert_ok();
+    let p = d.check(&[]);
+    assert_ne!(
+        p["release"]["digest"], old,
+        "the re-signed release has a new digest"
+    );
+    assert_eq!(p["action"], "idle", "{p}");
+    assert!(
+        p["reason"]
+            .as_str()
+            .unwrap()
+            .contains("failed on this device"),
+        "{p}"
+    );
+}
+
+#[test]
+fn daemon_configuration_errors_stop_it() {
+    // A keyring without channel keys: exit 2 before the first poll.
+    let d = FleetDevice::new("");
+    let env = &d.t.dev.env;
+    std::fs::remove_dir_all(env.p("ring")).unwrap();
+    updater(&[
+        "keyring",
+        "init",
+        &env.s("ring"),
+        "--manifest-key",
+        &env.s("keys/m1.pub"),
+        "--kernel-key",
+        &env.s("keys/k1.pub"),
+    ])
+    .assert_ok();
+    d.run(&["daemon"]).assert_fails(2, "no channel keys");
+    // No channel configured: nothing to follow, not a failure.
+    let cfg = std::fs::read_to_string(d.t.dev.config()).unwrap();
+    let cfg: String = cfg
+        .lines()
+        .filter(|l| !l.starts_with("channel ="))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(d.t.dev.config(), cfg).unwrap();
+    let r = d.run(&["daemon"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("nothing to follow"), "{}", r.stdout);
+}
+
+#[test]
+fn channel_name_and_validity_are_enforced() {
+    let d = FleetDevice::new("");
+    // A validly signed channel of another name, served at this URL.
+    d.publish(&["--release", "acme-gw=manifest.json", "--name", "beta"])
+        .assert_ok();
+    d.run(&["check"])
+        .assert_fails(3, "this device follows \"stable\"");
+    // A channel valid for a year: freeze detection switched off.
+    d.publish(&["--release", "acme-gw=manifest.json", "--expires", "365d"])
+        .assert_ok();
+    d.run(&["check"]).assert_fails(3, "longer than the 31 days");
+}
+
+#[test]
+fn watchdog_pings_stop_while_the_daemon_is_stuck() {
+    // The channel server accepts and never answers; the HTTP stall timeout
+    // is far longer than the watchdog interval, so the daemon is stuck in
+    // one read and systemd must stop hearing from it.
+    let d = FleetDevice::new("jitter_secs = 1");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let held = Arc::new(Mutex::new(Vec::new()));
+    let h = held.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            h.lock().unwrap().push(s);
+        }
+    });
+    let frag = d.t.dev.env.p("dev/config.d/90-stuck.toml");
+    crate::common::write(
+        &frag,
+        format!(
+            "[http]\nstall_timeout_secs = 60\n[daemon]\nchannel = \"http://{addr}/stable.json\"\n"
+        )
+        .as_bytes(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut child = Command::new(bin())
+        .args(["--config", &d.t.dev.config(), "daemon"])
+        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    let mut pings = Vec::new();
+    let mut buf = [0u8; 512];
+    while start.elapsed() < Duration::from_secs(8) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            if &buf[..n] == b"WATCHDOG=1" {
+                pings.push(start.elapsed());
+            }
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        !held.lock().unwrap().is_empty(),
+        "the daemon never connected"
+    );
+    assert!(!pings.is_empty(), "no pings at all while it was alive");
+    let late = pings
+        .iter()
+        .filter(|t| **t > Duration::from_secs(5))
+        .count();
+    assert_eq!(
+        late, 0,
+        "pings went on while the daemon was stuck: {pings:?}"
+    );
 }
