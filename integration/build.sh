@@ -7,7 +7,8 @@
 #     health check;
 #   - a standalone GRUB EFI binary embedding packaging/grub/stub.cfg;
 #   - a release of version 2 made with `updater release create`, signed
-#     with keys made for the run (the guest keyring trusts only those);
+#     with keys made for the run (the guest keyring trusts only those), and
+#     a signed channel naming it;
 #   - a pristine GPT disk: ESP (GRUB, grub.cfg, grubenv), slot A (ext4 with
 #     /boot/vmlinuz and /boot/initrd.img), slot B (empty), data (ext4).
 # Usage: integration/build.sh WORKDIR   (needs target/release/updater)
@@ -53,11 +54,13 @@ fi
 KVER=$(cat "$W/kernel/version")
 
 # --- keys and keyring (made for this run; the guest trusts only these) ---
-if [ ! -f "$W/keys/ok" ]; then
+if [ ! -f "$W/keys/ok" ] || [ ! -f "$W/keys/channel.pub" ]; then
     rm -rf "$W/keys" "$W/keyring"
     "$U" keygen --out "$W/keys" --name release >/dev/null
     "$U" keygen --out "$W/keys" --name kernel >/dev/null
-    "$U" keyring init "$W/keyring" --manifest-key "$W/keys/release.pub" --kernel-key "$W/keys/kernel.pub" >/dev/null
+    "$U" keygen --out "$W/keys" --name channel >/dev/null
+    "$U" keyring init "$W/keyring" --manifest-key "$W/keys/release.pub" --kernel-key "$W/keys/kernel.pub" \
+        --channel-key "$W/keys/channel.pub" >/dev/null
     touch "$W/keys/ok"
 fi
 
@@ -118,6 +121,10 @@ rm -rf "$W/release"
     --security-version 2 --compatible e2e-qemu-x86_64 --image "rootfs=$W/slot-v2.ext4" \
     --kernel "$W/kernel/vmlinuz" --kernel-key "$W/keys/kernel.key" --initrd "$W/initrd-2.img" \
     --cmdline "console=ttyS0 panic=5" --chunk-size 1048576 >/dev/null
+# The channel the guest's daemon follows (the daemon scenario), served with
+# the release.
+"$U" channel publish --out "$W/release/stable.json" --key "$W/keys/channel.key" \
+    --release e2e-qemu-x86_64=manifest.json >/dev/null
 
 # --- GRUB ------------------------------------------------------------------
 grub-mkstandalone -O x86_64-efi -o "$W/BOOTX64.EFI" \

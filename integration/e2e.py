@@ -3,7 +3,8 @@
 kexec, running the real `updater` inside the guest.
 
 Usage: integration/e2e.py [--work DIR] [--jobs N] [SCENARIO ...]
-Scenarios: commit, health-fail, hang, powercut, tampered, reboot (default: all).
+Scenarios: commit, health-fail, hang, powercut, tampered, reboot, daemon
+(default: all).
 
 Every QEMU and server process is started here, ended here by PID, and has a
 time limit. The guest reaches only the release server: QEMU user networking
@@ -27,7 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 UPDATER = os.path.join(REPO, "target", "release", "updater")
-SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot"]
+SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot", "daemon"]
 SCENARIO_TIMEOUT = 420
 MIB = 1024 * 1024
 P2_START, P3_START, P4_START = 17 * MIB, 81 * MIB, 145 * MIB
@@ -241,7 +242,7 @@ def run_scenario(name, work):
         if a and b:
             timings[key] = round(b[0] - a[0], 1)
 
-    if name in ("commit", "health-fail", "hang"):
+    if name in ("commit", "health-fail", "hang", "daemon"):
         c.that(len(boots) >= 2 and "slot=A version=1" in boots[0][1], "first boot is not A v1")
         c.that(guest.first(r"E2E-MARK apply rc=") is None, "apply returned instead of jumping by kexec")
         kexec_boot = guest.first(r"E2E-MARK boot slot=B version=2 trial=yes")
@@ -264,6 +265,13 @@ def run_scenario(name, work):
         c.that(env.get("ORDER") == "B A" and env.get("B_OK") == "1", f"grubenv after commit: {env}")
         c.that(groups.get("B", {}).get("status") == "good" and groups.get("B", {}).get("version") == "2.0.0", f"state: {groups}")
         c.that(st and st["groups"]["B"]["status"] == "good" and st["booted"] == "B", f"status on B: {st}")
+    if name == "daemon":
+        c.that(guest.first(r"E2E-MARK health rc=0 .*committed") is not None, "health did not commit B")
+        again = guest.first(r"E2E-MARK daemon-again rc=0 .*up to date")
+        c.that(again is not None, "the daemon in B did not find itself up to date")
+        c.that(env.get("ORDER") == "B A" and env.get("B_OK") == "1", f"grubenv after commit: {env}")
+        c.that(groups.get("B", {}).get("status") == "good" and groups.get("B", {}).get("version") == "2.0.0", f"state: {groups}")
+        c.that("stable" in state.get("channels_issued", {}), f"the channel was not recorded: {state}")
     if name == "health-fail":
         # B's health fails and reboots at once (health.reboot_on_failure), so
         # the evidence is GRUB booting A after B's trial boot, and the state.

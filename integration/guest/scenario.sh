@@ -53,4 +53,19 @@ reboot:1)
     finish ;;
 reboot:2)
     finish ;;
+daemon:1)
+    # The fleet path: the daemon polls the channel, installs what it names
+    # and boots it by kexec (kexec.policy = require).
+    if [ "$BOOTS" = 1 ]; then
+        modprobe i6300esb nowayout=1 && mark "watchdog nowayout=$(cat /sys/class/watchdog/watchdog0/nowayout 2>/dev/null)"
+        mark "apply-start kexec"
+        updater daemon --once > /tmp/daemon.out 2>&1
+        mark "apply rc=$? $(tail -2 /tmp/daemon.out | tr '\n' ' ')"
+    fi
+    finish ;;
+daemon:2)
+    # Committed by health above; the next poll has nothing to do.
+    updater daemon --once > /tmp/daemon.out 2>&1
+    mark "daemon-again rc=$? $(tail -1 /tmp/daemon.out)"
+    finish ;;
 esac
