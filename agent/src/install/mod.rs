@@ -156,6 +156,30 @@ pub fn with_then<T>(settings: &Settings, how: How, f: impl FnOnce(Then) -> Resul
     f(then)
 }
 
+/// The locked state, the booted group and the inactive group to change,
+/// refusing while a trial is pending (`doing` says what was refused).
+fn open_inactive<'a>(
+    settings: &'a Settings,
+    doing: &str,
+) -> Result<(
+    StateStore,
+    String,
+    &'a crate::config::SlotGroupConfig,
+    State,
+)> {
+    let store = StateStore::open(&settings.state_dir)?;
+    let booted = crate::slots::booted_group(settings)?;
+    let target = crate::slots::install_target(settings, &booted)?;
+    let state = load_state(&store, settings, &booted)?;
+    if let Some(t) = &state.trial {
+        return Err(usage(format!(
+            "a trial of slot {} is pending; let `updater health` reconcile it at boot (or `updater mark-bad {}`) before {doing}",
+            t.group, t.group
+        )));
+    }
+    Ok((store, booted, target, state))
+}
+
 /// Install the release at `source` into the inactive group, then `then`.
 /// With `expect`, the release's digest must be that one (the channel pins it).
 pub fn apply(
@@ -165,16 +189,7 @@ pub fn apply(
     progress: &mut Progress,
     then: Then,
 ) -> Result<ApplyOutcome> {
-    let store = StateStore::open(&settings.state_dir)?;
-    let booted = crate::slots::booted_group(settings)?;
-    let target = crate::slots::install_target(settings, &booted)?;
-    let mut state = load_state(&store, settings, &booted)?;
-    if let Some(t) = &state.trial {
-        return Err(usage(format!(
-            "a trial of slot {} is pending; let `updater health` reconcile it at boot (or `updater mark-bad {}`) before installing again",
-            t.group, t.group
-        )));
-    }
+    let (store, booted, target, mut state) = open_inactive(settings, "installing again")?;
     let keyring = Keyring::load(&settings.keyring)?;
     let mut fetcher = open_source(source, &settings.http)?;
     let mut budget = RetryBudget::new(&settings.http);
@@ -411,16 +426,7 @@ pub fn activate(
     progress: &mut Progress,
     then: Then,
 ) -> Result<ApplyOutcome> {
-    let store = StateStore::open(&settings.state_dir)?;
-    let booted = crate::slots::booted_group(settings)?;
-    let target = crate::slots::install_target(settings, &booted)?;
-    let mut state = load_state(&store, settings, &booted)?;
-    if let Some(t) = &state.trial {
-        return Err(usage(format!(
-            "a trial of slot {} is pending; let `updater health` reconcile it first",
-            t.group
-        )));
-    }
+    let (store, booted, target, mut state) = open_inactive(settings, "starting another")?;
     let g = state.group(&target.name);
     if g.status != GroupStatus::Installed {
         return Err(usage(format!(

@@ -101,19 +101,7 @@ impl FleetDevice {
         let env = &t.dev.env;
         // The keyring gains a channel key (c1).
         updater(&["keygen", "--out", &env.s("keys"), "--name", "c1"]).assert_ok();
-        std::fs::remove_dir_all(env.p("ring")).unwrap();
-        updater(&[
-            "keyring",
-            "init",
-            &env.s("ring"),
-            "--manifest-key",
-            &env.s("keys/m1.pub"),
-            "--kernel-key",
-            &env.s("keys/k1.pub"),
-            "--channel-key",
-            &env.s("keys/c1.pub"),
-        ])
-        .assert_ok();
+        reinit_ring(env, true);
         let d = FleetDevice { t };
         d.publish(&["--release", "acme-gw=manifest.json"])
             .assert_ok();
@@ -183,6 +171,31 @@ impl FleetDevice {
         .assert_ok();
         updater::serve::Server::start(&env.p("rel2"), "127.0.0.1:0").unwrap()
     }
+}
+
+/// Replace the device's keyring: m1 (manifest), k1 (kernel) and, with
+/// `channel`, c1 (channel).
+fn reinit_ring(env: &crate::common::TestEnv, channel: bool) {
+    std::fs::remove_dir_all(env.p("ring")).unwrap();
+    let (ring, m1, k1, c1) = (
+        env.s("ring"),
+        env.s("keys/m1.pub"),
+        env.s("keys/k1.pub"),
+        env.s("keys/c1.pub"),
+    );
+    let mut args = vec![
+        "keyring",
+        "init",
+        &ring,
+        "--manifest-key",
+        &m1,
+        "--kernel-key",
+        &k1,
+    ];
+    if channel {
+        args.extend(["--channel-key", c1.as_str()]);
+    }
+    updater(&args).assert_ok();
 }
 
 /// The bucket formula of docs/fleet.md, written out independently of the
@@ -432,18 +445,7 @@ fn refused_channels() {
         .assert_fails(3, "the channel pins release");
     assert!(d.t.dev.b().is_empty(), "slot B was written");
     // A keyring without channel keys: a configuration error.
-    let env = &d.t.dev.env;
-    std::fs::remove_dir_all(env.p("ring")).unwrap();
-    updater(&[
-        "keyring",
-        "init",
-        &env.s("ring"),
-        "--manifest-key",
-        &env.s("keys/m1.pub"),
-        "--kernel-key",
-        &env.s("keys/k1.pub"),
-    ])
-    .assert_ok();
+    reinit_ring(&d.t.dev.env, false);
     d.run(&["check"]).assert_fails(2, "no channel keys");
 }
 
@@ -623,18 +625,7 @@ fn a_bad_release_re_signed_with_a_new_expiry_is_still_not_retried() {
 fn daemon_configuration_errors_stop_it() {
     // A keyring without channel keys: exit 2 before the first poll.
     let d = FleetDevice::new("");
-    let env = &d.t.dev.env;
-    std::fs::remove_dir_all(env.p("ring")).unwrap();
-    updater(&[
-        "keyring",
-        "init",
-        &env.s("ring"),
-        "--manifest-key",
-        &env.s("keys/m1.pub"),
-        "--kernel-key",
-        &env.s("keys/k1.pub"),
-    ])
-    .assert_ok();
+    reinit_ring(&d.t.dev.env, false);
     d.run(&["daemon"]).assert_fails(2, "no channel keys");
     // No channel configured: nothing to follow, not a failure.
     let cfg = std::fs::read_to_string(d.t.dev.config()).unwrap();
