@@ -825,11 +825,12 @@ fn daemon_settings(d: RawDaemon, origin: &str) -> Result<DaemonSettings> {
                     "saturday",
                     "sunday",
                 ];
+                // Any prefix of at least three letters: mon, tues, thurs, friday.
                 let lower = day.to_ascii_lowercase();
                 let i = NAMES
                     .iter()
                     .zip(LONG)
-                    .position(|(n, l)| lower == *n || lower == l)
+                    .position(|(n, l)| lower.starts_with(n) && l.starts_with(&lower))
                     .ok_or_else(|| {
                         bad("window.days", format!("{day:?} is not a day: use mon, tue, wed, thu, fri, sat, sun (or the full names)"))
                     })?;
@@ -865,7 +866,8 @@ fn daemon_settings(d: RawDaemon, origin: &str) -> Result<DaemonSettings> {
     let channel_name = match d.channel_name {
         Some(n) => Some(n),
         None => d.channel.as_deref().and_then(|u| {
-            let last = u.trim_end_matches('/').rsplit('/').next()?;
+            let path = u.split(['?', '#']).next().unwrap_or(u);
+            let last = path.trim_end_matches('/').rsplit('/').next()?;
             let stem = last.strip_suffix(".json").unwrap_or(last);
             (!stem.is_empty()).then(|| stem.to_string())
         }),
@@ -930,6 +932,25 @@ rootfs = "/dev/vda3"
         let s = load(Some(&p)).unwrap();
         assert_eq!(s.slots.len(), 2);
         assert!(matches!(s.bootloader, BootloaderConfig::Grub { .. }));
+    }
+
+    #[test]
+    fn daemon_days_and_channel_name() {
+        let d = tempfile::tempdir().unwrap();
+        let with = |extra: &str| {
+            let main = write(d.path(), "config.toml", &format!("{BASE}{extra}"));
+            load(Some(&main))
+        };
+        let s = with("[daemon]\nchannel = \"https://u.example/gw/stable.json?token=x\"\nstrategy = \"window\"\n[daemon.window]\ndays = [\"tues\", \"Thursday\", \"fri\"]\nstart = \"02:00\"\nend = \"03:00\"\n").unwrap();
+        assert_eq!(s.daemon.channel_name.as_deref(), Some("stable"));
+        let w = s.daemon.window.unwrap();
+        assert_eq!(w.days, [false, true, false, true, true, false, false]);
+        for bad in ["mon-fri", "monkey", "mo"] {
+            let err = with(&format!("[daemon]\nstrategy = \"window\"\n[daemon.window]\ndays = [\"{bad}\"]\nstart = \"02:00\"\nend = \"03:00\"\n")).unwrap_err();
+            assert!(err.to_string().contains("is not a day"), "{bad}: {err}");
+        }
+        let err = with("[daemon]\nstrategy = \"window\"\n").unwrap_err();
+        assert!(err.to_string().contains("[daemon.window]"), "{err}");
     }
 
     #[test]

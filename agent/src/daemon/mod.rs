@@ -117,15 +117,16 @@ pub fn window_next_open(w: &MaintenanceWindow, from: DateTime<Utc>) -> DateTime<
         if !w.days[date.weekday().num_days_from_monday() as usize] {
             continue;
         }
-        // A start inside a DST gap opens at the first instant after it.
+        // A start inside a DST gap opens at the first minute after it
+        // (gaps are at most a few hours).
         let mut naive = date.and_time(w.start);
         let mut open = None;
-        for _ in 0..4 {
+        for _ in 0..(4 * 60) {
             if let Some(t) = w.timezone.from_local_datetime(&naive).earliest() {
                 open = Some(t.with_timezone(&Utc));
                 break;
             }
-            naive += chrono::Duration::minutes(30);
+            naive += chrono::Duration::minutes(1);
         }
         // A window lying wholly in a DST gap does not open that day.
         if let Some(t) = open.filter(|t| *t > from && window_contains(w, *t)) {
@@ -533,13 +534,18 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
     // A device without a channel is updated by hand: nothing to follow, and
     // not a failure of the service.
     let Some(url) = settings.daemon.channel.clone() else {
-        println!("no daemon.channel configured: nothing to follow (updates are applied by hand)");
+        let msg = "no daemon.channel configured: nothing to follow (updates are applied by hand)";
+        // A Type=notify service that exits before READY=1 counts as failed.
+        notify::notify(&format!("READY=1\nSTATUS={msg}"));
+        println!("{msg}");
         return Ok(());
     };
     // Everything that can be wrong before the first poll is a configuration
     // error that stops the service (exit 2), not something to retry forever.
     let device = settings.device.id()?;
-    channel::require_channel_role(&crate::keys::Keyring::load(&settings.keyring)?)?;
+    let keyring = crate::keys::Keyring::load(&settings.keyring)
+        .map_err(|e| usage(format!("{}", OneLine(&e))))?;
+    channel::require_channel_role(&keyring)?;
     let name = channel_name(settings)?;
     tracing::info!(
         "following channel {name} at {url} as device {device} ({}, strategy {:?})",
@@ -715,7 +721,13 @@ mod tests {
             window_next_open(&w, t("2026-03-28T12:00:00Z")),
             t("2026-03-29T01:00:00Z")
         );
-        // A window wholly inside the gap skips that day.
+        // A window partly inside the gap opens when the gap ends...
+        let part = window(every, "02:15", "03:10", "Europe/Berlin");
+        assert_eq!(
+            window_next_open(&part, t("2026-03-28T12:00:00Z")),
+            t("2026-03-29T01:00:00Z")
+        );
+        // ...and one wholly inside it skips that day.
         let gap = window(every, "02:00", "02:30", "Europe/Berlin");
         assert_eq!(
             window_next_open(&gap, t("2026-03-28T12:00:00Z")),

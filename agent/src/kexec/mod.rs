@@ -306,6 +306,7 @@ pub fn start_kexec_trial(
     }
     crate::failpoint!("after-watchdog-armed");
     // 5. Jump.
+    crate::trial::report_trial_started(settings, state, &group.name);
     tracing::info!("kexec into slot {} with: {cmdline}", group.name);
     deps.rebooter.restart(Restart::Kexec)?;
     Ok(KexecOutcome::Jumped { cmdline })

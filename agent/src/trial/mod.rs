@@ -99,14 +99,19 @@ pub fn record_trial(
     g.updated = Some(now);
     store.save(state)?;
     crate::failpoint!("after-record-trial");
-    // Written once the trial is on disk and before the restart; sent later
-    // from whichever slot runs next (the outbox is on the data partition).
+    Ok(())
+}
+
+/// Report `trial-started` at the point of no return (right before the
+/// restart), so that a refused kexec load that falls back or reverts does
+/// not report a trial twice or one that never happened. Sent later from
+/// whichever slot runs next (the outbox is on the data partition).
+pub fn report_trial_started(settings: &Settings, state: &State, group: &str) {
     report::record(
         settings,
         EventKind::TrialStarted,
         Details::of_group(state, group),
     );
-    Ok(())
 }
 
 /// T1–T3: start a reboot trial of an installed group.
@@ -122,6 +127,7 @@ pub fn start_reboot_trial(
     boot.arm_trial(group)
         .with_context(|| format!("arming the one-shot trial of slot {group}"))?;
     crate::failpoint!("after-arm-trial");
+    report_trial_started(settings, state, group);
     tracing::info!("rebooting into a one-shot trial of slot {group}");
     rebooter.restart(Restart::Reboot)
 }
@@ -304,12 +310,17 @@ pub fn mark_good(settings: &Settings) -> Result<String> {
         }
     }
     let mut boot = crate::boot::open(settings)?;
+    // Only a confirmation that changes something is reported.
+    let was_good = state.trial.is_none() && state.group(&booted).status == GroupStatus::Good;
     commit(&store, &mut state, boot.as_mut(), &booted)?;
-    report::record(
-        settings,
-        EventKind::Committed,
-        Details::of_group(&state, &booted).because("confirmed by the operator (updater mark-good)"),
-    );
+    if !was_good {
+        report::record(
+            settings,
+            EventKind::Committed,
+            Details::of_group(&state, &booted)
+                .because("confirmed by the operator (updater mark-good)"),
+        );
+    }
     Ok(booted)
 }
 
@@ -355,12 +366,14 @@ pub fn rollback(settings: &Settings) -> Result<String> {
             "no slot other than {primary} is good: there is nothing to roll back to"
         ))
     })?;
-    boot.set_primary(&other)?;
     // The release rolled back from is not wanted here: without this the
-    // daemon would install it again at its next poll.
+    // daemon would install it again at its next poll. Recorded before the
+    // bootloader changes, so a crash in between cannot leave the rollback
+    // without it.
     let reason = format!("rolled back to slot {other} by the operator (updater rollback)");
     state.remember_bad(&primary, &reason);
     store.save(&state)?;
+    boot.set_primary(&other)?;
     report::record(
         settings,
         EventKind::RolledBack,

@@ -27,7 +27,10 @@ struct Receiver {
     url: String,
     events: Arc<Mutex<Vec<Value>>>,
     down: Arc<AtomicBool>,
+    /// POSTs to /events are redirected to /elsewhere while set.
     redirect: Arc<AtomicBool>,
+    /// Requests that arrived at any other path than /events.
+    elsewhere: Arc<Mutex<Vec<String>>>,
 }
 
 impl Receiver {
@@ -37,13 +40,21 @@ impl Receiver {
         let events = Arc::new(Mutex::new(Vec::new()));
         let down = Arc::new(AtomicBool::new(false));
         let redirect = Arc::new(AtomicBool::new(false));
-        let (ev, dn, rd) = (events.clone(), down.clone(), redirect.clone());
+        let elsewhere = Arc::new(Mutex::new(Vec::new()));
+        let (ev, dn, rd, el) = (
+            events.clone(),
+            down.clone(),
+            redirect.clone(),
+            elsewhere.clone(),
+        );
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut s) = stream else { continue };
                 let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
                 let mut r = BufReader::new(s.try_clone().unwrap());
                 let mut len = 0usize;
+                let mut request = String::new();
+                let _ = r.read_line(&mut request);
                 let mut line = String::new();
                 loop {
                     line.clear();
@@ -56,7 +67,10 @@ impl Receiver {
                 }
                 let mut body = vec![0; len];
                 let _ = r.read_exact(&mut body);
-                let status = if dn.load(Ordering::SeqCst) {
+                let status = if !request.starts_with("POST /events ") {
+                    el.lock().unwrap().push(request.trim().to_string());
+                    "200 OK"
+                } else if dn.load(Ordering::SeqCst) {
                     "503 Service Unavailable"
                 } else if rd.load(Ordering::SeqCst) {
                     "302 Found\r\nLocation: /elsewhere"
@@ -77,6 +91,7 @@ impl Receiver {
             events,
             down,
             redirect,
+            elsewhere,
         }
     }
 
@@ -486,6 +501,11 @@ fn reports_wait_in_the_outbox_through_network_loss() {
     d.run(&["daemon", "--once"]).assert_ok();
     assert!(rx.kinds().is_empty());
     assert_eq!(pending(&outbox), 4);
+    assert!(
+        rx.elsewhere.lock().unwrap().is_empty(),
+        "the redirect was followed: {:?}",
+        rx.elsewhere.lock().unwrap()
+    );
     rx.redirect.store(false, Ordering::SeqCst);
     d.run(&["daemon", "--once"]).assert_ok();
     assert_eq!(
@@ -635,9 +655,36 @@ fn daemon_configuration_errors_stop_it() {
         .map(|l| format!("{l}\n"))
         .collect();
     std::fs::write(d.t.dev.config(), cfg).unwrap();
-    let r = d.run(&["daemon"]);
-    r.assert_ok();
-    assert!(r.stdout.contains("nothing to follow"), "{}", r.stdout);
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let out = Command::new(bin())
+        .args(["--config", &d.t.dev.config(), "daemon"])
+        .env("NOTIFY_SOCKET", &sock_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to follow"));
+    // systemd counts a Type=notify service that exits before READY=1 as failed.
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("READY=1"));
+    // No keyring at all: a configuration error too (exit 2), not an I/O one.
+    std::fs::remove_dir_all(d.t.dev.env.p("ring")).unwrap();
+    let cfg = std::fs::read_to_string(d.t.dev.config()).unwrap();
+    std::fs::write(
+        d.t.dev.config(),
+        cfg.replace(
+            "[daemon]\n",
+            &format!(
+                "[daemon]\nchannel = \"{}\"\n",
+                d.t.dev.server.url("stable.json")
+            ),
+        ),
+    )
+    .unwrap();
+    d.run(&["daemon"]).assert_fails(2, "keyring");
 }
 
 #[test]
