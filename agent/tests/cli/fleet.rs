@@ -213,6 +213,28 @@ fn reinit_ring(env: &crate::common::TestEnv, channel: bool) {
     updater(&args).assert_ok();
 }
 
+/// `updater daemon` with a real notify socket and a 1 s systemd watchdog;
+/// the socket reads time out after `read_timeout`. Keep the folder alive.
+fn spawn_notified_daemon(
+    d: &FleetDevice,
+    read_timeout: Duration,
+) -> (tempfile::TempDir, UnixDatagram, std::process::Child) {
+    let dir = tempfile::tempdir().unwrap();
+    let sock_path = dir.path().join("notify");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(read_timeout)).unwrap();
+    let child = Command::new(bin())
+        .args(["--config", &d.t.dev.config(), "daemon"])
+        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
+        .env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (dir, sock, child)
+}
+
 /// The bucket formula of docs/fleet.md, written out independently of the
 /// agent's code.
 fn expected_bucket(device: &str, version: &str) -> u64 {
@@ -526,19 +548,7 @@ fn reports_wait_in_the_outbox_through_network_loss() {
 #[test]
 fn daemon_speaks_sd_notify_and_feeds_the_watchdog() {
     let d = FleetDevice::new("strategy = \"download-only\"\ninterval_secs = 3600\njitter_secs = 1");
-    let dir = tempfile::tempdir().unwrap();
-    let sock_path = dir.path().join("notify");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
-    let mut child = Command::new(bin())
-        .args(["--config", &d.t.dev.config(), "daemon"])
-        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "1000000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (_dir, sock, mut child) = spawn_notified_daemon(&d, Duration::from_secs(1));
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut buf = [0u8; 512];
@@ -724,20 +734,7 @@ fn watchdog_pings_stop_while_the_daemon_is_stuck() {
         )
         .as_bytes(),
     );
-    let dir = tempfile::tempdir().unwrap();
-    let sock_path = dir.path().join("notify");
-    let sock = UnixDatagram::bind(&sock_path).unwrap();
-    sock.set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
-    let mut child = Command::new(bin())
-        .args(["--config", &d.t.dev.config(), "daemon"])
-        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
-        .env("NOTIFY_SOCKET", &sock_path)
-        .env("WATCHDOG_USEC", "1000000")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let (_dir, sock, mut child) = spawn_notified_daemon(&d, Duration::from_millis(200));
     let start = Instant::now();
     let mut pings = Vec::new();
     let mut buf = [0u8; 512];
