@@ -46,6 +46,10 @@ pub struct PublishArgs {
     /// Re-publish well before it; devices refuse an expired channel.
     #[arg(long, default_value = "7d")]
     pub expires: String,
+    /// Issue time, RFC 3339 (default now). Devices refuse a channel issued
+    /// before the newest one they followed; set it for reproducible output.
+    #[arg(long, value_parser = parse_time)]
+    pub issued: Option<DateTime<Utc>>,
     /// Print the channel as JSON.
     #[arg(long)]
     pub json: bool,
@@ -123,7 +127,7 @@ pub(super) fn channel(c: ChannelCommand) -> Result<()> {
 }
 
 fn publish(a: PublishArgs) -> Result<()> {
-    let now = Utc::now();
+    let now = a.issued.unwrap_or_else(Utc::now);
     let keys = a
         .keys
         .iter()

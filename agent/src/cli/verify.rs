@@ -29,6 +29,10 @@ pub struct VerifyArgs {
     /// The highest security_version seen: a lower one is refused.
     #[arg(long, default_value_t = 0)]
     pub installed_security_version: u64,
+    /// Check expiry as of this time (RFC 3339) instead of the clock: would
+    /// the release be valid then?
+    #[arg(long)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -60,6 +64,7 @@ pub(super) fn run(a: VerifyArgs) -> Result<()> {
         compatible: a.compatible.clone(),
         installed_version: a.installed_version.clone(),
         min_security_version: a.installed_security_version,
+        now: a.now.unwrap_or_else(chrono::Utc::now),
         ..Policy::vendor()
     };
     let result = verify(&bytes, &keyring, &policy);

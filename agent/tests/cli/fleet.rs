@@ -345,6 +345,18 @@ fn window_strategy_boots_only_inside_the_window() {
         "strategy = \"window\"",
         "[daemon.window]\ndays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\nstart = \"02:00\"\nend = \"04:00\"\ntimezone = \"Europe/Berlin\"\n",
     );
+    // The whole test runs on a fixed clock: the channel is issued on the
+    // Friday morning and the daemon is run at fixed times after it, so the
+    // result is the same whatever day the suite runs.
+    d.publish(&[
+        "--release",
+        "acme-gw=manifest.json",
+        "--issued",
+        "2026-11-27T11:00:00Z",
+        "--expires",
+        "2026-12-04T00:00:00Z",
+    ])
+    .assert_ok();
     // Friday 12:00 UTC: install now, boot on Monday 02:00 Berlin.
     let p = d.check(&["--now", "2026-11-27T12:00:00Z"]);
     assert_eq!(
@@ -372,22 +384,33 @@ fn window_strategy_boots_only_inside_the_window() {
 #[test]
 fn not_before_holds_the_boot_but_not_the_download() {
     let d = FleetDevice::new("");
+    // Fixed clock: issued on the 1st, boots allowed from the 3rd, the
+    // daemon runs on the 2nd.
     d.publish(&[
         "--release",
         "acme-gw=manifest.json",
+        "--issued",
+        "2026-06-01T00:00:00Z",
+        "--expires",
+        "2026-06-08T00:00:00Z",
         "--not-before",
-        "acme-gw=2099-01-01T00:00:00Z",
+        "acme-gw=2026-06-03T00:00:00Z",
     ])
     .assert_ok();
-    d.run(&["daemon", "--once"]).assert_ok();
+    d.run(&["daemon", "--once", "--now", "2026-06-02T00:00:00Z"])
+        .assert_ok();
     d.t.dev.assert_installed();
     assert!(d.t.reboots().is_empty());
-    let p = d.check(&[]);
+    let p = d.check(&["--now", "2026-06-02T12:00:00Z"]);
     assert_eq!(
         (p["action"].as_str(), p["until"].as_str()),
-        (Some("wait"), Some("2099-01-01T00:00:00Z")),
+        (Some("wait"), Some("2026-06-03T00:00:00Z")),
         "{p}"
     );
+    // From the 3rd it boots.
+    d.run(&["daemon", "--once", "--now", "2026-06-03T00:00:01Z"])
+        .assert_ok();
+    assert_eq!(d.t.reboots(), vec!["reboot"]);
 }
 
 #[test]
@@ -440,11 +463,23 @@ fn a_release_that_failed_here_is_never_retried_until_a_newer_one() {
 #[test]
 fn refused_channels() {
     let d = FleetDevice::new("");
-    // Expired (checked as if it were a year later).
-    d.run(&["check", "--now", "2099-01-01T00:00:00Z"])
+    // Expired: issued and checked on a fixed clock, a day after expiry.
+    d.publish(&[
+        "--release",
+        "acme-gw=manifest.json",
+        "--issued",
+        "2026-01-01T00:00:00Z",
+        "--expires",
+        "2026-01-08T00:00:00Z",
+    ])
+    .assert_ok();
+    d.run(&["check", "--now", "2026-01-09T00:00:00Z"])
         .assert_fails(3, "expired");
-    d.run(&["daemon", "--once", "--now", "2099-01-01T00:00:00Z"])
+    d.run(&["daemon", "--once", "--now", "2026-01-09T00:00:00Z"])
         .assert_fails(3, "expired");
+    // Issued in the future of the device's clock.
+    d.run(&["check", "--now", "2025-12-31T00:00:00Z"])
+        .assert_fails(3, "in the future");
     // Signed by a manifest key instead of a channel key.
     let out = d.t.dev.env.s("rel/stable.json");
     updater(&[
@@ -589,6 +624,8 @@ fn publish_refuses_bad_input() {
     d.publish(&[
         "--release",
         "acme-gw=manifest.json",
+        "--issued",
+        "2001-01-01T00:00:00Z",
         "--expires",
         "2000-01-01T00:00:00Z",
     ])

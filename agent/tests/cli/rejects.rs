@@ -166,8 +166,11 @@ fn expired() {
         ],
     )
     .assert_ok();
-    env.verify("rel/manifest.json", &[])
+    // Checked on a fixed clock: the test means the same on any date.
+    env.verify("rel/manifest.json", &["--now", "2021-06-01T00:00:00Z"])
         .assert_fails(3, "manifest expired at 2021-01-01");
+    env.verify("rel/manifest.json", &["--now", "2020-06-01T00:00:00Z"])
+        .assert_ok();
 }
 
 #[test]
@@ -183,8 +186,10 @@ fn not_valid_yet() {
         ],
     )
     .assert_ok();
-    env.verify("rel/manifest.json", &[])
+    env.verify("rel/manifest.json", &["--now", "2089-06-01T00:00:00Z"])
         .assert_fails(3, "not valid yet");
+    env.verify("rel/manifest.json", &["--now", "2090-06-01T00:00:00Z"])
+        .assert_ok();
 }
 
 #[test]

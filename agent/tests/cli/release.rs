@@ -86,8 +86,16 @@ fn release_create_refuses_bad_arguments_without_writing() {
     let k = env.s("vmlinuz");
     env.release("r1", &["--kernel", &k])
         .assert_fails(2, "--kernel needs --kernel-key");
-    env.release("r2", &["--expires", "2001-01-01T00:00:00Z"])
-        .assert_fails(2, "is not after the creation time");
+    env.release(
+        "r2",
+        &[
+            "--created",
+            "2002-01-01T00:00:00Z",
+            "--expires",
+            "2001-01-01T00:00:00Z",
+        ],
+    )
+    .assert_fails(2, "is not after the creation time");
     env.release("r3", &["--cmdline", "quiet updater.slot=B"])
         .assert_fails(2, "only the agent may set");
     env.release("r4", &["--image", "../x=/etc/hostname"])

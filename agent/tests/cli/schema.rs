@@ -155,6 +155,9 @@ fn test_vectors_verify_as_documented() {
     let policy = Policy {
         compatible: Some("acme-gw-v1".into()),
         min_security_version: 1,
+        // The vectors are valid from 2026-01-01 to 2099-01-01; check them
+        // on a fixed clock inside that window.
+        now: "2026-06-01T00:00:00Z".parse().unwrap(),
         ..Policy::vendor()
     };
     let mut n = 0;
