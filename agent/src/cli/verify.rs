@@ -65,7 +65,6 @@ pub(super) fn run(a: VerifyArgs) -> Result<()> {
         installed_version: a.installed_version.clone(),
         min_security_version: a.installed_security_version,
         now: a.now.unwrap_or_else(chrono::Utc::now),
-        ..Policy::vendor()
     };
     let result = verify(&bytes, &keyring, &policy);
     match (&result, a.json) {
