@@ -25,6 +25,7 @@ fi
 
 cargo build --release --quiet
 U=$REPO/target/release/updater
+V=$REPO/target/release/updater-vendor
 
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -51,9 +52,9 @@ make_images() {
 
 keys() {
   [ -f "$WORK/keys/m.key" ] && return
-  "$U" keygen --out "$WORK/keys" --name m >/dev/null
-  "$U" keygen --out "$WORK/keys" --name k >/dev/null
-  "$U" keyring init "$WORK/ring" --manifest-key "$WORK/keys/m.pub" --kernel-key "$WORK/keys/k.pub" >/dev/null
+  "$V" keygen --out "$WORK/keys" --name m >/dev/null
+  "$V" keygen --out "$WORK/keys" --name k >/dev/null
+  "$V" keyring init "$WORK/ring" --manifest-key "$WORK/keys/m.pub" --kernel-key "$WORK/keys/k.pub" >/dev/null
 }
 
 row() { printf '| %s | %s | %s | %s | %s |\n' "$@"; }
@@ -62,7 +63,7 @@ bench_image() {
   local name=$1 img=$2 port=$3
   local rel=$WORK/rel-$name dev=$WORK/dev-$name
   rm -rf "$rel" "$dev"
-  "$U" release create --out "$rel" --key "$WORK/keys/m.key" --product bench --version 1.0.0 \
+  "$V" release create --out "$rel" --key "$WORK/keys/m.key" --product bench --version 1.0.0 \
     --security-version 1 --compatible bench --image "rootfs=$img" >/dev/null
   mkdir -p "$dev"
   echo "updater.slot=A" >"$dev/cmdline"
@@ -79,7 +80,7 @@ rootfs = "$dev/A.img"
 [slots.B.targets]
 rootfs = "$dev/B.img"
 CFG
-  "$U" serve "$rel" --listen "127.0.0.1:$port" >/dev/null &
+  "$V" serve "$rel" --listen "127.0.0.1:$port" >/dev/null &
   PIDS+=($!)
   sleep 0.5
   local url="http://127.0.0.1:$port/manifest.json" zurl="http://127.0.0.1:$port/rootfs.img.zst"

@@ -6,7 +6,7 @@
 #     from this build with its shared libraries, its config, keyring and
 #     health check;
 #   - a standalone GRUB EFI binary embedding packaging/grub/stub.cfg;
-#   - a release of version 2 made with `updater release create`, signed
+#   - a release of version 2 made with `updater-vendor release create`, signed
 #     with keys made for the run (the guest keyring trusts only those), and
 #     a signed channel naming it;
 #   - a pristine GPT disk: ESP (GRUB, grub.cfg, grubenv), slot A (ext4 with
@@ -19,10 +19,11 @@ W=${1:?usage: build.sh WORKDIR}
 mkdir -p "$W"
 W=$(cd "$W" && pwd)
 U=$REPO/target/release/updater
+V=$REPO/target/release/updater-vendor
 mkdir -p "$W"
 log() { echo "build: $*" >&2; }
 
-[ -x "$U" ] || { echo "build: $U is missing; run cargo build --release" >&2; exit 1; }
+[ -x "$U" ] && [ -x "$V" ] || { echo "build: $U or $V is missing; run cargo build --release --workspace" >&2; exit 1; }
 
 # --- host packages -----------------------------------------------------
 need=()
@@ -56,10 +57,10 @@ KVER=$(cat "$W/kernel/version")
 # --- keys and keyring (made for this run; the guest trusts only these) ---
 if [ ! -f "$W/keys/ok" ] || [ ! -f "$W/keys/channel.pub" ]; then
     rm -rf "$W/keys" "$W/keyring"
-    "$U" keygen --out "$W/keys" --name release >/dev/null
-    "$U" keygen --out "$W/keys" --name kernel >/dev/null
-    "$U" keygen --out "$W/keys" --name channel >/dev/null
-    "$U" keyring init "$W/keyring" --manifest-key "$W/keys/release.pub" --kernel-key "$W/keys/kernel.pub" \
+    "$V" keygen --out "$W/keys" --name release >/dev/null
+    "$V" keygen --out "$W/keys" --name kernel >/dev/null
+    "$V" keygen --out "$W/keys" --name channel >/dev/null
+    "$V" keyring init "$W/keyring" --manifest-key "$W/keys/release.pub" --kernel-key "$W/keys/kernel.pub" \
         --channel-key "$W/keys/channel.pub" >/dev/null
     touch "$W/keys/ok"
 fi
@@ -117,13 +118,13 @@ make_slotfs 2 "$W/slot-v2.ext4"
 
 # --- the release (version 2) ---------------------------------------------
 rm -rf "$W/release"
-"$U" release create --out "$W/release" --key "$W/keys/release.key" --product e2e --version 2.0.0 \
+"$V" release create --out "$W/release" --key "$W/keys/release.key" --product e2e --version 2.0.0 \
     --security-version 2 --compatible e2e-qemu-x86_64 --image "rootfs=$W/slot-v2.ext4" \
     --kernel "$W/kernel/vmlinuz" --kernel-key "$W/keys/kernel.key" --initrd "$W/initrd-2.img" \
     --cmdline "console=ttyS0 panic=5" --chunk-size 1048576 >/dev/null
 # The channel the guest's daemon follows (the daemon scenario), served with
 # the release.
-"$U" channel publish --out "$W/release/stable.json" --key "$W/keys/channel.key" \
+"$V" channel publish --out "$W/release/stable.json" --key "$W/keys/channel.key" \
     --release e2e-qemu-x86_64=manifest.json >/dev/null
 
 # --- GRUB ------------------------------------------------------------------

@@ -28,6 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 UPDATER = os.path.join(REPO, "target", "release", "updater")
+VENDOR = os.path.join(REPO, "target", "release", "updater-vendor")
 SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot", "daemon"]
 SCENARIO_TIMEOUT = 420
 MIB = 1024 * 1024
@@ -199,7 +200,7 @@ def run_scenario(name, work):
     if name == "powercut":
         rate = str(2 * MIB)  # slow enough to cut the power mid-download
     port = free_port()
-    server_cmd = [UPDATER, "serve", rel, "--listen", f"127.0.0.1:{port}", "--seconds", str(SCENARIO_TIMEOUT + 60)]
+    server_cmd = [VENDOR, "serve", rel, "--listen", f"127.0.0.1:{port}", "--seconds", str(SCENARIO_TIMEOUT + 60)]
     if rate:
         server_cmd += ["--rate", rate]
     server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(sdir, "server.log"), "w"))

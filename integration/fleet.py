@@ -35,6 +35,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 UPDATER = os.path.join(REPO, "target", "release", "updater")
+VENDOR = os.path.join(REPO, "target", "release", "updater-vendor")
 COMPATIBLE = "acme-gw"
 BAD_DEVICES = 20  # devices 0..19 fail 2.1.0's health check
 CMD_TIMEOUT = 120
@@ -59,6 +60,10 @@ def run(args, check=True, env=None, timeout=CMD_TIMEOUT):
 
 def updater(*args, **kw):
     return run([UPDATER, *args], **kw)
+
+
+def vendor(*args, **kw):
+    return run([VENDOR, *args], **kw)
 
 
 def device_id(machine_id):
@@ -259,8 +264,9 @@ def main():
     ap.add_argument("--devices", type=int, default=200)
     ap.add_argument("--jobs", type=int, default=4)
     a = ap.parse_args()
-    if not os.access(UPDATER, os.X_OK):
-        fail(f"{UPDATER} is missing: cargo build --release first")
+    for exe in (UPDATER, VENDOR):
+        if not os.access(exe, os.X_OK):
+            fail(f"{exe} is missing: cargo build --release --workspace first")
     work = os.path.abspath(a.work)
     for sub in ["devices", "www", "keys", "keyring", "nginx"]:
         shutil.rmtree(os.path.join(work, sub), ignore_errors=True)
@@ -271,9 +277,9 @@ def main():
     os.makedirs(gw)
     keys = os.path.join(work, "keys")
     for name in ["manifest", "kernel", "channel"]:
-        updater("keygen", "--out", keys, "--name", name)
+        vendor("keygen", "--out", keys, "--name", name)
     keyring = os.path.join(work, "keyring")
-    updater("keyring", "init", keyring,
+    vendor("keyring", "init", keyring,
             "--manifest-key", f"{keys}/manifest.pub",
             "--kernel-key", f"{keys}/kernel.pub",
             "--channel-key", f"{keys}/channel.pub")
@@ -284,13 +290,13 @@ def main():
             # 256 KiB that does not compress, different per release.
             f.write(b"".join(hashlib.sha256(seed + i.to_bytes(4, "big")).digest() for i in range(8192)))
         out = os.path.join(gw, version)
-        updater("release", "create", "--out", out, "--key", f"{keys}/manifest.key",
+        vendor("release", "create", "--out", out, "--key", f"{keys}/manifest.key",
                 "--product", "gw", "--version", version, "--security-version", "1",
                 "--compatible", COMPATIBLE, "--image", f"rootfs={img}")
         return json.loads(updater("verify", f"{out}/manifest.json", "--keyring", keyring, "--json").stdout)["digest"]
 
     def publish(*args):
-        updater("channel", "publish", "--out", os.path.join(gw, "stable.json"),
+        vendor("channel", "publish", "--out", os.path.join(gw, "stable.json"),
                 "--key", f"{keys}/channel.key", *args)
 
     digest20 = release("2.0.0", b"2.0.0")

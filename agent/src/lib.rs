@@ -3,12 +3,12 @@
 //! The library holds all the work; `main.rs` only parses arguments, sets up
 //! logging and maps errors to exit codes. One module per concern:
 //!
-//! - [`manifest`]: the release format (DSSE envelope, manifest, chunk tables)
-//!   and its verification;
-//! - [`keys`]: ed25519 keys in OpenSSL's PEM forms and the keyring;
-//! - [`release`]: vendor-side tooling that makes and signs releases;
+//! The release format and its verification are the `updater_format` crate;
+//! the vendor tooling (releases, channels, keys, the loopback server and the
+//! demo) lives in `updater-release` and `updater-vendor`, which this crate
+//! never depends on.
+//!
 //! - [`cli`]: the command-line interface;
-//! - [`demo`]: the built-in end-to-end demonstration;
 //! - [`config`]: configuration fragments merged into validated settings;
 //! - [`slots`]: booted-group detection and the install target;
 //! - [`state`]: the agent's durable, locked state file;
@@ -18,26 +18,19 @@
 //! - [`health`]: the health checks;
 //! - [`fetch`]: HTTP and local-folder fetching with bounded retries;
 //! - [`install`]: `apply`, the verified streaming install pipeline;
-//! - [`serve`]: a loopback HTTP server with fault injection (demo, tests, bench);
 //! - [`error`]: failure classes and exit codes.
 
 pub mod boot;
 pub mod bootenv;
-pub mod channel;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod demo;
 pub mod error;
 pub mod fetch;
 pub mod health;
 pub mod install;
 pub mod kexec;
-pub mod keys;
-pub mod manifest;
-pub mod release;
 pub mod report;
-pub mod serve;
 pub mod slots;
 pub mod state;
 pub mod trial;

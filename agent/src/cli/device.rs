@@ -1,7 +1,5 @@
-//! Device-side commands: `apply`, `status`, and `serve` (a loopback server
-//! for demos and tests).
-
-use std::path::PathBuf;
+//! Device-side commands: `apply`, `status`, `health`, `mark-good`,
+//! `mark-bad` and `rollback`.
 
 use anyhow::Result;
 use clap::Args;
@@ -44,22 +42,6 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Arguments of `updater serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// The release folder to serve.
-    pub dir: PathBuf,
-    /// Loopback address and port to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    pub listen: String,
-    /// Stop after this many seconds (default: run until killed).
-    #[arg(long)]
-    pub seconds: Option<u64>,
-    /// Limit the body throughput to this many bytes per second (tests).
-    #[arg(long)]
-    pub rate: Option<u64>,
 }
 
 pub(super) fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
@@ -163,21 +145,6 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
             i["version"].as_str().unwrap_or("?"),
             i["group"].as_str().unwrap_or("?")
         );
-    }
-    Ok(())
-}
-
-pub(super) fn serve(a: ServeArgs) -> Result<()> {
-    let server = crate::serve::Server::start(&a.dir, &a.listen)?;
-    if let Some(r) = a.rate {
-        server.set_rate(r);
-    }
-    println!("serving {} at http://{}/", a.dir.display(), server.addr());
-    match a.seconds {
-        Some(s) => std::thread::sleep(std::time::Duration::from_secs(s)),
-        None => loop {
-            std::thread::park();
-        },
     }
     Ok(())
 }

@@ -2,8 +2,6 @@
 
 mod device;
 mod fleet;
-mod keys;
-mod release;
 mod verify;
 
 use std::path::PathBuf;
@@ -39,15 +37,6 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Make an ed25519 key pair (PKCS#8 private, SPKI public, as OpenSSL writes them).
-    #[command(after_help = EXIT_CODES)]
-    Keygen(keys::KeygenArgs),
-    /// Make and sign releases (vendor side).
-    #[command(subcommand)]
-    Release(release::ReleaseCommand),
-    /// Manage the keyring a device trusts.
-    #[command(subcommand)]
-    Keyring(keys::KeyringCommand),
     /// Verify a release manifest against a keyring and the device's policy.
     #[command(after_help = EXIT_CODES)]
     Verify(verify::VerifyArgs),
@@ -65,9 +54,6 @@ pub enum Command {
     /// time, report (systemd Type=notify service).
     #[command(after_help = EXIT_CODES)]
     Daemon(fleet::DaemonArgs),
-    /// Publish signed channel documents (vendor side).
-    #[command(subcommand)]
-    Channel(fleet::ChannelCommand),
     /// Show the slot groups, what they hold, and any failure or pending trial.
     #[command(after_help = EXIT_CODES)]
     Status(device::StatusArgs),
@@ -83,29 +69,6 @@ pub enum Command {
     /// Make the other good slot the default again.
     #[command(after_help = EXIT_CODES)]
     Rollback,
-    /// Serve a release folder over loopback HTTP (for demos and tests).
-    Serve(device::ServeArgs),
-    /// Run the built-in demonstration on a simulated device in a temporary folder.
-    #[command(after_help = EXIT_CODES)]
-    Demo(DemoArgs),
-    /// Write the release format's JSON Schemas (generated from the Rust types).
-    Schema(SchemaArgs),
-}
-
-/// Arguments of `updater demo`.
-#[derive(Debug, clap::Args)]
-pub struct DemoArgs {
-    /// Work in this folder instead of a new temporary one (kept afterwards).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-}
-
-/// Arguments of `updater schema`.
-#[derive(Debug, clap::Args)]
-pub struct SchemaArgs {
-    /// Folder to write the schemas into (default: print the manifest schema).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
 }
 
 /// Set up `tracing`: warnings by default, more with `-v`, or `UPDATER_LOG`.
@@ -142,48 +105,21 @@ pub fn init_logging(cli: &Cli) {
 /// Run a parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Keygen(a) => keys::keygen(a),
-        Command::Release(c) => release::run(c),
-        Command::Keyring(c) => keys::keyring(c),
         Command::Verify(a) => verify::run(a),
         Command::Apply(a) => device::apply(&settings(&cli.config)?, a),
         Command::Activate(a) => fleet::activate(&settings(&cli.config)?, a),
         Command::Check(a) => fleet::check(&settings(&cli.config)?, a),
         Command::Daemon(a) => fleet::daemon(&settings(&cli.config)?, a),
-        Command::Channel(c) => fleet::channel(c),
         Command::Status(a) => device::status(&settings(&cli.config)?, a),
         Command::Health(a) => device::health(&settings(&cli.config)?, a),
         Command::MarkGood => device::mark_good(&settings(&cli.config)?),
         Command::MarkBad(a) => device::mark_bad(&settings(&cli.config)?, a),
         Command::Rollback => device::rollback(&settings(&cli.config)?),
-        Command::Serve(a) => device::serve(a),
-        Command::Demo(a) => crate::demo::run(a.dir),
-        Command::Schema(a) => schema(a),
     }
 }
 
 fn settings(config: &Option<PathBuf>) -> Result<crate::config::Settings> {
     crate::config::load(config.as_deref())
-}
-
-fn schema(a: SchemaArgs) -> Result<()> {
-    match a.out {
-        Some(dir) => {
-            std::fs::create_dir_all(&dir)?;
-            for (name, text) in crate::manifest::schemas() {
-                crate::util::fs::write_atomic(&dir.join(name), text.as_bytes(), 0o644)?;
-                println!("wrote {}", dir.join(name).display());
-            }
-        }
-        None => {
-            for (name, text) in crate::manifest::schemas() {
-                if name == "manifest.schema.json" {
-                    print!("{text}");
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Print a value as one line of JSON.

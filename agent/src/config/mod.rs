@@ -605,7 +605,7 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
             )));
         }
         for (class, path) in &targets {
-            crate::manifest::types::ClassName::new(class).map_err(|e| {
+            updater_format::manifest::types::ClassName::new(class).map_err(|e| {
                 usage(format!(
                     "configuration ({origin}): slots.{name}.targets: {e}"
                 ))

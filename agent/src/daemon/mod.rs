@@ -26,12 +26,12 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use serde::Serialize;
 
-use crate::channel::{self, Channel, ChannelRelease};
 use crate::config::{MaintenanceWindow, Settings, Strategy};
 use crate::error::{usage, ExitCode, OneLine, Rejected};
 use crate::report::{self, Details, EventKind};
 use crate::state::{GroupStatus, State};
 use crate::util::notify;
+use updater_format::channel::{self, Channel, ChannelRelease};
 
 /// What the daemon does about the channel's release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -297,10 +297,10 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<(Plan, State)> {
         usage("no channel configured: set daemon.channel to the channel document's URL")
     })?;
     let device = settings.device.id()?;
-    let keyring = crate::keys::Keyring::load(&settings.keyring)?;
+    let keyring = updater_format::keys::Keyring::load(&settings.keyring)?;
     channel::require_channel_role(&keyring)?;
     let name = channel_name(settings)?;
-    let bytes = channel::fetch(url, &settings.http)?;
+    let bytes = crate::fetch::fetch_channel(url, &settings.http)?;
     let expect = channel::Expect {
         name: &name,
         now,
@@ -335,7 +335,7 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<(Plan, State)> {
         decide(settings, &state, &booted, &target, &ch, &device, kept, now);
     let release = ch.release_for(&settings.compatible).cloned();
     let manifest_url = match &release {
-        Some(r) => Some(channel::resolve(url, &r.manifest)?),
+        Some(r) => Some(crate::fetch::resolve(url, &r.manifest)?),
         None => None,
     };
     let plan = Plan {
@@ -543,7 +543,7 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
     // Everything that can be wrong before the first poll is a configuration
     // error that stops the service (exit 2), not something to retry forever.
     let device = settings.device.id()?;
-    let keyring = crate::keys::Keyring::load(&settings.keyring)
+    let keyring = updater_format::keys::Keyring::load(&settings.keyring)
         .map_err(|e| usage(format!("{}", OneLine(&e))))?;
     channel::require_channel_role(&keyring)?;
     let name = channel_name(settings)?;

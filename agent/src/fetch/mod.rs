@@ -2,9 +2,11 @@
 //! folder (a USB stick). Every fetch is bounded: the caller states how many
 //! bytes it may take, and stalls and retries are limited by the settings.
 
+mod channel;
 pub mod http;
 mod retry;
 
+pub use channel::{fetch_channel, resolve};
 pub use http::HttpFetcher;
 pub use retry::{Backoff, RetryBudget};
 

@@ -26,11 +26,11 @@ use serde_json::json;
 use crate::config::Settings;
 use crate::error::{usage, OneLine, Rejected};
 use crate::fetch::{fetch_small, open_source, RetryBudget};
-use crate::keys::Keyring;
-use crate::manifest::verify::{check_chunk_table, verify, Policy, MANIFEST_SIZE_CAP};
-use crate::manifest::Sha256Digest;
 use crate::state::{GroupStatus, InstallProgress, State, StateStore};
 use progress::Progress;
+use updater_format::keys::Keyring;
+use updater_format::manifest::verify::{check_chunk_table, verify, Policy, MANIFEST_SIZE_CAP};
+use updater_format::Sha256Digest;
 
 /// What `apply` did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -91,6 +91,7 @@ fn device_policy(settings: &Settings, state: &State, booted: &str) -> Policy {
             .as_deref()
             .and_then(|v| semver::Version::parse(v).ok()),
         min_security_version: state.highest_security_version,
+        agent_version: Some(crate::agent_version()),
     }
 }
 

@@ -32,8 +32,8 @@ use super::progress::Progress;
 use crate::config::InstallSettings;
 use crate::error::Rejected;
 use crate::fetch::{AttemptError, Fetcher, RetryBudget};
-use crate::manifest::types::{ChunkTable, Image};
-use crate::manifest::Sha256Digest;
+use updater_format::manifest::types::{ChunkTable, Image};
+use updater_format::Sha256Digest;
 
 /// A verified, decompressed chunk ready to write.
 struct Ready {

@@ -20,7 +20,7 @@ use nix::sys::memfd::{memfd_create, MemFdCreateFlag};
 use sha2::{Digest, Sha256};
 
 use crate::error::Rejected;
-use crate::manifest::Sha256Digest;
+use updater_format::Sha256Digest;
 
 /// A sealed, immutable in-memory copy of a file.
 #[derive(Debug)]

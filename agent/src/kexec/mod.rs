@@ -32,11 +32,11 @@ use crate::boot::reboot::{Rebooter, Restart};
 use crate::boot::Bootloader;
 use crate::config::{KexecPolicy, Settings, SlotGroupConfig, WatchdogUnsafe};
 use crate::error::{usage, BootError, Rejected};
-use crate::keys::Keyring;
-use crate::manifest::verify::{check_cmdline, verify_kernel_statement};
 use crate::state::{GroupStatus, State, StateStore};
 use loader::KexecLoader;
 use memfd::SealedMemfd;
+use updater_format::keys::Keyring;
+use updater_format::manifest::verify::{check_cmdline, verify_kernel_statement};
 use watchdog::Watchdog;
 
 /// The kernel's command line limit on x86 (COMMAND_LINE_SIZE), NUL included.
@@ -111,7 +111,7 @@ pub fn prepare(
     group: &SlotGroupConfig,
 ) -> Result<KexecPlan> {
     // The manifest again: signatures and structure (verify before use).
-    let v = crate::manifest::verify::open(manifest_bytes, keyring)?;
+    let v = updater_format::manifest::verify::open(manifest_bytes, keyring)?;
     let m = &v.manifest;
     let kinfo = m.kernel.as_ref().ok_or_else(|| {
         usage("the release has no kernel image, so there is nothing to kexec; use --reboot")
@@ -162,7 +162,7 @@ fn seal_pinned(
     what: &str,
     group: &str,
     size: u64,
-    sha256: &crate::manifest::Sha256Digest,
+    sha256: &updater_format::Sha256Digest,
 ) -> Result<SealedMemfd> {
     let sealed = SealedMemfd::from_file(path, &format!("updater-{what}"), size)?;
     if sealed.digest() != *sha256 {

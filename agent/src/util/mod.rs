@@ -2,5 +2,4 @@
 
 pub mod failpoint;
 pub mod fs;
-pub mod names;
 pub mod notify;

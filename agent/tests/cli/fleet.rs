@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::common::{bin, pattern, updater, Run};
+use crate::common::{bin, pattern, vendor, Run, Verify};
 use crate::trial::TrialDevice;
 
 /// A device following a channel served by the in-repo loopback server, with
@@ -115,7 +115,7 @@ impl FleetDevice {
         let t = TrialDevice::new();
         let env = &t.dev.env;
         // The keyring gains a channel key (c1).
-        updater(&["keygen", "--out", &env.s("keys"), "--name", "c1"]).assert_ok();
+        env.keygen("c1");
         reinit_ring(env, true);
         let d = FleetDevice { t };
         d.publish(&["--release", "acme-gw=manifest.json"])
@@ -134,7 +134,7 @@ impl FleetDevice {
         let key = self.t.dev.env.s("keys/c1.key");
         let mut all = vec!["channel", "publish", "--out", &out, "--key", &key];
         all.extend_from_slice(args);
-        updater(&all)
+        vendor(&all)
     }
 
     fn run(&self, args: &[&str]) -> Run {
@@ -162,10 +162,10 @@ impl FleetDevice {
 
     /// A second release, 1.3.0, in rel2/ (different image), served by a
     /// second server; returns it.
-    fn release_v2(&self) -> updater::serve::Server {
+    fn release_v2(&self) -> updater_testkit::Server {
         let env = &self.t.dev.env;
         std::fs::write(env.p("rootfs2.img"), pattern(700_000, 21)).unwrap();
-        updater(&[
+        vendor(&[
             "release",
             "create",
             "--out",
@@ -184,7 +184,7 @@ impl FleetDevice {
             &format!("rootfs={}", env.s("rootfs2.img")),
         ])
         .assert_ok();
-        updater::serve::Server::start(&env.p("rel2"), "127.0.0.1:0").unwrap()
+        updater_testkit::Server::start(&env.p("rel2"), "127.0.0.1:0").unwrap()
     }
 }
 
@@ -210,7 +210,7 @@ fn reinit_ring(env: &crate::common::TestEnv, channel: bool) {
     if channel {
         args.extend(["--channel-key", c1.as_str()]);
     }
-    updater(&args).assert_ok();
+    vendor(&args).assert_ok();
 }
 
 /// `updater daemon` with a real notify socket and a 1 s systemd watchdog;
@@ -482,7 +482,7 @@ fn refused_channels() {
         .assert_fails(3, "in the future");
     // Signed by a manifest key instead of a channel key.
     let out = d.t.dev.env.s("rel/stable.json");
-    updater(&[
+    vendor(&[
         "channel",
         "publish",
         "--out",

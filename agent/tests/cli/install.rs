@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 use serde_json::Value;
-use updater::manifest::Sha256Digest;
-use updater::serve::{Fault, Server};
+use updater_format::Sha256Digest;
+use updater_testkit::{Fault, Server};
 
 /// A device: config, keyring, boot env, file slots; slot A booted.
 pub struct Device {
@@ -312,7 +312,7 @@ fn a_flipped_byte_is_refused_before_it_is_written() {
     // ends before that chunk's region.
     let (_, m) = dev.env.read("rel/manifest.json");
     let img = m.image("rootfs").unwrap();
-    let table: updater::manifest::ChunkTable = serde_json::from_slice(
+    let table: updater_format::manifest::ChunkTable = serde_json::from_slice(
         &std::fs::read(dev.env.p(&format!("rel/{}", img.chunks.file))).unwrap(),
     )
     .unwrap();

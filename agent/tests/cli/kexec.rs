@@ -20,7 +20,7 @@ use updater::install::{apply, ApplyOutcome, Then};
 use updater::kexec::loader::KexecLoader;
 use updater::kexec::watchdog::Watchdog;
 use updater::kexec::{KexecDeps, KexecOutcome};
-use updater::manifest::Sha256Digest;
+use updater_format::Sha256Digest;
 
 /// Records every call, in order, with what it could observe.
 struct Recorder<'a> {
@@ -351,8 +351,7 @@ fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
             _ => {
                 let mut env: Value = serde_json::from_slice(&manifest).unwrap();
                 let payload =
-                    updater::manifest::envelope::decode_b64(env["payload"].as_str().unwrap())
-                        .unwrap();
+                    updater_format::envelope::decode_b64(env["payload"].as_str().unwrap()).unwrap();
                 let forged = String::from_utf8(payload)
                     .unwrap()
                     .replace("console=ttyS0 quiet", "console=ttyS0 init=/bin/sh");

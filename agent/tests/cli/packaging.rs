@@ -78,7 +78,14 @@ fn man_pages_and_completions_match_the_cli() {
             .clone(),
     )
     .unwrap();
-    for c in ["daemon", "check", "activate", "channel"] {
+    for c in ["daemon", "check", "activate", "health"] {
         assert!(bash.contains(c), "bash completion lacks {c}");
+    }
+    // The device binary carries no vendor commands (they are updater-vendor's).
+    for c in ["keygen", "publish", "serve", "demo", "schema"] {
+        assert!(
+            !bash.contains(c),
+            "bash completion of the device binary has {c}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use crate::common::*;
 use base64::Engine;
 use serde_json::{json, Value};
-use updater::manifest::envelope::{sign, MANIFEST_PAYLOAD_TYPE};
+use updater_format::envelope::{sign, MANIFEST_PAYLOAD_TYPE};
 
 /// A valid release in `rel/` and its manifest as a JSON value.
 fn setup() -> (TestEnv, Value) {
@@ -123,11 +123,11 @@ fn wrong_role_manifest_signed_by_kernel_key() {
 fn kernel_signed_by_manifest_key() {
     let (env, mut v) = setup();
     let kernel = &v["kernel"];
-    let sha = updater::manifest::Sha256Digest::parse(kernel["sha256"].as_str().unwrap()).unwrap();
+    let sha = updater_format::Sha256Digest::parse(kernel["sha256"].as_str().unwrap()).unwrap();
     let size = kernel["size"].as_u64().unwrap();
-    let stmt = updater::manifest::verify::kernel_statement(&sha, size);
+    let stmt = updater_format::manifest::verify::kernel_statement(&sha, size);
     let s = sign(
-        updater::manifest::verify::KERNEL_PAYLOAD_TYPE,
+        updater_format::manifest::verify::KERNEL_PAYLOAD_TYPE,
         &stmt,
         &env.key("m1"),
     );

@@ -1,0 +1,78 @@
+//! Fetching a channel document, and resolving the manifest URLs it names.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::error::usage;
+
+/// Resolve a channel entry's manifest reference against the channel's own
+/// URL (http, https, file URL or path).
+pub fn resolve(channel_url: &str, manifest: &str) -> Result<String> {
+    if manifest.contains("://") {
+        return Ok(manifest.to_string());
+    }
+    if channel_url.starts_with("http://") || channel_url.starts_with("https://") {
+        let base = reqwest::Url::parse(channel_url)
+            .map_err(|e| usage(format!("channel URL {channel_url:?}: {e}")))?;
+        return Ok(base
+            .join(manifest)
+            .map_err(|e| usage(format!("joining {manifest:?} to {channel_url}: {e}")))?
+            .to_string());
+    }
+    let path = channel_url.strip_prefix("file://").unwrap_or(channel_url);
+    let dir = crate::util::fs::parent_dir(Path::new(path));
+    Ok(dir.join(manifest).display().to_string())
+}
+
+/// Fetch a channel document (http, https, file URL or path), size-capped.
+pub fn fetch_channel(url: &str, http: &crate::config::HttpSettings) -> Result<Vec<u8>> {
+    let mut budget = super::RetryBudget::new(http);
+    let mut fetcher: Box<dyn super::Fetcher> =
+        if url.starts_with("http://") || url.starts_with("https://") {
+            Box::new(super::HttpFetcher::new(url, http)?)
+        } else {
+            let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+            if !path.is_file() {
+                return Err(crate::error::FetchError(format!(
+                    "channel {} does not exist (or is not a file); check daemon.channel",
+                    path.display()
+                ))
+                .into());
+            }
+            Box::new(super::DirFetcher::new(path)?)
+        };
+    super::fetch_small(
+        fetcher.as_mut(),
+        None,
+        0,
+        updater_format::channel::CHANNEL_SIZE_CAP,
+        "channel",
+        &mut budget,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_manifests_resolve_against_the_channel() {
+        assert_eq!(
+            resolve(
+                "https://u.example/gw/stable/channel.json",
+                "../r/1.2/manifest.json"
+            )
+            .unwrap(),
+            "https://u.example/gw/r/1.2/manifest.json"
+        );
+        assert_eq!(
+            resolve("/srv/gw/channel.json", "1.2/manifest.json").unwrap(),
+            "/srv/gw/1.2/manifest.json"
+        );
+        assert_eq!(
+            resolve("/srv/gw/channel.json", "http://x/m.json").unwrap(),
+            "http://x/m.json"
+        );
+    }
+}

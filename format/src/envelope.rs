@@ -1,0 +1,188 @@
+//! The DSSE envelope that carries a manifest, and signatures over DSSE's
+//! pre-authentication encoding (PAE).
+//!
+//! DSSE signs the exact payload bytes together with their type, so there is
+//! no JSON canonicalisation to get wrong, and a signature for one payload
+//! type can never be replayed as another.
+
+use std::collections::BTreeSet;
+
+use base64::Engine;
+use ed25519_dalek::{Signature as EdSignature, Signer};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Rejected;
+use crate::keys::{Keyring, PrivateKey, Role};
+
+/// The payload type of a release manifest.
+pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.updater.manifest+json";
+
+/// A DSSE envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// The payload's media type.
+    #[serde(rename = "payloadType")]
+    pub payload_type: String,
+    /// The payload, base64 (standard alphabet).
+    pub payload: String,
+    /// Signatures over PAE(payloadType, payload).
+    pub signatures: Vec<Signature>,
+}
+
+/// One signature.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Signature {
+    /// Hex sha256 of the signer's SPKI DER (a hint: the signature is checked
+    /// against that key only).
+    pub keyid: String,
+    /// The ed25519 signature, base64.
+    pub sig: String,
+}
+
+/// DSSE's pre-authentication encoding:
+/// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, lengths in ASCII
+/// decimal.
+pub fn pae(payload_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + payload_type.len() + 32);
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(payload_type.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body);
+    out
+}
+
+/// Sign `body` of `payload_type` with `key`.
+pub fn sign(payload_type: &str, body: &[u8], key: &PrivateKey) -> Signature {
+    let sig: EdSignature = key.key.sign(&pae(payload_type, body));
+    Signature {
+        keyid: key.id.to_string(),
+        sig: base64::engine::general_purpose::STANDARD.encode(sig.to_bytes()),
+    }
+}
+
+/// Decode base64 in either alphabet, padded or not: DSSE allows all four, and
+/// other DSSE tools emit URL-safe.
+pub fn decode_b64(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    STANDARD
+        .decode(s)
+        .or_else(|_| STANDARD_NO_PAD.decode(s))
+        .or_else(|_| URL_SAFE.decode(s))
+        .or_else(|_| URL_SAFE_NO_PAD.decode(s))
+}
+
+/// Check `signatures` over PAE(`payload_type`, `body`) against the keys of
+/// `role`: at least the role's threshold of *distinct* keys must have a valid
+/// signature (`verify_strict`, which also refuses small-order keys and
+/// non-canonical signatures). Returns the ids of the keys that signed.
+pub fn verify_threshold(
+    payload_type: &str,
+    body: &[u8],
+    signatures: &[Signature],
+    keyring: &Keyring,
+    role: Role,
+) -> Result<Vec<String>, Rejected> {
+    let role_keys = keyring.role(role);
+    let message = pae(payload_type, body);
+    let mut valid = BTreeSet::new();
+    let mut problems = Vec::new();
+    for (i, s) in signatures.iter().enumerate() {
+        let n = i + 1;
+        let short = &s.keyid[..16.min(s.keyid.len())];
+        let Some((id, key)) = role_keys.keys.iter().find(|(id, _)| id.as_str() == s.keyid) else {
+            match keyring.role_of(&s.keyid) {
+                Some(other) => problems.push(format!(
+                    "signature {n} is by {other}-role key {short}, not a {role}-role key"
+                )),
+                None => problems.push(format!("signature {n} is by unknown key {short:?}")),
+            }
+            continue;
+        };
+        let sig_bytes = match decode_b64(&s.sig) {
+            Ok(b) => b,
+            Err(e) => {
+                problems.push(format!("signature {n} is not base64 ({e})"));
+                continue;
+            }
+        };
+        let Ok(sig) = EdSignature::from_slice(&sig_bytes) else {
+            problems.push(format!(
+                "signature {n} is {} bytes, an ed25519 signature is 64",
+                sig_bytes.len()
+            ));
+            continue;
+        };
+        if key.key.verify_strict(&message, &sig).is_err() {
+            problems.push(format!("signature {n} by key {short} does not verify"));
+            continue;
+        }
+        if !valid.insert(id.clone()) {
+            // The same key signing twice is still one key: counting it twice
+            // would let one stolen key meet a threshold of two.
+            problems.push(format!(
+                "signature {n} repeats key {short} and is counted once"
+            ));
+        }
+    }
+    if valid.len() < role_keys.threshold {
+        if signatures.is_empty() {
+            problems.push("there are no signatures".into());
+        }
+        return Err(Rejected::Threshold {
+            role: role.name(),
+            valid: valid.len(),
+            threshold: role_keys.threshold,
+            problems,
+        });
+    }
+    Ok(valid.into_iter().map(|k| k.to_string()).collect())
+}
+
+impl Envelope {
+    /// Wrap and sign a payload.
+    pub fn seal(payload_type: &str, body: &[u8], keys: &[&PrivateKey]) -> Envelope {
+        Envelope {
+            payload_type: payload_type.to_string(),
+            payload: base64::engine::general_purpose::STANDARD.encode(body),
+            signatures: keys.iter().map(|k| sign(payload_type, body, k)).collect(),
+        }
+    }
+
+    /// The decoded payload.
+    pub fn payload_bytes(&self) -> Result<Vec<u8>, Rejected> {
+        decode_b64(&self.payload).map_err(|e| Rejected::Malformed {
+            what: "envelope",
+            reason: format!("payload is not base64: {e}"),
+        })
+    }
+
+    /// Serialise as pretty JSON with a final newline.
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("an envelope always serialises");
+        v.push(b'\n');
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_dsse_spec_example() {
+        // From the DSSE protocol document.
+        assert_eq!(
+            pae("http://example.com/HelloWorld", b"hello world"),
+            b"DSSEv1 29 http://example.com/HelloWorld 11 hello world".to_vec()
+        );
+        assert_eq!(pae("", b""), b"DSSEv1 0  0 ".to_vec());
+    }
+}

@@ -1,0 +1,26 @@
+//! `updater-format`: the signed release format of updater, and its
+//! verification.
+//!
+//! Bytes in, verified values out. Nothing here opens a network connection,
+//! writes a file or reads configuration; the only files read are the ones a
+//! caller names (a keyring folder, a key file). The device agent and the
+//! vendor tooling both build on it, so what one signs the other verifies with
+//! the very same code.
+//!
+//! - [`envelope`]: the DSSE envelope, PAE, signatures and thresholds;
+//! - [`keys`]: ed25519 keys in OpenSSL's PEM forms, key ids, the keyring;
+//! - [`manifest`]: the release manifest, chunk tables and their verification;
+//! - [`channel`]: channel documents, their verification and rollout buckets;
+//! - [`digest`]: sha256 digests as the format writes them;
+//! - [`names`]: validation of names that become paths;
+//! - [`error`]: the failure classes shared by every command, and exit codes.
+
+pub mod channel;
+pub mod digest;
+pub mod envelope;
+pub mod error;
+pub mod keys;
+pub mod manifest;
+pub mod names;
+
+pub use digest::Sha256Digest;

@@ -1,0 +1,7 @@
+//! The release manifest and its chunk tables: types and verification.
+
+pub mod types;
+pub mod verify;
+
+pub use types::{ChunkTable, Image, Manifest};
+pub use verify::{verify, Policy, Verified};

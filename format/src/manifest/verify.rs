@@ -1,0 +1,481 @@
+//! Verifying a release: envelope signatures, manifest structure, the device's
+//! policy (expiry, compatibility, anti-rollback), chunk tables and kernels.
+//!
+//! The order matters: the size cap is applied before parsing, signatures are
+//! checked before the payload is parsed as a manifest (so an attacker's JSON
+//! never reaches the manifest parser unsigned), and everything here runs
+//! before any image byte is requested.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+
+use super::types::{ChunkTable, Image, Manifest, CHUNK_TABLE_SCHEMA, SCHEMA_VERSION};
+use crate::digest::Sha256Digest;
+use crate::envelope::{verify_threshold, Envelope, Signature, MANIFEST_PAYLOAD_TYPE};
+use crate::error::Rejected;
+use crate::keys::{Keyring, Role};
+
+/// Hard cap on a manifest envelope's size, checked before parsing.
+pub const MANIFEST_SIZE_CAP: u64 = 1024 * 1024;
+/// Hard cap on a chunk table's declared size.
+pub const CHUNK_TABLE_SIZE_CAP: u64 = 16 * 1024 * 1024;
+/// Longest accepted kernel command line from a manifest; the kernel's own
+/// limit on x86 is 2048 and the agent appends its slot arguments.
+pub const MAX_CMDLINE_LEN: usize = 1536;
+/// The payload type of the kernel signature statement.
+pub const KERNEL_PAYLOAD_TYPE: &str = "application/vnd.updater.kernel.v1";
+/// Clock skew tolerated on `created` (a device clock a little behind the
+/// signing host must not refuse a fresh release).
+pub const CREATED_SKEW_SECS: i64 = 300;
+
+/// The statement a kernel-role key signs: the kernel's sha256 and size. The
+/// agent recomputes both over the sealed kernel bytes before kexec, so this
+/// is a signature over the kernel itself, checkable before it is downloaded.
+pub fn kernel_statement(sha256: &Sha256Digest, size: u64) -> Vec<u8> {
+    format!("sha256:{} size:{size}", sha256.hex()).into_bytes()
+}
+
+/// A manifest whose signatures and structure have been checked.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The manifest.
+    pub manifest: Manifest,
+    /// sha256 of the signed payload: the release's identity.
+    pub digest: Sha256Digest,
+    /// Ids of the manifest-role keys that signed.
+    pub signed_by: Vec<String>,
+    /// Ids of the kernel-role keys that signed the kernel.
+    pub kernel_signed_by: Vec<String>,
+}
+
+/// What the device knows that a release must agree with.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// The device clock.
+    pub now: DateTime<Utc>,
+    /// The device's compatible string (None: not checked, for vendor tools).
+    pub compatible: Option<String>,
+    /// The installed (highest) version; a lower one is a downgrade.
+    pub installed_version: Option<semver::Version>,
+    /// The highest security_version seen; a lower one is refused.
+    pub min_security_version: u64,
+    /// The version of the agent that would install the release; a manifest
+    /// whose `min_agent_version` is higher is refused (None: not checked).
+    pub agent_version: Option<semver::Version>,
+}
+
+impl Policy {
+    /// A policy that checks only the time window at `now` (signing and
+    /// inspection tools).
+    pub fn at(now: DateTime<Utc>) -> Policy {
+        Policy {
+            now,
+            compatible: None,
+            installed_version: None,
+            min_security_version: 0,
+            agent_version: None,
+        }
+    }
+}
+
+/// Verify an envelope's bytes against the keyring and the policy.
+pub fn verify(bytes: &[u8], keyring: &Keyring, policy: &Policy) -> Result<Verified, Rejected> {
+    let v = open(bytes, keyring)?;
+    check_policy(&v.manifest, policy)?;
+    Ok(v)
+}
+
+/// Check size, envelope, signatures and manifest structure (not the policy).
+pub fn open(bytes: &[u8], keyring: &Keyring) -> Result<Verified, Rejected> {
+    if bytes.len() as u64 > MANIFEST_SIZE_CAP {
+        return Err(Rejected::TooLarge {
+            what: "manifest",
+            size: bytes.len() as u64,
+            cap: MANIFEST_SIZE_CAP,
+        });
+    }
+    let env: Envelope = serde_json::from_slice(bytes).map_err(|e| Rejected::Malformed {
+        what: "envelope",
+        reason: e.to_string(),
+    })?;
+    if env.payload_type != MANIFEST_PAYLOAD_TYPE {
+        return Err(Rejected::PayloadType {
+            found: env.payload_type,
+            expected: MANIFEST_PAYLOAD_TYPE,
+        });
+    }
+    let payload = env.payload_bytes()?;
+    let signed_by = verify_threshold(
+        MANIFEST_PAYLOAD_TYPE,
+        &payload,
+        &env.signatures,
+        keyring,
+        Role::Manifest,
+    )?;
+    let manifest = parse_manifest(&payload)?;
+    check_structure(&manifest)?;
+    let kernel_signed_by = match &manifest.kernel {
+        Some(k) => verify_kernel_statement(&k.sha256, k.size, &k.signatures, keyring)?,
+        None => Vec::new(),
+    };
+    Ok(Verified {
+        digest: Sha256Digest::of(&payload),
+        manifest,
+        signed_by,
+        kernel_signed_by,
+    })
+}
+
+/// Parse a manifest payload (signed bytes), refusing unknown schemas first so
+/// that a newer manifest gets "upgrade the agent", not "unknown field".
+pub fn parse_manifest(payload: &[u8]) -> Result<Manifest, Rejected> {
+    #[derive(Deserialize)]
+    struct SchemaOnly {
+        schema: u64,
+    }
+    let malformed = |e: serde_json::Error| Rejected::Malformed {
+        what: "manifest",
+        reason: e.to_string(),
+    };
+    let head: SchemaOnly = serde_json::from_slice(payload).map_err(malformed)?;
+    if head.schema != SCHEMA_VERSION {
+        return Err(Rejected::Schema {
+            found: head.schema,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    serde_json::from_slice(payload).map_err(malformed)
+}
+
+/// Verify the kernel-role signatures over a kernel's hash and size.
+pub fn verify_kernel_statement(
+    sha256: &Sha256Digest,
+    size: u64,
+    signatures: &[Signature],
+    keyring: &Keyring,
+) -> Result<Vec<String>, Rejected> {
+    verify_threshold(
+        KERNEL_PAYLOAD_TYPE,
+        &kernel_statement(sha256, size),
+        signatures,
+        keyring,
+        Role::Kernel,
+    )
+}
+
+fn invalid(msg: impl Into<String>) -> Rejected {
+    Rejected::Invalid(msg.into())
+}
+
+/// Rules the types alone cannot express.
+pub fn check_structure(m: &Manifest) -> Result<(), Rejected> {
+    if m.product.trim().is_empty() {
+        return Err(invalid("product is empty"));
+    }
+    if m.compatible.is_empty() || m.compatible.iter().any(|c| c.trim().is_empty()) {
+        return Err(invalid(
+            "compatible must list at least one non-empty string",
+        ));
+    }
+    if m.expires <= m.created {
+        return Err(invalid(format!(
+            "expires ({}) is not after created ({})",
+            m.expires, m.created
+        )));
+    }
+    if m.images.is_empty() {
+        return Err(invalid("the release has no images"));
+    }
+    let mut classes = BTreeSet::new();
+    let mut files = BTreeSet::new();
+    for img in &m.images {
+        if !classes.insert(img.class.as_str()) {
+            return Err(invalid(format!("image class {} appears twice", img.class)));
+        }
+        for f in [img.file.as_str(), img.chunks.file.as_str()] {
+            if f == "manifest.json" || !files.insert(f) {
+                return Err(invalid(format!("file name {f} is used twice")));
+            }
+        }
+        check_image_sizes(img)?;
+    }
+    match (&m.kernel, m.image("kernel")) {
+        (Some(k), Some(img)) if k.sha256 == img.sha256 && k.size == img.size => {}
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "the kernel section does not match the kernel image's size and sha256",
+            ))
+        }
+        (Some(_), None) => return Err(invalid("a kernel section without a kernel image")),
+        (None, Some(_)) => {
+            return Err(invalid(
+                "the kernel image has no kernel section with its signature",
+            ))
+        }
+        (None, None) => {}
+    }
+    match (&m.initrd, m.image("initrd")) {
+        (Some(i), Some(img)) if i.sha256 == img.sha256 && i.size == img.size => {}
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "the initrd section does not match the initrd image's size and sha256",
+            ))
+        }
+        (Some(_), None) => return Err(invalid("an initrd section without an initrd image")),
+        (None, Some(_)) => {
+            return Err(invalid(
+                "the initrd image is not pinned by an initrd section",
+            ))
+        }
+        (None, None) => {}
+    }
+    if let Some(c) = &m.cmdline {
+        check_cmdline(c)?;
+    }
+    Ok(())
+}
+
+/// A manifest command line must fit, hold no NUL or newline, and leave
+/// `updater.slot=`/`updater.trial=` to the agent.
+pub fn check_cmdline(c: &str) -> Result<(), Rejected> {
+    if c.len() > MAX_CMDLINE_LEN {
+        return Err(invalid(format!(
+            "cmdline is {} bytes, over the {MAX_CMDLINE_LEN}-byte limit",
+            c.len()
+        )));
+    }
+    if c.bytes().any(|b| b == 0 || b == b'\n' || b == b'\r') {
+        return Err(invalid("cmdline contains a NUL or line break"));
+    }
+    if c.split_whitespace()
+        .any(|w| w.starts_with("updater.slot=") || w.starts_with("updater.trial="))
+    {
+        return Err(invalid(
+            "cmdline sets updater.slot= or updater.trial=, which only the agent may set",
+        ));
+    }
+    Ok(())
+}
+
+fn check_image_sizes(img: &Image) -> Result<(), Rejected> {
+    let c = &img.chunks;
+    if c.count == 0 {
+        return Err(invalid(format!("image {} has no chunks", img.class)));
+    }
+    // Every chunk holds at least one byte, compressed and not.
+    if c.count > img.size.max(1) || c.count > img.compressed_size {
+        return Err(invalid(format!(
+            "image {} declares {} chunks for {} bytes",
+            img.class, c.count, img.size
+        )));
+    }
+    if c.size > CHUNK_TABLE_SIZE_CAP {
+        return Err(invalid(format!(
+            "image {} chunk table is {} bytes, over the {CHUNK_TABLE_SIZE_CAP}-byte limit",
+            img.class, c.size
+        )));
+    }
+    Ok(())
+}
+
+/// Parse and check a chunk table against its image entry: contiguous offsets,
+/// sizes that add up to the manifest's, one chunk size for all but the last.
+/// The caller has already checked the table's bytes against the pinned hash.
+pub fn check_chunk_table(bytes: &[u8], img: &Image) -> Result<ChunkTable, Rejected> {
+    let what = format!("chunk table {}", img.chunks.file);
+    let table: ChunkTable = serde_json::from_slice(bytes).map_err(|e| Rejected::Mismatch {
+        what: what.clone(),
+        reason: format!("does not parse: {e}"),
+    })?;
+    let bad = |reason: String| Rejected::Mismatch {
+        what: what.clone(),
+        reason,
+    };
+    if table.schema != CHUNK_TABLE_SCHEMA {
+        return Err(bad(format!(
+            "schema {} is not {CHUNK_TABLE_SCHEMA}",
+            table.schema
+        )));
+    }
+    if table.chunks.len() as u64 != img.chunks.count {
+        return Err(bad(format!(
+            "has {} chunks, the manifest says {}",
+            table.chunks.len(),
+            img.chunks.count
+        )));
+    }
+    if table.chunk_size == 0 {
+        return Err(bad("chunk_size is 0".into()));
+    }
+    let (mut off, mut total) = (0u64, 0u64);
+    let last = table.chunks.len() - 1;
+    for (i, ch) in table.chunks.iter().enumerate() {
+        if ch.offset != off {
+            return Err(bad(format!(
+                "chunk {i} starts at {}, expected {off}",
+                ch.offset
+            )));
+        }
+        let size_ok = if i == last {
+            ch.size >= 1 && ch.size <= table.chunk_size
+        } else {
+            ch.size == table.chunk_size
+        };
+        if !size_ok || ch.csize == 0 {
+            return Err(bad(format!(
+                "chunk {i} has size {} / {} compressed",
+                ch.size, ch.csize
+            )));
+        }
+        off = off
+            .checked_add(ch.csize)
+            .ok_or_else(|| bad("offsets overflow".into()))?;
+        total = total
+            .checked_add(ch.size)
+            .ok_or_else(|| bad("sizes overflow".into()))?;
+    }
+    if off != img.compressed_size || total != img.size {
+        return Err(bad(format!(
+            "chunks add up to {total} bytes ({off} compressed), the manifest says {} ({})",
+            img.size, img.compressed_size
+        )));
+    }
+    Ok(table)
+}
+
+/// The release policy: time window, hardware, anti-rollback, agent version.
+pub fn check_policy(m: &Manifest, p: &Policy) -> Result<(), Rejected> {
+    if m.created > p.now + Duration::seconds(CREATED_SKEW_SECS) {
+        return Err(Rejected::NotYetValid {
+            created: m.created.to_rfc3339(),
+            now: p.now.to_rfc3339(),
+        });
+    }
+    if p.now >= m.expires {
+        return Err(Rejected::Expired {
+            expires: m.expires.to_rfc3339(),
+            now: p.now.to_rfc3339(),
+        });
+    }
+    if let Some(dev) = &p.compatible {
+        if !m.compatible.iter().any(|c| c == dev) {
+            return Err(Rejected::Incompatible {
+                release: m.compatible.clone(),
+                device: dev.clone(),
+            });
+        }
+    }
+    if let Some(inst) = &p.installed_version {
+        if m.version < *inst {
+            return Err(Rejected::Downgrade {
+                what: "version",
+                offered: m.version.to_string(),
+                installed: inst.to_string(),
+            });
+        }
+    }
+    if m.security_version < p.min_security_version {
+        return Err(Rejected::Downgrade {
+            what: "security_version",
+            offered: m.security_version.to_string(),
+            installed: p.min_security_version.to_string(),
+        });
+    }
+    if let Some(running) = &p.agent_version {
+        if m.min_agent_version > *running {
+            return Err(Rejected::AgentTooOld {
+                required: m.min_agent_version.to_string(),
+                running: running.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Verified {
+    /// A JSON summary of the verified release (what `verify --json` prints).
+    pub fn summary(&self) -> serde_json::Value {
+        let m = &self.manifest;
+        serde_json::json!({
+            "ok": true,
+            "digest": self.digest.hex(),
+            "product": m.product,
+            "version": m.version.to_string(),
+            "security_version": m.security_version,
+            "compatible": m.compatible,
+            "created": m.created.to_rfc3339(),
+            "expires": m.expires.to_rfc3339(),
+            "min_agent_version": m.min_agent_version.to_string(),
+            "signed_by": self.signed_by,
+            "kernel_signed_by": self.kernel_signed_by,
+            "images": m.images.iter().map(|i| serde_json::json!({
+                "class": i.class.as_str(),
+                "file": i.file.as_str(),
+                "size": i.size,
+                "sha256": i.sha256.hex(),
+                "compressed_size": i.compressed_size,
+                "chunks": i.chunks.count,
+            })).collect::<Vec<_>>(),
+            "cmdline": m.cmdline,
+        })
+    }
+
+    /// The verified release in a few lines of text (what `verify` prints).
+    pub fn describe(&self) -> String {
+        use std::fmt::Write;
+        let m = &self.manifest;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "OK: {} {} (security version {})",
+            m.product, m.version, m.security_version
+        );
+        let _ = writeln!(out, "  digest    sha256:{}", self.digest);
+        let _ = writeln!(out, "  for       {}", m.compatible.join(", "));
+        let _ = writeln!(
+            out,
+            "  valid     {} .. {}",
+            m.created.to_rfc3339(),
+            m.expires.to_rfc3339()
+        );
+        let _ = writeln!(out, "  signed by {} manifest key(s)", self.signed_by.len());
+        if !self.kernel_signed_by.is_empty() {
+            let _ = writeln!(
+                out,
+                "  kernel    signed by {} kernel key(s)",
+                self.kernel_signed_by.len()
+            );
+        }
+        for i in &m.images {
+            let _ = writeln!(
+                out,
+                "  image     {:<8} {:>12} bytes  sha256:{}",
+                i.class, i.size, i.sha256
+            );
+        }
+        out
+    }
+}
+
+/// Read a manifest file with the size cap applied while reading, so that a
+/// huge file is refused without being read whole.
+pub fn read_capped(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::io::Read;
+    let f = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MANIFEST_SIZE_CAP + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() as u64 > MANIFEST_SIZE_CAP {
+        return Err(Rejected::TooLarge {
+            what: "manifest",
+            size: bytes.len() as u64,
+            cap: MANIFEST_SIZE_CAP,
+        }
+        .into());
+    }
+    Ok(bytes)
+}

@@ -1,0 +1,143 @@
+//! The vendor commands: argument definitions and dispatch. The
+//! `updater-vendor` binary adds the demo on top of these.
+
+mod channel;
+mod keys;
+mod release;
+mod verify;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+
+pub use channel::{parse_time, ChannelCommand, PublishArgs};
+pub use keys::{KeygenArgs, KeyringCommand, KeyringInitArgs};
+pub use release::{CreateArgs, ReleaseCommand, SignArgs};
+pub use verify::VerifyArgs;
+
+/// The exit codes of the vendor commands, for `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  unexpected internal failure
+  2  usage or configuration error
+  3  rejected for security (signature, threshold, expiry, compatibility, hash mismatch)
+  5  local I/O failure";
+
+/// The vendor commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Make an ed25519 key pair (PKCS#8 private, SPKI public, as OpenSSL writes them).
+    #[command(after_help = EXIT_CODES)]
+    Keygen(KeygenArgs),
+    /// Make and sign releases.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+    /// Make the keyring a device trusts.
+    #[command(subcommand)]
+    Keyring(KeyringCommand),
+    /// Publish signed channel documents.
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+    /// Verify a release manifest against a keyring.
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyArgs),
+    /// Serve a release folder over loopback HTTP (demos, tests, benchmarks).
+    Serve(ServeArgs),
+    /// Write the release format's JSON Schemas (generated from the Rust types).
+    Schema(SchemaArgs),
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The release folder to serve.
+    pub dir: PathBuf,
+    /// Loopback address and port to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Stop after this many seconds (default: run until killed).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+    /// Limit the body throughput to this many bytes per second (tests).
+    #[arg(long)]
+    pub rate: Option<u64>,
+}
+
+/// Arguments of `schema`.
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Folder to write the schemas into (default: print the manifest schema).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Run a vendor command.
+pub fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Keygen(a) => keys::keygen(a),
+        Command::Release(c) => release::run(c),
+        Command::Keyring(c) => keys::keyring(c),
+        Command::Channel(c) => channel::run(c),
+        Command::Verify(a) => verify::run(a),
+        Command::Serve(a) => serve(a),
+        Command::Schema(a) => schema(a),
+    }
+}
+
+/// Parse `args` (without the program name) as a vendor command and run it:
+/// for tests that need releases, keys and channels made exactly as the
+/// command line makes them, without a process.
+pub fn run_args(args: &[&str]) -> Result<()> {
+    use clap::Parser;
+    #[derive(Parser)]
+    #[command(name = "updater-vendor")]
+    struct Wrapper {
+        #[command(subcommand)]
+        command: Command,
+    }
+    let w = Wrapper::try_parse_from(std::iter::once("updater-vendor").chain(args.iter().copied()))
+        .map_err(|e| updater_format::error::usage(e.to_string()))?;
+    run(w.command)
+}
+
+fn serve(a: ServeArgs) -> Result<()> {
+    let server = crate::serve::Server::start(&a.dir, &a.listen)?;
+    if let Some(r) = a.rate {
+        server.set_rate(r);
+    }
+    println!("serving {} at http://{}/", a.dir.display(), server.addr());
+    match a.seconds {
+        Some(s) => std::thread::sleep(std::time::Duration::from_secs(s)),
+        None => loop {
+            std::thread::park();
+        },
+    }
+    Ok(())
+}
+
+fn schema(a: SchemaArgs) -> Result<()> {
+    match a.out {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir)?;
+            for (name, text) in crate::schema::schemas() {
+                crate::fs::write_atomic(&dir.join(name), text.as_bytes(), 0o644)?;
+                println!("wrote {}", dir.join(name).display());
+            }
+        }
+        None => {
+            for (name, text) in crate::schema::schemas() {
+                if name == "manifest.schema.json" {
+                    print!("{text}");
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Print a value as one line of JSON.
+pub fn print_json(v: &serde_json::Value) {
+    println!("{v}");
+}

@@ -1,0 +1,138 @@
+//! `updater release create` and `updater release sign`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use clap::{Args, Subcommand};
+
+use crate::{CreateOptions, Expiry, DEFAULT_CHUNK_SIZE, DEFAULT_EXPIRY_DAYS};
+
+/// `updater release` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Make a signed release folder, ready to be served by any static HTTP server.
+    #[command(after_help = super::EXIT_CODES)]
+    Create(Box<CreateArgs>),
+    /// Add a signature to a release manifest (to meet a threshold).
+    #[command(after_help = super::EXIT_CODES)]
+    Sign(SignArgs),
+}
+
+/// Arguments of `updater release create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Output folder (created; must be empty).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Manifest-role private key (repeat to sign with several).
+    #[arg(long = "key", required = true)]
+    pub keys: Vec<PathBuf>,
+    /// Product name.
+    #[arg(long)]
+    pub product: String,
+    /// Release version (semver).
+    #[arg(long)]
+    pub version: semver::Version,
+    /// Security version (monotonic; devices refuse lower ones).
+    #[arg(long)]
+    pub security_version: u64,
+    /// Device compatible string (repeat for several).
+    #[arg(long, required = true)]
+    pub compatible: Vec<String>,
+    /// An image: CLASS=PATH (e.g. rootfs=rootfs.ext4); repeat for several.
+    #[arg(long = "image", value_parser = parse_image)]
+    pub images: Vec<(String, PathBuf)>,
+    /// The kernel image (bzImage), class `kernel`; needs --kernel-key.
+    #[arg(long)]
+    pub kernel: Option<PathBuf>,
+    /// Kernel-role private key (repeat for several).
+    #[arg(long = "kernel-key")]
+    pub kernel_keys: Vec<PathBuf>,
+    /// The initrd, class `initrd`.
+    #[arg(long)]
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line (the agent appends root and updater.slot=).
+    #[arg(long)]
+    pub cmdline: Option<String>,
+    /// Expiry: an RFC 3339 time or a number of days after creation [default: 90].
+    #[arg(long)]
+    pub expires: Option<Expiry>,
+    /// Creation time, RFC 3339 (default now; set it for reproducible builds).
+    /// A relative --expires counts from it.
+    #[arg(long)]
+    pub created: Option<DateTime<Utc>>,
+    /// Oldest agent version allowed to install the release (default this one).
+    #[arg(long)]
+    pub min_agent_version: Option<semver::Version>,
+    /// Uncompressed chunk size in bytes.
+    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
+    pub chunk_size: u64,
+    /// zstd compression level (1-19).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: i32,
+}
+
+/// Arguments of `updater release sign`.
+#[derive(Debug, Args)]
+pub struct SignArgs {
+    /// Manifest-role private key.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// The release's manifest.json.
+    pub manifest: PathBuf,
+}
+
+fn parse_image(s: &str) -> Result<(String, PathBuf), String> {
+    match s.split_once('=') {
+        Some((c, p)) if !c.is_empty() && !p.is_empty() => Ok((c.to_string(), PathBuf::from(p))),
+        _ => Err(format!("{s:?} is not CLASS=PATH")),
+    }
+}
+
+pub(super) fn run(c: ReleaseCommand) -> Result<()> {
+    match c {
+        ReleaseCommand::Create(a) => {
+            let a = *a;
+            let opts = CreateOptions {
+                out: a.out,
+                keys: a.keys,
+                product: a.product,
+                version: a.version,
+                security_version: a.security_version,
+                compatible: a.compatible,
+                images: a.images,
+                kernel: a.kernel,
+                kernel_keys: a.kernel_keys,
+                initrd: a.initrd,
+                cmdline: a.cmdline,
+                expires: a.expires.unwrap_or(Expiry::Days(DEFAULT_EXPIRY_DAYS)),
+                created: a.created.unwrap_or_else(Utc::now),
+                min_agent_version: a.min_agent_version,
+                chunk_size: a.chunk_size,
+                zstd_level: a.zstd_level,
+            };
+            let m = crate::create(&opts)?;
+            println!(
+                "release {} {} in {}: {} image(s), expires {}",
+                m.product,
+                m.version,
+                opts.out.display(),
+                m.images.len(),
+                m.expires.to_rfc3339()
+            );
+            for i in &m.images {
+                println!(
+                    "  {:<8} {:>12} bytes -> {} ({} bytes, {} chunks)",
+                    i.class, i.size, i.file, i.compressed_size, i.chunks.count
+                );
+            }
+            Ok(())
+        }
+        ReleaseCommand::Sign(a) => {
+            let n = crate::add_signature(&a.manifest, &a.key)?;
+            println!("{}: now {n} signature(s)", a.manifest.display());
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `updater-vendor verify`: check a release before publishing it.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use clap::Args;
+use updater_format::keys::Keyring;
+use updater_format::manifest::verify::{read_capped, verify, Policy};
+
+use super::print_json;
+
+/// Arguments of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The release's manifest.json.
+    pub manifest: PathBuf,
+    /// The keyring folder to trust.
+    #[arg(long)]
+    pub keyring: PathBuf,
+    /// The device's compatible string (checked when given).
+    #[arg(long)]
+    pub compatible: Option<String>,
+    /// Check expiry as of this time (RFC 3339) instead of the clock.
+    #[arg(long)]
+    pub now: Option<DateTime<Utc>>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub(super) fn run(a: VerifyArgs) -> Result<()> {
+    let keyring = Keyring::load(&a.keyring)?;
+    let bytes = read_capped(&a.manifest)?;
+    let policy = Policy {
+        compatible: a.compatible.clone(),
+        ..Policy::at(a.now.unwrap_or_else(Utc::now))
+    };
+    let result = verify(&bytes, &keyring, &policy);
+    match (&result, a.json) {
+        (Ok(v), true) => print_json(&v.summary()),
+        (Ok(v), false) => print!("{}", v.describe()),
+        (Err(e), true) => print_json(&serde_json::json!({"ok": false, "reason": e.to_string()})),
+        (Err(_), false) => {}
+    }
+    result
+        .map(|_| ())
+        .with_context(|| format!("verifying {}", a.manifest.display()))
+}

@@ -1,0 +1,377 @@
+//! `updater release create`: chunk, compress and hash images, then write and
+//! sign the manifest.
+
+use std::fs::File;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, SubsecRound as _, Utc};
+use sha2::{Digest, Sha256};
+
+use updater_format::envelope::{sign, Envelope, MANIFEST_PAYLOAD_TYPE};
+use updater_format::error::usage;
+use updater_format::keys::{read_private_key, PrivateKey};
+use updater_format::manifest::types::{
+    BlobInfo, Chunk, ChunkTable, ChunkTableRef, ClassName, Compression, FileName, Image,
+    KernelInfo, Manifest, CHUNK_TABLE_SCHEMA, SCHEMA_VERSION,
+};
+use updater_format::manifest::verify::{
+    check_cmdline, check_structure, kernel_statement, KERNEL_PAYLOAD_TYPE,
+};
+use updater_format::Sha256Digest;
+
+use crate::fs::write_atomic;
+
+/// Default uncompressed chunk size: big enough for good zstd ratios and large
+/// sequential writes, small enough that a resumed download loses little and
+/// that two chunks in flight stay far under the agent's memory budget.
+pub const DEFAULT_CHUNK_SIZE: u64 = 4 * 1024 * 1024;
+/// Default lifetime of a release.
+pub const DEFAULT_EXPIRY_DAYS: i64 = 90;
+
+/// When a release expires.
+#[derive(Debug, Clone, Copy)]
+pub enum Expiry {
+    /// At a fixed time.
+    At(DateTime<Utc>),
+    /// This many days after `created`.
+    Days(i64),
+}
+
+impl std::str::FromStr for Expiry {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Ok(days) = s.parse::<i64>() {
+            if days <= 0 {
+                return Err(format!(
+                    "--expires {days}: the number of days must be positive"
+                ));
+            }
+            return Ok(Expiry::Days(days));
+        }
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| Expiry::At(t.with_timezone(&Utc)))
+            .map_err(|e| {
+                format!("--expires {s:?} is neither a number of days nor an RFC 3339 time ({e})")
+            })
+    }
+}
+
+/// Everything `release create` needs.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    /// Output folder (created; must be empty).
+    pub out: PathBuf,
+    /// Manifest-role private keys.
+    pub keys: Vec<PathBuf>,
+    /// Product name.
+    pub product: String,
+    /// Release version.
+    pub version: semver::Version,
+    /// Security version.
+    pub security_version: u64,
+    /// Compatible strings.
+    pub compatible: Vec<String>,
+    /// Images by class.
+    pub images: Vec<(String, PathBuf)>,
+    /// Kernel image (class `kernel`).
+    pub kernel: Option<PathBuf>,
+    /// Kernel-role private keys.
+    pub kernel_keys: Vec<PathBuf>,
+    /// Initrd image (class `initrd`).
+    pub initrd: Option<PathBuf>,
+    /// Kernel command line.
+    pub cmdline: Option<String>,
+    /// Expiry.
+    pub expires: Expiry,
+    /// Creation time: the vendor's clock, or a fixed time for reproducible
+    /// builds and tests (`--created`).
+    pub created: DateTime<Utc>,
+    /// Oldest agent allowed to install.
+    pub min_agent_version: Option<semver::Version>,
+    /// Uncompressed chunk size.
+    pub chunk_size: u64,
+    /// zstd level.
+    pub zstd_level: i32,
+}
+
+/// The version of this tool, the default `min_agent_version` (the agent and
+/// the tooling are released together).
+pub fn tool_version() -> semver::Version {
+    semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("the crate version is semver")
+}
+
+/// Create a signed release folder. Returns the manifest written.
+pub fn create(opts: &CreateOptions) -> Result<Manifest> {
+    // Validate every input before writing anything.
+    if opts.keys.is_empty() {
+        return Err(usage("release create needs at least one --key"));
+    }
+    let keys: Vec<PrivateKey> = opts
+        .keys
+        .iter()
+        .map(|p| read_private_key(p))
+        .collect::<Result<_>>()?;
+    let kernel_keys: Vec<PrivateKey> = opts
+        .kernel_keys
+        .iter()
+        .map(|p| read_private_key(p))
+        .collect::<Result<_>>()?;
+    match (&opts.kernel, kernel_keys.is_empty()) {
+        (Some(_), true) => {
+            return Err(usage(
+                "--kernel needs --kernel-key: a kernel is always signed by a kernel-role key",
+            ))
+        }
+        (None, false) => return Err(usage("--kernel-key given without --kernel")),
+        _ => {}
+    }
+    if let Some(k) = kernel_keys
+        .iter()
+        .find(|k| keys.iter().any(|m| m.id == k.id))
+    {
+        return Err(usage(format!(
+            "key {} is given as both --key and --kernel-key; the manifest and kernel roles need separate keys",
+            k.id.short()
+        )));
+    }
+    if !(1..=1 << 30).contains(&opts.chunk_size) {
+        return Err(usage("--chunk-size must be between 1 byte and 1 GiB"));
+    }
+    if let Some(c) = &opts.cmdline {
+        check_cmdline(c).map_err(|e| usage(format!("--cmdline: {e}")))?;
+    }
+    let mut sources: Vec<(ClassName, PathBuf)> = Vec::new();
+    for (class, path) in &opts.images {
+        let c = ClassName::new(class).map_err(usage)?;
+        if matches!(c.as_str(), "kernel" | "initrd") {
+            return Err(usage(format!(
+                "use --{c} PATH for the {c} image, not --image {c}=PATH"
+            )));
+        }
+        sources.push((c, path.clone()));
+    }
+    for (class, path) in [("kernel", &opts.kernel), ("initrd", &opts.initrd)] {
+        if let Some(p) = path {
+            sources.push((ClassName::new(class).expect("a valid class"), p.clone()));
+        }
+    }
+    if sources.is_empty() {
+        return Err(usage(
+            "a release needs at least one --image, --kernel or --initrd",
+        ));
+    }
+    for (c, p) in &sources {
+        let md = std::fs::metadata(p)
+            .with_context(|| format!("reading image {c} from {}", p.display()))?;
+        if !md.is_file() || md.len() == 0 {
+            return Err(usage(format!(
+                "image {c} ({}) is not a non-empty regular file",
+                p.display()
+            )));
+        }
+    }
+    // Whole seconds: RFC 3339 with fractions is legal but noisy in manifests.
+    let created = opts.created.trunc_subsecs(0);
+    let expires = match opts.expires {
+        Expiry::At(t) => t,
+        Expiry::Days(d) => created + Duration::days(d),
+    };
+    if expires <= created {
+        return Err(usage(format!(
+            "--expires {expires} is not after the creation time {created}"
+        )));
+    }
+    prepare_out_dir(&opts.out)?;
+
+    let mut images = Vec::new();
+    for (class, path) in &sources {
+        images.push(
+            write_image(class, path, &opts.out, opts.chunk_size, opts.zstd_level)
+                .with_context(|| format!("packing image {class} from {}", path.display()))?,
+        );
+    }
+    let blob = |class: &str| {
+        images
+            .iter()
+            .find(|i: &&Image| i.class.as_str() == class)
+            .map(|i| BlobInfo {
+                size: i.size,
+                sha256: i.sha256,
+            })
+    };
+    let kernel = blob("kernel").map(|b| KernelInfo {
+        size: b.size,
+        sha256: b.sha256,
+        signatures: kernel_keys
+            .iter()
+            .map(|k| sign(KERNEL_PAYLOAD_TYPE, &kernel_statement(&b.sha256, b.size), k))
+            .collect(),
+    });
+    let manifest = Manifest {
+        schema: SCHEMA_VERSION,
+        product: opts.product.clone(),
+        compatible: opts.compatible.clone(),
+        version: opts.version.clone(),
+        security_version: opts.security_version,
+        created,
+        expires,
+        min_agent_version: opts.min_agent_version.clone().unwrap_or_else(tool_version),
+        initrd: blob("initrd"),
+        kernel,
+        images,
+        cmdline: opts.cmdline.clone(),
+    };
+    check_structure(&manifest).map_err(|e| usage(format!("the release would be invalid: {e}")))?;
+    let payload = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
+    let refs: Vec<&PrivateKey> = keys.iter().collect();
+    let env = Envelope::seal(MANIFEST_PAYLOAD_TYPE, &payload, &refs);
+    // The manifest is written last: a folder without one is visibly unfinished.
+    write_atomic(&opts.out.join("manifest.json"), &env.to_json(), 0o644)?;
+    Ok(manifest)
+}
+
+fn prepare_out_dir(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut entries =
+        std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))?;
+    if entries.next().is_some() {
+        return Err(usage(format!(
+            "output folder {} is not empty; releases are never written over other files",
+            out.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Read up to `buf.len()` bytes, fewer only at end of file.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Split `src` into chunks, compress each independently (on every core) and
+/// append the frames to `dst`. Returns the chunk table and the totals.
+pub fn chunk_file(
+    src: &mut impl Read,
+    dst: &mut impl Write,
+    chunk_size: u64,
+    level: i32,
+) -> Result<(ChunkTable, u64, Sha256Digest, u64, Sha256Digest)> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let mut chunks = Vec::new();
+    let (mut size, mut csize) = (0u64, 0u64);
+    let (mut whole, mut cwhole) = (Sha256::new(), Sha256::new());
+    loop {
+        let mut batch = Vec::new();
+        for _ in 0..workers {
+            let mut buf = vec![0u8; chunk_size as usize];
+            let n = read_full(src, &mut buf).context("reading the image")?;
+            if n == 0 {
+                break;
+            }
+            buf.truncate(n);
+            batch.push(buf);
+            if (n as u64) < chunk_size {
+                break;
+            }
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let last = batch.last().map(|b| b.len() as u64) != Some(chunk_size);
+        let compressed: Vec<std::io::Result<Vec<u8>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = batch
+                .iter()
+                .map(|raw| s.spawn(move || zstd::bulk::compress(raw, level)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("compression thread"))
+                .collect()
+        });
+        for (raw, comp) in batch.iter().zip(compressed) {
+            let comp = comp.context("compressing a chunk")?;
+            dst.write_all(&comp).context("writing the image file")?;
+            whole.update(raw);
+            cwhole.update(&comp);
+            chunks.push(Chunk {
+                offset: csize,
+                csize: comp.len() as u64,
+                csha256: Sha256Digest::of(&comp),
+                size: raw.len() as u64,
+                sha256: Sha256Digest::of(raw),
+            });
+            size += raw.len() as u64;
+            csize += comp.len() as u64;
+        }
+        if last {
+            break;
+        }
+    }
+    let table = ChunkTable {
+        schema: CHUNK_TABLE_SCHEMA,
+        chunk_size,
+        chunks,
+    };
+    Ok((
+        table,
+        size,
+        Sha256Digest::from_hasher(whole),
+        csize,
+        Sha256Digest::from_hasher(cwhole),
+    ))
+}
+
+fn write_image(
+    class: &ClassName,
+    src: &Path,
+    out: &Path,
+    chunk_size: u64,
+    level: i32,
+) -> Result<Image> {
+    let file = FileName::new(&format!("{class}.img.zst")).map_err(usage)?;
+    let table_file = FileName::new(&format!("{class}.chunks.json")).map_err(usage)?;
+    let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    let dst_path = out.join(file.as_str());
+    let dst =
+        File::create(&dst_path).with_context(|| format!("creating {}", dst_path.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, dst);
+    let (table, size, sha256, compressed_size, compressed_sha256) =
+        chunk_file(&mut input, &mut w, chunk_size, level)?;
+    let dst = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("flushing the image file")?;
+    dst.sync_all()
+        .with_context(|| format!("syncing {}", dst_path.display()))?;
+    let mut table_json = serde_json::to_vec(&table).context("encoding the chunk table")?;
+    table_json.push(b'\n');
+    write_atomic(&out.join(table_file.as_str()), &table_json, 0o644)?;
+    Ok(Image {
+        class: class.clone(),
+        file,
+        size,
+        sha256,
+        compression: Compression::ZstdChunked,
+        compressed_size,
+        compressed_sha256,
+        chunks: ChunkTableRef {
+            file: table_file,
+            size: table_json.len() as u64,
+            sha256: Sha256Digest::of(&table_json),
+            count: table.chunks.len() as u64,
+        },
+    })
+}

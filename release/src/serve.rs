@@ -1,0 +1,392 @@
+//! A small static HTTP/1.1 file server for loopback: the demo serves releases
+//! with it, the benchmark measures against it, and the tests use its fault
+//! injection to prove the install pipeline survives bad networks.
+//!
+//! It serves GET and HEAD of the files in one folder, with single byte-range
+//! requests (`Range: bytes=N-` / `N-M`), a strong ETag and `If-Range`. Faults
+//! are armed through [`Server::faults`]; each fires a given number of times.
+//! It binds only to loopback addresses.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// One injected fault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// Close the connection after sending this many body bytes.
+    DropAfter(u64),
+    /// Answer with this status and no body.
+    Status(u16),
+    /// After this many body bytes, stop sending for the duration (then close).
+    StallAfter(u64, Duration),
+    /// Declare this many bytes more in Content-Length than are sent, then close.
+    ShortBody(u64),
+    /// Ignore Range and If-Range: answer 200 with the whole file.
+    IgnoreRange,
+    /// Flip the byte at this file offset in what is sent.
+    FlipByte(u64),
+    /// Close the connection after this many body bytes, and from then on
+    /// serve the file under a new ETag, as if it had been re-uploaded.
+    DropAndReplace(u64),
+}
+
+/// A fault, the file it applies to (by name; None: any) and how many more
+/// requests it affects.
+#[derive(Debug, Clone)]
+pub struct ArmedFault {
+    /// The fault.
+    pub fault: Fault,
+    /// Only requests for this file name.
+    pub file: Option<String>,
+    /// Requests left to affect.
+    pub times: u32,
+}
+
+/// A request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct RequestLog {
+    /// Requested path.
+    pub path: String,
+    /// Range start, if any.
+    pub range_start: Option<u64>,
+    /// Status sent.
+    pub status: u16,
+    /// Whether an If-Range validator was sent, and whether it matched.
+    pub if_range_matched: Option<bool>,
+}
+
+/// Shared state between the server threads and the test.
+#[derive(Debug, Default)]
+pub struct Shared {
+    faults: Mutex<VecDeque<ArmedFault>>,
+    log: Mutex<Vec<RequestLog>>,
+    body_bytes: AtomicU64,
+    /// Bytes per second for bodies (0: unlimited).
+    rate: AtomicU64,
+    /// Bumped by `DropAndReplace`: part of every ETag.
+    generation: AtomicU64,
+}
+
+/// A running server; stopped when dropped.
+pub struct Server {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Serve `dir` on `addr` (a loopback address; port 0 picks one).
+    pub fn start(dir: &Path, addr: &str) -> Result<Server> {
+        let listener = TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+        let local = listener.local_addr()?;
+        if !local.ip().is_loopback() {
+            bail!("the test server only listens on loopback addresses, not {local}");
+        }
+        let shared = Arc::new(Shared::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let dir = dir.to_path_buf();
+        let (s2, stop2) = (shared.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if stop2.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (dir, shared, stop) = (dir.clone(), s2.clone(), stop2.clone());
+                std::thread::spawn(move || {
+                    let _ = handle(conn, &dir, &shared, &stop);
+                });
+            }
+        });
+        Ok(Server {
+            addr: local,
+            shared,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The address served.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR/NAME`.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://{}/{}", self.addr, name)
+    }
+
+    /// Arm a fault for the next `times` requests (of `file`, if given).
+    pub fn fault(&self, fault: Fault, file: Option<&str>, times: u32) {
+        self.shared.faults.lock().unwrap().push_back(ArmedFault {
+            fault,
+            file: file.map(str::to_string),
+            times,
+        });
+    }
+
+    /// Limit body throughput (bytes per second; 0 for none).
+    pub fn set_rate(&self, bytes_per_sec: u64) {
+        self.shared.rate.store(bytes_per_sec, Ordering::SeqCst);
+    }
+
+    /// Body bytes sent so far.
+    pub fn body_bytes(&self) -> u64 {
+        self.shared.body_bytes.load(Ordering::SeqCst)
+    }
+
+    /// Reset the byte counter.
+    pub fn reset_counter(&self) {
+        self.shared.body_bytes.store(0, Ordering::SeqCst);
+    }
+
+    /// The requests served so far.
+    pub fn log(&self) -> Vec<RequestLog> {
+        self.shared.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn take_fault(shared: &Shared, file: &str) -> Option<Fault> {
+    let mut faults = shared.faults.lock().unwrap();
+    let pos = faults
+        .iter()
+        .position(|f| f.times > 0 && f.file.as_deref().is_none_or(|n| n == file))?;
+    let f = &mut faults[pos];
+    f.times -= 1;
+    let fault = f.fault.clone();
+    if f.times == 0 {
+        faults.remove(pos);
+    }
+    Some(fault)
+}
+
+/// A strong validator: the file's identity and version, plus the
+/// generation that `DropAndReplace` bumps.
+fn etag(md: &std::fs::Metadata, generation: u64) -> String {
+    format!(
+        "\"{:x}-{:x}-{:x}-{generation}\"",
+        md.ino(),
+        md.len(),
+        md.mtime_nsec() as u64 ^ (md.mtime() as u64) << 20
+    )
+}
+
+fn handle(conn: TcpStream, dir: &Path, shared: &Shared, stop: &AtomicBool) -> Result<()> {
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut out = conn;
+    // Keep-alive: serve requests until the client closes or a fault closes.
+    loop {
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+        let mut range = None;
+        let mut if_range = None;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 {
+                return Ok(());
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "range" => range = Some(v.trim().to_string()),
+                    "if-range" => if_range = Some(v.trim().to_string()),
+                    _ => {}
+                }
+            }
+        }
+        let keep = serve_one(&mut out, method, target, range, if_range, dir, shared)?;
+        if !keep {
+            let _ = out.shutdown(Shutdown::Both);
+            return Ok(());
+        }
+    }
+}
+
+fn respond_empty(out: &mut TcpStream, status: u16, reason: &str) -> Result<()> {
+    write!(
+        out,
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: 0\r\n\r\n"
+    )?;
+    Ok(())
+}
+
+/// Serve one request; returns whether the connection stays open.
+fn serve_one(
+    out: &mut TcpStream,
+    method: &str,
+    target: &str,
+    range: Option<String>,
+    if_range: Option<String>,
+    dir: &Path,
+    shared: &Shared,
+) -> Result<bool> {
+    let name = target
+        .trim_start_matches('/')
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let if_range_matched = std::cell::Cell::new(None);
+    let log = |status: u16, start: Option<u64>| {
+        shared.log.lock().unwrap().push(RequestLog {
+            path: name.clone(),
+            range_start: start,
+            status,
+            if_range_matched: if_range_matched.get(),
+        });
+    };
+    if method != "GET" && method != "HEAD" {
+        log(405, None);
+        respond_empty(out, 405, "Method Not Allowed")?;
+        return Ok(true);
+    }
+    // Plain names only: the server never leaves its folder.
+    if updater_format::names::check_plain_name(&name, "path").is_err() {
+        log(404, None);
+        respond_empty(out, 404, "Not Found")?;
+        return Ok(true);
+    }
+    let path: PathBuf = dir.join(&name);
+    let Ok(mut file) = File::open(&path) else {
+        log(404, None);
+        respond_empty(out, 404, "Not Found")?;
+        return Ok(true);
+    };
+    let md = file.metadata()?;
+    let len = md.len();
+    let tag = etag(&md, shared.generation.load(Ordering::SeqCst));
+    if_range_matched.set(if_range.as_deref().map(|v| v == tag));
+    let fault = take_fault(shared, &name);
+    if let Some(Fault::Status(code)) = fault {
+        log(code, None);
+        respond_empty(out, code, "Injected")?;
+        return Ok(true);
+    }
+    let ignore_range = fault == Some(Fault::IgnoreRange);
+    // If-Range: honour the range only if the client's validator still matches.
+    let range_ok = !ignore_range && if_range.as_deref().is_none_or(|v| v == tag);
+    let mut start = 0;
+    let mut end = len; // exclusive
+    let mut partial = false;
+    if let (Some(r), true) = (range.as_deref(), range_ok) {
+        if let Some(spec) = r.strip_prefix("bytes=") {
+            let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
+            if let Ok(a) = a.parse::<u64>() {
+                if a >= len {
+                    log(416, Some(a));
+                    write!(out, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n\r\n")?;
+                    return Ok(true);
+                }
+                start = a;
+                end = b.parse::<u64>().map(|b| (b + 1).min(len)).unwrap_or(len);
+                partial = true;
+            }
+        }
+    }
+    let body_len = end - start;
+    let declared = match fault {
+        Some(Fault::ShortBody(extra)) => body_len + extra,
+        _ => body_len,
+    };
+    let status = if partial { 206 } else { 200 };
+    log(status, partial.then_some(start));
+    let mut head = format!(
+        "HTTP/1.1 {status} {}\r\nContent-Length: {declared}\r\nETag: {tag}\r\nAccept-Ranges: bytes\r\nContent-Type: application/octet-stream\r\n",
+        if partial { "Partial Content" } else { "OK" }
+    );
+    if partial {
+        head.push_str(&format!(
+            "Content-Range: bytes {start}-{}/{len}\r\n",
+            end - 1
+        ));
+    }
+    head.push_str("\r\n");
+    out.write_all(head.as_bytes())?;
+    if method == "HEAD" {
+        return Ok(true);
+    }
+    file.seek(SeekFrom::Start(start))?;
+    let mut reader = file.take(body_len);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut sent = 0u64;
+    let began = Instant::now();
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let mut n = n;
+        if let Some(Fault::DropAfter(at))
+        | Some(Fault::StallAfter(at, _))
+        | Some(Fault::DropAndReplace(at)) = &fault
+        {
+            if sent + n as u64 > *at {
+                n = at.saturating_sub(sent) as usize;
+            }
+        }
+        if let Some(Fault::FlipByte(off)) = fault {
+            let pos = start + sent;
+            if off >= pos && off < pos + n as u64 {
+                buf[(off - pos) as usize] ^= 0x01;
+            }
+        }
+        out.write_all(&buf[..n])?;
+        sent += n as u64;
+        shared.body_bytes.fetch_add(n as u64, Ordering::SeqCst);
+        match &fault {
+            Some(Fault::DropAfter(at)) if sent >= *at => return Ok(false),
+            Some(Fault::DropAndReplace(at)) if sent >= *at => {
+                shared.generation.fetch_add(1, Ordering::SeqCst);
+                return Ok(false);
+            }
+            Some(Fault::StallAfter(at, d)) if sent >= *at => {
+                out.flush()?;
+                std::thread::sleep(*d);
+                return Ok(false);
+            }
+            _ => {}
+        }
+        let rate = shared.rate.load(Ordering::SeqCst);
+        if rate > 0 {
+            let due = Duration::from_secs_f64(sent as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(began.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+    }
+    out.flush()?;
+    // A lying Content-Length can only be followed by closing the connection.
+    Ok(!matches!(fault, Some(Fault::ShortBody(_))))
+}

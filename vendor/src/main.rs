@@ -1,0 +1,67 @@
+//! `updater-vendor`: the vendor's tool. Keys and keyrings, releases,
+//! channels, JSON Schemas, a loopback server, and the built-in demo, which
+//! plays both the vendor and a simulated device.
+
+mod demo;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use updater_format::error::{classify, OneLine};
+
+/// The vendor side of updater: make keys, keyrings, releases and channels.
+#[derive(Debug, Parser)]
+#[command(name = "updater-vendor", version, about, after_help = updater_release::cli::EXIT_CODES)]
+struct Cli {
+    /// Log more (repeat for more detail).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    /// The command.
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Vendor(updater_release::cli::Command),
+    /// Run the built-in demonstration: a vendor makes and signs releases, a
+    /// simulated device in a temporary folder installs, tries, commits and
+    /// rolls back.
+    #[command(after_help = updater_release::cli::EXIT_CODES)]
+    Demo(DemoArgs),
+}
+
+/// Arguments of `demo`.
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Work in this folder instead of a new temporary one (kept afterwards).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        2 => tracing::Level::DEBUG,
+        _ => tracing::Level::TRACE,
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let result = match cli.command {
+        Command::Vendor(c) => updater_release::cli::run(c),
+        Command::Demo(a) => demo::run(a.dir),
+    };
+    let code = match result {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("error: {}", OneLine(&err));
+            classify(&err).code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,7 @@
+//! `updater-vendor` as a vendor runs it: one test binary, a module per area.
+
+mod common;
+mod demo;
+mod openssl;
+mod release;
+mod schema;

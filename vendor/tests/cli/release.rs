@@ -1,0 +1,186 @@
+//! Making, signing and verifying releases: the paths that should work.
+
+use crate::common::*;
+use updater_format::manifest::verify::check_chunk_table;
+use updater_format::Sha256Digest;
+
+#[test]
+fn create_then_verify_round_trip() {
+    let env = TestEnv::new();
+    env.release_with_kernel("rel");
+    let run = verify(
+        &env,
+        "rel/manifest.json",
+        &["--compatible", "acme-gw", "--json"],
+    );
+    run.assert_ok();
+    let v: serde_json::Value = serde_json::from_str(run.stdout.trim()).unwrap();
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["version"], "1.2.0");
+    assert_eq!(v["security_version"], 5);
+    assert_eq!(v["images"].as_array().unwrap().len(), 2);
+    assert_eq!(v["kernel_signed_by"].as_array().unwrap().len(), 1);
+    assert_eq!(v["cmdline"], "console=ttyS0");
+}
+
+#[test]
+fn image_file_is_chunked_zstd_pinned_by_the_manifest() {
+    let env = TestEnv::new();
+    env.release("rel", &["--chunk-size", "65536"]).assert_ok();
+    let (_, m) = env.read("rel/manifest.json");
+    let img = m.image("rootfs").unwrap();
+    let original = std::fs::read(env.p("rootfs.img")).unwrap();
+    assert_eq!(img.size, original.len() as u64);
+    assert_eq!(img.sha256, Sha256Digest::of(&original));
+    let file = std::fs::read(env.p(&format!("rel/{}", img.file))).unwrap();
+    assert_eq!(img.compressed_size, file.len() as u64);
+    assert_eq!(img.compressed_sha256, Sha256Digest::of(&file));
+    let table_bytes = std::fs::read(env.p(&format!("rel/{}", img.chunks.file))).unwrap();
+    assert_eq!(img.chunks.sha256, Sha256Digest::of(&table_bytes));
+    let table = check_chunk_table(&table_bytes, img).unwrap();
+    assert_eq!(table.chunks.len(), 5); // 300000 bytes in 64 KiB chunks
+                                       // Each chunk decompresses on its own to exactly its slice of the image.
+    for (i, ch) in table.chunks.iter().enumerate() {
+        let comp = &file[ch.offset as usize..(ch.offset + ch.csize) as usize];
+        assert_eq!(Sha256Digest::of(comp), ch.csha256);
+        let raw = zstd::bulk::decompress(comp, ch.size as usize).unwrap();
+        let start = i * 65536;
+        assert_eq!(&raw[..], &original[start..start + raw.len()]);
+        assert_eq!(Sha256Digest::of(&raw), ch.sha256);
+    }
+    // And the whole file is one valid zstd stream (frames back to back).
+    assert_eq!(zstd::stream::decode_all(&file[..]).unwrap(), original);
+}
+
+#[test]
+fn sign_adds_a_signature_to_meet_a_threshold() {
+    let env = TestEnv::new();
+    env.keyring("ring2", &["m1", "m2"], 2, &["k1"], 1);
+    env.release("rel", &[]).assert_ok();
+    let m = env.s("rel/manifest.json");
+    let ring2 = env.s("ring2");
+    tool(&["verify", &m, "--keyring", &ring2]).assert_fails(3, "1 valid of threshold 2");
+    tool(&["release", "sign", "--key", &env.s("keys/m2.key"), &m]).assert_ok();
+    tool(&["verify", &m, "--keyring", &ring2]).assert_ok();
+    // Signing twice with one key is refused rather than padding the count.
+    tool(&["release", "sign", "--key", &env.s("keys/m2.key"), &m])
+        .assert_fails(2, "already signed");
+}
+
+#[test]
+fn keygen_writes_private_key_0600_and_never_overwrites() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = TestEnv::new();
+    let mode = std::fs::metadata(env.p("keys/m1.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let pem = std::fs::read_to_string(env.p("keys/m1.key")).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+    let pubpem = std::fs::read_to_string(env.p("keys/m1.pub")).unwrap();
+    assert!(pubpem.starts_with("-----BEGIN PUBLIC KEY-----"));
+    tool(&["keygen", "--out", &env.s("keys"), "--name", "m1"]).assert_fails(2, "already exists");
+    assert_eq!(std::fs::read_to_string(env.p("keys/m1.key")).unwrap(), pem);
+}
+
+#[test]
+fn release_create_refuses_bad_arguments_without_writing() {
+    let env = TestEnv::new();
+    let k = env.s("vmlinuz");
+    env.release("r1", &["--kernel", &k])
+        .assert_fails(2, "--kernel needs --kernel-key");
+    env.release(
+        "r2",
+        &[
+            "--created",
+            "2002-01-01T00:00:00Z",
+            "--expires",
+            "2001-01-01T00:00:00Z",
+        ],
+    )
+    .assert_fails(2, "is not after the creation time");
+    env.release("r3", &["--cmdline", "quiet updater.slot=B"])
+        .assert_fails(2, "only the agent may set");
+    env.release("r4", &["--image", "../x=/etc/hostname"])
+        .assert_fails(2, "is not a class name");
+    let mkey = env.s("keys/m1.key");
+    env.release("r5", &["--kernel", &k, "--kernel-key", &mkey])
+        .assert_fails(2, "need separate keys");
+    for d in ["r1", "r2", "r3", "r4", "r5"] {
+        assert!(
+            !env.p(&format!("{d}/manifest.json")).exists(),
+            "{d} has a manifest"
+        );
+    }
+    // An existing release is never written over.
+    env.release("rel", &[]).assert_ok();
+    env.release("rel", &[]).assert_fails(2, "is not empty");
+}
+
+#[test]
+fn keyring_init_validates_thresholds_and_roles() {
+    let env = TestEnv::new();
+    let m1 = env.s("keys/m1.pub");
+    let k1 = env.s("keys/k1.pub");
+    let bad = env.s("bad");
+    tool(&[
+        "keyring",
+        "init",
+        &bad,
+        "--manifest-key",
+        &m1,
+        "--kernel-key",
+        &k1,
+        "--manifest-threshold",
+        "2",
+    ])
+    .assert_fails(2, "threshold is 2 but the role has 1 key");
+    tool(&[
+        "keyring",
+        "init",
+        &bad,
+        "--manifest-key",
+        &m1,
+        "--kernel-key",
+        &m1,
+    ])
+    .assert_fails(2, "both the manifest and the kernel role");
+    tool(&[
+        "keyring",
+        "init",
+        &bad,
+        "--manifest-key",
+        &m1,
+        "--manifest-key",
+        &m1,
+        "--kernel-key",
+        &k1,
+    ])
+    .assert_fails(2, "listed twice");
+    assert!(!env.p("bad/keyring.toml").exists());
+}
+
+#[test]
+fn help_is_on_every_command_and_lists_exit_codes() {
+    for cmd in [
+        vec!["--help"],
+        vec!["keygen", "--help"],
+        vec!["release", "create", "--help"],
+        vec!["release", "sign", "--help"],
+        vec!["keyring", "init", "--help"],
+        vec!["verify", "--help"],
+        vec!["channel", "publish", "--help"],
+        vec!["serve", "--help"],
+        vec!["schema", "--help"],
+        vec!["demo", "--help"],
+    ] {
+        let r = tool(&cmd);
+        r.assert_ok();
+        assert!(r.stdout.contains("Usage:"), "{cmd:?}");
+    }
+    assert!(tool(&["--help"])
+        .stdout
+        .contains("3  rejected for security"));
+    assert_eq!(tool(&["no-such-command"]).code, 2);
+}
