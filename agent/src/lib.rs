@@ -20,19 +20,23 @@
 //! - [`install`]: `apply`, the verified streaming install pipeline;
 //! - [`error`]: failure classes and exit codes.
 
-pub mod boot;
 pub mod bootenv;
+pub mod bootloader;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod fetch;
 pub mod health;
 pub mod install;
-pub mod kexec;
+pub mod mark;
+pub mod progress;
 pub mod report;
+pub mod session;
 pub mod slots;
 pub mod state;
+pub mod status;
 pub mod trial;
 pub mod util;
 

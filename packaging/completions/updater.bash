@@ -89,13 +89,17 @@ _updater() {
 
     case "${cmd}" in
         updater)
-            opts="-v -h -V --verbose --config --help --version verify apply activate check daemon status health mark-good mark-bad rollback help"
+            opts="-v -h -V --verbose --config --now --help --version verify apply activate check daemon status health mark-good mark-bad rollback help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -107,13 +111,17 @@ _updater() {
             return 0
             ;;
         updater__subcmd__activate)
-            opts="-v -h --reboot --kexec --dry-run --verbose --config --help"
+            opts="-v -h --reboot --kexec --dry-run --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -125,13 +133,17 @@ _updater() {
             return 0
             ;;
         updater__subcmd__apply)
-            opts="-v -h --no-reboot --reboot --kexec --dry-run --json --verbose --config --help"
+            opts="-v -h --no-reboot --reboot --kexec --dry-run --json --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -143,17 +155,17 @@ _updater() {
             return 0
             ;;
         updater__subcmd__check)
-            opts="-v -h --json --now --verbose --config --help"
+            opts="-v -h --json --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --now)
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --config)
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -165,17 +177,17 @@ _updater() {
             return 0
             ;;
         updater__subcmd__daemon)
-            opts="-v -h --once --now --verbose --config --help"
+            opts="-v -h --once --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
-                --now)
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --config)
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -187,13 +199,17 @@ _updater() {
             return 0
             ;;
         updater__subcmd__health)
-            opts="-v -h --json --verbose --config --help"
+            opts="-v -h --json --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -373,13 +389,17 @@ _updater() {
             return 0
             ;;
         updater__subcmd__mark__subcmd__bad)
-            opts="-v -h --verbose --config --help"
+            opts="-v -h --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -391,13 +411,17 @@ _updater() {
             return 0
             ;;
         updater__subcmd__mark__subcmd__good)
-            opts="-v -h --verbose --config --help"
+            opts="-v -h --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -409,13 +433,17 @@ _updater() {
             return 0
             ;;
         updater__subcmd__rollback)
-            opts="-v -h --verbose --config --help"
+            opts="-v -h --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -427,13 +455,17 @@ _updater() {
             return 0
             ;;
         updater__subcmd__status)
-            opts="-v -h --json --verbose --config --help"
+            opts="-v -h --json --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -445,7 +477,7 @@ _updater() {
             return 0
             ;;
         updater__subcmd__verify)
-            opts="-v -h --keyring --compatible --installed-version --installed-security-version --now --json --verbose --config --help"
+            opts="-v -h --keyring --compatible --installed-version --installed-security-version --json --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -467,11 +499,11 @@ _updater() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --now)
+                --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --config)
+                --now)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

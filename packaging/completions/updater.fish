@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_updater_global_optspecs
-    string join \n v/verbose config= h/help V/version
+    string join \n v/verbose config= now= h/help V/version
 end
 
 function __fish_updater_needs_command
@@ -25,6 +25,7 @@ function __fish_updater_using_subcommand
 end
 
 complete -c updater -n "__fish_updater_needs_command" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_needs_command" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_needs_command" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_needs_command" -s h -l help -d 'Print help'
 complete -c updater -n "__fish_updater_needs_command" -s V -l version -d 'Print version'
@@ -43,12 +44,13 @@ complete -c updater -n "__fish_updater_using_subcommand verify" -l keyring -d 'T
 complete -c updater -n "__fish_updater_using_subcommand verify" -l compatible -d 'The device\'s compatible string (checked when given)' -r
 complete -c updater -n "__fish_updater_using_subcommand verify" -l installed-version -d 'The installed version: a lower release version is refused' -r
 complete -c updater -n "__fish_updater_using_subcommand verify" -l installed-security-version -d 'The highest security_version seen: a lower one is refused' -r
-complete -c updater -n "__fish_updater_using_subcommand verify" -l now -d 'Check expiry as of this time (RFC 3339) instead of the clock: would the release be valid then?' -r
 complete -c updater -n "__fish_updater_using_subcommand verify" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_using_subcommand verify" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand verify" -l json -d 'Print the result as JSON'
 complete -c updater -n "__fish_updater_using_subcommand verify" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand verify" -s h -l help -d 'Print help'
 complete -c updater -n "__fish_updater_using_subcommand apply" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_using_subcommand apply" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand apply" -l no-reboot -d 'Install only; do not start a trial (the default)'
 complete -c updater -n "__fish_updater_using_subcommand apply" -l reboot -d 'After installing, arm the bootloader\'s one-shot trial of the new slot and reboot into it'
 complete -c updater -n "__fish_updater_using_subcommand apply" -l kexec -d 'After installing, verify the new slot\'s kernel and kexec into it as a trial (kexec.policy decides what happens when the kernel refuses)'
@@ -57,36 +59,42 @@ complete -c updater -n "__fish_updater_using_subcommand apply" -l json -d 'Emit 
 complete -c updater -n "__fish_updater_using_subcommand apply" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand apply" -s h -l help -d 'Print help'
 complete -c updater -n "__fish_updater_using_subcommand activate" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_using_subcommand activate" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand activate" -l reboot -d 'Boot it by a one-shot reboot trial (default: as kexec.policy says)'
 complete -c updater -n "__fish_updater_using_subcommand activate" -l kexec -d 'Boot it by a kexec trial'
 complete -c updater -n "__fish_updater_using_subcommand activate" -l dry-run -d 'With --kexec: verify and load the kernel, then unload it'
 complete -c updater -n "__fish_updater_using_subcommand activate" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand activate" -s h -l help -d 'Print help'
-complete -c updater -n "__fish_updater_using_subcommand check" -l now -d 'Decide as if it were this time (RFC 3339), e.g. inside the window' -r
 complete -c updater -n "__fish_updater_using_subcommand check" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_using_subcommand check" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand check" -l json -d 'Print JSON'
 complete -c updater -n "__fish_updater_using_subcommand check" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand check" -s h -l help -d 'Print help'
-complete -c updater -n "__fish_updater_using_subcommand daemon" -l now -d 'Run with the clock fixed at this time (RFC 3339); for tests' -r
 complete -c updater -n "__fish_updater_using_subcommand daemon" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_using_subcommand daemon" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand daemon" -l once -d 'Poll once, act, and exit with that poll\'s result'
 complete -c updater -n "__fish_updater_using_subcommand daemon" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand daemon" -s h -l help -d 'Print help'
 complete -c updater -n "__fish_updater_using_subcommand status" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_using_subcommand status" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand status" -l json -d 'Print JSON'
 complete -c updater -n "__fish_updater_using_subcommand status" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand status" -s h -l help -d 'Print help'
 complete -c updater -n "__fish_updater_using_subcommand health" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_using_subcommand health" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand health" -l json -d 'Print the outcome as JSON'
 complete -c updater -n "__fish_updater_using_subcommand health" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand health" -s h -l help -d 'Print help'
 complete -c updater -n "__fish_updater_using_subcommand mark-good" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_using_subcommand mark-good" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand mark-good" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand mark-good" -s h -l help -d 'Print help'
 complete -c updater -n "__fish_updater_using_subcommand mark-bad" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_using_subcommand mark-bad" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand mark-bad" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand mark-bad" -s h -l help -d 'Print help'
 complete -c updater -n "__fish_updater_using_subcommand rollback" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
+complete -c updater -n "__fish_updater_using_subcommand rollback" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand rollback" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand rollback" -s h -l help -d 'Print help'
 complete -c updater -n "__fish_updater_using_subcommand help; and not __fish_seen_subcommand_from verify apply activate check daemon status health mark-good mark-bad rollback help" -f -a "verify" -d 'Verify a release manifest against a keyring and the device\'s policy'

@@ -8,6 +8,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use updater::clock::Clock;
+use updater::session::Session;
+use updater::trial::kexec::loader::KexecLoader;
+use updater::trial::reboot::{Rebooter, Restart};
+use updater::trial::{How, Machine};
 use updater_format::keys::Keyring;
 use updater_format::manifest::verify::{verify, Policy};
 use updater_release::keys::{keygen, keyring_init, RoleInit};
@@ -161,14 +166,8 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     n.step("device: updater apply URL --reboot — verify, mark B unbootable, stream verified chunks into B, start a trial");
     let a_before = updater_format::Sha256Digest::of(&std::fs::read(dev.join("slots/A.rootfs"))?);
     let reboots = DemoRebooter;
-    let mut progress = updater::install::progress::Progress::new(false);
-    let out = updater::install::apply(
-        &settings,
-        &url,
-        None,
-        &mut progress,
-        updater::install::Then::Reboot(&reboots),
-    )?;
+    let mut progress = updater::progress::Progress::new(false);
+    let out = apply_reboot(&settings, &url, &reboots, &mut progress)?;
     say(format!(
         "installed {} into slot {}: {} bytes fetched, {} retry after the dropped connection (resumed with a Range request)",
         out.version, out.group, out.downloaded_bytes, out.retries
@@ -188,7 +187,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     say(format!("booted slot {}", simulate_bootloader(&dev)?));
 
     n.step("device (slot B): updater health — the health checks pass, so B is committed");
-    report_health(updater::trial::health(&settings, &reboots)?);
+    report_health(health(&settings, &reboots)?);
     say(format!("boot env now: {}", env_line(&dev)?));
     show_status(&settings)?;
 
@@ -211,12 +210,11 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     n.step(
         "device (slot B): updater apply URL --reboot — installs into slot A, the slot not booted",
     );
-    let out = updater::install::apply(
+    let out = apply_reboot(
         &settings,
         &server2.url("manifest.json"),
-        None,
+        &reboots,
         &mut progress,
-        updater::install::Then::Reboot(&reboots),
     )?;
     say(format!("installed {} into slot {}", out.version, out.group));
 
@@ -224,13 +222,13 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     say(format!("booted slot {}", simulate_bootloader(&dev)?));
 
     n.step("device (slot A): updater health — the application check fails");
-    report_health(updater::trial::health(&settings, &reboots)?);
+    report_health(health(&settings, &reboots)?);
 
     n.step("bootloader: slot A is not bootable, B is still the default: B boots");
     say(format!("booted slot {}", simulate_bootloader(&dev)?));
-    report_health(updater::trial::health(&settings, &reboots)?);
+    report_health(health(&settings, &reboots)?);
     show_status(&settings)?;
-    let st = updater::install::status(&settings)?;
+    let st = updater::status::status(&settings)?;
     if st["booted"] != "B"
         || st["groups"]["A"]["status"] != "bad"
         || st["groups"]["B"]["status"] != "good"
@@ -292,12 +290,64 @@ kernel = "{d}/slots/B.vmlinuz"
     updater::config::load(Some(&dev.join("config.toml")))
 }
 
+/// `updater apply URL --reboot` on the simulated device: one session, the
+/// install, then the reboot trial.
+fn apply_reboot(
+    settings: &updater::config::Settings,
+    url: &str,
+    reboots: &DemoRebooter,
+    progress: &mut updater::progress::Progress,
+) -> Result<updater::install::Installed> {
+    let mut session = Session::open(settings, Clock::system())?;
+    let out = updater::install::install(&mut session, url, None, progress)?;
+    let machine = Machine {
+        rebooter: reboots,
+        loader: &NoKexec,
+        watchdog: None,
+    };
+    updater::trial::start(
+        &mut session,
+        &out.group,
+        &out.manifest,
+        How::Reboot,
+        machine,
+        progress,
+    )?;
+    Ok(out)
+}
+
+/// `updater health` on the simulated device.
+fn health(
+    settings: &updater::config::Settings,
+    reboots: &DemoRebooter,
+) -> Result<updater::mark::HealthOutcome> {
+    updater::mark::health(Session::open(settings, Clock::system())?, reboots)
+}
+
 /// Stands in for the machine's restart: the demo runs on a developer's
 /// machine, which must never reboot. It only says what would happen.
 struct DemoRebooter;
 
-impl updater::boot::reboot::Rebooter for DemoRebooter {
-    fn restart(&self, how: updater::boot::reboot::Restart) -> Result<()> {
+/// The demo never kexecs: a loader that refuses, so that nothing can ever
+/// stage a kernel on the machine the demo runs on.
+struct NoKexec;
+
+impl KexecLoader for NoKexec {
+    fn load(
+        &self,
+        _: std::os::fd::BorrowedFd<'_>,
+        _: Option<std::os::fd::BorrowedFd<'_>>,
+        _: &std::ffi::CString,
+    ) -> Result<(), nix::errno::Errno> {
+        Err(nix::errno::Errno::EPERM)
+    }
+    fn unload(&self) -> Result<(), nix::errno::Errno> {
+        Ok(())
+    }
+}
+
+impl Rebooter for DemoRebooter {
+    fn restart(&self, how: Restart) -> Result<()> {
         say(format!("(the device would {} now; simulated)", how.name()));
         Ok(())
     }
@@ -353,7 +403,7 @@ fn env_line(dev: &Path) -> Result<String> {
 }
 
 fn show_status(settings: &updater::config::Settings) -> Result<()> {
-    let st = updater::install::status(settings)?;
+    let st = updater::status::status(settings)?;
     for g in ["A", "B"] {
         let e = &st["groups"][g];
         say(format!(
@@ -371,8 +421,8 @@ fn show_status(settings: &updater::config::Settings) -> Result<()> {
     Ok(())
 }
 
-fn report_health(outcome: updater::trial::HealthOutcome) {
-    use updater::trial::HealthOutcome as H;
+fn report_health(outcome: updater::mark::HealthOutcome) {
+    use updater::mark::HealthOutcome as H;
     match outcome {
         H::NothingPending { .. } => say("health: no trial pending"),
         H::Committed { group, checks } => say(format!(

@@ -5,10 +5,12 @@ use anyhow::Result;
 use clap::Args;
 
 use super::print_json;
+use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::usage;
-use crate::install::progress::Progress;
-use crate::install::How;
+use crate::progress::Progress;
+use crate::session::Session;
+use crate::trial::{How, KexecOutcome, RealMachine};
 
 /// Arguments of `updater apply`.
 #[derive(Debug, Args)]
@@ -44,28 +46,47 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-pub(super) fn apply(settings: &Settings, a: ApplyArgs) -> Result<()> {
+pub(super) fn apply(settings: &Settings, clock: Clock, a: ApplyArgs) -> Result<()> {
     let source = a
         .source
         .or_else(|| settings.source.clone())
         .ok_or_else(|| usage("no SOURCE given and no `source` in the configuration"))?;
     let mut progress = Progress::new(a.json);
     let how = if a.kexec {
-        How::Kexec { dry_run: a.dry_run }
+        Some(How::Kexec { dry_run: a.dry_run })
     } else if a.reboot {
-        How::Reboot
+        Some(How::Reboot)
     } else {
-        How::Stay
+        None
     };
-    let out = crate::install::with_then(settings, how, |then| {
-        crate::install::apply(settings, &source, None, &mut progress, then)
-    })?;
-    print_outcome(&out, a.json, a.reboot);
+    let mut session = Session::open(settings, clock)?;
+    let out = crate::install::install(&mut session, &source, None, &mut progress)?;
+    // The install ends at "installed"; the trial is started by its owner.
+    let kexec = match how {
+        Some(how) => {
+            let mut machine = RealMachine::new(settings);
+            crate::trial::start(
+                &mut session,
+                &out.group,
+                &out.manifest,
+                how,
+                machine.parts(),
+                &mut progress,
+            )?
+        }
+        None => None,
+    };
+    print_outcome(&out, kexec.as_ref(), a.json, a.reboot);
     Ok(())
 }
 
-/// Print what `apply` or `activate` did.
-fn print_outcome(out: &crate::install::ApplyOutcome, json: bool, reboot: bool) {
+/// Print what `apply` did.
+fn print_outcome(
+    out: &crate::install::Installed,
+    kexec: Option<&KexecOutcome>,
+    json: bool,
+    reboot: bool,
+) {
     if json {
         return;
     }
@@ -76,13 +97,13 @@ fn print_outcome(out: &crate::install::ApplyOutcome, json: bool, reboot: bool) {
         out.downloaded_bytes,
         if out.resumed { ", resumed" } else { "" },
         if out.retries > 0 { format!(", {} retries", out.retries) } else { String::new() },
-        match &out.kexec {
-            Some(crate::kexec::KexecOutcome::DryRun { cmdline, kernel_bytes, initrd_bytes }) => format!(
+        match kexec {
+            Some(KexecOutcome::DryRun { cmdline, kernel_bytes, initrd_bytes }) => format!(
                 "; kexec dry run: kernel ({kernel_bytes} bytes){} verified, loaded and unloaded; would boot with: {cmdline}",
                 initrd_bytes.map(|n| format!(" and initrd ({n} bytes)")).unwrap_or_default()
             ),
-            Some(crate::kexec::KexecOutcome::Jumped { cmdline }) => format!("; kexec into the trial with: {cmdline}"),
-            Some(crate::kexec::KexecOutcome::FellBack { reason }) => {
+            Some(KexecOutcome::Jumped { cmdline }) => format!("; kexec into the trial with: {cmdline}"),
+            Some(KexecOutcome::FellBack { reason }) => {
                 format!("; kexec not possible ({reason}): rebooting into a one-shot trial instead")
             }
             None if reboot => "; rebooting into a one-shot trial".into(),
@@ -92,7 +113,7 @@ fn print_outcome(out: &crate::install::ApplyOutcome, json: bool, reboot: bool) {
 }
 
 pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
-    let v = crate::install::status(settings)?;
+    let v = crate::status::status(settings)?;
     if a.json {
         print_json(&v);
         return Ok(());
@@ -164,14 +185,14 @@ pub struct MarkBadArgs {
     pub group: Option<String>,
 }
 
-pub(super) fn health(settings: &Settings, a: HealthArgs) -> Result<()> {
-    let rebooter = crate::boot::reboot::rebooter(settings.trial.reboot_command.as_ref());
-    let outcome = crate::trial::health(settings, rebooter.as_ref())?;
+pub(super) fn health(settings: &Settings, clock: Clock, a: HealthArgs) -> Result<()> {
+    let machine = RealMachine::new(settings);
+    let outcome = crate::mark::health(Session::open(settings, clock)?, machine.rebooter())?;
     if a.json {
         print_json(&serde_json::to_value(&outcome)?);
         return Ok(());
     }
-    use crate::trial::HealthOutcome as H;
+    use crate::mark::HealthOutcome as H;
     match &outcome {
         H::NothingPending { discrepancies } => {
             println!("no trial pending");
@@ -204,20 +225,20 @@ pub(super) fn health(settings: &Settings, a: HealthArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn mark_good(settings: &Settings) -> Result<()> {
-    let g = crate::trial::mark_good(settings)?;
+pub(super) fn mark_good(settings: &Settings, clock: Clock) -> Result<()> {
+    let g = crate::mark::mark_good(&mut Session::open(settings, clock)?)?;
     println!("slot {g} marked good and made the default");
     Ok(())
 }
 
-pub(super) fn mark_bad(settings: &Settings, a: MarkBadArgs) -> Result<()> {
-    let g = crate::trial::mark_bad(settings, a.group.as_deref())?;
+pub(super) fn mark_bad(settings: &Settings, clock: Clock, a: MarkBadArgs) -> Result<()> {
+    let g = crate::mark::mark_bad(&mut Session::open(settings, clock)?, a.group.as_deref())?;
     println!("slot {g} marked bad");
     Ok(())
 }
 
-pub(super) fn rollback(settings: &Settings) -> Result<()> {
-    let g = crate::trial::rollback(settings)?;
+pub(super) fn rollback(settings: &Settings, clock: Clock) -> Result<()> {
+    let g = crate::mark::rollback(&mut Session::open(settings, clock)?)?;
     println!("slot {g} is the default again; reboot to boot it");
     Ok(())
 }

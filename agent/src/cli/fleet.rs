@@ -1,13 +1,15 @@
 //! Fleet commands: `check`, `daemon` and `activate`.
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
 use clap::Args;
 
 use super::print_json;
+use crate::clock::Clock;
 use crate::config::Settings;
-use crate::daemon::{Action, Clock, DaemonOptions};
-use crate::install::How;
+use crate::daemon::{Action, DaemonOptions};
+use crate::progress::Progress;
+use crate::session::Session;
+use crate::trial::{How, KexecOutcome, RealMachine};
 
 /// Arguments of `updater check`.
 #[derive(Debug, Args)]
@@ -15,9 +17,6 @@ pub struct CheckArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-    /// Decide as if it were this time (RFC 3339), e.g. inside the window.
-    #[arg(long, value_parser = parse_time)]
-    pub now: Option<DateTime<Utc>>,
 }
 
 /// Arguments of `updater daemon`.
@@ -26,9 +25,6 @@ pub struct DaemonArgs {
     /// Poll once, act, and exit with that poll's result.
     #[arg(long)]
     pub once: bool,
-    /// Run with the clock fixed at this time (RFC 3339); for tests.
-    #[arg(long, value_parser = parse_time)]
-    pub now: Option<DateTime<Utc>>,
 }
 
 /// Arguments of `updater activate`.
@@ -45,15 +41,8 @@ pub struct ActivateArgs {
     pub dry_run: bool,
 }
 
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-27T02:30:00Z: {e}"))
-}
-
-pub(super) fn check(settings: &Settings, a: CheckArgs) -> Result<()> {
-    let now = a.now.unwrap_or_else(Utc::now);
-    let (plan, _) = crate::daemon::plan(settings, now)?;
+pub(super) fn check(settings: &Settings, clock: Clock, a: CheckArgs) -> Result<()> {
+    let plan = crate::daemon::plan(settings, clock.now())?;
     if a.json {
         print_json(&serde_json::to_value(&plan)?);
         return Ok(());
@@ -95,17 +84,17 @@ pub(super) fn check(settings: &Settings, a: CheckArgs) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn daemon(settings: &Settings, a: DaemonArgs) -> Result<()> {
+pub(super) fn daemon(settings: &Settings, clock: Clock, a: DaemonArgs) -> Result<()> {
     crate::daemon::run(
         settings,
         DaemonOptions {
             once: a.once,
-            clock: Clock(a.now),
+            clock,
         },
     )
 }
 
-pub(super) fn activate(settings: &Settings, a: ActivateArgs) -> Result<()> {
+pub(super) fn activate(settings: &Settings, clock: Clock, a: ActivateArgs) -> Result<()> {
     let how = if a.kexec {
         How::Kexec { dry_run: a.dry_run }
     } else if a.reboot {
@@ -113,20 +102,24 @@ pub(super) fn activate(settings: &Settings, a: ActivateArgs) -> Result<()> {
     } else {
         How::from_policy(settings)
     };
-    let mut progress = crate::install::progress::Progress::new(false);
-    let out = crate::install::with_then(settings, how, |then| {
-        crate::install::activate(settings, None, &mut progress, then)
-    })?;
+    let mut session = Session::open(settings, clock)?;
+    let mut machine = RealMachine::new(settings);
+    let out = crate::trial::activate(
+        &mut session,
+        None,
+        how,
+        machine.parts(),
+        &mut Progress::new(false),
+    )?;
     println!(
         "slot {} ({}) {}",
         out.group,
         out.version,
         match &out.kexec {
-            Some(crate::kexec::KexecOutcome::DryRun { cmdline, .. }) =>
+            Some(KexecOutcome::DryRun { cmdline, .. }) =>
                 format!("verified, loaded and unloaded (dry run); would boot with: {cmdline}"),
-            Some(crate::kexec::KexecOutcome::Jumped { .. }) =>
-                "is being booted by kexec as a trial".into(),
-            Some(crate::kexec::KexecOutcome::FellBack { reason }) =>
+            Some(KexecOutcome::Jumped { .. }) => "is being booted by kexec as a trial".into(),
+            Some(KexecOutcome::FellBack { reason }) =>
                 format!("could not be kexec'd ({reason}); rebooting into a one-shot trial instead"),
             None => "is being booted by a one-shot reboot trial".into(),
         }

@@ -7,7 +7,10 @@ mod verify;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
+
+use crate::clock::Clock;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -29,6 +32,11 @@ pub struct Cli {
     /// Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml).
     #[arg(long, global = true, env = "UPDATER_CONFIG")]
     pub config: Option<PathBuf>,
+    /// Run with the clock fixed at this time (RFC 3339): what expiry, trial
+    /// deadlines, windows and records see. For tests, and to ask what would
+    /// happen then (`updater check --now ...`).
+    #[arg(long, global = true, value_parser = parse_time)]
+    pub now: Option<DateTime<Utc>>,
     /// The command.
     #[command(subcommand)]
     pub command: Command,
@@ -104,22 +112,28 @@ pub fn init_logging(cli: &Cli) {
 
 /// Run a parsed command.
 pub fn run(cli: Cli) -> Result<()> {
+    let clock = Clock::from_option(cli.now);
+    let config = cli.config.clone();
+    let settings = || crate::config::load(config.as_deref());
     match cli.command {
-        Command::Verify(a) => verify::run(a),
-        Command::Apply(a) => device::apply(&settings(&cli.config)?, a),
-        Command::Activate(a) => fleet::activate(&settings(&cli.config)?, a),
-        Command::Check(a) => fleet::check(&settings(&cli.config)?, a),
-        Command::Daemon(a) => fleet::daemon(&settings(&cli.config)?, a),
-        Command::Status(a) => device::status(&settings(&cli.config)?, a),
-        Command::Health(a) => device::health(&settings(&cli.config)?, a),
-        Command::MarkGood => device::mark_good(&settings(&cli.config)?),
-        Command::MarkBad(a) => device::mark_bad(&settings(&cli.config)?, a),
-        Command::Rollback => device::rollback(&settings(&cli.config)?),
+        Command::Verify(a) => verify::run(a, clock),
+        Command::Apply(a) => device::apply(&settings()?, clock, a),
+        Command::Activate(a) => fleet::activate(&settings()?, clock, a),
+        Command::Check(a) => fleet::check(&settings()?, clock, a),
+        Command::Daemon(a) => fleet::daemon(&settings()?, clock, a),
+        Command::Status(a) => device::status(&settings()?, a),
+        Command::Health(a) => device::health(&settings()?, clock, a),
+        Command::MarkGood => device::mark_good(&settings()?, clock),
+        Command::MarkBad(a) => device::mark_bad(&settings()?, clock, a),
+        Command::Rollback => device::rollback(&settings()?, clock),
     }
 }
 
-fn settings(config: &Option<PathBuf>) -> Result<crate::config::Settings> {
-    crate::config::load(config.as_deref())
+/// Parse an RFC 3339 time, with an error that shows the form.
+pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time such as 2026-11-27T02:30:00Z: {e}"))
 }
 
 /// Print a value as one line of JSON.

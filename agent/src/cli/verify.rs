@@ -27,16 +27,12 @@ pub struct VerifyArgs {
     /// The highest security_version seen: a lower one is refused.
     #[arg(long, default_value_t = 0)]
     pub installed_security_version: u64,
-    /// Check expiry as of this time (RFC 3339) instead of the clock: would
-    /// the release be valid then?
-    #[arg(long)]
-    pub now: Option<chrono::DateTime<chrono::Utc>>,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-pub(super) fn run(a: VerifyArgs) -> Result<()> {
+pub(super) fn run(a: VerifyArgs, clock: crate::clock::Clock) -> Result<()> {
     let keyring = Keyring::load(&a.keyring)?;
     let bytes = read_capped(&a.manifest)?;
     let policy = Policy {
@@ -44,7 +40,7 @@ pub(super) fn run(a: VerifyArgs) -> Result<()> {
         installed_version: a.installed_version.clone(),
         min_security_version: a.installed_security_version,
         agent_version: Some(crate::agent_version()),
-        now: a.now.unwrap_or_else(chrono::Utc::now),
+        now: clock.now(),
     };
     let result = verify(&bytes, &keyring, &policy);
     match (&result, a.json) {

@@ -114,7 +114,7 @@ impl RetryBudget {
         // a retry is the agent working, not hanging.
         let until = std::time::Instant::now() + delay;
         loop {
-            crate::install::progress::beat();
+            crate::util::heartbeat::beat();
             let now = std::time::Instant::now();
             if now >= until {
                 break;

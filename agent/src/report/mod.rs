@@ -96,11 +96,11 @@ pub struct Details {
 
 impl Details {
     /// Details of the release held by `group` in the state.
-    pub fn of_group(state: &crate::state::State, group: &str) -> Details {
+    pub fn of_group(state: &crate::state::UpdateState, group: &str) -> Details {
         let g = state.group(group);
         Details {
-            version: g.version,
-            digest: g.digest,
+            version: g.version().map(str::to_string),
+            digest: g.digest().map(str::to_string),
             slot: Some(group.to_string()),
             reason: None,
         }
@@ -142,8 +142,16 @@ impl Outbox {
         Ok(f)
     }
 
-    /// Write an event durably; drops the oldest beyond `max_events`.
-    pub fn enqueue(&self, kind: EventKind, device: &str, d: Details, max: usize) -> Result<Event> {
+    /// Write an event that happened at `time` durably; drops the oldest
+    /// beyond `max`.
+    pub fn enqueue(
+        &self,
+        kind: EventKind,
+        device: &str,
+        d: Details,
+        max: usize,
+        time: DateTime<Utc>,
+    ) -> Result<Event> {
         let _lock = self.lock()?;
         let epoch = self.epoch()?;
         let seq_path = self.dir.join(SEQ_FILE);
@@ -176,7 +184,7 @@ impl Outbox {
             digest: d.digest,
             slot: d.slot,
             reason: d.reason,
-            time: Utc::now(),
+            time,
             agent: env!("CARGO_PKG_VERSION").to_string(),
         };
         write_atomic(
@@ -321,10 +329,10 @@ impl Outbox {
     }
 }
 
-/// Record an event when reporting is configured. Never fails the caller:
-/// a transition that happened must not be undone because its report could
-/// not be written; the failure is logged.
-pub fn record(settings: &Settings, kind: EventKind, d: Details) {
+/// Record an event that happened at `now` when reporting is configured.
+/// Never fails the caller: a transition that happened must not be undone
+/// because its report could not be written; the failure is logged.
+pub fn record(settings: &Settings, kind: EventKind, d: Details, now: DateTime<Utc>) {
     if settings.report.url.is_none() {
         return;
     }
@@ -336,7 +344,7 @@ pub fn record(settings: &Settings, kind: EventKind, d: Details) {
         }
     };
     if let Err(e) =
-        Outbox::new(&settings.state_dir).enqueue(kind, &device, d, settings.report.max_events)
+        Outbox::new(&settings.state_dir).enqueue(kind, &device, d, settings.report.max_events, now)
     {
         tracing::warn!("could not write the {kind:?} report to the outbox: {e:#}");
     }

@@ -1,400 +1,336 @@
-//! Trials, commits and rollbacks: the transitions that decide what boots.
+//! Starting a trial: the one place that records a trial and runs the boot
+//! method, by reboot or by kexec, each behind [`BootMethod`]. A kexec that
+//! cannot happen comes back as a [`Refusal`], and `kexec.policy` decides
+//! here, and only here, whether the trial falls back to a reboot or fails.
 //!
-//! Each transition is an order of durable steps (every step fsynced before
-//! the next), chosen so that a crash between any two leaves the invariants
-//! standing: the primary always points at a group that can boot, an
-//! unconfirmed trial never becomes primary, and the next `updater health`
-//! tells the truth.
+//! The order of durable steps:
 //!
-//! Start a reboot trial (`apply --reboot`):
-//!   T1 state: group `trial`, trial {group, started, deadline}
-//!   T2 bootloader: arm the one-shot trial of the group
-//!   T3 restart
-//! (crash after T1: the next boot is the old primary, which sees an
-//! unconfirmed trial and marks the group bad: conservative, never unsafe.)
+//!   M1 method prepares (kexec: verify the kernel over sealed bytes, check
+//!      the watchdog) — nothing recorded yet, so a refusal changes nothing;
+//!   T1 state: group `trial`, trial {group, started, deadline};
+//!   M2 method stages (reboot: arm the bootloader's one-shot; kexec: load the
+//!      sealed kernel, arm the watchdog);
+//!   R  report `trial-started`, at the point of no return;
+//!   M3 restart into the group.
 //!
-//! Start a kexec trial: T1, then the jump; the bootloader is not touched, so
-//! any reset during the trial comes back to the old primary.
-//!
-//! Commit (health passed in the trial group):
-//!   C0 state: trial marked confirmed
-//!   C1 bootloader: group bootable
-//!   C2 bootloader: group primary
-//!   C3 state: group `good`, trial cleared
-//! (crash after C0 or C1: the old primary boots and marks the trial bad;
-//! after C2: the new group boots — it is primary only because it was
-//! confirmed — and health finishes the commit.)
-//!
-//! Mark bad (a check failed, or the trial never confirmed):
-//!   B1 bootloader: group not bootable (also disarms its one-shot)
-//!   B2 state: group `bad` with the reason, trial cleared
-//!   B3 restart, when a check failed and `health.reboot_on_failure`
+//! A crash after T1: the next boot is the old primary, which sees an
+//! unconfirmed trial and marks the group bad — conservative, never unsafe.
+//! A refusal at M2: with `prefer`, the recorded trial is staged by the
+//! reboot method instead; with `require`, the trial is reverted (nothing
+//! will boot it) and the command fails with exit code 6.
+
+pub mod kexec;
+pub mod method;
+pub mod reboot;
 
 use anyhow::{Context, Result};
-use chrono::Utc;
+use serde_json::json;
+use updater_format::keys::Keyring;
+use updater_format::manifest::verify::verify;
 
-use crate::boot::reboot::{Rebooter, Restart};
-use crate::boot::Bootloader;
-use crate::config::Settings;
-use crate::error::{usage, BootError};
+use crate::config::{KexecPolicy, Settings};
+use crate::error::{usage, Rejected};
+use crate::progress::Progress;
 use crate::report::{self, Details, EventKind};
-use crate::state::{GroupStatus, State, StateStore, Trial};
+use crate::session::Session;
+use crate::state::Phase;
+pub use kexec::KexecOutcome;
+use kexec::{loader::KexecLoader, watchdog::Watchdog, KexecMethod};
+pub use method::{BootMethod, MethodError, Refusal};
+use reboot::{RebootMethod, Rebooter};
 
-/// What `updater health` found and did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(tag = "outcome", rename_all = "kebab-case")]
-pub enum HealthOutcome {
-    /// No trial was pending.
-    NothingPending {
-        /// Differences between the state and the bootloader env, if any.
-        discrepancies: Vec<String>,
-    },
-    /// The trial group passed its checks and is now the primary.
-    Committed {
-        /// The group.
-        group: String,
-        /// The checks that passed.
-        checks: Vec<String>,
-    },
-    /// A check failed: the group is bad.
-    Failed {
-        /// The group.
-        group: String,
-        /// The failed check and its output.
-        reason: String,
-        /// Whether the agent is rebooting back to the fallback.
-        rebooting: bool,
-    },
-    /// The machine came back in another group: the trial never confirmed.
-    TrialLost {
-        /// The group that was tried.
-        group: String,
-        /// The group that booted instead.
-        booted: String,
-        /// The recorded reason.
-        reason: String,
+/// How to boot a trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// The bootloader's one-shot, then a reboot.
+    Reboot,
+    /// kexec (the policy decides on refusal), or a dry run of it.
+    Kexec {
+        /// Verify, load and unload; record nothing, restart nothing.
+        dry_run: bool,
     },
 }
 
+impl How {
+    /// How to boot a trial on this device: kexec unless `kexec.policy` is
+    /// `never` (the policy then also decides what a refused kexec does).
+    pub fn from_policy(settings: &Settings) -> How {
+        match settings.kexec.policy {
+            KexecPolicy::Never => How::Reboot,
+            _ => How::Kexec { dry_run: false },
+        }
+    }
+}
+
+/// The parts of the machine a trial start touches: what restarts it, what
+/// loads a kernel, the hardware watchdog. Tests hand in doubles; the device
+/// hands in [`RealMachine::parts`].
+pub struct Machine<'m> {
+    /// Restarts the machine.
+    pub rebooter: &'m dyn Rebooter,
+    /// Loads a kernel with kexec_file_load.
+    pub loader: &'m dyn KexecLoader,
+    /// The watchdog armed before a kexec, if one is configured.
+    pub watchdog: Option<&'m mut dyn Watchdog>,
+}
+
+/// The device's own machine parts, from the configuration.
+pub struct RealMachine {
+    rebooter: Box<dyn Rebooter>,
+    loader: kexec::loader::SyscallLoader,
+    watchdog: Option<kexec::watchdog::DevWatchdog>,
+}
+
+impl RealMachine {
+    /// The configured rebooter, the real kexec_file_load and watchdog.
+    pub fn new(settings: &Settings) -> RealMachine {
+        RealMachine {
+            rebooter: reboot::rebooter(settings.trial.reboot_command.as_ref()),
+            loader: kexec::loader::SyscallLoader,
+            watchdog: settings
+                .kexec
+                .watchdog
+                .as_ref()
+                .map(|w| kexec::watchdog::DevWatchdog::new(w, &settings.kexec.sys_root)),
+        }
+    }
+
+    /// Borrow the parts for one trial start.
+    pub fn parts(&mut self) -> Machine<'_> {
+        Machine {
+            rebooter: self.rebooter.as_ref(),
+            loader: &self.loader,
+            watchdog: self.watchdog.as_mut().map(|w| w as &mut dyn Watchdog),
+        }
+    }
+
+    /// The rebooter alone (health reboots back after a failed check).
+    pub fn rebooter(&self) -> &dyn Rebooter {
+        self.rebooter.as_ref()
+    }
+}
+
 /// T1: record a trial of `group` durably.
-pub fn record_trial(
-    store: &StateStore,
-    state: &mut State,
-    group: &str,
-    settings: &Settings,
-) -> Result<()> {
-    let now = Utc::now();
-    let deadline = now
-        + chrono::Duration::from_std(settings.trial.deadline)
-            .unwrap_or(chrono::Duration::minutes(10));
-    state.trial = Some(Trial {
-        group: group.to_string(),
-        started: now,
-        deadline,
-        confirmed: false,
-    });
-    let g = state.group_mut(group);
-    g.status = GroupStatus::Trial;
-    g.last_error = None;
-    g.updated = Some(now);
-    store.save(state)?;
+fn record(session: &mut Session, group: &str) -> Result<()> {
+    let deadline = chrono::Duration::from_std(session.settings().trial.deadline)
+        .unwrap_or(chrono::Duration::minutes(10));
+    session.transition(|s, now| s.start_trial(group, now, now + deadline))?;
     crate::failpoint!("after-record-trial");
     Ok(())
 }
 
-/// Report `trial-started` at the point of no return (right before the
+/// R: report `trial-started` at the point of no return (right before the
 /// restart), so that a refused kexec load that falls back or reverts does
 /// not report a trial twice or one that never happened. Sent later from
 /// whichever slot runs next (the outbox is on the data partition).
-pub fn report_trial_started(settings: &Settings, state: &State, group: &str) {
+fn report_started(session: &Session, group: &str) {
     report::record(
-        settings,
+        session.settings(),
         EventKind::TrialStarted,
-        Details::of_group(state, group),
+        Details::of_group(session.state(), group),
+        session.now(),
     );
 }
 
-/// T1–T3: start a reboot trial of an installed group.
-pub fn start_reboot_trial(
-    settings: &Settings,
-    store: &StateStore,
-    state: &mut State,
-    boot: &mut dyn Bootloader,
-    rebooter: &dyn Rebooter,
+/// Boot the installed release of `group` (whose verified manifest is
+/// `manifest`) as a trial, `how` the caller asks.
+pub fn start(
+    session: &mut Session,
     group: &str,
-) -> Result<()> {
-    record_trial(store, state, group, settings)?;
-    boot.arm_trial(group)
-        .with_context(|| format!("arming the one-shot trial of slot {group}"))?;
-    crate::failpoint!("after-arm-trial");
-    report_trial_started(settings, state, group);
-    tracing::info!("rebooting into a one-shot trial of slot {group}");
-    rebooter.restart(Restart::Reboot)
-}
-
-/// C1–C3: make `group` the committed primary.
-pub fn commit(
-    store: &StateStore,
-    state: &mut State,
-    boot: &mut dyn Bootloader,
-    group: &str,
-) -> Result<()> {
-    if let Some(t) = state.trial.as_mut().filter(|t| t.group == group) {
-        t.confirmed = true;
-        store.save(state)?;
-        crate::failpoint!("commit-after-confirmed");
+    manifest: &[u8],
+    how: How,
+    machine: Machine<'_>,
+    progress: &mut Progress,
+) -> Result<Option<KexecOutcome>> {
+    if session.state().phase(group) != Phase::Installed {
+        return Err(usage(format!(
+            "slot {group} holds no installed release to boot (it is {}); install one with `updater apply`",
+            session.state().phase(group)
+        )));
     }
-    boot.set_bootable(group, true)?;
-    crate::failpoint!("commit-after-bootable");
-    boot.set_primary(group)?;
-    crate::failpoint!("commit-after-primary");
-    state.trial = None;
-    let g = state.group_mut(group);
-    g.status = GroupStatus::Good;
-    g.last_error = None;
-    g.updated = Some(Utc::now());
-    // The anti-rollback floor rises only when a release has proven itself:
-    // a failed trial must not lock the device out of the release it runs.
-    let committed = g.security_version.unwrap_or(0);
-    state.highest_security_version = state.highest_security_version.max(committed);
-    store.save(state)
-}
-
-/// B1–B2: mark `group` bad with `reason`.
-pub fn mark_bad_steps(
-    store: &StateStore,
-    state: &mut State,
-    boot: &mut dyn Bootloader,
-    group: &str,
-    reason: &str,
-) -> Result<()> {
-    boot.set_bootable(group, false)?;
-    crate::failpoint!("bad-after-unbootable");
-    if state.trial.as_ref().is_some_and(|t| t.group == group) {
-        state.trial = None;
-    }
-    state.remember_bad(group, reason);
-    let g = state.group_mut(group);
-    g.status = GroupStatus::Bad;
-    g.last_error = Some(reason.to_string());
-    g.updated = Some(Utc::now());
-    store.save(state)
-}
-
-/// Differences between what the state says and what the bootloader will do.
-/// The bootloader env decides what boots; these are reported, not "fixed".
-pub fn discrepancies(state: &State, boot: &dyn Bootloader, settings: &Settings) -> Vec<String> {
-    let mut out = Vec::new();
-    let primary = boot.primary().ok().flatten();
-    for g in &settings.slots {
-        let st = state.group(&g.name).status;
-        let Ok(bootable) = boot.bootable(&g.name) else {
-            continue;
-        };
-        match (st, bootable) {
-            (GroupStatus::Good, false) => out.push(format!(
-                "slot {} is good in the state but not bootable in the {} env",
-                g.name,
-                boot.name()
-            )),
-            (GroupStatus::Bad | GroupStatus::Installing | GroupStatus::Empty, true)
-                if primary.as_deref() == Some(g.name.as_str()) =>
-            {
-                out.push(format!(
-                    "slot {} is the {} env's primary but is {} in the state",
-                    g.name,
-                    boot.name(),
-                    st.name()
-                ))
-            }
-            _ => {}
+    match how {
+        How::Reboot => {
+            progress.event("trial", json!({"group": group, "how": "reboot"}));
+            let mut m = RebootMethod::new(machine.rebooter);
+            run_reboot(session, &mut m, group, manifest, false)?;
+            Ok(None)
         }
-    }
-    out
-}
-
-/// `updater health`: reconcile a pending trial at boot.
-pub fn health(settings: &Settings, rebooter: &dyn Rebooter) -> Result<HealthOutcome> {
-    let store = StateStore::open(&settings.state_dir)?;
-    let booted = crate::slots::booted_group(settings)?;
-    let mut state = crate::install::load_state(&store, settings, &booted)?;
-    let mut boot = crate::boot::open(settings)?;
-    let Some(trial) = state.trial.clone() else {
-        let d = discrepancies(&state, boot.as_ref(), settings);
-        for line in &d {
-            tracing::warn!("{line}");
-        }
-        return Ok(HealthOutcome::NothingPending { discrepancies: d });
-    };
-    if trial.group != booted {
-        let reason = format!(
-            "trial did not confirm: slot {} was tried at {} but slot {booted} booted instead (hang, watchdog reset, power cut or crash before the health checks)",
-            trial.group,
-            trial.started.to_rfc3339()
-        );
-        mark_bad_steps(&store, &mut state, boot.as_mut(), &trial.group, &reason)?;
-        tracing::error!("{reason}");
-        report::record(
-            settings,
-            EventKind::RolledBack,
-            Details::of_group(&state, &trial.group).because(&reason),
-        );
-        return Ok(HealthOutcome::TrialLost {
-            group: trial.group,
-            booted,
-            reason,
-        });
-    }
-    let result = if trial.confirmed {
-        // The checks already passed; a crash interrupted the commit.
-        Ok(vec![])
-    } else if Utc::now() > trial.deadline {
-        Err(format!(
-            "the trial deadline {} passed before the health checks ran",
-            trial.deadline.to_rfc3339()
-        ))
-    } else {
-        crate::health::run_checks(&settings.health).map_err(|f| f.to_string())
-    };
-    match result {
-        Ok(checks) => {
-            commit(&store, &mut state, boot.as_mut(), &booted)?;
-            tracing::info!("slot {booted} is healthy and committed as the default");
-            // Reported only here: after the checks passed in the new slot
-            // and the commit is durable.
-            report::record(
-                settings,
-                EventKind::Committed,
-                Details::of_group(&state, &booted),
+        How::Kexec { dry_run } => {
+            progress.event(
+                "trial",
+                json!({"group": group, "how": "kexec", "dry_run": dry_run}),
             );
-            Ok(HealthOutcome::Committed {
-                group: booted,
-                checks,
-            })
+            let k = start_kexec(session, group, manifest, dry_run, machine)?;
+            progress.event("kexec", serde_json::to_value(&k).unwrap_or_default());
+            Ok(Some(k))
         }
-        Err(reason) => {
-            mark_bad_steps(&store, &mut state, boot.as_mut(), &booted, &reason)?;
-            tracing::error!("slot {booted}: {reason}");
-            report::record(
-                settings,
-                EventKind::RolledBack,
-                Details::of_group(&state, &booted).because(&reason),
-            );
-            let rebooting = settings.health.reboot_on_failure;
-            // Release the state lock before restarting.
-            drop(store);
-            if rebooting {
-                rebooter.restart(Restart::Reboot)?;
+    }
+}
+
+fn run_reboot(
+    session: &mut Session,
+    m: &mut RebootMethod<'_>,
+    group: &str,
+    manifest: &[u8],
+    recorded: bool,
+) -> Result<()> {
+    m.prepare(session, group, manifest).map_err(into_error)?;
+    if !recorded {
+        record(session, group)?;
+    }
+    m.stage(session, group).map_err(into_error)?;
+    report_started(session, group);
+    m.jump()
+}
+
+fn into_error(e: MethodError) -> anyhow::Error {
+    match e {
+        MethodError::Failed(e) => e,
+        MethodError::Refused(r) => kexec::required(&r),
+    }
+}
+
+fn start_kexec(
+    session: &mut Session,
+    group: &str,
+    manifest: &[u8],
+    dry_run: bool,
+    machine: Machine<'_>,
+) -> Result<KexecOutcome> {
+    let policy = session.settings().kexec.policy;
+    let Machine {
+        rebooter,
+        loader,
+        watchdog,
+    } = machine;
+    // The policy's answer to a refusal; `recorded` says whether T1 happened.
+    let refused = |session: &mut Session, r: Refusal, recorded: bool| -> Result<KexecOutcome> {
+        if policy == KexecPolicy::Require {
+            if recorded {
+                // Leave no trial armed: nothing will boot the new slot.
+                session.transition(|s, now| s.revert_trial(group, now))?;
             }
-            Ok(HealthOutcome::Failed {
-                group: booted,
-                reason,
-                rebooting,
-            })
+            return Err(kexec::required(&r));
+        }
+        let reason = r.reason();
+        tracing::warn!("{reason}; falling back to a reboot trial");
+        run_reboot(
+            session,
+            &mut RebootMethod::new(rebooter),
+            group,
+            manifest,
+            recorded,
+        )?;
+        Ok(KexecOutcome::FellBack { reason })
+    };
+    if policy == KexecPolicy::Never && !dry_run {
+        return refused(session, Refusal::Disabled, false);
+    }
+    let mut k = KexecMethod::new(loader, watchdog, rebooter, dry_run);
+    // M1: verify; nothing is recorded yet.
+    match k.prepare(session, group, manifest) {
+        Ok(()) => {}
+        Err(MethodError::Failed(e)) => return Err(e),
+        // A dry run changes nothing, so it never falls back to a reboot.
+        Err(MethodError::Refused(r)) if dry_run => return Err(kexec::required(&r)),
+        Err(MethodError::Refused(r)) => return refused(session, r, false),
+    }
+    if dry_run {
+        return k.dry_run();
+    }
+    let cmdline = k.cmdline()?;
+    record(session, group)?;
+    match k.stage(session, group) {
+        Ok(()) => {}
+        Err(MethodError::Refused(r)) => return refused(session, r, true),
+        Err(MethodError::Failed(e)) => {
+            session.transition(|s, now| s.revert_trial(group, now))?;
+            return Err(e);
         }
     }
+    report_started(session, group);
+    tracing::info!("kexec into slot {group}");
+    k.jump()?;
+    Ok(KexecOutcome::Jumped { cmdline })
 }
 
-/// `updater mark-good`: confirm the booted group (commits a pending trial of
-/// it without running the checks).
-pub fn mark_good(settings: &Settings) -> Result<String> {
-    let store = StateStore::open(&settings.state_dir)?;
-    let booted = crate::slots::booted_group(settings)?;
-    let mut state = crate::install::load_state(&store, settings, &booted)?;
-    if let Some(t) = &state.trial {
-        if t.group != booted {
-            return Err(usage(format!(
-                "a trial of slot {} is pending but slot {booted} is booted; run `updater health` to reconcile first",
-                t.group
-            )));
+/// `updater activate`: boot the release already installed in the inactive
+/// group as a trial (after `apply` without a trial, or the daemon's
+/// download-only and window strategies). Its kept manifest is verified
+/// again first — the device's floor or the release's expiry may have moved.
+/// With `expect`, the installed release must be that digest (the daemon
+/// boots what the channel pins, not whatever happens to be installed).
+pub fn activate(
+    session: &mut Session,
+    expect: Option<&str>,
+    how: How,
+    machine: Machine<'_>,
+    progress: &mut Progress,
+) -> Result<Activated> {
+    let target = session.install_target()?;
+    if let Some(t) = session.state().trial() {
+        return Err(crate::state::TransitionError::TrialPending {
+            trial: t.group.clone(),
+            doing: "starting another",
         }
+        .into());
     }
-    let mut boot = crate::boot::open(settings)?;
-    // Only a confirmation that changes something is reported.
-    let was_good = state.trial.is_none() && state.group(&booted).status == GroupStatus::Good;
-    commit(&store, &mut state, boot.as_mut(), &booted)?;
-    if !was_good {
-        report::record(
-            settings,
-            EventKind::Committed,
-            Details::of_group(&state, &booted)
-                .because("confirmed by the operator (updater mark-good)"),
-        );
+    let g = session.state().group(&target).clone();
+    if session.state().phase(&target) != Phase::Installed {
+        return Err(usage(format!(
+            "slot {target} holds no installed release to boot (it is {}); install one with `updater apply`",
+            session.state().phase(&target)
+        )));
     }
-    Ok(booted)
-}
-
-/// `updater mark-bad [GROUP]`: mark a group bad. Marking the booted group
-/// bad first moves the primary to another good group, and is refused when
-/// there is none (nothing would be left to boot).
-pub fn mark_bad(settings: &Settings, group: Option<&str>) -> Result<String> {
-    let store = StateStore::open(&settings.state_dir)?;
-    let booted = crate::slots::booted_group(settings)?;
-    let mut state = crate::install::load_state(&store, settings, &booted)?;
-    let group = group.unwrap_or(&booted).to_string();
-    if settings.group(&group).is_none() {
-        return Err(usage(format!("there is no slot group {group:?}")));
-    }
-    let mut boot = crate::boot::open(settings)?;
-    if boot.primary()?.as_deref() == Some(group.as_str()) {
-        let other = other_good(settings, &state, boot.as_ref(), &group)?.ok_or_else(|| {
-            BootError(format!(
-                "refusing to mark slot {group} bad: it is the default and no other slot is good to boot instead"
-            ))
-        })?;
-        boot.set_primary(&other)?;
-    }
-    let reason = "marked bad by the operator (updater mark-bad)";
-    mark_bad_steps(&store, &mut state, boot.as_mut(), &group, reason)?;
-    report::record(
-        settings,
-        EventKind::RolledBack,
-        Details::of_group(&state, &group).because(reason),
-    );
-    Ok(group)
-}
-
-/// `updater rollback`: make the other good group the primary.
-pub fn rollback(settings: &Settings) -> Result<String> {
-    let store = StateStore::open(&settings.state_dir)?;
-    let booted = crate::slots::booted_group(settings)?;
-    let mut state = crate::install::load_state(&store, settings, &booted)?;
-    let mut boot = crate::boot::open(settings)?;
-    let primary = boot.primary()?.unwrap_or_else(|| booted.clone());
-    let other = other_good(settings, &state, boot.as_ref(), &primary)?.ok_or_else(|| {
-        BootError(format!(
-            "no slot other than {primary} is good: there is nothing to roll back to"
-        ))
+    let kept = session.kept_manifest(&target);
+    let bytes = std::fs::read(&kept).with_context(|| {
+        format!(
+            "reading {}, the manifest of the release in slot {target}; install it again with `updater apply`",
+            kept.display()
+        )
     })?;
-    // The release rolled back from is not wanted here: without this the
-    // daemon would install it again at its next poll. Recorded before the
-    // bootloader changes, so a crash in between cannot leave the rollback
-    // without it.
-    let reason = format!("rolled back to slot {other} by the operator (updater rollback)");
-    state.remember_bad(&primary, &reason);
-    store.save(&state)?;
-    boot.set_primary(&other)?;
-    report::record(
-        settings,
-        EventKind::RolledBack,
-        Details::of_group(&state, &primary).because(reason),
-    );
-    Ok(other)
+    let keyring: Keyring = session.keyring()?;
+    let verified = verify(&bytes, &keyring, &session.policy())
+        .with_context(|| format!("verifying {} again before booting it", kept.display()))?;
+    let digest = verified.digest.hex();
+    if let Some(want) = expect.filter(|w| *w != digest) {
+        return Err(Rejected::Mismatch {
+            what: format!("the release in slot {target}"),
+            reason: format!(
+                "is {digest}, the channel names {want}; the daemon installs that one first"
+            ),
+        }
+        .into());
+    }
+    if g.digest() != Some(digest.as_str()) {
+        return Err(Rejected::Mismatch {
+            what: kept.display().to_string(),
+            reason: format!(
+                "holds release {digest}, the state says slot {target} holds {}",
+                g.digest().unwrap_or("nothing")
+            ),
+        }
+        .into());
+    }
+    let kexec = start(session, &target, &bytes, how, machine, progress)?;
+    Ok(Activated {
+        group: target,
+        version: verified.manifest.version.to_string(),
+        digest,
+        kexec,
+    })
 }
 
-fn other_good(
-    settings: &Settings,
-    state: &State,
-    boot: &dyn Bootloader,
-    not: &str,
-) -> Result<Option<String>> {
-    for g in &settings.slots {
-        if g.name != not
-            && state.group(&g.name).status == GroupStatus::Good
-            && boot.bootable(&g.name)?
-        {
-            return Ok(Some(g.name.clone()));
-        }
-    }
-    Ok(None)
+/// What `activate` did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Activated {
+    /// The group booted.
+    pub group: String,
+    /// Its release version.
+    pub version: String,
+    /// Its release digest.
+    pub digest: String,
+    /// What the kexec step did, when the trial was by kexec.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kexec: Option<KexecOutcome>,
 }

@@ -2,4 +2,5 @@
 
 pub mod failpoint;
 pub mod fs;
+pub mod heartbeat;
 pub mod notify;

@@ -16,7 +16,7 @@ pub fn updater(args: &[&str]) -> Run {
     Command::new(bin())
         .args(args)
         .env_remove("UPDATER_LOG")
-        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
+        .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1")
         .output()
         .expect("running updater")
         .into()

@@ -160,6 +160,30 @@ impl FleetDevice {
             .count()
     }
 
+    /// Sign the release served in rel/ again, as made at `created` (valid
+    /// for 90 days from then): for tests that run the device on a fixed
+    /// clock, so the manifest is valid at that time whatever day the suite
+    /// runs.
+    fn release_made_at(&self, created: &str) {
+        let env = &self.t.dev.env;
+        for f in std::fs::read_dir(env.p("rel")).unwrap() {
+            let f = f.unwrap().path();
+            if f.file_name().unwrap() != "stable.json" {
+                std::fs::remove_file(f).unwrap();
+            }
+        }
+        std::fs::create_dir_all(env.p("made")).unwrap();
+        env.release(
+            "made/rel",
+            &["--chunk-size", "262144", "--created", created],
+        )
+        .assert_ok();
+        for f in std::fs::read_dir(env.p("made/rel")).unwrap() {
+            let f = f.unwrap().path();
+            std::fs::rename(&f, env.p("rel").join(f.file_name().unwrap())).unwrap();
+        }
+    }
+
     /// A second release, 1.3.0, in rel2/ (different image), served by a
     /// second server; returns it.
     fn release_v2(&self) -> updater_testkit::Server {
@@ -225,7 +249,7 @@ fn spawn_notified_daemon(
     sock.set_read_timeout(Some(read_timeout)).unwrap();
     let child = Command::new(bin())
         .args(["--config", &d.t.dev.config(), "daemon"])
-        .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
+        .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1")
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "1000000")
         .stdout(Stdio::null())
@@ -345,9 +369,11 @@ fn window_strategy_boots_only_inside_the_window() {
         "strategy = \"window\"",
         "[daemon.window]\ndays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\nstart = \"02:00\"\nend = \"04:00\"\ntimezone = \"Europe/Berlin\"\n",
     );
-    // The whole test runs on a fixed clock: the channel is issued on the
-    // Friday morning and the daemon is run at fixed times after it, so the
-    // result is the same whatever day the suite runs.
+    // The whole test runs on a fixed clock: the release is made a week
+    // before, the channel is issued on the Friday morning and the daemon is
+    // run at fixed times after it, so the result is the same whatever day
+    // the suite runs.
+    d.release_made_at("2026-11-20T00:00:00Z");
     d.publish(&[
         "--release",
         "acme-gw=manifest.json",
@@ -384,8 +410,9 @@ fn window_strategy_boots_only_inside_the_window() {
 #[test]
 fn not_before_holds_the_boot_but_not_the_download() {
     let d = FleetDevice::new("");
-    // Fixed clock: issued on the 1st, boots allowed from the 3rd, the
-    // daemon runs on the 2nd.
+    // Fixed clock: the release made in May, the channel issued on the 1st,
+    // boots allowed from the 3rd, the daemon runs on the 2nd.
+    d.release_made_at("2026-05-01T00:00:00Z");
     d.publish(&[
         "--release",
         "acme-gw=manifest.json",

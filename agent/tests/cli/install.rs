@@ -80,7 +80,7 @@ rootfs = "{d}/slots/B.rootfs"
     /// `updater apply URL` running in the background.
     pub fn spawn_apply(&self) -> std::process::Child {
         Command::new(bin())
-            .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
+            .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1")
             .args([
                 "--config",
                 &self.config(),

@@ -13,13 +13,14 @@ use crate::common::*;
 use crate::install::Device;
 use nix::errno::Errno;
 use serde_json::Value;
-use updater::boot::reboot::{Rebooter, Restart};
+use updater::clock::Clock;
 use updater::error::{classify, ExitCode};
-use updater::install::progress::Progress;
-use updater::install::{apply, ApplyOutcome, Then};
-use updater::kexec::loader::KexecLoader;
-use updater::kexec::watchdog::Watchdog;
-use updater::kexec::{KexecDeps, KexecOutcome};
+use updater::progress::Progress;
+use updater::session::Session;
+use updater::trial::kexec::loader::KexecLoader;
+use updater::trial::kexec::watchdog::Watchdog;
+use updater::trial::reboot::{Rebooter, Restart};
+use updater::trial::{How, KexecOutcome, Machine};
 use updater_format::Sha256Digest;
 
 /// Records every call, in order, with what it could observe.
@@ -147,13 +148,15 @@ impl KexecDevice {
         updater::config::load(Some(&self.dev.env.p("dev/config.toml"))).unwrap()
     }
 
-    /// `apply URL --kexec` with the doubles; returns the outcome and the log.
+    /// `apply URL --kexec` with the doubles: the install, then the trial
+    /// start in the same session. Returns what the trial start did (the
+    /// install must succeed) and the log.
     fn apply(
         &self,
         load: Result<(), Errno>,
         survives: Result<(), String>,
         dry_run: bool,
-    ) -> (anyhow::Result<ApplyOutcome>, Vec<String>) {
+    ) -> (anyhow::Result<Option<KexecOutcome>>, Vec<String>) {
         let log = RefCell::new(Vec::new());
         let settings = self.settings();
         let loader = Recorder {
@@ -166,16 +169,24 @@ impl KexecDevice {
             survives,
         };
         let rb = FakeRebooter { log: &log };
-        let then = Then::Kexec {
-            deps: KexecDeps {
-                loader: &loader,
-                watchdog: Some(&mut wd),
-                rebooter: &rb,
-            },
-            dry_run,
+        let machine = Machine {
+            rebooter: &rb,
+            loader: &loader,
+            watchdog: Some(&mut wd),
         };
         let url = self.dev.server.url("manifest.json");
-        let r = apply(&settings, &url, None, &mut Progress::Quiet, then);
+        let mut session = Session::open(&settings, Clock::system()).unwrap();
+        let installed =
+            updater::install::install(&mut session, &url, None, &mut Progress::Quiet).unwrap();
+        let r = updater::trial::start(
+            &mut session,
+            &installed.group,
+            &installed.manifest,
+            How::Kexec { dry_run },
+            machine,
+            &mut Progress::Quiet,
+        );
+        drop(session);
         (r, log.into_inner())
     }
 
@@ -199,7 +210,7 @@ fn verify_record_load_arm_jump_in_that_order() {
             "restart kexec".to_string(),
         ]
     );
-    assert!(matches!(out.kexec, Some(KexecOutcome::Jumped { .. })));
+    assert!(matches!(out, Some(KexecOutcome::Jumped { .. })));
     let st = k.dev.status();
     assert_eq!(st["groups"]["B"]["status"], "trial");
     assert_eq!(st["trial"]["group"], "B");
@@ -240,7 +251,7 @@ fn prefer_falls_back_to_a_reboot_trial_and_says_so() {
     let k = KexecDevice::new("prefer");
     let (r, log) = k.apply(Err(Errno::EKEYREJECTED), Ok(()), false);
     let out = r.unwrap();
-    match out.kexec {
+    match out {
         Some(KexecOutcome::FellBack { reason }) => {
             assert!(reason.contains("KEXEC_SIG"), "{reason}")
         }
@@ -259,10 +270,7 @@ fn prefer_falls_back_to_a_reboot_trial_and_says_so() {
 fn policy_never_reboots_without_loading() {
     let k = KexecDevice::new("never");
     let (r, log) = k.apply(Ok(()), Ok(()), false);
-    assert!(matches!(
-        r.unwrap().kexec,
-        Some(KexecOutcome::FellBack { .. })
-    ));
+    assert!(matches!(r.unwrap(), Some(KexecOutcome::FellBack { .. })));
     assert_eq!(log, vec!["restart reboot"]);
 }
 
@@ -278,10 +286,7 @@ fn a_watchdog_that_stops_across_kexec_is_refused_or_warned() {
 
     let k = KexecDevice::new("prefer");
     let (r, log) = k.apply(Ok(()), why.clone(), false);
-    assert!(matches!(
-        r.unwrap().kexec,
-        Some(KexecOutcome::FellBack { .. })
-    ));
+    assert!(matches!(r.unwrap(), Some(KexecOutcome::FellBack { .. })));
     assert_eq!(log, vec!["restart reboot"]);
 
     let k = KexecDevice::new("require");
@@ -295,10 +300,7 @@ fn a_watchdog_that_stops_across_kexec_is_refused_or_warned() {
     )
     .unwrap();
     let (r, log) = k.apply(Ok(()), why, false);
-    assert!(matches!(
-        r.unwrap().kexec,
-        Some(KexecOutcome::Jumped { .. })
-    ));
+    assert!(matches!(r.unwrap(), Some(KexecOutcome::Jumped { .. })));
     assert_eq!(log.len(), 3);
 }
 
@@ -306,7 +308,7 @@ fn a_watchdog_that_stops_across_kexec_is_refused_or_warned() {
 fn dry_run_loads_and_unloads_and_changes_nothing() {
     let k = KexecDevice::new("require");
     let (r, log) = k.apply(Ok(()), Ok(()), true);
-    match r.unwrap().kexec {
+    match r.unwrap() {
         Some(KexecOutcome::DryRun {
             cmdline,
             kernel_bytes,
@@ -328,14 +330,15 @@ fn dry_run_loads_and_unloads_and_changes_nothing() {
 /// command line was edited, is refused before anything is loaded or recorded.
 #[test]
 fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
-    use updater::kexec::start_kexec_trial;
     for what in ["kernel", "initrd", "cmdline"] {
         let k = KexecDevice::new("require");
         // Install only.
         let url = k.dev.server.url("manifest.json");
         let settings = k.settings();
-        apply(&settings, &url, None, &mut Progress::Quiet, Then::Stay).unwrap();
-        let mut manifest = std::fs::read(k.dev.env.p("rel/manifest.json")).unwrap();
+        let mut session = Session::open(&settings, Clock::system()).unwrap();
+        let installed =
+            updater::install::install(&mut session, &url, None, &mut Progress::Quiet).unwrap();
+        let mut manifest = installed.manifest.clone();
         match what {
             "kernel" | "initrd" => {
                 let ext = if what == "kernel" {
@@ -372,24 +375,18 @@ fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
             survives: Ok(()),
         };
         let rb = FakeRebooter { log: &log };
-        let store = updater::state::StateStore::open(&settings.state_dir).unwrap();
-        let mut state = store.load().unwrap().unwrap();
-        let mut boot = updater::boot::open(&settings).unwrap();
-        let group = settings.group("B").unwrap();
-        let deps = KexecDeps {
+        let machine = Machine {
+            rebooter: &rb,
             loader: &loader,
             watchdog: Some(&mut wd),
-            rebooter: &rb,
         };
-        let e = start_kexec_trial(
-            &settings,
-            &store,
-            &mut state,
-            boot.as_mut(),
-            group,
+        let e = updater::trial::start(
+            &mut session,
+            "B",
             &manifest,
-            deps,
-            false,
+            How::Kexec { dry_run: false },
+            machine,
+            &mut Progress::Quiet,
         )
         .unwrap_err();
         assert_eq!(classify(&e), ExitCode::Security, "{what}: {e:#}");
@@ -398,7 +395,7 @@ fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
             "{what}: something was loaded: {:?}",
             log.borrow()
         );
-        drop(store);
+        drop(session);
         assert!(
             k.dev.status()["trial"].is_null(),
             "{what}: a trial was recorded"

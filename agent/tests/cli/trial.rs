@@ -129,7 +129,7 @@ impl TrialDevice {
         Command::new(bin())
             .args(&all)
             .env("UPDATER_FAILPOINTS", fp)
-            .env(updater::boot::reboot::NO_REAL_RESTART_ENV, "1")
+            .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1")
             .output()
             .unwrap()
             .status
@@ -285,9 +285,24 @@ fn mark_good_mark_bad_and_rollback() {
     t.run(&["mark-good"]).assert_ok();
     assert_eq!(t.env()["ORDER"], "B A");
     t.check_invariants();
-    // Roll back to A: A is good and bootable.
+    let b_digest = t.status()["groups"]["B"]["digest"].clone();
+    // Roll back to A: A is the default again; B, rolled back from, is bad
+    // with the reason (status tells the truth), unbootable, and its
+    // release is remembered so the daemon does not install it again.
     t.run(&["rollback"]).assert_ok();
-    assert_eq!(t.env()["ORDER"], "A B");
+    let env = t.env();
+    assert_eq!((env["ORDER"].as_str(), env["B_OK"].as_str()), ("A B", "0"));
+    let st = t.status();
+    assert_eq!(st["groups"]["B"]["status"], "bad", "{st}");
+    assert!(
+        st["groups"]["B"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("rolled back by the operator"),
+        "{st}"
+    );
+    assert_eq!(st["bad_releases"][0]["digest"], b_digest, "{st}");
+    assert_eq!(st["groups"]["A"]["status"], "good");
     t.check_invariants();
     // Still running B: installing into A, the default, is refused.
     t.apply_reboot().assert_fails(
@@ -295,16 +310,40 @@ fn mark_good_mark_bad_and_rollback() {
         "slot A is the bootloader's default but slot B is running",
     );
     assert_eq!(t.env()["A_OK"], "1");
-    // Mark A (the default) bad: the default moves to B first.
-    t.run(&["mark-bad", "A"]).assert_ok();
-    assert_eq!(t.env()["ORDER"], "B A");
-    assert_eq!(t.env()["A_OK"], "0");
-    t.check_invariants();
-    // Now B is the only good slot: marking it bad is refused, rollback too.
-    t.run(&["mark-bad", "B"])
+    // B is bad and A the only good slot: A cannot be marked bad, there is
+    // nothing to roll back to, and the bad B cannot be confirmed.
+    t.run(&["mark-bad", "A"])
         .assert_fails(6, "no other slot is good");
     t.run(&["rollback"])
         .assert_fails(6, "nothing to roll back to");
+    t.run(&["mark-good"]).assert_fails(2, "slot B is bad");
+    t.check_invariants();
+    // The next boot is A, and nothing is pending there.
+    assert_eq!(t.reset(), "A");
+    assert!(t.run(&["health"]).stdout.contains("no trial pending"));
+    t.check_invariants();
+    // An empty slot has nothing to mark bad.
+    let fresh = TrialDevice::new();
+    fresh
+        .run(&["mark-bad", "B"])
+        .assert_fails(2, "holds no release");
+}
+
+#[test]
+fn marking_the_default_bad_moves_the_default_first() {
+    let t = TrialDevice::new();
+    t.apply_reboot().assert_ok();
+    assert_eq!(t.reset(), "B");
+    t.run(&["health"]).assert_ok();
+    assert_eq!(t.env()["ORDER"], "B A");
+    // B is the default and runs; marking it bad makes A the default first.
+    t.run(&["mark-bad", "B"]).assert_ok();
+    let env = t.env();
+    assert_eq!((env["ORDER"].as_str(), env["B_OK"].as_str()), ("A B", "0"));
+    assert_eq!(t.status()["groups"]["B"]["status"], "bad");
+    t.check_invariants();
+    assert_eq!(t.reset(), "A");
+    t.run(&["health"]).assert_ok();
     t.check_invariants();
 }
 
@@ -429,6 +468,45 @@ fn crash_while_marking_bad() {
     t.run(&["health"]).assert_ok();
     t.check_invariants();
     assert_eq!(t.status()["groups"]["B"]["status"], "bad");
+}
+
+/// A rollback stopped after each of its durable steps leaves the invariants
+/// standing, and running it again finishes it.
+#[test]
+fn crash_while_rolling_back() {
+    for fp in [
+        "default-bad-after-condemn",
+        "bad-after-unbootable",
+        // The last save: B is condemned, A the default, B unbootable, but B
+        // not yet recorded bad.
+        "state-save@2",
+    ] {
+        let t = TrialDevice::new();
+        t.apply_reboot().assert_ok();
+        assert_eq!(t.reset(), "B");
+        t.run(&["health"]).assert_ok();
+        assert_eq!(t.run_failpoint(fp, &["rollback"]), None, "{fp} not reached");
+        t.check_invariants();
+        // The release rolled back from is remembered from the first step on.
+        assert_eq!(
+            t.status()["bad_releases"].as_array().unwrap().len(),
+            1,
+            "{fp}"
+        );
+        let again = t.run(&["rollback"]);
+        if t.env()["ORDER"].starts_with('A') && again.code != 0 {
+            // The default already moved; the rollback is done but for B's
+            // status, which mark-bad finishes.
+            t.run(&["mark-bad", "B"]).assert_ok();
+        } else {
+            again.assert_ok();
+        }
+        t.check_invariants();
+        let st = t.status();
+        assert_eq!(st["groups"]["B"]["status"], "bad", "after {fp}: {st}");
+        assert_eq!(t.env()["ORDER"], "A B", "after {fp}");
+        assert_eq!(t.reset(), "A", "after {fp}");
+    }
 }
 
 fn fw(config: &std::path::Path, tool: &str, args: &[&str]) -> String {

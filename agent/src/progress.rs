@@ -6,22 +6,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-type Beat = Box<dyn Fn() + Send + Sync>;
-static HEARTBEAT: std::sync::OnceLock<Beat> = std::sync::OnceLock::new();
-
-/// Have every progress step and retry wait call `beat` (the daemon feeds
-/// the systemd watchdog only while its work moves). Set once per process.
-pub fn set_heartbeat(beat: Beat) {
-    let _ = HEARTBEAT.set(beat);
-}
-
-/// Signal that work is moving (see [`set_heartbeat`]).
-pub fn beat() {
-    if let Some(beat) = HEARTBEAT.get() {
-        beat();
-    }
-}
-
 /// Where progress goes.
 pub enum Progress {
     /// Nothing.
@@ -88,7 +72,7 @@ impl Progress {
 
     /// Bytes written so far in the current image.
     pub fn update(&mut self, class: &str, written: u64, total: u64) {
-        beat();
+        crate::util::heartbeat::beat();
         match self {
             Progress::Bar(Some(b)) => b.set_position(written),
             Progress::Json { last }

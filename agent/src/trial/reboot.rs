@@ -1,5 +1,6 @@
-//! Restarting the machine: a full reboot (through firmware and the
-//! bootloader) or a kexec jump into an already loaded kernel.
+//! Restarting the machine — a full reboot (through firmware and the
+//! bootloader) or a kexec jump into an already loaded kernel — and the
+//! reboot boot method: arm the bootloader's one-shot trial, then reboot.
 //!
 //! Behind a trait so that nothing on a build host ever reboots it: tests
 //! configure a command that only records the request; the QEMU proof runs
@@ -9,7 +10,9 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
+use super::method::{BootMethod, MethodError};
 use crate::error::BootError;
+use crate::session::Session;
 
 /// How to restart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,5 +110,45 @@ pub fn rebooter(command: Option<&Vec<String>>) -> Box<dyn Rebooter> {
     match command {
         Some(c) => Box::new(CommandRebooter(c.clone())),
         None => Box::new(SystemRebooter),
+    }
+}
+
+/// The reboot boot method: the bootloader boots the group once at the next
+/// reset (the one-shot is consumed before it boots), then falls back to the
+/// primary, which never changed.
+pub struct RebootMethod<'m> {
+    rebooter: &'m dyn Rebooter,
+}
+
+impl<'m> RebootMethod<'m> {
+    /// Reboot with `rebooter`.
+    pub fn new(rebooter: &'m dyn Rebooter) -> RebootMethod<'m> {
+        RebootMethod { rebooter }
+    }
+}
+
+impl BootMethod for RebootMethod<'_> {
+    fn kind(&self) -> Restart {
+        Restart::Reboot
+    }
+
+    fn prepare(&mut self, _: &Session, _: &str, _: &[u8]) -> Result<(), MethodError> {
+        // Everything a reboot trial needs was verified at install; the
+        // bootloader itself boots from the slot.
+        Ok(())
+    }
+
+    fn stage(&mut self, session: &mut Session, group: &str) -> Result<(), MethodError> {
+        session
+            .bootloader_mut()
+            .arm_trial(group)
+            .with_context(|| format!("arming the one-shot trial of slot {group}"))?;
+        crate::failpoint!("after-arm-trial");
+        Ok(())
+    }
+
+    fn jump(&mut self) -> Result<()> {
+        tracing::info!("rebooting into the one-shot trial");
+        self.rebooter.restart(Restart::Reboot)
     }
 }

@@ -42,10 +42,10 @@ impl KexecLoader for SyscallLoader {
     ) -> Result<(), Errno> {
         // The same switch that stops real restarts stops real loads: test
         // suites on a developer's machine must never stage a kernel there.
-        if std::env::var_os(crate::boot::reboot::NO_REAL_RESTART_ENV).is_some() {
+        if std::env::var_os(crate::trial::reboot::NO_REAL_RESTART_ENV).is_some() {
             tracing::warn!(
                 "not calling kexec_file_load: {} is set",
-                crate::boot::reboot::NO_REAL_RESTART_ENV
+                crate::trial::reboot::NO_REAL_RESTART_ENV
             );
             return Err(Errno::EPERM);
         }

@@ -1,0 +1,100 @@
+//! `[http]`: timeouts, retries, TLS.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use serde::Deserialize;
+
+use super::Origin;
+
+/// Default connect timeout.
+pub const DEFAULT_CONNECT_TIMEOUT_SECS: u64 = 15;
+/// Default stall timeout.
+pub const DEFAULT_STALL_TIMEOUT_SECS: u64 = 30;
+/// Default retries per request.
+pub const DEFAULT_RETRIES: u32 = 8;
+/// Default retry budget for one install.
+pub const DEFAULT_RETRY_BUDGET_SECS: u64 = 900;
+/// Default first retry delay.
+pub const DEFAULT_BACKOFF_INITIAL_MS: u64 = 500;
+/// Default largest retry delay.
+pub const DEFAULT_BACKOFF_MAX_MS: u64 = 30_000;
+
+/// HTTP behaviour.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// TCP+TLS connect timeout.
+    pub connect_timeout: Duration,
+    /// Longest wait for any progress (response headers or body bytes).
+    pub stall_timeout: Duration,
+    /// Retries after a failed attempt (per request, reset by progress).
+    pub retries: u32,
+    /// Total time an install may spend retrying.
+    pub retry_budget: Duration,
+    /// First backoff delay; doubles each retry, with jitter.
+    pub backoff_initial: Duration,
+    /// Largest backoff delay.
+    pub backoff_max: Duration,
+    /// Extra CA bundle (PEM) trusted besides the built-in roots.
+    pub ca_bundle: Option<PathBuf>,
+    /// Client certificate and key (PEM, one file) for mutual TLS.
+    pub client_identity: Option<PathBuf>,
+}
+
+impl HttpSettings {
+    /// The defaults (what an empty [http] table gives).
+    pub fn defaults() -> HttpSettings {
+        HttpSettings {
+            connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),
+            stall_timeout: Duration::from_secs(DEFAULT_STALL_TIMEOUT_SECS),
+            retries: DEFAULT_RETRIES,
+            retry_budget: Duration::from_secs(DEFAULT_RETRY_BUDGET_SECS),
+            backoff_initial: Duration::from_millis(DEFAULT_BACKOFF_INITIAL_MS),
+            backoff_max: Duration::from_millis(DEFAULT_BACKOFF_MAX_MS),
+            ca_bundle: None,
+            client_identity: None,
+        }
+    }
+}
+
+/// `[http]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Raw {
+    connect_timeout_secs: Option<u64>,
+    stall_timeout_secs: Option<u64>,
+    retries: Option<u32>,
+    retry_budget_secs: Option<u64>,
+    backoff_initial_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    ca_bundle: Option<PathBuf>,
+    client_identity: Option<PathBuf>,
+}
+
+pub(super) fn validate(h: Raw, origin: &Origin) -> Result<HttpSettings> {
+    Ok(HttpSettings {
+        connect_timeout: origin.positive_secs(
+            h.connect_timeout_secs,
+            DEFAULT_CONNECT_TIMEOUT_SECS,
+            "http.connect_timeout_secs",
+        )?,
+        stall_timeout: origin.positive_secs(
+            h.stall_timeout_secs,
+            DEFAULT_STALL_TIMEOUT_SECS,
+            "http.stall_timeout_secs",
+        )?,
+        retries: h.retries.unwrap_or(DEFAULT_RETRIES),
+        retry_budget: origin.positive_secs(
+            h.retry_budget_secs,
+            DEFAULT_RETRY_BUDGET_SECS,
+            "http.retry_budget_secs",
+        )?,
+        backoff_initial: Duration::from_millis(
+            h.backoff_initial_ms.unwrap_or(DEFAULT_BACKOFF_INITIAL_MS),
+        ),
+        backoff_max: Duration::from_millis(h.backoff_max_ms.unwrap_or(DEFAULT_BACKOFF_MAX_MS)),
+        ca_bundle: h.ca_bundle,
+        client_identity: h.client_identity,
+    })
+}

@@ -1,0 +1,42 @@
+//! `[install]`: checkpoints of the install pipeline.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default checkpoint interval.
+pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
+/// Default checkpoint byte interval.
+pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Install behaviour.
+#[derive(Debug, Clone)]
+pub struct InstallSettings {
+    /// Checkpoint (fsync the slot, record progress) at least this often...
+    pub checkpoint_interval: Duration,
+    /// ...or after this many bytes, whichever comes first. Fewer checkpoints
+    /// mean less flash wear; more mean less to redo after a power cut.
+    pub checkpoint_bytes: u64,
+}
+
+/// `[install]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Raw {
+    checkpoint_interval_ms: Option<u64>,
+    checkpoint_bytes: Option<u64>,
+}
+
+pub(super) fn validate(i: Raw) -> InstallSettings {
+    InstallSettings {
+        checkpoint_interval: Duration::from_millis(
+            i.checkpoint_interval_ms
+                .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MS)
+                .max(1),
+        ),
+        checkpoint_bytes: i
+            .checkpoint_bytes
+            .unwrap_or(DEFAULT_CHECKPOINT_BYTES)
+            .max(1),
+    }
+}

@@ -1,0 +1,245 @@
+//! One poll: fetch and verify the channel, decide, and carry the decision
+//! out.
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use updater_format::channel::{self, ChannelRelease};
+use updater_format::error::Rejected;
+
+use super::decide::{decide, Action, Inputs};
+use crate::clock::Clock;
+use crate::config::{Settings, Strategy};
+use crate::error::usage;
+use crate::progress::Progress;
+use crate::report::{self, Details, EventKind};
+use crate::session::Session;
+use crate::state::{read_state, UpdateState, STATE_FILE};
+use crate::trial::{How, RealMachine};
+use crate::util::notify;
+
+/// The result of one poll: what the daemon would do and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// The channel URL.
+    pub channel_url: String,
+    /// The channel's name.
+    pub channel: String,
+    /// When the channel was issued.
+    pub issued: DateTime<Utc>,
+    /// When it expires.
+    pub expires: DateTime<Utc>,
+    /// This device's id.
+    pub device: String,
+    /// This device's compatible string.
+    pub compatible: String,
+    /// The booted slot group.
+    pub booted: String,
+    /// The version the booted group runs, if known.
+    pub running: Option<String>,
+    /// The channel's release for this device.
+    pub release: Option<ChannelRelease>,
+    /// The release's manifest URL, resolved.
+    pub manifest_url: Option<String>,
+    /// This device's bucket for the release (0..10000).
+    pub bucket: Option<u32>,
+    /// Buckets in the rollout (percent × 100).
+    pub rollout_buckets: Option<u32>,
+    /// The strategy.
+    pub strategy: Strategy,
+    /// What to do.
+    #[serde(flatten)]
+    pub action: Action,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Fetch and verify the channel and decide. Read-only, and lock-free:
+/// `check` uses it as is; the daemon then records the channel's issue time.
+pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
+    let url = settings.daemon.channel.as_deref().ok_or_else(|| {
+        usage("no channel configured: set daemon.channel to the channel document's URL")
+    })?;
+    let device = settings.device.id()?;
+    let keyring = updater_format::keys::Keyring::load(&settings.keyring)?;
+    channel::require_channel_role(&keyring)?;
+    let name = channel_name(settings)?;
+    let bytes = crate::fetch::fetch_channel(url, &settings.http)?;
+    let expect = channel::Expect {
+        name: &name,
+        now,
+        max_validity: settings.daemon.max_channel_validity,
+    };
+    let ch = channel::verify(&bytes, &keyring, &expect)
+        .with_context(|| format!("verifying the channel from {url}"))?;
+    let slots = crate::session::slot_backend(settings);
+    let booted = crate::session::booted_group(settings)?;
+    let target = crate::slots::SlotBackend::install_target(&slots, &booted)?;
+    let state = read_state(&settings.state_dir.join(STATE_FILE))?
+        .unwrap_or_else(|| UpdateState::fresh(&settings.group_names(), &booted));
+    if let Some(seen) = state
+        .channels_issued()
+        .get(&ch.name)
+        .filter(|seen| ch.issued < **seen)
+    {
+        return Err(Rejected::Channel(format!(
+            "channel {:?} from {url} was issued at {}, before the one this device already followed ({}): a replayed or rolled-back channel; the server (or a mirror or proxy in between) serves an old copy — re-publish the channel",
+            ch.name,
+            ch.issued.to_rfc3339(),
+            seen.to_rfc3339()
+        ))
+        .into());
+    }
+    let kept = crate::state::kept_manifest(&settings.state_dir, &target).is_file();
+    let d = decide(&Inputs {
+        compatible: &settings.compatible,
+        strategy: settings.daemon.strategy,
+        window: settings.daemon.window.as_ref(),
+        state: &state,
+        booted: &booted,
+        target: &target,
+        channel: &ch,
+        device: &device,
+        kept_manifest: kept,
+        now,
+    });
+    let release = ch.release_for(&settings.compatible).cloned();
+    let manifest_url = match &release {
+        Some(r) => Some(crate::fetch::resolve(url, &r.manifest)?),
+        None => None,
+    };
+    Ok(Plan {
+        channel_url: url.to_string(),
+        channel: ch.name.clone(),
+        issued: ch.issued,
+        expires: ch.expires,
+        device,
+        compatible: settings.compatible.clone(),
+        running: state.group(&booted).version().map(str::to_string),
+        booted,
+        rollout_buckets: release.as_ref().map(|r| r.rollout_buckets()),
+        release,
+        manifest_url,
+        bucket: d.bucket,
+        strategy: settings.daemon.strategy,
+        action: d.action,
+        reason: d.reason,
+    })
+}
+
+/// The channel name this device follows.
+pub fn channel_name(settings: &Settings) -> Result<String> {
+    settings.daemon.channel_name.clone().ok_or_else(|| {
+        usage("the channel URL has no file name to take the channel name from; set daemon.channel_name")
+    })
+}
+
+/// What one poll did.
+#[derive(Debug, Clone, Serialize)]
+pub struct PollOutcome {
+    /// The plan it followed.
+    pub plan: Plan,
+    /// What happened, in words.
+    pub did: String,
+}
+
+/// One poll: plan, then carry the plan out in one session. `release` is set
+/// to the release the channel named, once known (the daemon reports a
+/// failure with it).
+pub fn poll(
+    settings: &Settings,
+    clock: Clock,
+    release: &mut Option<Details>,
+) -> Result<PollOutcome> {
+    let plan = plan(settings, clock.now())?;
+    let mut session = Session::open(settings, clock)?;
+    // The replay floor: channels older than this one are refused from now.
+    let (name, issued) = (plan.channel.clone(), plan.issued);
+    if session
+        .state()
+        .channels_issued()
+        .get(&name)
+        .is_none_or(|t| *t < issued)
+    {
+        session.transition(|s, _| Ok(s.follow_channel(&name, issued)))?;
+    }
+    let details = Details {
+        version: plan.release.as_ref().map(|r| r.version.to_string()),
+        digest: plan.release.as_ref().map(|r| r.digest.hex()),
+        slot: None,
+        reason: None,
+    };
+    *release = Some(details.clone());
+    let digest = details.digest.clone();
+    let mut progress = Progress::Quiet;
+    let did = match &plan.action {
+        Action::Idle | Action::Wait { .. } => plan.reason.clone(),
+        Action::Install {
+            activate: then_boot,
+        } => {
+            let url = plan.manifest_url.as_deref().unwrap_or_default();
+            notify::notify(&format!("STATUS=installing: {}", plan.reason));
+            report::record(
+                settings,
+                EventKind::Downloading,
+                details.clone(),
+                clock.now(),
+            );
+            let out = crate::install::install(&mut session, url, digest.as_deref(), &mut progress)?;
+            report::record(
+                settings,
+                EventKind::Installed,
+                Details {
+                    slot: Some(out.group.clone()),
+                    ..details
+                },
+                clock.now(),
+            );
+            // The window may have closed during a long download.
+            let still = match settings.daemon.strategy {
+                Strategy::Window => settings
+                    .daemon
+                    .window
+                    .as_ref()
+                    .is_some_and(|w| super::window::window_contains(w, clock.now())),
+                _ => true,
+            };
+            if *then_boot && still {
+                activate(&mut session, digest.as_deref())?;
+                format!(
+                    "installed {} into slot {} and started its trial",
+                    out.version, out.group
+                )
+            } else {
+                format!("installed {} into slot {}", out.version, out.group)
+            }
+        }
+        Action::Activate => {
+            activate(&mut session, digest.as_deref())?;
+            format!("started the trial: {}", plan.reason)
+        }
+    };
+    Ok(PollOutcome { plan, did })
+}
+
+/// Boot the installed release (which must be `digest`) as a trial, by
+/// kexec or reboot as `kexec.policy` says. `trial-started` is reported by
+/// the trial step itself, at the point of no return.
+fn activate(session: &mut Session, digest: Option<&str>) -> Result<()> {
+    notify::notify("STATUS=booting the new release as a trial");
+    let settings = session.settings();
+    let mut machine = RealMachine::new(settings);
+    crate::trial::activate(
+        session,
+        digest,
+        How::from_policy(settings),
+        machine.parts(),
+        &mut Progress::Quiet,
+    )?;
+    Ok(())
+}
+
+/// The release a plan names for this device.
+pub fn planned_release(plan: &Plan) -> Option<&ChannelRelease> {
+    plan.release.as_ref()
+}

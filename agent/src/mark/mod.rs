@@ -1,0 +1,336 @@
+//! What boots from now on: reconciling a trial at boot (`updater health`),
+//! commit, mark-good, mark-bad and rollback. Every flow takes the session,
+//! and with it the session's bootloader backend.
+//!
+//! Each flow is an order of durable steps (every step fsynced before the
+//! next), chosen so that a crash between any two leaves the invariants
+//! standing: the primary always points at a group that can boot and is good
+//! or a confirmed trial, an unconfirmed trial never becomes primary, and the
+//! next `updater health` tells the truth.
+//!
+//! Commit (health passed in the trial group):
+//!   C0 state: trial confirmed
+//!   C1 bootloader: group bootable
+//!   C2 bootloader: group primary
+//!   C3 state: group `good`, trial cleared
+//! (crash after C0 or C1: the old primary boots and marks the trial bad;
+//! after C2: the new group boots — it is primary only because it was
+//! confirmed — and health finishes the commit.)
+//!
+//! Mark bad (a check failed, or the trial never confirmed):
+//!   B1 bootloader: group not bootable (also disarms its one-shot)
+//!   B2 state: group `bad` with the reason, trial cleared
+//!   B3 restart, when a check failed and `health.reboot_on_failure`
+//!
+//! Mark the default bad, and rollback (the operator):
+//!   D0 state: the group's release condemned (remembered as bad)
+//!   D1 bootloader: the other good group primary
+//!   B1, B2 as above
+//! (crash after D0: the group still boots and says good, but its release is
+//! not installed again by the daemon; the operator runs the command again.)
+
+use anyhow::Result;
+
+use crate::bootloader::Bootloader;
+use crate::config::Settings;
+use crate::error::{usage, BootError};
+use crate::report::{self, Details, EventKind};
+use crate::session::Session;
+use crate::state::{GroupStatus, Phase, UpdateState};
+use crate::trial::reboot::{Rebooter, Restart};
+
+/// What `updater health` found and did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum HealthOutcome {
+    /// No trial was pending.
+    NothingPending {
+        /// Differences between the state and the bootloader env, if any.
+        discrepancies: Vec<String>,
+    },
+    /// The trial group passed its checks and is now the primary.
+    Committed {
+        /// The group.
+        group: String,
+        /// The checks that passed.
+        checks: Vec<String>,
+    },
+    /// A check failed: the group is bad.
+    Failed {
+        /// The group.
+        group: String,
+        /// The failed check and its output.
+        reason: String,
+        /// Whether the agent is rebooting back to the fallback.
+        rebooting: bool,
+    },
+    /// The machine came back in another group: the trial never confirmed.
+    TrialLost {
+        /// The group that was tried.
+        group: String,
+        /// The group that booted instead.
+        booted: String,
+        /// The recorded reason.
+        reason: String,
+    },
+}
+
+/// C0–C3: make `group` the committed primary.
+pub fn commit(session: &mut Session, group: &str) -> Result<()> {
+    if matches!(
+        session.state().phase(group),
+        Phase::Trial | Phase::Confirmed
+    ) {
+        session.transition(|s, _| s.confirm(group))?;
+        crate::failpoint!("commit-after-confirmed");
+    }
+    session.bootloader_mut().set_bootable(group, true)?;
+    crate::failpoint!("commit-after-bootable");
+    session.bootloader_mut().set_primary(group)?;
+    crate::failpoint!("commit-after-primary");
+    session.transition(|s, now| s.commit(group, now))
+}
+
+/// B1–B2: mark `group` bad with `reason`.
+pub fn mark_bad_steps(session: &mut Session, group: &str, reason: &str) -> Result<()> {
+    session.bootloader_mut().set_bootable(group, false)?;
+    crate::failpoint!("bad-after-unbootable");
+    session.transition(|s, now| s.mark_bad(group, reason, now))
+}
+
+/// D0, D1, B1, B2: mark the bootloader's default `group` bad, moving the
+/// default to another good group first; refused when there is none.
+fn mark_default_bad(session: &mut Session, group: &str, reason: &str) -> Result<String> {
+    let other = other_good(session.settings(), session.state(), session.bootloader(), group)?
+        .ok_or_else(|| {
+            BootError(format!(
+                "refusing to mark slot {group} bad: it is the default and no other slot is good to boot instead"
+            ))
+        })?;
+    session.transition(|s, now| s.condemn(group, reason, now))?;
+    crate::failpoint!("default-bad-after-condemn");
+    session.bootloader_mut().set_primary(&other)?;
+    mark_bad_steps(session, group, reason)?;
+    Ok(other)
+}
+
+/// Differences between what the state says and what the bootloader will do.
+/// The bootloader env decides what boots; these are reported, not "fixed".
+pub fn discrepancies(
+    state: &UpdateState,
+    boot: &dyn Bootloader,
+    settings: &Settings,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let primary = boot.primary().ok().flatten();
+    for g in &settings.slots {
+        let st = state.group(&g.name).status();
+        let Ok(bootable) = boot.bootable(&g.name) else {
+            continue;
+        };
+        match (st, bootable) {
+            (GroupStatus::Good, false) => out.push(format!(
+                "slot {} is good in the state but not bootable in the {} env",
+                g.name,
+                boot.name()
+            )),
+            (GroupStatus::Bad | GroupStatus::Installing | GroupStatus::Empty, true)
+                if primary.as_deref() == Some(g.name.as_str()) =>
+            {
+                out.push(format!(
+                    "slot {} is the {} env's primary but is {} in the state",
+                    g.name,
+                    boot.name(),
+                    st.name()
+                ))
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn record(session: &Session, kind: EventKind, group: &str, reason: Option<&str>) {
+    let mut d = Details::of_group(session.state(), group);
+    d.reason = reason.map(str::to_string);
+    report::record(session.settings(), kind, d, session.now());
+}
+
+/// `updater health`: reconcile a pending trial at boot.
+pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOutcome> {
+    let booted = session.booted().to_string();
+    let Some(trial) = session.state().trial().cloned() else {
+        let d = discrepancies(session.state(), session.bootloader(), session.settings());
+        for line in &d {
+            tracing::warn!("{line}");
+        }
+        return Ok(HealthOutcome::NothingPending { discrepancies: d });
+    };
+    if trial.group != booted {
+        let reason = format!(
+            "trial did not confirm: slot {} was tried at {} but slot {booted} booted instead (hang, watchdog reset, power cut or crash before the health checks)",
+            trial.group,
+            trial.started.to_rfc3339()
+        );
+        mark_bad_steps(&mut session, &trial.group, &reason)?;
+        tracing::error!("{reason}");
+        record(&session, EventKind::RolledBack, &trial.group, Some(&reason));
+        return Ok(HealthOutcome::TrialLost {
+            group: trial.group,
+            booted,
+            reason,
+        });
+    }
+    let result = if trial.confirmed {
+        // The checks already passed; a crash interrupted the commit.
+        Ok(vec![])
+    } else if session.now() > trial.deadline {
+        Err(format!(
+            "the trial deadline {} passed before the health checks ran",
+            trial.deadline.to_rfc3339()
+        ))
+    } else {
+        crate::health::run_checks(&session.settings().health).map_err(|f| f.to_string())
+    };
+    match result {
+        Ok(checks) => {
+            commit(&mut session, &booted)?;
+            tracing::info!("slot {booted} is healthy and committed as the default");
+            // Reported only here: after the checks passed in the new slot
+            // and the commit is durable.
+            record(&session, EventKind::Committed, &booted, None);
+            Ok(HealthOutcome::Committed {
+                group: booted,
+                checks,
+            })
+        }
+        Err(reason) => {
+            mark_bad_steps(&mut session, &booted, &reason)?;
+            tracing::error!("slot {booted}: {reason}");
+            record(&session, EventKind::RolledBack, &booted, Some(&reason));
+            let rebooting = session.settings().health.reboot_on_failure;
+            // Release the state lock before restarting.
+            drop(session);
+            if rebooting {
+                rebooter.restart(Restart::Reboot)?;
+            }
+            Ok(HealthOutcome::Failed {
+                group: booted,
+                reason,
+                rebooting,
+            })
+        }
+    }
+}
+
+/// `updater mark-good`: confirm the booted group (commits a pending trial of
+/// it without running the checks, or makes a good booted group the default
+/// again).
+pub fn mark_good(session: &mut Session) -> Result<String> {
+    let booted = session.booted().to_string();
+    if let Some(t) = session.state().trial() {
+        if t.group != booted {
+            return Err(usage(format!(
+                "a trial of slot {} is pending but slot {booted} is booted; run `updater health` to reconcile first",
+                t.group
+            )));
+        }
+    }
+    match session.state().phase(&booted) {
+        Phase::Trial | Phase::Confirmed | Phase::Good => {}
+        other => {
+            return Err(usage(format!(
+                "slot {booted} is {other}{}; only a slot on trial or a good slot can be confirmed",
+                session
+                    .state()
+                    .group(&booted)
+                    .last_error()
+                    .map(|e| format!(" ({e})"))
+                    .unwrap_or_default()
+            )))
+        }
+    }
+    // Only a confirmation that changes something is reported.
+    let was_good = session.state().phase(&booted) == Phase::Good
+        && session.bootloader().primary()?.as_deref() == Some(booted.as_str());
+    commit(session, &booted)?;
+    if !was_good {
+        record(
+            session,
+            EventKind::Committed,
+            &booted,
+            Some("confirmed by the operator (updater mark-good)"),
+        );
+    }
+    Ok(booted)
+}
+
+/// `updater mark-bad [GROUP]`: mark a group bad. Marking the bootloader's
+/// default bad first moves the default to another good group, and is
+/// refused when there is none (nothing would be left to boot).
+pub fn mark_bad(session: &mut Session, group: Option<&str>) -> Result<String> {
+    let group = group.unwrap_or(session.booted()).to_string();
+    if session.settings().group(&group).is_none() {
+        return Err(usage(format!("there is no slot group {group:?}")));
+    }
+    if session.state().phase(&group) == Phase::Empty {
+        return Err(usage(format!(
+            "slot {group} holds no release: there is nothing to mark bad"
+        )));
+    }
+    let reason = "marked bad by the operator (updater mark-bad)";
+    if session.bootloader().primary()?.as_deref() == Some(group.as_str()) {
+        mark_default_bad(session, &group, reason)?;
+    } else {
+        mark_bad_steps(session, &group, reason)?;
+    }
+    record(session, EventKind::RolledBack, &group, Some(reason));
+    Ok(group)
+}
+
+/// `updater rollback`: make the other good group the default; the group
+/// rolled back from is marked bad, with its release remembered, so that
+/// `status` says so and the daemon does not install it again at its next
+/// poll. Returns the new default.
+pub fn rollback(session: &mut Session) -> Result<String> {
+    let primary = session
+        .bootloader()
+        .primary()?
+        .unwrap_or_else(|| session.booted().to_string());
+    if other_good(
+        session.settings(),
+        session.state(),
+        session.bootloader(),
+        &primary,
+    )?
+    .is_none()
+    {
+        return Err(BootError(format!(
+            "no slot other than {primary} is good: there is nothing to roll back to"
+        ))
+        .into());
+    }
+    let reason = "rolled back by the operator (updater rollback)";
+    let other = mark_default_bad(session, &primary, reason)?;
+    record(
+        session,
+        EventKind::RolledBack,
+        &primary,
+        Some(&format!("{reason}; slot {other} is the default")),
+    );
+    Ok(other)
+}
+
+fn other_good(
+    settings: &Settings,
+    state: &UpdateState,
+    boot: &dyn Bootloader,
+    not: &str,
+) -> Result<Option<String>> {
+    for g in &settings.slots {
+        if g.name != not && state.phase(&g.name) == Phase::Good && boot.bootable(&g.name)? {
+            return Ok(Some(g.name.clone()));
+        }
+    }
+    Ok(None)
+}

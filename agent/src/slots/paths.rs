@@ -1,0 +1,144 @@
+//! The first slot backend: a block device or a file per image class and
+//! group, from `[slots.NAME.targets]`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::sink::FileSink;
+use super::{SlotBackend, SlotSink};
+use crate::config::SlotGroupConfig;
+use crate::error::usage;
+
+/// Slot groups whose members are paths.
+pub struct PathSlots<'a> {
+    groups: &'a [SlotGroupConfig],
+    /// Where the command line was read from, for messages.
+    cmdline_path: PathBuf,
+}
+
+impl<'a> PathSlots<'a> {
+    /// The backend over the configured groups.
+    pub fn new(groups: &'a [SlotGroupConfig], cmdline_path: &Path) -> PathSlots<'a> {
+        PathSlots {
+            groups,
+            cmdline_path: cmdline_path.to_path_buf(),
+        }
+    }
+
+    fn group(&self, name: &str) -> Option<&SlotGroupConfig> {
+        self.groups.iter().find(|g| g.name == name)
+    }
+
+    fn target(&self, group: &str, class: &str) -> Option<&PathBuf> {
+        self.group(group).and_then(|g| g.targets.get(class))
+    }
+}
+
+fn canonical(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+impl SlotBackend for PathSlots<'_> {
+    fn name(&self) -> &'static str {
+        "paths"
+    }
+
+    fn groups(&self) -> Vec<String> {
+        self.groups.iter().map(|g| g.name.clone()).collect()
+    }
+
+    fn booted(&self, cmdline: &str) -> Result<String> {
+        let mut slot = None;
+        let mut root = None;
+        for word in cmdline.split_whitespace() {
+            if let Some(v) = word.strip_prefix("updater.slot=") {
+                if slot.replace(v).is_some() {
+                    return Err(usage(format!(
+                        "the kernel command line has more than one updater.slot= ({cmdline:?}); refusing to guess the booted slot"
+                    )));
+                }
+            } else if let Some(v) = word.strip_prefix("root=") {
+                root = Some(v);
+            }
+        }
+        if let Some(s) = slot {
+            if self.group(s).is_none() {
+                return Err(usage(format!(
+                    "the kernel command line says updater.slot={s}, but the configuration has no slot group {s:?}"
+                )));
+            }
+            return Ok(s.to_string());
+        }
+        if let Some(r) = root {
+            let canon = canonical(Path::new(r));
+            for g in self.groups {
+                let matches_root = g.root_device.as_deref() == Some(r);
+                let matches_target = g
+                    .targets
+                    .get("rootfs")
+                    .is_some_and(|t| canonical(t) == canon);
+                if matches_root || matches_target {
+                    return Ok(g.name.clone());
+                }
+            }
+        }
+        Err(usage(format!(
+            "cannot tell which slot group is booted: {} has no updater.slot= and its root= matches no group's root_device or rootfs target; refusing to write any slot",
+            self.cmdline_path.display()
+        )))
+    }
+
+    fn install_target(&self, booted: &str) -> Result<String> {
+        let target = self
+            .groups
+            .iter()
+            .find(|g| g.name != booted)
+            .ok_or_else(|| usage("the configuration has no slot group besides the booted one"))?;
+        let booted_cfg = self
+            .group(booted)
+            .ok_or_else(|| usage(format!("no slot group {booted:?} in the configuration")))?;
+        // Belt and braces: even if the config check missed it (symlinks), never
+        // write a path that resolves to one of the booted group's targets.
+        for (class, t) in &target.targets {
+            let ct = canonical(t);
+            for (bclass, b) in &booted_cfg.targets {
+                if canonical(b) == ct {
+                    return Err(usage(format!(
+                        "slot {}'s {class} target {} is the booted slot {booted}'s {bclass} target; refusing to write the booted slot",
+                        target.name,
+                        t.display()
+                    )));
+                }
+            }
+        }
+        Ok(target.name.clone())
+    }
+
+    fn has_target(&self, group: &str, class: &str) -> bool {
+        self.target(group, class).is_some()
+    }
+
+    fn open_sink(&self, group: &str, class: &str, size: u64) -> Result<Box<dyn SlotSink>> {
+        let path = self.target(group, class).ok_or_else(|| {
+            usage(format!(
+                "slot group {group} has no target for images of class {class}; add slots.{group}.targets.{class} to the configuration"
+            ))
+        })?;
+        Ok(Box::new(
+            FileSink::open(path, size).with_context(|| format!("slot {group} {class}"))?,
+        ))
+    }
+
+    fn kernel(&self, group: &str) -> Option<PathBuf> {
+        self.target(group, "kernel").cloned()
+    }
+
+    fn initrd(&self, group: &str) -> Option<PathBuf> {
+        self.target(group, "initrd").cloned()
+    }
+
+    fn root_device(&self, group: &str) -> Option<String> {
+        self.group(group).and_then(|g| g.root_device.clone())
+    }
+}

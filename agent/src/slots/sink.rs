@@ -1,0 +1,105 @@
+//! Slot sinks: where verified image bytes are written. The install pipeline
+//! hands a sink only bytes whose chunk hash already matched.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom};
+use std::os::unix::fs::{FileExt, FileTypeExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// A slot target being written.
+pub trait SlotSink: Send {
+    /// What is written, for messages.
+    fn describe(&self) -> String;
+    /// Write `data` at `offset` (`pwrite`).
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()>;
+    /// Read back `buf.len()` bytes at `offset`; false when they are not all
+    /// there (a target shorter than a checkpoint said).
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool>;
+    /// Make everything written so far durable (before a checkpoint promises
+    /// it).
+    fn sync(&mut self) -> Result<()>;
+    /// The image is complete at `size` bytes: cut a file target to that size
+    /// (a longer older image would leave a stale tail) and sync.
+    fn finish(&mut self, size: u64) -> Result<()>;
+}
+
+/// A block device or a regular file.
+pub struct FileSink {
+    file: File,
+    path: PathBuf,
+    is_block: bool,
+}
+
+impl FileSink {
+    /// Open `path` for an image of `size` bytes: a file is created if
+    /// missing; a block device must exist and hold the image.
+    pub fn open(path: &Path, size: u64) -> Result<FileSink> {
+        let is_block = std::fs::metadata(path)
+            .map(|m| m.file_type().is_block_device())
+            .unwrap_or(false);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(!is_block)
+            .truncate(false)
+            .open(path)
+            .with_context(|| format!("opening slot target {}", path.display()))?;
+        if is_block {
+            let dev_size = file
+                .seek(SeekFrom::End(0))
+                .with_context(|| format!("reading the size of {}", path.display()))?;
+            if dev_size < size {
+                return Err(anyhow::Error::new(std::io::Error::other(format!(
+                    "slot target {} holds {dev_size} bytes, the image needs {size}",
+                    path.display()
+                ))));
+            }
+        }
+        Ok(FileSink {
+            file,
+            path: path.to_path_buf(),
+            is_block,
+        })
+    }
+}
+
+impl SlotSink for FileSink {
+    fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.file
+            .write_all_at(data, offset)
+            .with_context(|| format!("writing {} at {offset}", self.path.display()))
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
+        match self.file.read_exact_at(buf, offset) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => {
+                Err(e).with_context(|| format!("reading {} at {offset}", self.path.display()))
+            }
+        }
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.file
+            .sync_data()
+            .with_context(|| format!("syncing {}", self.path.display()))
+    }
+
+    fn finish(&mut self, size: u64) -> Result<()> {
+        if !self.is_block {
+            self.file
+                .set_len(size)
+                .with_context(|| format!("truncating {}", self.path.display()))?;
+        }
+        self.file
+            .sync_all()
+            .with_context(|| format!("syncing {}", self.path.display()))
+    }
+}

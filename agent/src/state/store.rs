@@ -1,0 +1,156 @@
+//! The state folder: `state.json`, replaced atomically, under an exclusive
+//! lock held for the whole command.
+//!
+//! A corrupt or unknown-version state file is an error that names the file;
+//! it is never silently replaced, because it holds the anti-rollback floor
+//! and the pending trial.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::Deserialize;
+
+use super::{UpdateState, STATE_VERSION};
+use crate::util::fs::write_atomic;
+use updater_format::error::usage;
+
+/// The state file's name in the state directory.
+pub const STATE_FILE: &str = "state.json";
+const LOCK_FILE: &str = "lock";
+
+/// The state directory, locked for as long as this value lives.
+pub struct StateStore {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl StateStore {
+    /// Lock the state directory (created if missing). Fails at once if another
+    /// agent holds the lock: two agents writing slots at once would corrupt
+    /// both the slot and the state.
+    pub fn open(dir: &Path) -> Result<StateStore> {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating state directory {}", dir.display()))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(usage(format!(
+                    "another updater is running (it holds {}); wait for it to finish",
+                    lock_path.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("locking {}", lock_path.display()))
+            }
+        }
+        Ok(StateStore {
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The state file's path.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// Read the state; `None` if there is no state file yet.
+    pub fn load(&self) -> Result<Option<UpdateState>> {
+        read_state(&self.path())
+    }
+
+    /// Write the state atomically and durably.
+    pub fn save(&self, state: &UpdateState) -> Result<()> {
+        let mut bytes = serde_json::to_vec_pretty(state).context("encoding the state")?;
+        bytes.push(b'\n');
+        crate::failpoint!("state-save");
+        write_atomic(&self.path(), &bytes, 0o644)
+    }
+}
+
+/// Where the verified manifest of the release installed in `group` is kept
+/// (`STATE_DIR/releases/GROUP.manifest.json`), so that the release can be
+/// booted later (`updater activate`, the daemon's window) without fetching
+/// anything, and verified again first.
+pub fn kept_manifest(state_dir: &Path, group: &str) -> PathBuf {
+    state_dir
+        .join("releases")
+        .join(format!("{group}.manifest.json"))
+}
+
+/// Read a state file without taking the lock (for `status`, which must work
+/// while an install runs). `None` if it does not exist.
+pub fn read_state(path: &Path) -> Result<Option<UpdateState>> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: u32,
+    }
+    let corrupt = |e: serde_json::Error| {
+        usage(format!(
+            "state file {} is corrupt ({e}); it was left as is: inspect it, then move it away to start from a fresh state",
+            path.display()
+        ))
+    };
+    let v: VersionOnly = serde_json::from_slice(&bytes).map_err(corrupt)?;
+    if v.version != STATE_VERSION {
+        return Err(usage(format!(
+            "state file {} has version {}, this agent reads version {STATE_VERSION}; use a matching agent",
+            path.display(),
+            v.version
+        )));
+    }
+    serde_json::from_slice(&bytes).map(Some).map_err(corrupt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::Release;
+
+    #[test]
+    fn round_trip_and_lock() {
+        let d = tempfile::tempdir().unwrap();
+        let store = StateStore::open(d.path()).unwrap();
+        assert!(store.load().unwrap().is_none());
+        let mut s = UpdateState::fresh(&["A".into(), "B".into()], "A");
+        let release = Release {
+            digest: "d".repeat(64),
+            version: "1.0.0".into(),
+            security_version: 1,
+        };
+        s.begin_install("B", &release, chrono::Utc::now()).unwrap();
+        store.save(&s).unwrap();
+        assert_eq!(store.load().unwrap().unwrap(), s);
+        // A second agent cannot take the lock while the first holds it.
+        let e = StateStore::open(d.path()).err().unwrap().to_string();
+        assert!(e.contains("another updater is running"), "{e}");
+        drop(store);
+        StateStore::open(d.path()).unwrap();
+    }
+
+    #[test]
+    fn corrupt_or_unknown_version_is_reported_not_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join(STATE_FILE);
+        std::fs::write(&p, b"{\"version\": 1, \"groups\": ").unwrap();
+        let e = read_state(&p).unwrap_err().to_string();
+        assert!(e.contains("is corrupt") && e.contains("left as is"), "{e}");
+        std::fs::write(&p, b"{\"version\": 7}").unwrap();
+        let e = read_state(&p).unwrap_err().to_string();
+        assert!(e.contains("has version 7"), "{e}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"{\"version\": 7}");
+    }
+}

@@ -1,0 +1,341 @@
+//! The kexec boot method: boot the new slot without firmware or bootloader,
+//! keeping every safety property of the reboot path.
+//!
+//! Its part of a trial start (the order is the trial starter's, in
+//! `trial/mod.rs`):
+//!
+//! 1. prepare, before anything is recorded: re-check the manifest's
+//!    signatures, copy the installed group's kernel and initrd into sealed
+//!    memfds, check the kernel's own signature (kernel-role keys) and the
+//!    initrd hash over the sealed bytes, compose and validate the command
+//!    line; and check that the watchdog will survive the kexec;
+//! 2. (the trial is recorded; the bootloader's primary is NOT changed and no
+//!    one-shot is armed, so any reset during the trial goes back through
+//!    firmware and bootloader to the old primary);
+//! 3. stage: kexec_file_load with exactly the sealed fds, then arm the
+//!    hardware watchdog (nowayout: from here on, a hang resets);
+//! 4. jump: `systemctl kexec` under systemd, else sync + reboot(RB_KEXEC).
+//!
+//! The watchdog is armed after the load, not before: arming a nowayout
+//! watchdog cannot be undone, and a load the kernel refuses must not commit
+//! the machine to a reset (docs/architecture.md).
+
+pub mod loader;
+pub mod memfd;
+pub mod watchdog;
+
+use std::ffi::CString;
+
+use anyhow::{Context, Result};
+use updater_format::keys::Keyring;
+use updater_format::manifest::verify::{check_cmdline, verify_kernel_statement};
+
+use super::method::{BootMethod, MethodError, Refusal};
+use super::reboot::{Rebooter, Restart};
+use crate::config::WatchdogUnsafe;
+use crate::error::{usage, BootError, Rejected};
+use crate::session::Session;
+use crate::slots::SlotBackend;
+use loader::KexecLoader;
+use memfd::SealedMemfd;
+use watchdog::Watchdog;
+
+/// The kernel's command line limit on x86 (COMMAND_LINE_SIZE), NUL included.
+pub const MAX_CMDLINE: usize = 2048;
+
+/// A verified kernel, initrd and command line, ready to load.
+#[derive(Debug)]
+pub struct KexecPlan {
+    /// The sealed kernel.
+    pub kernel: SealedMemfd,
+    /// The sealed initrd.
+    pub initrd: Option<SealedMemfd>,
+    /// The command line.
+    pub cmdline: CString,
+}
+
+/// What the kexec step did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum KexecOutcome {
+    /// Loaded, then unloaded (`--dry-run`).
+    DryRun {
+        /// The command line that would be used.
+        cmdline: String,
+        /// Kernel size.
+        kernel_bytes: u64,
+        /// Initrd size.
+        initrd_bytes: Option<u64>,
+    },
+    /// Jumped (or the jump was requested).
+    Jumped {
+        /// The command line.
+        cmdline: String,
+    },
+    /// kexec was not possible; a reboot trial was started instead.
+    FellBack {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The command line for a kexec trial of `slot`: the manifest's, the
+/// group's root device, then `updater.slot=SLOT updater.trial=1`.
+pub fn compose_cmdline(base: Option<&str>, root: Option<&str>, slot: &str) -> Result<CString> {
+    let mut parts: Vec<String> = Vec::new();
+    if let Some(b) = base {
+        check_cmdline(b)?;
+        parts.extend(b.split_whitespace().map(str::to_string));
+    }
+    if let Some(r) = root {
+        if r.is_empty() || r.contains(char::is_whitespace) || r.contains('\0') {
+            return Err(usage(format!(
+                "root device {r:?} cannot go on a kernel command line"
+            )));
+        }
+        parts.push(format!("root={r}"));
+    }
+    parts.push(format!("updater.slot={slot}"));
+    parts.push("updater.trial=1".into());
+    let line = parts.join(" ");
+    if parts
+        .iter()
+        .filter(|p| p.starts_with("updater.slot="))
+        .count()
+        != 1
+    {
+        return Err(Rejected::Invalid(format!(
+            "the command line would have more than one updater.slot=: {line:?}"
+        ))
+        .into());
+    }
+    if line.len() + 1 > MAX_CMDLINE {
+        return Err(Rejected::Invalid(format!(
+            "the kexec command line is {} bytes, over the kernel's {MAX_CMDLINE}-byte limit",
+            line.len() + 1
+        ))
+        .into());
+    }
+    CString::new(line)
+        .map_err(|_| Rejected::Invalid("the command line contains a NUL byte".into()).into())
+}
+
+/// Verify everything over sealed bytes: the manifest again, the kernel's
+/// own signature over the sealed kernel, the initrd's pinned hash, the
+/// command line.
+pub fn prepare(
+    manifest_bytes: &[u8],
+    keyring: &Keyring,
+    slots: &dyn SlotBackend,
+    group: &str,
+) -> Result<KexecPlan> {
+    // The manifest again: signatures and structure (verify before use).
+    let v = updater_format::manifest::verify::open(manifest_bytes, keyring)?;
+    let m = &v.manifest;
+    let kinfo = m.kernel.as_ref().ok_or_else(|| {
+        usage("the release has no kernel image, so there is nothing to kexec; use --reboot")
+    })?;
+    let missing = |class: &str| {
+        usage(format!(
+            "slot group {group} has no {class} target; add slots.{group}.targets.{class} to the configuration"
+        ))
+    };
+    let kernel_path = slots.kernel(group).ok_or_else(|| missing("kernel"))?;
+    let kernel = seal_pinned(&kernel_path, "kernel", group, kinfo.size, &kinfo.sha256)?;
+    // The kernel's own signature, over the hash of the sealed bytes.
+    verify_kernel_statement(&kernel.digest(), kernel.size(), &kinfo.signatures, keyring)?;
+    let initrd = match &m.initrd {
+        Some(i) => {
+            let path = slots.initrd(group).ok_or_else(|| missing("initrd"))?;
+            Some(seal_pinned(&path, "initrd", group, i.size, &i.sha256)?)
+        }
+        None => None,
+    };
+    let cmdline = compose_cmdline(
+        m.cmdline.as_deref(),
+        slots.root_device(group).as_deref(),
+        group,
+    )?;
+    Ok(KexecPlan {
+        kernel,
+        initrd,
+        cmdline,
+    })
+}
+
+/// Copy `path` into a sealed memfd and check the sealed bytes against the
+/// size and sha256 the manifest pins.
+fn seal_pinned(
+    path: &std::path::Path,
+    what: &str,
+    group: &str,
+    size: u64,
+    sha256: &updater_format::Sha256Digest,
+) -> Result<SealedMemfd> {
+    let sealed = SealedMemfd::from_file(path, &format!("updater-{what}"), size)?;
+    if sealed.digest() != *sha256 {
+        return Err(Rejected::Mismatch {
+            what: format!("{what} of slot {group}"),
+            reason: format!(
+                "sha256 of the sealed bytes is {}, the manifest says {sha256}",
+                sealed.digest()
+            ),
+        }
+        .into());
+    }
+    Ok(sealed)
+}
+
+/// The kexec boot method.
+pub struct KexecMethod<'m> {
+    loader: &'m dyn KexecLoader,
+    watchdog: Option<&'m mut dyn Watchdog>,
+    rebooter: &'m dyn Rebooter,
+    dry_run: bool,
+    plan: Option<KexecPlan>,
+}
+
+impl<'m> KexecMethod<'m> {
+    /// The method over the machine's loader, watchdog and rebooter; a dry
+    /// run only warns about a watchdog that would not survive.
+    pub fn new(
+        loader: &'m dyn KexecLoader,
+        watchdog: Option<&'m mut dyn Watchdog>,
+        rebooter: &'m dyn Rebooter,
+        dry_run: bool,
+    ) -> KexecMethod<'m> {
+        KexecMethod {
+            loader,
+            watchdog,
+            rebooter,
+            dry_run,
+            plan: None,
+        }
+    }
+
+    fn plan(&self) -> Result<&KexecPlan> {
+        self.plan
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("kexec: stage before prepare"))
+    }
+
+    /// The command line of the prepared plan.
+    pub fn cmdline(&self) -> Result<String> {
+        Ok(self.plan()?.cmdline.to_string_lossy().into_owned())
+    }
+
+    /// `--dry-run`: load the prepared kernel and unload it again.
+    pub fn dry_run(&self) -> Result<KexecOutcome> {
+        let plan = self.plan()?;
+        let initrd_fd = plan.initrd.as_ref().map(|i| i.fd());
+        self.loader
+            .load(plan.kernel.fd(), initrd_fd, &plan.cmdline)
+            .map_err(loader::refusal)?;
+        self.loader.unload().map_err(loader::refusal)?;
+        Ok(KexecOutcome::DryRun {
+            cmdline: self.cmdline()?,
+            kernel_bytes: plan.kernel.size(),
+            initrd_bytes: plan.initrd.as_ref().map(|i| i.size()),
+        })
+    }
+}
+
+impl BootMethod for KexecMethod<'_> {
+    fn kind(&self) -> Restart {
+        Restart::Kexec
+    }
+
+    fn prepare(
+        &mut self,
+        session: &Session,
+        group: &str,
+        manifest: &[u8],
+    ) -> Result<(), MethodError> {
+        let settings = session.settings();
+        let keyring = session.keyring()?;
+        let plan = prepare(manifest, &keyring, session.slots(), group)
+            .context("verifying the kernel before kexec")?;
+        self.plan = Some(plan);
+        match self.watchdog.as_deref() {
+            None => tracing::warn!(
+                "no kexec.watchdog configured: if the trial kernel hangs, nothing resets the machine"
+            ),
+            Some(w) => {
+                if let Err(why) = w.survives_kexec() {
+                    match settings.kexec.watchdog_unsafe {
+                        WatchdogUnsafe::Warn => {
+                            tracing::warn!("{why}; continuing (kexec.watchdog_unsafe = \"warn\")")
+                        }
+                        WatchdogUnsafe::Refuse if self.dry_run => tracing::warn!("{why}"),
+                        WatchdogUnsafe::Refuse => {
+                            return Err(MethodError::Refused(Refusal::WatchdogUnsafe(why)))
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn stage(&mut self, session: &mut Session, _group: &str) -> Result<(), MethodError> {
+        let timeout = session.settings().kexec.watchdog_timeout;
+        let plan = self.plan()?;
+        let initrd_fd = plan.initrd.as_ref().map(|i| i.fd());
+        // Exactly the sealed fds: the running kernel can also enforce
+        // KEXEC_SIG on them.
+        if let Err(errno) = self.loader.load(plan.kernel.fd(), initrd_fd, &plan.cmdline) {
+            return Err(MethodError::Refused(Refusal::KernelRefused {
+                errno,
+                why: loader::explain(errno),
+            }));
+        }
+        crate::failpoint!("after-kexec-load");
+        if let Some(w) = self.watchdog.as_deref_mut() {
+            if let Err(e) = w.arm(timeout) {
+                let _ = self.loader.unload();
+                return Err(MethodError::Refused(Refusal::WatchdogArm(format!("{e:#}"))));
+            }
+        }
+        crate::failpoint!("after-watchdog-armed");
+        Ok(())
+    }
+
+    fn jump(&mut self) -> Result<()> {
+        tracing::info!("kexec with: {}", self.cmdline()?);
+        self.rebooter.restart(Restart::Kexec)
+    }
+}
+
+/// A kexec refusal under `kexec.policy = "require"`: a boot-control error
+/// (exit code 6).
+pub fn required(r: &Refusal) -> anyhow::Error {
+    BootError(r.reason()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cmdline_composition_and_limits() {
+        let c = compose_cmdline(Some("console=ttyS0  quiet"), Some("/dev/vda3"), "B").unwrap();
+        assert_eq!(
+            c.to_str().unwrap(),
+            "console=ttyS0 quiet root=/dev/vda3 updater.slot=B updater.trial=1"
+        );
+        let c = compose_cmdline(None, None, "A").unwrap();
+        assert_eq!(c.to_str().unwrap(), "updater.slot=A updater.trial=1");
+        assert!(compose_cmdline(Some("quiet updater.slot=A"), None, "B").is_err());
+        assert!(compose_cmdline(Some("a\0b"), None, "B").is_err());
+        assert!(compose_cmdline(Some("quiet"), Some("/dev/x y"), "B").is_err());
+        // 1536 bytes from the manifest fit; a root device that pushes the
+        // line past 2048 does not.
+        let long = "x".repeat(1536);
+        assert!(compose_cmdline(Some(&long), None, "B").is_ok());
+        let root = format!("/dev/{}", "r".repeat(600));
+        let e = compose_cmdline(Some(&long), Some(&root), "B")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("over the kernel's 2048-byte limit"), "{e}");
+    }
+}
