@@ -17,7 +17,10 @@ if dpkg-query -W -f='${Status}' updater 2>/dev/null | grep -q ' installed$'; the
   echo "FAIL: a package named updater is already installed here; not replacing it"
   exit 1
 fi
-test -x target/release/updater || cargo build --locked --release
+# The device binary alone (-p updater): a workspace build unifies features
+# with the vendor tooling's, and the package must carry exactly the
+# device's build.
+cargo build --locked --release -p updater
 
 rm -rf target/debian
 cargo deb -p updater --no-build --output target/debian/

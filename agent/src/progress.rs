@@ -1,22 +1,95 @@
-//! Progress reporting: a progress bar on a terminal, JSON lines with
+//! Progress reporting: a one-line bar on a terminal, JSON lines with
 //! `--json`, nothing otherwise.
+//!
+//! The bar is a few lines of our own rather than a progress-bar crate: it
+//! redraws one line on stderr at most a few times a second, which is all an
+//! install needs, and it keeps the device binary small.
 
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+/// The terminal bar's state for one image.
+pub struct Bar {
+    class: String,
+    total: u64,
+    started: Instant,
+    start_bytes: u64,
+    last: Option<Instant>,
+}
+
 /// Where progress goes.
 pub enum Progress {
     /// Nothing.
     Quiet,
-    /// An indicatif bar on stderr.
-    Bar(Option<indicatif::ProgressBar>),
+    /// A bar on stderr (a terminal).
+    Bar(Option<Bar>),
     /// JSON lines on stdout.
     Json {
         /// When the last progress line was printed (rate limit).
         last: Option<Instant>,
     },
+}
+
+/// `n` bytes in binary units, as the bar shows them.
+fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+impl Bar {
+    fn draw(&mut self, written: u64, force: bool) {
+        let now = Instant::now();
+        if !force
+            && self
+                .last
+                .is_some_and(|l| now - l < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.last = Some(now);
+        const WIDTH: u64 = 30;
+        let filled = (written.min(self.total) * WIDTH)
+            .checked_div(self.total)
+            .unwrap_or(WIDTH) as usize;
+        let secs = self.started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 {
+            (written.saturating_sub(self.start_bytes)) as f64 / secs
+        } else {
+            0.0
+        };
+        let eta = if rate > 0.0 {
+            format!(
+                "{}s",
+                (self.total.saturating_sub(written) as f64 / rate).round() as u64
+            )
+        } else {
+            "-".into()
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(
+            err,
+            "\r{:>8} [{}{}] {}/{} {}/s eta {eta}\x1b[K",
+            self.class,
+            "=".repeat(filled),
+            " ".repeat(WIDTH as usize - filled),
+            human(written),
+            human(self.total),
+            human(rate as u64),
+        );
+        let _ = err.flush();
+    }
 }
 
 impl Progress {
@@ -48,16 +121,14 @@ impl Progress {
     pub fn begin(&mut self, class: &str, done: u64, total: u64) {
         match self {
             Progress::Bar(bar) => {
-                let b = indicatif::ProgressBar::new(total);
-                b.set_style(
-                    indicatif::ProgressStyle::with_template(
-                        "{msg:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
-                b.set_message(class.to_string());
-                b.set_position(done);
+                let mut b = Bar {
+                    class: class.to_string(),
+                    total,
+                    started: Instant::now(),
+                    start_bytes: done,
+                    last: None,
+                };
+                b.draw(done, true);
                 *bar = Some(b);
             }
             Progress::Json { .. } => {
@@ -74,7 +145,7 @@ impl Progress {
     pub fn update(&mut self, class: &str, written: u64, total: u64) {
         crate::util::heartbeat::beat();
         match self {
-            Progress::Bar(Some(b)) => b.set_position(written),
+            Progress::Bar(Some(b)) => b.draw(written, false),
             Progress::Json { last }
                 if last.is_none_or(|l| l.elapsed() >= Duration::from_millis(500)) =>
             {
@@ -92,8 +163,9 @@ impl Progress {
     pub fn finish(&mut self, class: &str, total: u64) {
         match self {
             Progress::Bar(bar) => {
-                if let Some(b) = bar.take() {
-                    b.finish();
+                if let Some(mut b) = bar.take() {
+                    b.draw(total, true);
+                    eprintln!();
                 }
             }
             Progress::Json { .. } => {
@@ -101,5 +173,17 @@ impl Progress {
             }
             Progress::Quiet => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+
+    #[test]
+    fn sizes_in_binary_units() {
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(3 << 30), "3.0 GiB");
     }
 }

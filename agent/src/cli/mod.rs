@@ -79,34 +79,43 @@ pub enum Command {
     Rollback,
 }
 
-/// Set up `tracing`: warnings by default, more with `-v`, or `UPDATER_LOG`.
+/// Set up `tracing`: warnings by default, more with `-v`, or `UPDATER_LOG`
+/// (a level such as `debug`, or `target=level` pairs such as
+/// `warn,updater::install=debug`). A plain target filter rather than
+/// `EnvFilter`: it needs no regex engine, which keeps the device binary
+/// small.
 pub fn init_logging(cli: &Cli) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let default = match cli.verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("UPDATER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter: tracing_subscriber::filter::Targets = std::env::var("UPDATER_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| default.parse().expect("a level is a valid filter"));
     // Under systemd (JOURNAL_STREAM set) log to the journal with structured
     // fields; elsewhere to stderr, coloured only on a terminal.
     if std::env::var_os("JOURNAL_STREAM").is_some() {
         if let Ok(journald) = tracing_journald::layer() {
-            use tracing_subscriber::layer::SubscriberExt;
-            use tracing_subscriber::util::SubscriberInitExt;
             let _ = tracing_subscriber::registry()
-                .with(filter)
                 .with(journald)
+                .with(filter)
                 .try_init();
             return;
         }
     }
     use std::io::IsTerminal;
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(std::io::stderr().is_terminal())
+                .with_writer(std::io::stderr),
+        )
+        .with(filter)
         .try_init();
 }
 

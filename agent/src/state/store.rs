@@ -131,7 +131,8 @@ mod tests {
             version: "1.0.0".into(),
             security_version: 1,
         };
-        s.begin_install("B", &release, chrono::Utc::now()).unwrap();
+        let t = chrono::DateTime::parse_from_rfc3339("2026-03-01T00:00:00Z").unwrap();
+        s.begin_install("B", &release, t.into()).unwrap();
         store.save(&s).unwrap();
         assert_eq!(store.load().unwrap().unwrap(), s);
         // A second agent cannot take the lock while the first holds it.
