@@ -334,3 +334,123 @@ fn other_good(
     }
     Ok(None)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::state::Release;
+
+    /// A bootloader double that records every change: proof that the flows
+    /// act through the session's backend, whatever it is.
+    #[derive(Default)]
+    struct Env {
+        order: Vec<String>,
+        bootable: BTreeMap<String, bool>,
+        armed: Option<String>,
+        log: Vec<String>,
+    }
+
+    struct Recording(Rc<RefCell<Env>>);
+
+    impl Bootloader for Recording {
+        fn name(&self) -> &'static str {
+            "recording"
+        }
+        fn primary(&self) -> Result<Option<String>> {
+            Ok(self.0.borrow().order.first().cloned())
+        }
+        fn set_primary(&mut self, group: &str) -> Result<()> {
+            let mut e = self.0.borrow_mut();
+            e.log.push(format!("primary {group}"));
+            e.order.retain(|g| g != group);
+            e.order.insert(0, group.to_string());
+            Ok(())
+        }
+        fn bootable(&self, group: &str) -> Result<bool> {
+            Ok(self.0.borrow().bootable.get(group).copied().unwrap_or(false))
+        }
+        fn set_bootable(&mut self, group: &str, bootable: bool) -> Result<()> {
+            let mut e = self.0.borrow_mut();
+            e.log.push(format!("bootable {group} {bootable}"));
+            e.bootable.insert(group.to_string(), bootable);
+            Ok(())
+        }
+        fn arm_trial(&mut self, group: &str) -> Result<()> {
+            let mut e = self.0.borrow_mut();
+            e.log.push(format!("arm {group}"));
+            e.armed = Some(group.to_string());
+            Ok(())
+        }
+        fn armed_trial(&self) -> Result<Option<String>> {
+            Ok(self.0.borrow().armed.clone())
+        }
+    }
+
+    struct NoRestart;
+    impl Rebooter for NoRestart {
+        fn restart(&self, _: Restart) -> Result<()> {
+            panic!("no restart expected")
+        }
+    }
+
+    #[test]
+    fn health_commit_and_rollback_act_through_the_sessions_backend() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().display();
+        std::fs::create_dir_all(d.path().join("health.d")).unwrap();
+        std::fs::write(d.path().join("cmdline"), "updater.slot=A\n").unwrap();
+        let cfg = d.path().join("config.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "compatible = \"x\"\nstate_dir = \"{p}/state\"\nkeyring = \"{p}/ring\"\ncmdline_path = \"{p}/cmdline\"\n[bootloader]\nbackend = \"file\"\npath = \"{p}/unused.env\"\n[health]\ndir = \"{p}/health.d\"\n[slots.A.targets]\nrootfs = \"{p}/A\"\n[slots.B.targets]\nrootfs = \"{p}/B\"\n"
+            ),
+        )
+        .unwrap();
+        let settings = crate::config::load(Some(&cfg)).unwrap();
+        let env = Rc::new(RefCell::new(Env {
+            order: vec!["A".into(), "B".into()],
+            bootable: [("A".to_string(), true), ("B".to_string(), false)].into(),
+            ..Default::default()
+        }));
+        let clock = Clock::fixed("2026-03-01T12:00:00Z".parse().unwrap());
+        let open = || Session::open_with(&settings, clock, Box::new(Recording(env.clone()))).unwrap();
+        // Slot B installed and on trial (as install and the trial start
+        // would leave it).
+        let mut s = open();
+        let r = Release {
+            digest: "b".repeat(64),
+            version: "2.0.0".into(),
+            security_version: 3,
+        };
+        s.transition(|st, now| st.begin_install("B", &r, now)).unwrap();
+        s.transition(|st, now| st.finish_install("B", now)).unwrap();
+        s.transition(|st, now| st.start_trial("B", now, now + chrono::Duration::minutes(5)))
+            .unwrap();
+        drop(s);
+        // B boots and is healthy: the commit goes through the double.
+        std::fs::write(d.path().join("cmdline"), "updater.slot=B\n").unwrap();
+        let out = health(open(), &NoRestart).unwrap();
+        assert!(matches!(out, HealthOutcome::Committed { ref group, .. } if group == "B"));
+        assert_eq!(env.borrow().log, ["bootable B true", "primary B"]);
+        // The operator rolls back: A becomes the default first, then B is
+        // made unbootable, and the state says B is bad and why.
+        let mut s = open();
+        assert_eq!(rollback(&mut s).unwrap(), "A");
+        assert_eq!(
+            env.borrow().log[2..],
+            ["primary A".to_string(), "bootable B false".to_string()]
+        );
+        assert_eq!(s.state().phase("B"), Phase::Bad);
+        assert!(s.state().group("B").last_error().unwrap().contains("rolled back"));
+        // Nothing is left to roll back to.
+        let e = rollback(&mut s).unwrap_err().to_string();
+        assert!(e.contains("nothing to roll back to"), "{e}");
+        assert_eq!(env.borrow().log.len(), 4, "a refused rollback touched the backend");
+    }
+}
