@@ -23,7 +23,8 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-cargo build --release --quiet
+cargo build --release --quiet -p updater-vendor
+cargo build --release --quiet -p updater   # the device build, last (as the package builds it)
 U=$REPO/target/release/updater
 V=$REPO/target/release/updater-vendor
 

@@ -32,8 +32,7 @@ use crate::Sha256Digest;
 pub const CHANNEL_PAYLOAD_TYPE: &str = "application/vnd.updater.channel+json";
 /// The channel schema this agent reads and writes.
 pub const CHANNEL_SCHEMA: u64 = 1;
-/// Largest channel document accepted.
-pub const CHANNEL_SIZE_CAP: u64 = 1 << 20;
+pub use crate::limits::CHANNEL_SIZE_CAP;
 /// How far in the future `issued` may be before the device's clock is
 /// suspected rather than the channel.
 pub const CLOCK_SKEW_SECS: i64 = 300;
@@ -241,6 +240,14 @@ pub fn check_structure(c: &Channel) -> Result<(), String> {
         return bad(format!(
             "channel {:?} expires ({}) before it was issued ({})",
             c.name, c.expires, c.issued
+        ));
+    }
+    if c.releases.len() > crate::limits::MAX_CHANNEL_RELEASES {
+        return bad(format!(
+            "channel {:?} names {} releases, more than the {} allowed",
+            c.name,
+            c.releases.len(),
+            crate::limits::MAX_CHANNEL_RELEASES
         ));
     }
     for (i, r) in c.releases.iter().enumerate() {

@@ -90,6 +90,13 @@ pub fn verify_threshold(
     keyring: &Keyring,
     role: Role,
 ) -> Result<Vec<String>, Rejected> {
+    if signatures.len() > crate::limits::MAX_SIGNATURES {
+        return Err(Rejected::Invalid(format!(
+            "the document carries {} signatures, more than the {} allowed",
+            signatures.len(),
+            crate::limits::MAX_SIGNATURES
+        )));
+    }
     let role_keys = keyring.role(role);
     let message = pae(payload_type, body);
     let mut valid = BTreeSet::new();

@@ -13,13 +13,17 @@
 //! - [`channel`]: channel documents, their verification and rollout buckets;
 //! - [`digest`]: sha256 digests as the format writes them;
 //! - [`names`]: validation of names that become paths;
+//! - [`cmdline`]: the kernel command line, parsed as the kernel parses it;
+//! - [`limits`]: the caps on what a signed document may declare;
 //! - [`error`]: the failure classes shared by every command, and exit codes.
 
 pub mod channel;
+pub mod cmdline;
 pub mod digest;
 pub mod envelope;
 pub mod error;
 pub mod keys;
+pub mod limits;
 pub mod manifest;
 pub mod names;
 

@@ -17,13 +17,8 @@ use crate::envelope::{verify_threshold, Envelope, Signature, MANIFEST_PAYLOAD_TY
 use crate::error::Rejected;
 use crate::keys::{Keyring, Role};
 
-/// Hard cap on a manifest envelope's size, checked before parsing.
-pub const MANIFEST_SIZE_CAP: u64 = 1024 * 1024;
-/// Hard cap on a chunk table's declared size.
-pub const CHUNK_TABLE_SIZE_CAP: u64 = 16 * 1024 * 1024;
-/// Longest accepted kernel command line from a manifest; the kernel's own
-/// limit on x86 is 2048 and the agent appends its slot arguments.
-pub const MAX_CMDLINE_LEN: usize = 1536;
+pub use crate::limits::{CHUNK_TABLE_SIZE_CAP, MANIFEST_SIZE_CAP, MAX_CMDLINE_LEN};
+use crate::limits;
 /// The payload type of the kernel signature statement.
 pub const KERNEL_PAYLOAD_TYPE: &str = "application/vnd.updater.kernel.v1";
 /// Clock skew tolerated on `created` (a device clock a little behind the
@@ -64,6 +59,9 @@ pub struct Policy {
     /// The version of the agent that would install the release; a manifest
     /// whose `min_agent_version` is higher is refused (None: not checked).
     pub agent_version: Option<semver::Version>,
+    /// The longest validity (`expires - created`) accepted (None: not
+    /// checked): an expiry years ahead would switch freeze detection off.
+    pub max_validity: Option<Duration>,
 }
 
 impl Policy {
@@ -76,6 +74,7 @@ impl Policy {
             installed_version: None,
             min_security_version: 0,
             agent_version: None,
+            max_validity: None,
         }
     }
 }
@@ -179,6 +178,41 @@ pub fn check_structure(m: &Manifest) -> Result<(), Rejected> {
             "compatible must list at least one non-empty string",
         ));
     }
+    if m.compatible.len() > limits::MAX_COMPATIBLE {
+        return Err(invalid(format!(
+            "compatible lists {} strings, more than the {} allowed",
+            m.compatible.len(),
+            limits::MAX_COMPATIBLE
+        )));
+    }
+    if let Some(s) = std::iter::once(&m.product)
+        .chain(&m.compatible)
+        .find(|s| s.len() > limits::MAX_STRING)
+    {
+        return Err(invalid(format!(
+            "a product or compatible string is {} bytes, over the {}-byte limit",
+            s.len(),
+            limits::MAX_STRING
+        )));
+    }
+    if m.images.len() > limits::MAX_IMAGES {
+        return Err(invalid(format!(
+            "the release has {} images, more than the {} allowed",
+            m.images.len(),
+            limits::MAX_IMAGES
+        )));
+    }
+    for (what, size) in [
+        ("kernel", m.kernel.as_ref().map(|k| k.size)),
+        ("initrd", m.initrd.as_ref().map(|i| i.size)),
+    ] {
+        if let Some(size) = size.filter(|s| *s > limits::MAX_BOOT_FILE) {
+            return Err(invalid(format!(
+                "the {what} is {size} bytes, over the {}-byte limit for a kernel or initrd",
+                limits::MAX_BOOT_FILE
+            )));
+        }
+    }
     if m.expires <= m.created {
         return Err(invalid(format!(
             "expires ({}) is not after created ({})",
@@ -237,8 +271,11 @@ pub fn check_structure(m: &Manifest) -> Result<(), Rejected> {
     Ok(())
 }
 
-/// A manifest command line must fit, hold no NUL or newline, and leave
-/// `updater.slot=`/`updater.trial=` to the agent.
+/// A manifest command line must fit, hold no NUL or newline, parse as the
+/// kernel parses it (balanced quotes), carry no `--` (what follows it goes to
+/// init, so the root and slot the agent appends would not reach the kernel),
+/// and leave `updater.slot=`/`updater.trial=` to the agent — also when
+/// written in quotes, which the kernel strips.
 pub fn check_cmdline(c: &str) -> Result<(), Rejected> {
     if c.len() > MAX_CMDLINE_LEN {
         return Err(invalid(format!(
@@ -249,8 +286,15 @@ pub fn check_cmdline(c: &str) -> Result<(), Rejected> {
     if c.bytes().any(|b| b == 0 || b == b'\n' || b == b'\r') {
         return Err(invalid("cmdline contains a NUL or line break"));
     }
-    if c.split_whitespace()
-        .any(|w| w.starts_with("updater.slot=") || w.starts_with("updater.trial="))
+    let params = crate::cmdline::parse(c).map_err(|e| invalid(format!("cmdline: {e}")))?;
+    if params.iter().any(|p| p.raw == "--") {
+        return Err(invalid(
+            "cmdline contains \"--\", after which the kernel passes everything to init; the agent's root= and updater.slot= would not reach the kernel",
+        ));
+    }
+    if params
+        .iter()
+        .any(|p| p.key == "updater.slot" || p.key == "updater.trial")
     {
         return Err(invalid(
             "cmdline sets updater.slot= or updater.trial=, which only the agent may set",
@@ -261,6 +305,22 @@ pub fn check_cmdline(c: &str) -> Result<(), Rejected> {
 
 fn check_image_sizes(img: &Image) -> Result<(), Rejected> {
     let c = &img.chunks;
+    if img.size > limits::MAX_IMAGE_SIZE {
+        return Err(invalid(format!(
+            "image {} is {} bytes, over the {}-byte limit",
+            img.class,
+            img.size,
+            limits::MAX_IMAGE_SIZE
+        )));
+    }
+    if c.count > limits::MAX_CHUNKS {
+        return Err(invalid(format!(
+            "image {} declares {} chunks, more than the {} allowed",
+            img.class,
+            c.count,
+            limits::MAX_CHUNKS
+        )));
+    }
     if c.count == 0 {
         return Err(invalid(format!("image {} has no chunks", img.class)));
     }
@@ -309,6 +369,13 @@ pub fn check_chunk_table(bytes: &[u8], img: &Image) -> Result<ChunkTable, Reject
     if table.chunk_size == 0 {
         return Err(bad("chunk_size is 0".into()));
     }
+    if table.chunk_size > limits::MAX_CHUNK_SIZE {
+        return Err(bad(format!(
+            "chunk_size is {} bytes, over the {}-byte limit",
+            table.chunk_size,
+            limits::MAX_CHUNK_SIZE
+        )));
+    }
     let (mut off, mut total) = (0u64, 0u64);
     let last = table.chunks.len() - 1;
     for (i, ch) in table.chunks.iter().enumerate() {
@@ -323,7 +390,7 @@ pub fn check_chunk_table(bytes: &[u8], img: &Image) -> Result<ChunkTable, Reject
         } else {
             ch.size == table.chunk_size
         };
-        if !size_ok || ch.csize == 0 {
+        if !size_ok || ch.csize == 0 || ch.csize > limits::max_compressed(ch.size) {
             return Err(bad(format!(
                 "chunk {i} has size {} / {} compressed",
                 ch.size, ch.csize
@@ -358,6 +425,17 @@ pub fn check_policy(m: &Manifest, p: &Policy) -> Result<(), Rejected> {
             expires: m.expires.to_rfc3339(),
             now: p.now.to_rfc3339(),
         });
+    }
+    if let Some(max) = p.max_validity {
+        if m.expires - m.created > max {
+            return Err(Rejected::Invalid(format!(
+                "the release is valid for {} days ({} to {}), longer than the {} days this device accepts (install.max_release_validity_days); ask the vendor to sign it with a shorter --expires",
+                (m.expires - m.created).num_days(),
+                m.created.to_rfc3339(),
+                m.expires.to_rfc3339(),
+                max.num_days()
+            )));
+        }
     }
     if let Some(dev) = &p.compatible {
         if !m.compatible.iter().any(|c| c == dev) {
