@@ -179,6 +179,7 @@ impl<'a> Session<'a> {
                 .and_then(|v| semver::Version::parse(v).ok()),
             min_security_version: self.state.highest_security_version(),
             agent_version: Some(crate::agent_version()),
+            max_validity: Some(self.settings.install.max_release_validity),
         }
     }
 

@@ -87,10 +87,7 @@ pub fn parse(line: &str) -> Result<Vec<Param<'_>>, CmdlineError> {
         // of the string.
         let raw = &line[start..i];
         let (key, value) = match equals {
-            Some(e) => (
-                unquote(&line[start..e]),
-                Some(unquote(&line[e + 1..i])),
-            ),
+            Some(e) => (unquote(&line[start..e]), Some(unquote(&line[e + 1..i]))),
             None => (unquote(raw), None),
         };
         out.push(Param { raw, key, value });
@@ -114,7 +111,10 @@ mod tests {
     fn parses_as_the_kernel_does() {
         assert_eq!(
             keys("console=ttyS0  quiet"),
-            [("console".into(), Some("ttyS0".into())), ("quiet".into(), None)]
+            [
+                ("console".into(), Some("ttyS0".into())),
+                ("quiet".into(), None)
+            ]
         );
         // Quotes group spaces and are removed from key and value.
         assert_eq!(

@@ -41,6 +41,7 @@ pub(super) fn run(a: VerifyArgs, clock: crate::clock::Clock) -> Result<()> {
         min_security_version: a.installed_security_version,
         agent_version: Some(crate::agent_version()),
         now: clock.now(),
+        max_validity: None,
     };
     let result = verify(&bytes, &keyring, &policy);
     match (&result, a.json) {

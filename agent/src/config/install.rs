@@ -8,6 +8,9 @@ use serde::Deserialize;
 pub const DEFAULT_CHECKPOINT_INTERVAL_MS: u64 = 1000;
 /// Default checkpoint byte interval.
 pub const DEFAULT_CHECKPOINT_BYTES: u64 = 64 * 1024 * 1024;
+/// Default longest release validity accepted (a year and a day; vendors
+/// sign for 90 days by default).
+pub const DEFAULT_MAX_RELEASE_VALIDITY_DAYS: u32 = 366;
 
 /// Install behaviour.
 #[derive(Debug, Clone)]
@@ -17,6 +20,9 @@ pub struct InstallSettings {
     /// ...or after this many bytes, whichever comes first. Fewer checkpoints
     /// mean less flash wear; more mean less to redo after a power cut.
     pub checkpoint_bytes: u64,
+    /// The longest validity (`expires - created`) a release may have: an
+    /// expiry years ahead would switch freeze detection off.
+    pub max_release_validity: chrono::Duration,
 }
 
 /// `[install]` as written.
@@ -25,10 +31,17 @@ pub struct InstallSettings {
 pub(super) struct Raw {
     checkpoint_interval_ms: Option<u64>,
     checkpoint_bytes: Option<u64>,
+    max_release_validity_days: Option<u32>,
 }
 
-pub(super) fn validate(i: Raw) -> InstallSettings {
-    InstallSettings {
+pub(super) fn validate(i: Raw, origin: &super::Origin) -> anyhow::Result<InstallSettings> {
+    let days = i
+        .max_release_validity_days
+        .unwrap_or(DEFAULT_MAX_RELEASE_VALIDITY_DAYS);
+    if days == 0 {
+        return Err(origin.invalid("install.max_release_validity_days", " must be positive"));
+    }
+    Ok(InstallSettings {
         checkpoint_interval: Duration::from_millis(
             i.checkpoint_interval_ms
                 .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MS)
@@ -38,5 +51,6 @@ pub(super) fn validate(i: Raw) -> InstallSettings {
             .checkpoint_bytes
             .unwrap_or(DEFAULT_CHECKPOINT_BYTES)
             .max(1),
-    }
+        max_release_validity: chrono::Duration::days(days.into()),
+    })
 }

@@ -262,7 +262,7 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
         bootloader: bootloader::validate(raw.bootloader, &origin)?,
         slots: slots::validate(raw.slots, &origin)?,
         http: http::validate(raw.http.unwrap_or_default(), &origin)?,
-        install: install::validate(raw.install.unwrap_or_default()),
+        install: install::validate(raw.install.unwrap_or_default(), &origin)?,
         trial: trial::validate_trial(raw.trial.unwrap_or_default(), &origin)?,
         health: trial::validate_health(raw.health.unwrap_or_default(), &origin)?,
         kexec: kexec::validate(raw.kexec.unwrap_or_default(), &origin)?,

@@ -372,7 +372,13 @@ mod tests {
             Ok(())
         }
         fn bootable(&self, group: &str) -> Result<bool> {
-            Ok(self.0.borrow().bootable.get(group).copied().unwrap_or(false))
+            Ok(self
+                .0
+                .borrow()
+                .bootable
+                .get(group)
+                .copied()
+                .unwrap_or(false))
         }
         fn set_bootable(&mut self, group: &str, bootable: bool) -> Result<()> {
             let mut e = self.0.borrow_mut();
@@ -419,7 +425,8 @@ mod tests {
             ..Default::default()
         }));
         let clock = Clock::fixed("2026-03-01T12:00:00Z".parse().unwrap());
-        let open = || Session::open_with(&settings, clock, Box::new(Recording(env.clone()))).unwrap();
+        let open =
+            || Session::open_with(&settings, clock, Box::new(Recording(env.clone()))).unwrap();
         // Slot B installed and on trial (as install and the trial start
         // would leave it).
         let mut s = open();
@@ -428,7 +435,8 @@ mod tests {
             version: "2.0.0".into(),
             security_version: 3,
         };
-        s.transition(|st, now| st.begin_install("B", &r, now)).unwrap();
+        s.transition(|st, now| st.begin_install("B", &r, now))
+            .unwrap();
         s.transition(|st, now| st.finish_install("B", now)).unwrap();
         s.transition(|st, now| st.start_trial("B", now, now + chrono::Duration::minutes(5)))
             .unwrap();
@@ -447,10 +455,19 @@ mod tests {
             ["primary A".to_string(), "bootable B false".to_string()]
         );
         assert_eq!(s.state().phase("B"), Phase::Bad);
-        assert!(s.state().group("B").last_error().unwrap().contains("rolled back"));
+        assert!(s
+            .state()
+            .group("B")
+            .last_error()
+            .unwrap()
+            .contains("rolled back"));
         // Nothing is left to roll back to.
         let e = rollback(&mut s).unwrap_err().to_string();
         assert!(e.contains("nothing to roll back to"), "{e}");
-        assert_eq!(env.borrow().log.len(), 4, "a refused rollback touched the backend");
+        assert_eq!(
+            env.borrow().log.len(),
+            4,
+            "a refused rollback touched the backend"
+        );
     }
 }

@@ -17,8 +17,8 @@ use crate::envelope::{verify_threshold, Envelope, Signature, MANIFEST_PAYLOAD_TY
 use crate::error::Rejected;
 use crate::keys::{Keyring, Role};
 
-pub use crate::limits::{CHUNK_TABLE_SIZE_CAP, MANIFEST_SIZE_CAP, MAX_CMDLINE_LEN};
 use crate::limits;
+pub use crate::limits::{CHUNK_TABLE_SIZE_CAP, MANIFEST_SIZE_CAP, MAX_CMDLINE_LEN};
 /// The payload type of the kernel signature statement.
 pub const KERNEL_PAYLOAD_TYPE: &str = "application/vnd.updater.kernel.v1";
 /// Clock skew tolerated on `created` (a device clock a little behind the
