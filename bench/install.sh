@@ -91,7 +91,7 @@ CFG
 
   local r_upd=() r_dd=() r_pipe=()
   for i in $(seq "$RUNS"); do
-    rm -rf "$dev/state" "$dev/B.img" "$dev/boot.env"; sync
+    rm -rf "$dev/state" "$dev/B.img"; printf 'ORDER=A B\nA_OK=1\nB_OK=0\nTRY=\n' >"$dev/boot.env"; sync
     r_upd+=("$(measure "$U" --config "$dev/config.toml" apply "$url")")
     cmp -s "$dev/B.img" "$img" || { echo "updater wrote a wrong slot" >&2; exit 1; }
     rm -f "$dev/dd.img"; sync

@@ -171,6 +171,9 @@ class Device:
         with open(os.path.join(d, "slots", "A.rootfs"), "wb") as f:
             f.write(b"factory image\n" * 100)
         self.set_cmdline("A", False)
+        # The file backend's env, as the device's slot chooser keeps it.
+        with open(os.path.join(d, "boot.env"), "w") as f:
+            f.write("ORDER=A B\nA_OK=1\nB_OK=0\nTRY=\n")
         self.set_health(True)
         with open(os.path.join(d, "config.toml"), "w") as f:
             f.write(f"""compatible = "{COMPATIBLE}"

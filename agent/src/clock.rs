@@ -9,31 +9,61 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 
-/// The time source of a command.
+/// The time source of a command: the system clock or a fixed time, never
+/// earlier than the floor (the latest signed time the device has accepted;
+/// `state::floor`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Clock {
     fixed: Option<DateTime<Utc>>,
+    floor: Option<DateTime<Utc>>,
 }
 
 impl Clock {
     /// The system clock.
     pub fn system() -> Clock {
-        Clock { fixed: None }
+        Clock {
+            fixed: None,
+            floor: None,
+        }
     }
 
     /// A clock stopped at `t`.
     pub fn fixed(t: DateTime<Utc>) -> Clock {
-        Clock { fixed: Some(t) }
+        Clock {
+            fixed: Some(t),
+            floor: None,
+        }
     }
 
     /// The system clock, or `t` when given (`--now`).
     pub fn from_option(t: Option<DateTime<Utc>>) -> Clock {
-        Clock { fixed: t }
+        Clock {
+            fixed: t,
+            floor: None,
+        }
     }
 
-    /// The time now, in whole seconds (what the state and reports record).
+    /// The same clock, never earlier than `floor`.
+    pub fn with_floor(self, floor: Option<DateTime<Utc>>) -> Clock {
+        Clock {
+            floor: self.floor.max(floor),
+            ..self
+        }
+    }
+
+    /// The floor.
+    pub fn floor(&self) -> Option<DateTime<Utc>> {
+        self.floor
+    }
+
+    /// The time now, in whole seconds (what the state and reports record):
+    /// the clock, or the floor when the clock is behind it.
     pub fn now(&self) -> DateTime<Utc> {
-        self.fixed.unwrap_or_else(|| Utc::now().trunc_subsecs(0))
+        let t = self.fixed.unwrap_or_else(|| Utc::now().trunc_subsecs(0));
+        match self.floor {
+            Some(f) if f > t => f,
+            _ => t,
+        }
     }
 
     /// Whether the clock is fixed (`--now`).
@@ -56,5 +86,9 @@ mod tests {
         assert!(c.is_fixed());
         assert_eq!(Clock::from_option(None), Clock::system());
         assert!(!Clock::system().is_fixed());
+        // The floor wins over a clock behind it, not over one ahead.
+        let later = t + chrono::Duration::days(3);
+        assert_eq!(c.with_floor(Some(later)).now(), later);
+        assert_eq!(Clock::fixed(later).with_floor(Some(t)).now(), later);
     }
 }

@@ -6,13 +6,19 @@
 //! to the classification.
 
 pub use updater_format::error::{
-    usage, BootError, ExitCode, FetchError, OneLine, Rejected, UsageError,
+    usage, BootError, BusyError, ExitCode, FetchError, OneLine, Rejected, StateCorruptError,
+    TrialFailedError, UsageError,
 };
 
 /// Decide the exit code of a failed command from the errors in its chain.
 pub fn classify(err: &anyhow::Error) -> ExitCode {
-    if err.chain().any(|c| c.is::<crate::state::TransitionError>()) {
-        return ExitCode::Usage;
+    use crate::state::TransitionError;
+    for cause in err.chain() {
+        match cause.downcast_ref::<TransitionError>() {
+            Some(TransitionError::TrialPending { .. }) => return ExitCode::TrialPending,
+            Some(TransitionError::WrongPhase { .. }) => return ExitCode::Usage,
+            None => {}
+        }
     }
     updater_format::error::classify(err)
 }

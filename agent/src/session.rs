@@ -44,7 +44,11 @@ pub fn read_cmdline(settings: &Settings) -> Result<String> {
 
 /// The configured slot backend.
 pub fn slot_backend(settings: &Settings) -> PathSlots<'_> {
-    PathSlots::new(&settings.slots, &settings.cmdline_path)
+    PathSlots::new(
+        &settings.slots,
+        &settings.cmdline_path,
+        &settings.kexec.sys_root,
+    )
 }
 
 /// The booted group, without a session (`status`, `check`).
@@ -52,12 +56,23 @@ pub fn booted_group(settings: &Settings) -> Result<String> {
     slot_backend(settings).booted(&read_cmdline(settings)?)
 }
 
+/// Lock the state folder, after checking that nobody else can change it.
+fn open_store(settings: &Settings) -> Result<StateStore> {
+    let store = StateStore::open(&settings.state_dir)?;
+    crate::util::perm::check_trusted(
+        &settings.state_dir,
+        "the state folder",
+        settings.security.allow_insecure_permissions,
+    )?;
+    Ok(store)
+}
+
 impl<'a> Session<'a> {
     /// Lock the state folder, find the booted group, read the state (a fresh
     /// one is written when there is none) and open the configured
     /// bootloader.
     pub fn open(settings: &'a Settings, clock: Clock) -> Result<Session<'a>> {
-        let store = StateStore::open(&settings.state_dir)?;
+        let store = open_store(settings)?;
         let boot = crate::bootloader::open(settings)?;
         Self::with_parts(
             settings,
@@ -74,7 +89,7 @@ impl<'a> Session<'a> {
         clock: Clock,
         boot: Box<dyn Bootloader + 'a>,
     ) -> Result<Session<'a>> {
-        let store = StateStore::open(&settings.state_dir)?;
+        let store = open_store(settings)?;
         Self::with_parts(
             settings,
             clock,
@@ -92,6 +107,7 @@ impl<'a> Session<'a> {
         slots: Box<dyn SlotBackend + 'a>,
     ) -> Result<Session<'a>> {
         let booted = slots.booted(&read_cmdline(settings)?)?;
+        let clock = clock.with_floor(crate::state::floor::floor(&settings.state_dir)?);
         let state = match store.load()? {
             Some(s) => s,
             None => {
@@ -156,9 +172,12 @@ impl<'a> Session<'a> {
         self.slots.install_target(&self.booted)
     }
 
-    /// The keyring the device trusts.
+    /// The keyring the device trusts (refused when others can change it).
     pub fn keyring(&self) -> Result<Keyring> {
-        Keyring::load(&self.settings.keyring)
+        crate::util::perm::load_keyring(
+            &self.settings.keyring,
+            self.settings.security.allow_insecure_permissions,
+        )
     }
 
     /// Where the verified manifest of `group`'s release is kept.
@@ -181,6 +200,14 @@ impl<'a> Session<'a> {
             agent_version: Some(crate::agent_version()),
             max_validity: Some(self.settings.install.max_release_validity),
         }
+    }
+
+    /// Raise the clock floor to `t`, a signed time just accepted (`source`
+    /// says which): from now on no time this device uses is earlier.
+    pub fn raise_floor(&mut self, t: DateTime<Utc>, source: &str) -> Result<()> {
+        crate::state::floor::raise(&self.settings.state_dir, t, source)?;
+        self.clock = self.clock.with_floor(Some(t));
+        Ok(())
     }
 
     /// Apply one transition to the state (in memory; nothing changes when

@@ -27,6 +27,16 @@ pub enum ExitCode {
     Io = 5,
     /// Boot-control failure (bootloader environment, trial, kexec).
     Boot = 6,
+    /// `updater health`: the booted slot failed its trial (a check failed,
+    /// the deadline passed) and was marked bad.
+    TrialFailed = 7,
+    /// Another updater is running (it holds the state lock).
+    Busy = 8,
+    /// A trial is pending: only its outcome (`updater health`, or
+    /// `updater mark-bad`) may change what boots next.
+    TrialPending = 9,
+    /// The state file is corrupt, or of a version this agent does not read.
+    StateCorrupt = 10,
 }
 
 impl ExitCode {
@@ -45,6 +55,21 @@ pub struct UsageError(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BootError(pub String);
+
+/// Another updater holds the state lock (exit code 8).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BusyError(pub String);
+
+/// The state file cannot be used as it is (exit code 10).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StateCorruptError(pub String);
+
+/// The booted slot failed its trial and was marked bad (exit code 7).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TrialFailedError(pub String);
 
 /// A fetch that failed for good (exit code 4).
 #[derive(Debug, thiserror::Error)]
@@ -185,6 +210,15 @@ pub fn classify(err: &anyhow::Error) -> ExitCode {
         }
         if cause.is::<BootError>() {
             return ExitCode::Boot;
+        }
+        if cause.is::<BusyError>() {
+            return ExitCode::Busy;
+        }
+        if cause.is::<StateCorruptError>() {
+            return ExitCode::StateCorrupt;
+        }
+        if cause.is::<TrialFailedError>() {
+            return ExitCode::TrialFailed;
         }
     }
     if err.chain().any(|c| c.is::<std::io::Error>()) {

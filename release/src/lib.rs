@@ -29,3 +29,22 @@ pub use create::{
     chunk_file, create, CreateOptions, Expiry, DEFAULT_CHUNK_SIZE, DEFAULT_EXPIRY_DAYS,
 };
 pub use sign::add_signature;
+
+/// Write to stdout, ignoring a closed pipe (`updater-vendor verify ... |
+/// head`): the output is informational and must not make the tool panic.
+pub fn print_out(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_fmt(args).and_then(|()| out.flush());
+}
+
+/// `println!` that ignores a closed stdout ([`print_out`]).
+#[macro_export]
+macro_rules! say {
+    () => {
+        $crate::print_out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::print_out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}

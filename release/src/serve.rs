@@ -343,7 +343,15 @@ fn serve_one(
     let mut sent = 0u64;
     let began = Instant::now();
     loop {
-        let n = reader.read(&mut buf)?;
+        // A slow rate is sent in small pieces (at most a second's worth at a
+        // time), so that a client sees a trickle, not a burst and a pause.
+        let rate = shared.rate.load(Ordering::SeqCst);
+        let piece = if rate > 0 {
+            (rate as usize).clamp(1, buf.len())
+        } else {
+            buf.len()
+        };
+        let n = reader.read(&mut buf[..piece])?;
         if n == 0 {
             break;
         }

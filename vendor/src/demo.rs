@@ -25,12 +25,12 @@ struct Narrator {
 impl Narrator {
     fn step(&mut self, title: &str) {
         self.step += 1;
-        println!("\n[{}] {title}", self.step);
+        updater_release::say!("\n[{}] {title}", self.step);
     }
 }
 
 fn say(line: impl AsRef<str>) {
-    println!("    {}", line.as_ref());
+    updater_release::say!("    {}", line.as_ref());
 }
 
 /// Run the demo in `dir` (or a new temporary folder, removed afterwards).
@@ -46,7 +46,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
             tmp.path().to_path_buf()
         }
     };
-    println!("updater demo in {}", root.display());
+    updater_release::say!("updater demo in {}", root.display());
     // One clock for the whole demo: the vendor signs and the device checks
     // against the same "now".
     let now = chrono::Utc::now();
@@ -236,7 +236,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         bail!("the failed release did not roll back as expected: {st}");
     }
 
-    println!("\ndemo finished: every step behaved as expected");
+    updater_release::say!("\ndemo finished: every step behaved as expected");
     Ok(())
 }
 
@@ -245,6 +245,8 @@ fn write_device(dev: &Path, keyring: &Path) -> Result<updater::config::Settings>
     std::fs::create_dir_all(dev.join("slots"))?;
     write_fake_image(&dev.join("slots/A.rootfs"), 8 << 20, 7)?;
     std::fs::write(dev.join("cmdline"), "console=ttyS0 ro updater.slot=A\n")?;
+    // The slot chooser's env (the file backend): A boots, B is empty.
+    std::fs::write(dev.join("boot.env"), "ORDER=A B\nA_OK=1\nB_OK=0\nTRY=\n")?;
     let d = dev.display();
     let config = format!(
         r#"# updater configuration of the demo device

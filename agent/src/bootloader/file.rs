@@ -1,7 +1,14 @@
-//! The `file` backend: the agent's own env file (`key=value` lines,
-//! replaced atomically), for initramfs slot choosers and tests. Variables:
-//! `ORDER=A B` (first is primary), `A_OK`/`B_OK` = 1 or 0, `TRY=B` (the
-//! one-shot trial, cleared by the chooser before it boots the slot).
+//! The `file` backend: the agent's own env file, for initramfs slot
+//! choosers and tests.
+//!
+//! Format: UTF-8 text, one `KEY=VALUE` per line (no spaces around `=`, the
+//! value runs to the end of the line), `#` starts a comment line, blank
+//! lines are ignored; the agent rewrites the whole file atomically
+//! (temporary file, fsync, rename) with a comment line and the keys sorted.
+//! Variables: `ORDER=A B` (the boot order, first is primary), `A_OK`/`B_OK`
+//! = 1 or 0 (bootable), `TRY=B` (the one-shot trial, which the chooser
+//! clears and saves before it boots the slot; empty when none). The file
+//! must exist: the agent never invents one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -52,9 +59,9 @@ pub struct FileStore {
 }
 
 impl FileStore {
-    /// Open the file. A missing file reads as every group bootable in
-    /// configuration order; it is written at the first change (so that
-    /// `status` never writes).
+    /// Open the file. A missing file is an error: inventing one would have
+    /// to guess which slots can boot (round 1 guessed "all of them", which
+    /// could make an empty slot bootable).
     pub fn open(path: &Path, groups: &[String]) -> Result<FileStore> {
         let mut s = FileStore {
             path: path.to_path_buf(),
@@ -78,12 +85,17 @@ impl FileStore {
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                tracing::info!(path = %path.display(), "no boot env file yet; it is created at the first change");
-                s.vars.insert("ORDER".into(), groups.join(" "));
+                let first = groups.first().map(String::as_str).unwrap_or("A");
+                let mut example = format!("ORDER={}\\n", groups.join(" "));
                 for g in groups {
-                    s.vars.insert(format!("{g}_OK"), "1".into());
+                    example.push_str(&format!("{g}_OK={}\\n", u8::from(g == first)));
                 }
-                s.vars.insert("TRY".into(), String::new());
+                example.push_str("TRY=\\n");
+                return Err(boot_err(format!(
+                    "boot env {} does not exist; the file backend never invents one (it would have to guess which slots can boot): write the slots' real state, e.g. printf '{example}' > {} (format in docs/boot-control.md)",
+                    path.display(),
+                    path.display()
+                )));
             }
             Err(e) => {
                 return Err(boot_err(format!(

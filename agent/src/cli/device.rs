@@ -90,7 +90,7 @@ fn print_outcome(
     if json {
         return;
     }
-    println!(
+    crate::say!(
         "installed {} into slot {} ({} bytes fetched{}{}){}",
         out.version,
         out.group,
@@ -119,14 +119,14 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
         return Ok(());
     }
     match v["booted"].as_str() {
-        Some(b) => println!("booted: slot {b}"),
-        None => println!(
+        Some(b) => crate::say!("booted: slot {b}"),
+        None => crate::say!(
             "booted: unknown ({})",
             v["booted_error"].as_str().unwrap_or("")
         ),
     }
     if let Some(p) = v["primary"].as_str() {
-        println!("primary: slot {p}");
+        crate::say!("primary: slot {p}");
     }
     if let Some(groups) = v["groups"].as_object() {
         for (name, g) in groups {
@@ -136,19 +136,19 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
                 Some(false) => "unbootable",
                 None => "bootable?",
             };
-            println!(
+            crate::say!(
                 "slot {name}: {:<10} {version:<12} {bootable}",
                 g["status"].as_str().unwrap_or("?")
             );
             if let Some(e) = g["last_error"].as_str() {
-                println!("  last error: {e}");
+                crate::say!("  last error: {e}");
             }
         }
     }
     if let Some(bad) = v["bad_releases"].as_array().filter(|b| !b.is_empty()) {
-        println!("releases that failed here (never installed again by the daemon):");
+        crate::say!("releases that failed here (never installed again by the daemon):");
         for b in bad {
-            println!(
+            crate::say!(
                 "  {} ({}): {}",
                 b["version"].as_str().unwrap_or("?"),
                 &b["digest"].as_str().unwrap_or("?")
@@ -158,10 +158,10 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
         }
     }
     if let Some(n) = v["reports_pending"].as_u64().filter(|n| *n > 0) {
-        println!("{n} status report(s) waiting to be sent");
+        crate::say!("{n} status report(s) waiting to be sent");
     }
     if let Some(i) = v["install"].as_object() {
-        println!(
+        crate::say!(
             "interrupted install of {} into slot {} (run apply again to resume)",
             i["version"].as_str().unwrap_or("?"),
             i["group"].as_str().unwrap_or("?")
@@ -188,20 +188,29 @@ pub struct MarkBadArgs {
 pub(super) fn health(settings: &Settings, clock: Clock, a: HealthArgs) -> Result<()> {
     let machine = RealMachine::new(settings);
     let outcome = crate::mark::health(Session::open(settings, clock)?, machine.rebooter())?;
+    // The exit status tells boot-complete.target whether this boot is good:
+    // 7 when the booted slot failed its trial and was marked bad. A trial
+    // found lost from the fallback slot leaves this (fallback) boot good.
+    let failed = match &outcome {
+        crate::mark::HealthOutcome::Failed { group, reason, .. } => Some(
+            crate::error::TrialFailedError(format!("slot {group} failed its trial: {reason}")),
+        ),
+        _ => None,
+    };
     if a.json {
         print_json(&serde_json::to_value(&outcome)?);
-        return Ok(());
+        return failed.map_or(Ok(()), |e| Err(e.into()));
     }
     use crate::mark::HealthOutcome as H;
     match &outcome {
         H::NothingPending { discrepancies } => {
-            println!("no trial pending");
+            crate::say!("no trial pending");
             for d in discrepancies {
-                println!("warning: {d}");
+                crate::say!("warning: {d}");
             }
         }
         H::Committed { group, checks } => {
-            println!(
+            crate::say!(
                 "slot {group} passed {} health check(s) and is committed as the default",
                 checks.len()
             )
@@ -211,7 +220,7 @@ pub(super) fn health(settings: &Settings, clock: Clock, a: HealthArgs) -> Result
             reason,
             rebooting,
         } => {
-            println!(
+            crate::say!(
                 "slot {group} marked bad: {reason}{}",
                 if *rebooting {
                     "; rebooting to the fallback"
@@ -220,25 +229,25 @@ pub(super) fn health(settings: &Settings, clock: Clock, a: HealthArgs) -> Result
                 }
             )
         }
-        H::TrialLost { group, reason, .. } => println!("slot {group} marked bad: {reason}"),
+        H::TrialLost { group, reason, .. } => crate::say!("slot {group} marked bad: {reason}"),
     }
-    Ok(())
+    failed.map_or(Ok(()), |e| Err(e.into()))
 }
 
 pub(super) fn mark_good(settings: &Settings, clock: Clock) -> Result<()> {
     let g = crate::mark::mark_good(&mut Session::open(settings, clock)?)?;
-    println!("slot {g} marked good and made the default");
+    crate::say!("slot {g} marked good and made the default");
     Ok(())
 }
 
 pub(super) fn mark_bad(settings: &Settings, clock: Clock, a: MarkBadArgs) -> Result<()> {
     let g = crate::mark::mark_bad(&mut Session::open(settings, clock)?, a.group.as_deref())?;
-    println!("slot {g} marked bad");
+    crate::say!("slot {g} marked bad");
     Ok(())
 }
 
 pub(super) fn rollback(settings: &Settings, clock: Clock) -> Result<()> {
     let g = crate::mark::rollback(&mut Session::open(settings, clock)?)?;
-    println!("slot {g} is the default again; reboot to boot it");
+    crate::say!("slot {g} is the default again; reboot to boot it");
     Ok(())
 }

@@ -42,19 +42,20 @@ pub struct ActivateArgs {
 }
 
 pub(super) fn check(settings: &Settings, clock: Clock, a: CheckArgs) -> Result<()> {
+    let clock = clock.with_floor(crate::state::floor::floor(&settings.state_dir)?);
     let plan = crate::daemon::plan(settings, clock.now())?;
     if a.json {
         print_json(&serde_json::to_value(&plan)?);
         return Ok(());
     }
-    println!(
+    crate::say!(
         "channel {} ({}): issued {}, expires {}",
         plan.channel,
         plan.channel_url,
         plan.issued.to_rfc3339(),
         plan.expires.to_rfc3339()
     );
-    println!(
+    crate::say!(
         "device {} ({}), slot {} runs {}",
         plan.device,
         plan.compatible,
@@ -62,7 +63,7 @@ pub(super) fn check(settings: &Settings, clock: Clock, a: CheckArgs) -> Result<(
         plan.running.as_deref().unwrap_or("an unknown release")
     );
     if let Some(r) = &plan.release {
-        println!(
+        crate::say!(
             "release {} at {}% ({}){}",
             r.version,
             r.rollout_percent,
@@ -80,7 +81,7 @@ pub(super) fn check(settings: &Settings, clock: Clock, a: CheckArgs) -> Result<(
         Action::Wait { until: Some(t) } => format!("wait until {}", t.to_rfc3339()),
         Action::Wait { until: None } => "wait for `updater activate`".into(),
     };
-    println!("would: {what} — {}", plan.reason);
+    crate::say!("would: {what} — {}", plan.reason);
     Ok(())
 }
 
@@ -111,7 +112,7 @@ pub(super) fn activate(settings: &Settings, clock: Clock, a: ActivateArgs) -> Re
         machine.parts(),
         &mut Progress::new(false),
     )?;
-    println!(
+    crate::say!(
         "slot {} ({}) {}",
         out.group,
         out.version,

@@ -20,7 +20,11 @@ Exit codes:
   3  rejected for security (signature, threshold, expiry, compatibility, downgrade, hash mismatch)
   4  fetch failed after retries
   5  local I/O or slot write failure
-  6  boot-control failure";
+  6  boot-control failure
+  7  health: the booted slot failed its trial and was marked bad
+  8  another updater is running
+  9  a trial is pending (updater health decides it)
+ 10  the state file is corrupt or of another version";
 
 /// An A/B update agent for immutable Linux systems.
 #[derive(Debug, Parser)]
@@ -147,5 +151,5 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
 
 /// Print a value as one line of JSON.
 pub fn print_json(v: &serde_json::Value) {
-    println!("{v}");
+    crate::say!("{v}");
 }

@@ -46,7 +46,7 @@ pub(super) fn run(a: VerifyArgs, clock: crate::clock::Clock) -> Result<()> {
     let result = verify(&bytes, &keyring, &policy);
     match (&result, a.json) {
         (Ok(v), true) => print_json(&v.summary()),
-        (Ok(v), false) => print!("{}", v.describe()),
+        (Ok(v), false) => crate::util::print_out(format_args!("{}", v.describe())),
         (Err(e), true) => print_json(&json!({"ok": false, "reason": e.to_string()})),
         (Err(_), false) => {}
     }

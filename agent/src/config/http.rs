@@ -20,6 +20,10 @@ pub const DEFAULT_RETRY_BUDGET_SECS: u64 = 900;
 pub const DEFAULT_BACKOFF_INITIAL_MS: u64 = 500;
 /// Default largest retry delay.
 pub const DEFAULT_BACKOFF_MAX_MS: u64 = 30_000;
+/// Default slowest transfer kept alive, in bytes per second...
+pub const DEFAULT_MIN_SPEED_BYTES_PER_SEC: u64 = 1024;
+/// ...measured over this many seconds (as curl's --speed-limit/--speed-time).
+pub const DEFAULT_MIN_SPEED_WINDOW_SECS: u64 = 60;
 
 /// HTTP behaviour.
 #[derive(Debug, Clone)]
@@ -40,6 +44,14 @@ pub struct HttpSettings {
     pub ca_bundle: Option<PathBuf>,
     /// Client certificate and key (PEM, one file) for mutual TLS.
     pub client_identity: Option<PathBuf>,
+    /// A transfer slower than this (bytes per second)...
+    pub min_speed_bytes_per_sec: u64,
+    /// ...over this window is given up on (and retried within the budget):
+    /// a server that trickles must not keep an install alive for days.
+    pub min_speed_window: Duration,
+    /// Hosts (`host` or `host:port`) a redirect may lead to besides the
+    /// origin of the URL asked for.
+    pub allow_redirect_hosts: Vec<String>,
 }
 
 impl HttpSettings {
@@ -54,6 +66,9 @@ impl HttpSettings {
             backoff_max: Duration::from_millis(DEFAULT_BACKOFF_MAX_MS),
             ca_bundle: None,
             client_identity: None,
+            min_speed_bytes_per_sec: DEFAULT_MIN_SPEED_BYTES_PER_SEC,
+            min_speed_window: Duration::from_secs(DEFAULT_MIN_SPEED_WINDOW_SECS),
+            allow_redirect_hosts: Vec::new(),
         }
     }
 }
@@ -70,6 +85,9 @@ pub(super) struct Raw {
     backoff_max_ms: Option<u64>,
     ca_bundle: Option<PathBuf>,
     client_identity: Option<PathBuf>,
+    min_speed_bytes_per_sec: Option<u64>,
+    min_speed_window_secs: Option<u64>,
+    allow_redirect_hosts: Option<Vec<String>>,
 }
 
 pub(super) fn validate(h: Raw, origin: &Origin) -> Result<HttpSettings> {
@@ -96,5 +114,14 @@ pub(super) fn validate(h: Raw, origin: &Origin) -> Result<HttpSettings> {
         backoff_max: Duration::from_millis(h.backoff_max_ms.unwrap_or(DEFAULT_BACKOFF_MAX_MS)),
         ca_bundle: h.ca_bundle,
         client_identity: h.client_identity,
+        min_speed_bytes_per_sec: h
+            .min_speed_bytes_per_sec
+            .unwrap_or(DEFAULT_MIN_SPEED_BYTES_PER_SEC),
+        min_speed_window: origin.positive_secs(
+            h.min_speed_window_secs,
+            DEFAULT_MIN_SPEED_WINDOW_SECS,
+            "http.min_speed_window_secs",
+        )?,
+        allow_redirect_hosts: h.allow_redirect_hosts.unwrap_or_default(),
     })
 }

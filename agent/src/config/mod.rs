@@ -20,6 +20,7 @@ mod device;
 mod http;
 mod install;
 mod kexec;
+mod security;
 mod slots;
 mod trial;
 
@@ -39,6 +40,7 @@ pub use device::{DeviceSettings, ReportSettings};
 pub use http::HttpSettings;
 pub use install::InstallSettings;
 pub use kexec::{KexecPolicy, KexecSettings, WatchdogUnsafe, DEFAULT_WATCHDOG_TIMEOUT_SECS};
+pub use security::SecuritySettings;
 pub use slots::SlotGroupConfig;
 pub use trial::{HealthSettings, TrialSettings};
 
@@ -80,6 +82,8 @@ pub struct Settings {
     pub daemon: DaemonSettings,
     /// Status reports to a fleet server.
     pub report: ReportSettings,
+    /// What the agent accepts about the files it trusts.
+    pub security: SecuritySettings,
     /// Files the settings came from, in the order read.
     pub files: Vec<PathBuf>,
 }
@@ -150,6 +154,7 @@ struct RawConfig {
     device: Option<device::RawDevice>,
     daemon: Option<daemon::Raw>,
     report: Option<device::RawReport>,
+    security: Option<security::Raw>,
 }
 
 /// The configuration files to read: `explicit` (from `--config` or
@@ -269,6 +274,7 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
         device: device::validate_device(raw.device.unwrap_or_default(), &origin)?,
         daemon: daemon::validate(raw.daemon.unwrap_or_default(), &origin)?,
         report: device::validate_report(raw.report.unwrap_or_default(), &origin)?,
+        security: security::validate(raw.security.unwrap_or_default()),
         files,
     })
 }

@@ -61,7 +61,10 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
         usage("no channel configured: set daemon.channel to the channel document's URL")
     })?;
     let device = settings.device.id()?;
-    let keyring = updater_format::keys::Keyring::load(&settings.keyring)?;
+    let keyring = crate::util::perm::load_keyring(
+        &settings.keyring,
+        settings.security.allow_insecure_permissions,
+    )?;
     channel::require_channel_role(&keyring)?;
     let name = channel_name(settings)?;
     let bytes = crate::fetch::fetch_channel(url, &settings.http)?;
@@ -151,6 +154,7 @@ pub fn poll(
     clock: Clock,
     release: &mut Option<Details>,
 ) -> Result<PollOutcome> {
+    let clock = clock.with_floor(crate::state::floor::floor(&settings.state_dir)?);
     let plan = plan(settings, clock.now())?;
     let mut session = Session::open(settings, clock)?;
     // The replay floor: channels older than this one are refused from now.

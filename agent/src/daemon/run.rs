@@ -73,14 +73,17 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
         let msg = "no daemon.channel configured: nothing to follow (updates are applied by hand)";
         // A Type=notify service that exits before READY=1 counts as failed.
         notify::notify(&format!("READY=1\nSTATUS={msg}"));
-        println!("{msg}");
+        crate::say!("{msg}");
         return Ok(());
     };
     // Everything that can be wrong before the first poll is a configuration
     // error that stops the service (exit 2), not something to retry forever.
     let device = settings.device.id()?;
-    let keyring = updater_format::keys::Keyring::load(&settings.keyring)
-        .map_err(|e| usage(format!("{}", OneLine(&e))))?;
+    let keyring = crate::util::perm::load_keyring(
+        &settings.keyring,
+        settings.security.allow_insecure_permissions,
+    )
+    .map_err(|e| usage(format!("{}", OneLine(&e))))?;
     updater_format::channel::require_channel_role(&keyring)?;
     let name = channel_name(settings)?;
     tracing::info!(
@@ -162,7 +165,7 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
         };
         if o.once {
             return result.map(|out| {
-                println!("{}", out.did);
+                crate::say!("{}", out.did);
             });
         }
         tracing::debug!("next poll in {:?}", delay);

@@ -9,7 +9,16 @@ use crate::error::usage;
 /// Resolve a channel entry's manifest reference against the channel's own
 /// URL (http, https, file URL or path).
 pub fn resolve(channel_url: &str, manifest: &str) -> Result<String> {
+    let remote = channel_url.starts_with("http://") || channel_url.starts_with("https://");
     if manifest.contains("://") {
+        // A channel fetched over the network never names a file on the
+        // device: that would turn a remote document into a local read.
+        if remote && !(manifest.starts_with("http://") || manifest.starts_with("https://")) {
+            return Err(crate::error::Rejected::Channel(format!(
+                "the channel from {channel_url} names the manifest {manifest:?}: a remote channel may only name http or https manifests"
+            ))
+            .into());
+        }
         return Ok(manifest.to_string());
     }
     if channel_url.starts_with("http://") || channel_url.starts_with("https://") {
@@ -74,5 +83,12 @@ mod tests {
             resolve("/srv/gw/channel.json", "http://x/m.json").unwrap(),
             "http://x/m.json"
         );
+        // A remote channel never names a local file.
+        for local in ["file:///etc/updater/m.json", "ftp://x/m.json"] {
+            let e = resolve("https://u.example/gw/stable.json", local)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("may only name http or https"), "{e}");
+        }
     }
 }

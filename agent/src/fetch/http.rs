@@ -20,6 +20,7 @@ use crate::error::usage;
 /// Fetches release files relative to a manifest URL.
 pub struct HttpFetcher {
     client: Client,
+    settings: HttpSettings,
     manifest_url: reqwest::Url,
     counter: Counter,
     /// ETag per file name, from the first response.
@@ -34,6 +35,7 @@ impl HttpFetcher {
         let client = client(s)?;
         Ok(HttpFetcher {
             client,
+            settings: s.clone(),
             manifest_url: url,
             counter: Counter::default(),
             etags: Default::default(),
@@ -59,9 +61,16 @@ impl HttpFetcher {
                 req = req.header(IF_RANGE, t.as_str());
             }
         }
-        let resp = req
-            .send()
-            .map_err(|e| AttemptError::transient(format!("GET {url}: {}", error_chain(&e))))?;
+        let resp = req.send().map_err(|e| {
+            let msg = format!("GET {url}: {}", error_chain(&e));
+            // A refused redirect is the server's answer, not a network
+            // fault: retrying would only ask again.
+            if e.is_redirect() {
+                AttemptError::fatal(msg)
+            } else {
+                AttemptError::transient(msg)
+            }
+        })?;
         let status = resp.status();
         if status.is_success() {
             return Ok(resp);
@@ -94,22 +103,68 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// Turns read errors on a response body into descriptive I/O errors.
+/// A response body: read errors become descriptive I/O errors, and a
+/// transfer that stays below the minimum speed for the whole window is cut
+/// (`http.min_speed_bytes_per_sec` over `http.min_speed_window_secs`).
 struct Body {
     resp: Response,
     url: String,
+    min_speed: u64,
+    window: std::time::Duration,
+    window_start: std::time::Instant,
+    window_bytes: u64,
+}
+
+impl Body {
+    fn new(resp: Response, url: String, s: &HttpSettings) -> Body {
+        Body {
+            resp,
+            url,
+            min_speed: s.min_speed_bytes_per_sec,
+            window: s.min_speed_window,
+            window_start: std::time::Instant::now(),
+            window_bytes: 0,
+        }
+    }
 }
 
 impl Read for Body {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.resp.read(buf).map_err(|e| {
+        let n = self.resp.read(buf).map_err(|e| {
             let kind = if e.kind() == std::io::ErrorKind::TimedOut {
                 std::io::ErrorKind::TimedOut
             } else {
                 std::io::ErrorKind::ConnectionAborted
             };
             std::io::Error::new(kind, format!("reading {}: {}", self.url, error_chain(&e)))
-        })
+        })?;
+        self.window_bytes += n as u64;
+        let elapsed = self.window_start.elapsed();
+        if elapsed >= self.window {
+            let floor = self.min_speed.saturating_mul(self.window.as_secs().max(1));
+            if self.window_bytes < floor {
+                tracing::warn!(
+                    "{}: {} bytes in {}s, below http.min_speed_bytes_per_sec = {}; giving up on this transfer",
+                    self.url,
+                    self.window_bytes,
+                    elapsed.as_secs(),
+                    self.min_speed
+                );
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "reading {}: the transfer fell below {} bytes/s for {}s ({} bytes; http.min_speed_bytes_per_sec, http.min_speed_window_secs)",
+                        self.url,
+                        self.min_speed,
+                        elapsed.as_secs(),
+                        self.window_bytes
+                    ),
+                ));
+            }
+            self.window_start = std::time::Instant::now();
+            self.window_bytes = 0;
+        }
+        Ok(n)
     }
 }
 
@@ -117,6 +172,64 @@ impl Read for Body {
 /// bundle and the client identity from the configuration.
 pub fn client(s: &HttpSettings) -> Result<Client> {
     builder(s)?.build().context("setting up the HTTP client")
+}
+
+/// Most redirects followed for one request.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// Whether a redirect from `first` (the URL asked for) to `to` may be
+/// followed: only to http or https (never `file:` or another local scheme),
+/// never from https down to http, and only to the origin asked for or to a
+/// host listed in `http.allow_redirect_hosts` (`host` or `host:port`). A
+/// redirect is not a signature: everything fetched is verified anyway, but
+/// a release server must not be able to turn the device into a client of
+/// another host, or a TLS download into a plain one.
+pub fn redirect_allowed(
+    first: &reqwest::Url,
+    to: &reqwest::Url,
+    allow: &[String],
+) -> Result<(), String> {
+    if !matches!(to.scheme(), "http" | "https") {
+        return Err(format!(
+            "refusing the redirect from {first} to {to}: only http and https are followed"
+        ));
+    }
+    if first.scheme() == "https" && to.scheme() != "https" {
+        return Err(format!(
+            "refusing the redirect from {first} to {to}: never from https to http"
+        ));
+    }
+    let same_origin = first.scheme() == to.scheme()
+        && first.host_str() == to.host_str()
+        && first.port_or_known_default() == to.port_or_known_default();
+    let host = to.host_str().unwrap_or("");
+    let host_port = format!("{host}:{}", to.port_or_known_default().unwrap_or(0));
+    if same_origin || allow.iter().any(|a| a == host || *a == host_port) {
+        Ok(())
+    } else {
+        Err(format!(
+            "refusing the redirect from {first} to {to}: another host; list it in http.allow_redirect_hosts if the release server redirects there on purpose"
+        ))
+    }
+}
+
+fn redirect_policy(allow: Vec<String>) -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(move |attempt| {
+        let decision = match attempt.previous().first() {
+            _ if attempt.previous().len() > MAX_REDIRECTS => {
+                Err(format!("more than {MAX_REDIRECTS} redirects"))
+            }
+            Some(first) => redirect_allowed(first, attempt.url(), &allow),
+            None => Ok(()),
+        };
+        match decision {
+            Ok(()) => attempt.follow(),
+            Err(why) => {
+                tracing::warn!("{why}");
+                attempt.error(why)
+            }
+        }
+    })
 }
 
 /// [`client`]'s builder, for callers that change one more setting.
@@ -128,6 +241,7 @@ pub fn builder(s: &HttpSettings) -> Result<reqwest::blocking::ClientBuilder> {
         .connect_timeout(s.connect_timeout)
         .timeout(s.stall_timeout)
         .user_agent(concat!("updater/", env!("CARGO_PKG_VERSION")))
+        .redirect(redirect_policy(s.allow_redirect_hosts.clone()))
         .https_only(false);
     if let Some(ca) = &s.ca_bundle {
         let pem =
@@ -199,10 +313,7 @@ impl Fetcher for HttpFetcher {
             }
         }
         let mut body: ByteStream = Box::new(Counted {
-            inner: Body {
-                resp,
-                url: url.to_string(),
-            },
+            inner: Body::new(resp, url.to_string(), &self.settings),
             counter: self.counter.clone(),
         });
         if skip > 0 {
@@ -227,10 +338,7 @@ impl Fetcher for HttpFetcher {
         let resp = self.get(&url, 0, None)?;
         Ok(Box::new(
             Counted {
-                inner: Body {
-                    resp,
-                    url: url.to_string(),
-                },
+                inner: Body::new(resp, url.to_string(), &self.settings),
                 counter: self.counter.clone(),
             }
             .take(cap + 1),
@@ -239,5 +347,44 @@ impl Fetcher for HttpFetcher {
 
     fn received(&self) -> u64 {
         self.counter.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn redirects_stay_on_the_origin_and_never_downgrade() {
+        let first = u("https://updates.example.com/gw/manifest.json");
+        assert!(redirect_allowed(
+            &first,
+            &u("https://updates.example.com/v2/manifest.json"),
+            &[]
+        )
+        .is_ok());
+        for (to, why) in [
+            (
+                "http://updates.example.com/gw/manifest.json",
+                "never from https to http",
+            ),
+            ("https://evil.example.net/m.json", "another host"),
+            ("https://updates.example.com:8443/m.json", "another host"),
+            ("file:///etc/shadow", "only http and https"),
+        ] {
+            let e = redirect_allowed(&first, &u(to), &[]).unwrap_err();
+            assert!(e.contains(why), "{to}: {e}");
+        }
+        // A listed host (or host:port) may be redirected to.
+        let cdn = ["cdn.example.net".to_string()];
+        assert!(redirect_allowed(&first, &u("https://cdn.example.net/m.json"), &cdn).is_ok());
+        let port = ["127.0.0.1:9000".to_string()];
+        let local = u("http://127.0.0.1:8000/m.json");
+        assert!(redirect_allowed(&local, &u("http://127.0.0.1:9000/m.json"), &port).is_ok());
+        assert!(redirect_allowed(&local, &u("http://127.0.0.1:9001/m.json"), &port).is_err());
     }
 }

@@ -39,34 +39,72 @@ impl std::fmt::Display for CheckFailure {
     }
 }
 
-/// The checks to run, in name order: executable regular files of the folder.
-/// A missing folder means no executable checks.
-pub fn list_checks(s: &HealthSettings) -> Vec<PathBuf> {
-    let Ok(rd) = std::fs::read_dir(&s.dir) else {
-        return Vec::new();
+/// Whether a name in the health folder is a check: only letters, digits,
+/// `_` and `-`, as run-parts(8) runs them, so that `README.md`,
+/// `50-app.dpkg-old` or an editor's `.50-app.swp` are not run — and not
+/// counted either.
+fn is_check_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The checks to run, in name order. Fails closed: a health folder that does
+/// not exist, a check that is not executable, or one that someone else can
+/// change is a failed check, never a pass (a mistyped `health.dir` must not
+/// commit a trial with "0 checks passed").
+pub fn list_checks(s: &HealthSettings, allow_insecure: bool) -> Result<Vec<PathBuf>, CheckFailure> {
+    let fail = |check: &str, reason: String| CheckFailure {
+        check: check.to_string(),
+        reason,
+        output: String::new(),
     };
-    let mut v: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let Ok(md) = std::fs::metadata(p) else {
-                return false;
-            };
-            let exec = md.permissions().mode() & 0o111 != 0;
-            if md.is_file() && !exec {
-                tracing::warn!("{} is not executable; skipped", p.display());
-            }
-            md.is_file() && exec
-        })
-        .collect();
+    let rd = std::fs::read_dir(&s.dir).map_err(|e| {
+        fail(
+            "health.dir",
+            format!(
+                "the health folder {} cannot be read ({e}); a missing folder is a failure, never a pass: create it (empty if the slot has no checks) or fix health.dir",
+                s.dir.display()
+            ),
+        )
+    })?;
+    crate::util::perm::check_trusted(&s.dir, "the health folder", allow_insecure)
+        .map_err(|e| fail("health.dir", format!("{e:#}")))?;
+    let mut v = Vec::new();
+    for e in rd.flatten() {
+        let p = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !is_check_name(&name) {
+            continue;
+        }
+        let md = std::fs::metadata(&p)
+            .map_err(|err| fail(&name, format!("cannot read {}: {err}", p.display())))?;
+        if md.is_dir() {
+            continue;
+        }
+        if md.permissions().mode() & 0o111 == 0 {
+            return Err(fail(
+                &name,
+                format!(
+                    "{} is not executable: make it executable (chmod +x), or rename it with a dot (e.g. {name}.disabled) to disable it",
+                    p.display()
+                ),
+            ));
+        }
+        crate::util::perm::check_trusted(&p, "the health check", allow_insecure)
+            .map_err(|err| fail(&name, format!("{err:#}")))?;
+        v.push(p);
+    }
     v.sort();
-    v
+    Ok(v)
 }
 
 /// Run every check; the names of those that passed, or the first failure.
-pub fn run_checks(s: &HealthSettings) -> Result<Vec<String>, CheckFailure> {
+pub fn run_checks(s: &HealthSettings, allow_insecure: bool) -> Result<Vec<String>, CheckFailure> {
     let start = Instant::now();
     let mut passed = Vec::new();
-    for path in list_checks(s) {
+    for path in list_checks(s, allow_insecure)? {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -180,14 +218,14 @@ mod tests {
         script(d.path(), "10-ok", "exit 0");
         script(d.path(), "20-net", "echo no route to gateway >&2; exit 3");
         script(d.path(), "30-never", "exit 0");
-        std::fs::write(d.path().join("README"), "not executable").unwrap();
-        let f = run_checks(&settings(d.path())).unwrap_err();
+        std::fs::write(d.path().join("README.md"), "not a check").unwrap();
+        let f = run_checks(&settings(d.path()), false).unwrap_err();
         assert_eq!(f.check, "20-net");
         assert!(f.reason.contains("exit status: 3"), "{f:?}");
         assert!(f.output.contains("no route to gateway"));
         std::fs::remove_file(d.path().join("20-net")).unwrap();
         assert_eq!(
-            run_checks(&settings(d.path())).unwrap(),
+            run_checks(&settings(d.path()), false).unwrap(),
             vec!["10-ok", "30-never"]
         );
     }
@@ -199,14 +237,38 @@ mod tests {
         let t = Instant::now();
         let mut s = settings(d.path());
         s.check_timeout = Duration::from_millis(300);
-        let f = run_checks(&s).unwrap_err();
+        let f = run_checks(&s, false).unwrap_err();
         assert!(f.reason.contains("timed out"), "{f:?}");
         assert!(t.elapsed() < Duration::from_secs(5));
     }
 
     #[test]
-    fn no_folder_means_no_checks() {
+    fn a_missing_folder_or_a_bad_check_fails_closed() {
         let s = settings(std::path::Path::new("/nonexistent/health.d"));
-        assert!(run_checks(&s).unwrap().is_empty());
+        let f = run_checks(&s, false).unwrap_err();
+        assert_eq!(f.check, "health.dir");
+        assert!(f.reason.contains("never a pass"), "{f:?}");
+        let d = tempfile::tempdir().unwrap();
+        // An empty folder is no checks: the slot relies on required units.
+        assert!(run_checks(&settings(d.path()), false).unwrap().is_empty());
+        // A check that lost its execute bit fails.
+        std::fs::write(d.path().join("20-app"), "#!/bin/sh\nexit 0\n").unwrap();
+        let f = run_checks(&settings(d.path()), false).unwrap_err();
+        assert!(
+            f.check == "20-app" && f.reason.contains("not executable"),
+            "{f:?}"
+        );
+        // A check anyone can change fails, unless the config allows it.
+        std::fs::set_permissions(
+            d.path().join("20-app"),
+            std::fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+        let f = run_checks(&settings(d.path()), false).unwrap_err();
+        assert!(f.reason.contains("writable by every user"), "{f:?}");
+        assert_eq!(
+            run_checks(&settings(d.path()), true).unwrap(),
+            vec!["20-app"]
+        );
     }
 }

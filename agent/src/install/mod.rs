@@ -89,6 +89,8 @@ pub fn install(
         .with_context(|| format!("verifying the manifest from {}", fetcher.describe()))?;
     let m = &verified.manifest;
     let digest = verified.digest.hex();
+    // A signed time: no time this device uses may be earlier from now on.
+    session.raise_floor(m.created, &format!("created of release {}", m.version))?;
     if let Some(want) = expect.filter(|w| *w != digest) {
         return Err(Rejected::Mismatch {
             what: format!("manifest from {}", fetcher.describe()),

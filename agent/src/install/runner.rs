@@ -122,6 +122,15 @@ fn reverify_prefix(
 ) -> Result<usize> {
     let mut buf = Vec::new();
     for (i, ch) in table.chunks.iter().enumerate().take(start) {
+        if buf.len() < ch.size as usize {
+            buf.try_reserve_exact(ch.size as usize - buf.len())
+                .map_err(|e| {
+                    Rejected::Invalid(format!(
+                        "cannot allocate {} bytes to re-verify chunk {i} ({e})",
+                        ch.size
+                    ))
+                })?;
+        }
         buf.resize(ch.size as usize, 0);
         let ok = sink.read_at(i as u64 * table.chunk_size, &mut buf)?
             && Sha256Digest::of(&buf) == ch.sha256;

@@ -28,9 +28,12 @@ pub trait ChunkSource: Send {
     fn chunk(&mut self, index: usize, spare: Vec<u8>) -> Result<ChunkData>;
 }
 
-/// The published image file, read as one stream: reopened with a Range
-/// request at the first chunk not yet received after a fault, within the
-/// retry budget.
+/// The published image file, read as one stream. After a fault it is
+/// reopened with a Range request at the first byte not yet received — in
+/// the middle of a chunk if need be — within the retry budget: a link that
+/// drops every megabyte still completes, fetching each byte about once. The
+/// per-request retry count and the backoff start over whenever an attempt
+/// brought new bytes.
 pub struct StreamSource<'a> {
     fetcher: &'a mut dyn Fetcher,
     img: &'a Image,
@@ -60,43 +63,62 @@ impl<'a> StreamSource<'a> {
             backoff,
         }
     }
-}
 
-impl ChunkSource for StreamSource<'_> {
-    fn chunk(&mut self, i: usize, mut buf: Vec<u8>) -> Result<ChunkData> {
+    /// Read chunk `i` into `buf` (sized to it), continuing from byte `*got`
+    /// of the chunk, across reconnections.
+    /// Returns how many connections the chunk took.
+    fn fill(&mut self, i: usize, buf: &mut [u8], got: &mut usize) -> Result<u32> {
         let file = self.img.file.as_str();
         let ch = &self.table.chunks[i];
+        let mut connections = 0u32;
         loop {
+            let before = *got;
             let result = (|| -> Result<(), AttemptError> {
                 if self.stream.is_none() {
+                    connections += 1;
                     self.stream = Some(self.fetcher.open(
                         file,
-                        ch.offset,
+                        ch.offset + *got as u64,
                         self.img.compressed_size,
                     )?);
                 }
                 let s = self.stream.as_mut().expect("just opened");
-                buf.resize(ch.csize as usize, 0);
-                s.read_exact(&mut buf).map_err(|e| {
-                    let msg = if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                        format!("{file}: the connection ended inside chunk {i}")
-                    } else {
-                        format!("{file}: {e}")
-                    };
-                    AttemptError::transient(msg)
-                })
+                while *got < buf.len() {
+                    match s.read(&mut buf[*got..]) {
+                        Ok(0) => {
+                            return Err(AttemptError::transient(format!(
+                                "{file}: the connection ended inside chunk {i} (byte {} of {})",
+                                *got,
+                                buf.len()
+                            )))
+                        }
+                        Ok(n) => *got += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Err(e) => return Err(AttemptError::transient(format!("{file}: {e}"))),
+                    }
+                }
+                Ok(())
             })();
             match result {
                 Ok(()) => {
-                    // Progress resets the per-request retry count.
-                    self.attempt = 0;
-                    return Ok(ChunkData::Compressed(buf));
+                    if connections > 1 {
+                        tracing::debug!(
+                            "{file}: chunk {i} assembled from {connections} connections"
+                        );
+                    }
+                    return Ok(connections);
                 }
                 Err(e) => {
-                    // Reopen at the first chunk not yet received.
                     self.stream = None;
+                    if *got > before {
+                        // Progress: the retry count and the backoff start
+                        // over (a link that drops often but moves is not a
+                        // failing link).
+                        self.attempt = 0;
+                        self.backoff = self.budget.backoff();
+                    }
                     self.budget.wait(
-                        &format!("downloading {file} from chunk {i}"),
+                        &format!("downloading {file} from byte {}", ch.offset + *got as u64),
                         &e,
                         self.attempt,
                         &mut self.backoff,
@@ -105,5 +127,39 @@ impl ChunkSource for StreamSource<'_> {
                 }
             }
         }
+    }
+}
+
+impl ChunkSource for StreamSource<'_> {
+    fn chunk(&mut self, i: usize, mut buf: Vec<u8>) -> Result<ChunkData> {
+        let ch = &self.table.chunks[i];
+        let csize = ch.csize as usize;
+        // The size comes from the signed table and was capped when it was
+        // checked; the allocation is still fallible, so that a device short
+        // of memory refuses the release with a line instead of aborting.
+        buf.clear();
+        buf.try_reserve_exact(csize).map_err(|e| {
+            updater_format::error::Rejected::Invalid(format!(
+                "cannot allocate {csize} bytes for chunk {i} of {} ({e}): this device has too little memory for the release's chunk size",
+                self.img.file
+            ))
+        })?;
+        buf.resize(csize, 0);
+        let mut got = 0;
+        let connections = self.fill(i, &mut buf, &mut got)?;
+        if connections > 1 && updater_format::Sha256Digest::of(&buf) != ch.csha256 {
+            // Possibly bytes of two different connections that disagree (a
+            // file replaced under us): once more, whole, from one
+            // connection. A second mismatch is the pipeline's to refuse.
+            tracing::warn!(
+                "{}: chunk {i} does not match its hash; fetching it once more, whole",
+                self.img.file
+            );
+            self.stream = None;
+            got = 0;
+            self.fill(i, &mut buf, &mut got)?;
+        }
+        self.attempt = 0;
+        Ok(ChunkData::Compressed(buf))
     }
 }

@@ -34,7 +34,12 @@ pub fn inflate(
     out: &mut Vec<u8>,
 ) -> Result<(), Rejected> {
     out.clear();
-    out.reserve_exact(ch.size as usize);
+    // Fallible: a device short of memory refuses the release with a line.
+    out.try_reserve_exact(ch.size as usize)
+        .map_err(|e| Rejected::Invalid(format!(
+            "cannot allocate {} bytes for chunk {i} of {file} ({e}): this device has too little memory for the release's chunk size",
+            ch.size
+        )))?;
     dctx.decompress_to_buffer(comp, out)
         .map_err(|e| Rejected::Mismatch {
             what: format!("{file} chunk {i}"),

@@ -36,6 +36,7 @@ use crate::config::Settings;
 use crate::error::{usage, BootError};
 use crate::report::{self, Details, EventKind};
 use crate::session::Session;
+use crate::state::trialclock::TrialClock;
 use crate::state::{GroupStatus, Phase, UpdateState};
 use crate::trial::reboot::{Rebooter, Restart};
 
@@ -181,16 +182,36 @@ pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOut
             reason,
         });
     }
+    // The deadline on the boot's own clock when this agent recorded the
+    // trial (immune to a clock that jumps after boot), else on the wall
+    // clock, as an older agent recorded it.
+    let clock = TrialClock::load(&session.settings().state_dir, &trial.group, trial.started);
+    let overdue = match &clock {
+        Some(c) => c.overdue().then(|| {
+            format!(
+                "the trial deadline of {}s passed before the health checks ran ({}s into the trial, by the boot's clock)",
+                c.deadline_secs,
+                c.elapsed().as_secs()
+            )
+        }),
+        None => (session.now() > trial.deadline).then(|| {
+            format!(
+                "the trial deadline {} passed before the health checks ran",
+                trial.deadline.to_rfc3339()
+            )
+        }),
+    };
     let result = if trial.confirmed {
         // The checks already passed; a crash interrupted the commit.
         Ok(vec![])
-    } else if session.now() > trial.deadline {
-        Err(format!(
-            "the trial deadline {} passed before the health checks ran",
-            trial.deadline.to_rfc3339()
-        ))
+    } else if let Some(why) = overdue {
+        Err(why)
     } else {
-        crate::health::run_checks(&session.settings().health).map_err(|f| f.to_string())
+        crate::health::run_checks(
+            &session.settings().health,
+            session.settings().security.allow_insecure_permissions,
+        )
+        .map_err(|f| f.to_string())
     };
     match result {
         Ok(checks) => {

@@ -129,11 +129,7 @@ impl Outbox {
     fn lock(&self) -> Result<File> {
         std::fs::create_dir_all(&self.dir)
             .with_context(|| format!("creating {}", self.dir.display()))?;
-        let f = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.dir.join(LOCK_FILE))
+        let f = crate::util::fs::open_lock(&self.dir.join(LOCK_FILE))
             .with_context(|| format!("opening {}", self.dir.join(LOCK_FILE).display()))?;
         // Held only for the few file operations of an enqueue or a listing,
         // never across a network request.

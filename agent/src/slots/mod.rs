@@ -13,6 +13,7 @@
 //! configuration — is the first backend; an ostree backend (slot =
 //! deployment) would be the second, behind the same trait.
 
+pub mod identity;
 pub mod paths;
 pub mod sink;
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use super::identity;
 use super::sink::FileSink;
 use super::{SlotBackend, SlotSink};
 use crate::config::SlotGroupConfig;
@@ -15,14 +16,21 @@ pub struct PathSlots<'a> {
     groups: &'a [SlotGroupConfig],
     /// Where the command line was read from, for messages.
     cmdline_path: PathBuf,
+    /// The sysfs root (tests point it elsewhere).
+    sys_root: PathBuf,
 }
 
 impl<'a> PathSlots<'a> {
     /// The backend over the configured groups.
-    pub fn new(groups: &'a [SlotGroupConfig], cmdline_path: &Path) -> PathSlots<'a> {
+    pub fn new(
+        groups: &'a [SlotGroupConfig],
+        cmdline_path: &Path,
+        sys_root: &Path,
+    ) -> PathSlots<'a> {
         PathSlots {
             groups,
             cmdline_path: cmdline_path.to_path_buf(),
+            sys_root: sys_root.to_path_buf(),
         }
     }
 
@@ -95,20 +103,29 @@ impl SlotBackend for PathSlots<'_> {
             .iter()
             .find(|g| g.name != booted)
             .ok_or_else(|| usage("the configuration has no slot group besides the booted one"))?;
-        let booted_cfg = self
-            .group(booted)
-            .ok_or_else(|| usage(format!("no slot group {booted:?} in the configuration")))?;
-        // Belt and braces: even if the config check missed it (symlinks), never
-        // write a path that resolves to one of the booted group's targets.
+        // Every target of the group to write is identified by its storage
+        // (not its name) and must share none with any other group's: not
+        // with the booted group's (invariant 1), and not with another
+        // inactive group's either.
+        let ident = |p: &Path| identity::identify(p, &self.sys_root);
         for (class, t) in &target.targets {
-            let ct = canonical(t);
-            for (bclass, b) in &booted_cfg.targets {
-                if canonical(b) == ct {
-                    return Err(usage(format!(
-                        "slot {}'s {class} target {} is the booted slot {booted}'s {bclass} target; refusing to write the booted slot",
-                        target.name,
-                        t.display()
-                    )));
+            let ti = ident(t);
+            for other in self.groups.iter().filter(|g| g.name != target.name) {
+                for (oclass, o) in &other.targets {
+                    if let Some(why) = ti.overlaps(&ident(o)) {
+                        let whose = if other.name == booted {
+                            format!("the booted slot {booted}'s")
+                        } else {
+                            format!("slot {}'s", other.name)
+                        };
+                        return Err(usage(format!(
+                            "slot {}'s {class} target {} is the same storage as {whose} {oclass} target {} ({why}); refusing to write it — point slots.{}.targets.{class} at the slot's own storage",
+                            target.name,
+                            t.display(),
+                            o.display(),
+                            target.name
+                        )));
+                    }
                 }
             }
         }

@@ -16,7 +16,9 @@
 //! this file after a rollback, and it refuses fields it does not know. New
 //! information therefore goes into new files, never into this one.
 
+pub mod floor;
 pub mod store;
+pub mod trialclock;
 
 #[cfg(test)]
 mod table;

@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use super::{UpdateState, STATE_VERSION};
 use crate::util::fs::write_atomic;
-use updater_format::error::usage;
+use updater_format::error::{BusyError, StateCorruptError};
 
 /// The state file's name in the state directory.
 pub const STATE_FILE: &str = "state.json";
@@ -33,19 +33,20 @@ impl StateStore {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating state directory {}", dir.display()))?;
         let lock_path = dir.join(LOCK_FILE);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("opening {}", lock_path.display()))?;
+        let lock = crate::util::fs::open_lock(&lock_path).with_context(|| {
+            format!(
+                "opening the lock file {} (a link there is refused)",
+                lock_path.display()
+            )
+        })?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(usage(format!(
+                return Err(BusyError(format!(
                     "another updater is running (it holds {}); wait for it to finish",
                     lock_path.display()
-                )))
+                ))
+                .into())
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("locking {}", lock_path.display()))
@@ -98,19 +99,21 @@ pub fn read_state(path: &Path) -> Result<Option<UpdateState>> {
     struct VersionOnly {
         version: u32,
     }
-    let corrupt = |e: serde_json::Error| {
-        usage(format!(
+    let corrupt = |e: serde_json::Error| -> anyhow::Error {
+        StateCorruptError(format!(
             "state file {} is corrupt ({e}); it was left as is: inspect it, then move it away to start from a fresh state",
             path.display()
         ))
+        .into()
     };
     let v: VersionOnly = serde_json::from_slice(&bytes).map_err(corrupt)?;
     if v.version != STATE_VERSION {
-        return Err(usage(format!(
+        return Err(StateCorruptError(format!(
             "state file {} has version {}, this agent reads version {STATE_VERSION}; use a matching agent",
             path.display(),
             v.version
-        )));
+        ))
+        .into());
     }
     serde_json::from_slice(&bytes).map(Some).map_err(corrupt)
 }

@@ -110,11 +110,15 @@ impl RealMachine {
     }
 }
 
-/// T1: record a trial of `group` durably.
+/// T1: record a trial of `group` durably: its boot-relative clock first
+/// (it only means something once the state says "trial"), then the state.
 fn record(session: &mut Session, group: &str) -> Result<()> {
-    let deadline = chrono::Duration::from_std(session.settings().trial.deadline)
-        .unwrap_or(chrono::Duration::minutes(10));
-    session.transition(|s, now| s.start_trial(group, now, now + deadline))?;
+    let limit = session.settings().trial.deadline;
+    let deadline = chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::minutes(10));
+    let now = session.now();
+    crate::state::trialclock::TrialClock::now(group, now, limit)
+        .save(&session.settings().state_dir)?;
+    session.transition(|s, _| s.start_trial(group, now, now + deadline))?;
     crate::failpoint!("after-record-trial");
     Ok(())
 }
@@ -180,7 +184,17 @@ fn run_reboot(
     }
     m.stage(session, group).map_err(into_error)?;
     report_started(session, group);
-    m.jump()
+    if let Err(e) = m.jump() {
+        // Nothing restarted: take the trial back, so that a later reboot
+        // (for whatever reason) does not boot the new slot unannounced.
+        // Marking it unbootable again also disarms its one-shot.
+        session.bootloader_mut().set_bootable(group, false)?;
+        session.transition(|s, now| s.revert_trial(group, now))?;
+        return Err(e.context(format!(
+            "the restart into the trial of slot {group} failed, so the one-shot trial was disarmed and the trial taken back (slot {group} stays installed); fix the restart and run `updater activate`"
+        )));
+    }
+    Ok(())
 }
 
 fn into_error(e: MethodError) -> anyhow::Error {
@@ -293,6 +307,10 @@ pub fn activate(
     let verified = verify(&bytes, &keyring, &session.policy())
         .with_context(|| format!("verifying {} again before booting it", kept.display()))?;
     let digest = verified.digest.hex();
+    session.raise_floor(
+        verified.manifest.created,
+        &format!("created of release {}", verified.manifest.version),
+    )?;
     if let Some(want) = expect.filter(|w| *w != digest) {
         return Err(Rejected::Mismatch {
             what: format!("the release in slot {target}"),

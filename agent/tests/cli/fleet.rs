@@ -448,7 +448,8 @@ fn a_release_that_failed_here_is_never_retried_until_a_newer_one() {
     d.run(&["daemon", "--once"]).assert_ok();
     assert_eq!(d.t.reset(), "B");
     let h = d.run(&["health"]);
-    h.assert_ok();
+    // Exit 7: the booted slot failed its trial (docs: exit codes).
+    assert_eq!(h.code, 7, "{} {}", h.stdout, h.stderr);
     assert!(h.stdout.contains("marked bad"), "{}", h.stdout);
     assert_eq!(d.t.reboots(), vec!["reboot", "reboot"]);
     assert_eq!(d.t.reset(), "A");
@@ -684,7 +685,7 @@ fn a_bad_release_re_signed_with_a_new_expiry_is_still_not_retried() {
     d.t.check("20-fail", "exit 1");
     d.run(&["daemon", "--once"]).assert_ok();
     d.t.reset();
-    d.run(&["health"]).assert_ok();
+    assert_eq!(d.run(&["health"]).code, 7, "B fails its check");
     d.t.reset();
     d.run(&["health"]).assert_ok();
     let old = d.t.status()["bad_releases"][0]["digest"].clone();

@@ -4,6 +4,7 @@
 
 mod common;
 mod fleet;
+mod hardening;
 mod install;
 mod kexec;
 mod packaging;

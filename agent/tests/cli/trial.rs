@@ -232,7 +232,9 @@ fn failed_check_marks_bad_and_reboots_back() {
     t.apply_reboot().assert_ok();
     assert_eq!(t.reset(), "B");
     let r = t.run(&["health", "--json"]);
-    r.assert_ok();
+    // Exit 7: this boot's slot failed its trial; the JSON says how.
+    assert_eq!(r.code, 7, "{} {}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("slot B failed its trial"), "{}", r.stderr);
     let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(v["outcome"], "failed");
     assert_eq!(t.reboots(), vec!["reboot", "reboot"]);
@@ -274,7 +276,7 @@ fn apply_is_refused_while_a_trial_is_pending() {
     let t = TrialDevice::new();
     t.apply_reboot().assert_ok();
     t.apply_reboot()
-        .assert_fails(2, "a trial of slot B is pending");
+        .assert_fails(9, "a trial of slot B is pending");
 }
 
 #[test]

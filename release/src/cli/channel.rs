@@ -127,16 +127,19 @@ fn run_publish(a: PublishArgs) -> Result<()> {
     if a.json {
         print_json(&serde_json::to_value(&channel)?);
     } else {
-        println!(
+        crate::say!(
             "channel {} written to {} (expires {})",
             channel.name,
             a.out.display(),
             channel.expires.to_rfc3339()
         );
         for r in &channel.releases {
-            println!(
+            crate::say!(
                 "  {}: {} at {}% ({})",
-                r.compatible, r.version, r.rollout_percent, r.manifest
+                r.compatible,
+                r.version,
+                r.rollout_percent,
+                r.manifest
             );
         }
     }

@@ -64,9 +64,9 @@ pub(super) fn keygen(a: KeygenArgs) -> Result<()> {
             "public": pub_path,
         }));
     } else {
-        println!("private key: {} (keep it secret)", priv_path.display());
-        println!("public key:  {}", pub_path.display());
-        println!("key id:      {}", key.id);
+        crate::say!("private key: {} (keep it secret)", priv_path.display());
+        crate::say!("public key:  {}", pub_path.display());
+        crate::say!("key id:      {}", key.id);
     }
     Ok(())
 }
@@ -90,7 +90,7 @@ pub(super) fn keyring(c: KeyringCommand) -> Result<()> {
                     threshold: a.channel_threshold,
                 },
             )?;
-            println!(
+            crate::say!(
                 "keyring {}: {} manifest key(s), threshold {}; {} kernel key(s), threshold {}{}",
                 a.dir.display(),
                 a.manifest_keys.len(),

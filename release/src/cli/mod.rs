@@ -107,7 +107,7 @@ fn serve(a: ServeArgs) -> Result<()> {
     if let Some(r) = a.rate {
         server.set_rate(r);
     }
-    println!("serving {} at http://{}/", a.dir.display(), server.addr());
+    crate::say!("serving {} at http://{}/", a.dir.display(), server.addr());
     match a.seconds {
         Some(s) => std::thread::sleep(std::time::Duration::from_secs(s)),
         None => loop {
@@ -123,13 +123,13 @@ fn schema(a: SchemaArgs) -> Result<()> {
             std::fs::create_dir_all(&dir)?;
             for (name, text) in crate::schema::schemas() {
                 crate::fs::write_atomic(&dir.join(name), text.as_bytes(), 0o644)?;
-                println!("wrote {}", dir.join(name).display());
+                crate::say!("wrote {}", dir.join(name).display());
             }
         }
         None => {
             for (name, text) in crate::schema::schemas() {
                 if name == "manifest.schema.json" {
-                    print!("{text}");
+                    crate::print_out(format_args!("{text}"));
                 }
             }
         }
@@ -139,5 +139,5 @@ fn schema(a: SchemaArgs) -> Result<()> {
 
 /// Print a value as one line of JSON.
 pub fn print_json(v: &serde_json::Value) {
-    println!("{v}");
+    crate::say!("{v}");
 }

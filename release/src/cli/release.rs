@@ -113,7 +113,7 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
                 zstd_level: a.zstd_level,
             };
             let m = crate::create(&opts)?;
-            println!(
+            crate::say!(
                 "release {} {} in {}: {} image(s), expires {}",
                 m.product,
                 m.version,
@@ -122,16 +122,20 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
                 m.expires.to_rfc3339()
             );
             for i in &m.images {
-                println!(
+                crate::say!(
                     "  {:<8} {:>12} bytes -> {} ({} bytes, {} chunks)",
-                    i.class, i.size, i.file, i.compressed_size, i.chunks.count
+                    i.class,
+                    i.size,
+                    i.file,
+                    i.compressed_size,
+                    i.chunks.count
                 );
             }
             Ok(())
         }
         ReleaseCommand::Sign(a) => {
             let n = crate::add_signature(&a.manifest, &a.key)?;
-            println!("{}: now {n} signature(s)", a.manifest.display());
+            crate::say!("{}: now {n} signature(s)", a.manifest.display());
             Ok(())
         }
     }

@@ -39,7 +39,7 @@ pub(super) fn run(a: VerifyArgs) -> Result<()> {
     let result = verify(&bytes, &keyring, &policy);
     match (&result, a.json) {
         (Ok(v), true) => print_json(&v.summary()),
-        (Ok(v), false) => print!("{}", v.describe()),
+        (Ok(v), false) => crate::print_out(format_args!("{}", v.describe())),
         (Err(e), true) => print_json(&serde_json::json!({"ok": false, "reason": e.to_string()})),
         (Err(_), false) => {}
     }
