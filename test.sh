@@ -18,6 +18,7 @@ command -v grub-editenv >/dev/null || need_pkgs+=(grub-common)
 command -v fw_printenv >/dev/null || need_pkgs+=(libubootenv-tool)
 command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)
 command -v faketime >/dev/null || need_pkgs+=(faketime)
+command -v losetup >/dev/null || need_pkgs+=(mount)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -43,6 +44,9 @@ cargo test --locked --workspace
 # outputs with future timestamps, and later builds would miss changes.
 log "time-sensitive tests two years ahead (faketime +730d)"
 bash tools/faketime-tests.sh +730d
+
+log "fuzz targets: build, seed, a few seconds each (fuzz/run.sh; docs/security.md)"
+bash fuzz/run.sh 3
 
 log "release builds: the vendor tool updater-vendor, then the device binary updater alone; it refuses the repository's test keys"
 # The device binary is built on its own (-p updater) and last: a workspace

@@ -24,7 +24,7 @@ for line in "${bins[@]}"; do
   read -r kind name manifest exe <<<"$line"
   dir=$(dirname "$manifest")
   case "$kind:$name" in
-    test:cli) filter=(fleet:: tls:: rejects:: schema:: release::) ;;
+    test:cli) filter=(fleet:: tls:: rejects:: schema:: release:: hardening::) ;;
     lib:*|bin:*) filter=() ;;
     *) continue ;;
   esac

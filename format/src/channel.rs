@@ -207,8 +207,9 @@ fn verify_signed(bytes: &[u8], keyring: &Keyring, expect: &Expect) -> Result<Cha
     Ok(channel)
 }
 
-/// Parse a channel payload, refusing unknown schemas before unknown fields.
-fn parse(payload: &[u8]) -> Result<Channel, Rejected> {
+/// Parse a channel payload, refusing unknown schemas before unknown fields
+/// (the signature is checked before this is called; fuzzed on its own).
+pub fn parse(payload: &[u8]) -> Result<Channel, Rejected> {
     #[derive(Deserialize)]
     struct SchemaOnly {
         schema: u64,

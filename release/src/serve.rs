@@ -234,6 +234,56 @@ fn handle(conn: TcpStream, dir: &Path, shared: &Shared, stop: &AtomicBool) -> Re
     }
 }
 
+/// What a `Range` request header asks of a file of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeAsk {
+    /// The whole file (no header, or one this server does not serve by
+    /// parts: several ranges, suffix ranges, other units).
+    Whole,
+    /// Bytes `start..end` (end exclusive).
+    Part {
+        /// First byte.
+        start: u64,
+        /// One past the last byte.
+        end: u64,
+    },
+    /// A range that starts at or past the end of the file (416).
+    Unsatisfiable {
+        /// The start asked for.
+        start: u64,
+    },
+}
+
+/// Parse a single-range `Range: bytes=START-[END]` header (RFC 9110 §14.2)
+/// against a file of `len` bytes. Anything else is served whole, which a
+/// client must handle anyway.
+pub fn parse_range(header: Option<&str>, len: u64) -> RangeAsk {
+    let Some(spec) = header.and_then(|h| h.trim().strip_prefix("bytes=")) else {
+        return RangeAsk::Whole;
+    };
+    let Some((a, b)) = spec.split_once('-') else {
+        return RangeAsk::Whole;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
+    if !digits(a) || !(b.is_empty() || digits(b)) {
+        return RangeAsk::Whole;
+    }
+    let Ok(start) = a.parse::<u64>() else {
+        return RangeAsk::Whole;
+    };
+    if start >= len {
+        return RangeAsk::Unsatisfiable { start };
+    }
+    let end = match b {
+        "" => len,
+        b => match b.parse::<u64>() {
+            Ok(last) if last >= start => last.saturating_add(1).min(len),
+            _ => return RangeAsk::Whole,
+        },
+    };
+    RangeAsk::Part { start, end }
+}
+
 fn respond_empty(out: &mut TcpStream, status: u16, reason: &str) -> Result<()> {
     write!(
         out,
@@ -297,24 +347,15 @@ fn serve_one(
     let ignore_range = fault == Some(Fault::IgnoreRange);
     // If-Range: honour the range only if the client's validator still matches.
     let range_ok = !ignore_range && if_range.as_deref().is_none_or(|v| v == tag);
-    let mut start = 0;
-    let mut end = len; // exclusive
-    let mut partial = false;
-    if let (Some(r), true) = (range.as_deref(), range_ok) {
-        if let Some(spec) = r.strip_prefix("bytes=") {
-            let (a, b) = spec.split_once('-').unwrap_or((spec, ""));
-            if let Ok(a) = a.parse::<u64>() {
-                if a >= len {
-                    log(416, Some(a));
-                    write!(out, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n\r\n")?;
-                    return Ok(true);
-                }
-                start = a;
-                end = b.parse::<u64>().map(|b| (b + 1).min(len)).unwrap_or(len);
-                partial = true;
-            }
+    let (start, end, partial) = match parse_range(range.as_deref().filter(|_| range_ok), len) {
+        RangeAsk::Whole => (0, len, false),
+        RangeAsk::Part { start, end } => (start, end, true),
+        RangeAsk::Unsatisfiable { start } => {
+            log(416, Some(start));
+            write!(out, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n\r\n")?;
+            return Ok(true);
         }
-    }
+    };
     let body_len = end - start;
     let declared = match fault {
         Some(Fault::ShortBody(extra)) => body_len + extra,
@@ -397,4 +438,40 @@ fn serve_one(
     out.flush()?;
     // A lying Content-Length can only be followed by closing the connection.
     Ok(!matches!(fault, Some(Fault::ShortBody(_))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn range_headers() {
+        assert_eq!(parse_range(None, 10), RangeAsk::Whole);
+        assert_eq!(
+            parse_range(Some("bytes=2-"), 10),
+            RangeAsk::Part { start: 2, end: 10 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=2-4"), 10),
+            RangeAsk::Part { start: 2, end: 5 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=2-99"), 10),
+            RangeAsk::Part { start: 2, end: 10 }
+        );
+        assert_eq!(
+            parse_range(Some("bytes=10-"), 10),
+            RangeAsk::Unsatisfiable { start: 10 }
+        );
+        for whole in [
+            "bytes=-5",
+            "bytes=1-2,4-5",
+            "items=0-1",
+            "bytes=5-2",
+            "bytes=a-",
+            "bytes=99999999999999999999999-",
+        ] {
+            assert_eq!(parse_range(Some(whole), 10), RangeAsk::Whole, "{whole}");
+        }
+    }
 }

@@ -234,6 +234,20 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings> {
     validate(raw, files)
 }
 
+/// Check one fragment's text alone, as `load` checks each file (for the
+/// fuzzer and for tools): the line of the first problem, or nothing.
+pub fn check_fragment(text: &str) -> std::result::Result<(), String> {
+    let raw: RawConfig = toml::from_str(text).map_err(|e| one_line(&e.to_string()))?;
+    if let Some(b) = &raw.bootloader {
+        let backend = b
+            .get("backend")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+        bootloader::check_fragment(b, backend.as_deref())?;
+    }
+    Ok(())
+}
+
 /// Merge `over` into `base`: tables merge key by key, anything else replaces.
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {

@@ -291,18 +291,12 @@ impl Fetcher for HttpFetcher {
         let mut skip = 0;
         if offset > 0 {
             if resp.status() == StatusCode::PARTIAL_CONTENT {
-                let start = resp
+                let header = resp
                     .headers()
                     .get(CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.strip_prefix("bytes "))
-                    .and_then(|v| v.split('-').next())
-                    .and_then(|v| v.parse::<u64>().ok());
-                if start != Some(offset) {
-                    return Err(AttemptError::transient(format!(
-                        "GET {url}: asked for bytes from {offset}, got Content-Range {start:?}"
-                    )));
-                }
+                    .and_then(|v| v.to_str().ok());
+                super::range::check_partial(header, offset, size)
+                    .map_err(|why| AttemptError::transient(format!("GET {url}: {why}")))?;
             } else {
                 // 200: the server ignored Range, or If-Range said the file
                 // changed. Either way the body starts at byte 0.

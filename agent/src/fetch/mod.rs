@@ -4,6 +4,7 @@
 
 mod channel;
 pub mod http;
+pub mod range;
 mod retry;
 
 pub use channel::{fetch_channel, resolve};

@@ -57,17 +57,25 @@ impl SlotBackend for PathSlots<'_> {
     }
 
     fn booted(&self, cmdline: &str) -> Result<String> {
+        // Parsed as the kernel parses it (quotes included), so that the
+        // agent reads the parameters the kernel saw.
+        let params = updater_format::cmdline::parse(cmdline.trim()).map_err(|e| {
+            usage(format!(
+                "the kernel command line {cmdline:?} does not parse ({e}); refusing to guess the booted slot"
+            ))
+        })?;
         let mut slot = None;
         let mut root = None;
-        for word in cmdline.split_whitespace() {
-            if let Some(v) = word.strip_prefix("updater.slot=") {
-                if slot.replace(v).is_some() {
+        for p in &params {
+            match (p.key.as_str(), p.value.as_deref()) {
+                // The guard records the slot; a second one is refused.
+                ("updater.slot", Some(v)) if slot.replace(v).is_some() => {
                     return Err(usage(format!(
                         "the kernel command line has more than one updater.slot= ({cmdline:?}); refusing to guess the booted slot"
                     )));
                 }
-            } else if let Some(v) = word.strip_prefix("root=") {
-                root = Some(v);
+                ("root", Some(v)) => root = Some(v),
+                _ => {}
             }
         }
         if let Some(s) = slot {

@@ -589,3 +589,22 @@ fn a_missing_file_env_is_an_error_not_a_guess() {
     assert!(r.stderr.contains("ORDER=A B"), "{}", r.stderr);
     assert!(!dev.env.p("dev/slots/B.rootfs").exists());
 }
+
+#[test]
+fn a_release_valid_for_years_is_refused() {
+    let dev = Device::new();
+    std::fs::remove_dir_all(dev.env.p("rel")).unwrap();
+    dev.env
+        .release("rel", &["--chunk-size", "262144", "--expires", "800"])
+        .assert_ok();
+    dev.apply_url().assert_fails(3, "valid for 800 days");
+    assert_eq!(dev.server.log().len(), 1, "only the manifest was fetched");
+    // A device that accepts longer validity says so in its configuration.
+    edit_config(&dev, |c| {
+        c.replace(
+            "[install]\n",
+            "[install]\nmax_release_validity_days = 1000\n",
+        )
+    });
+    dev.apply_url().assert_ok();
+}
