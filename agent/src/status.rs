@@ -49,6 +49,16 @@ pub fn status(settings: &Settings) -> Result<serde_json::Value> {
         "bad_releases": state.as_ref().map(|s| s.bad_releases().to_vec()).unwrap_or_default(),
         "channels_issued": state.as_ref().map(|s| s.channels_issued().clone()).unwrap_or_default(),
         "reports_pending": crate::report::Outbox::new(&settings.state_dir).pending().map(|p| p.len()).ok(),
+        "last_install": last_install(settings),
         "state_file": settings.state_dir.join(STATE_FILE),
     }))
+}
+
+/// What the last completed install fetched and reused, as it recorded it
+/// (None before the first, or when the record cannot be read).
+fn last_install(settings: &Settings) -> Option<serde_json::Value> {
+    let path = crate::state::last_install(&settings.state_dir);
+    // Bounded: the agent writes a few hundred bytes.
+    let bytes = std::fs::read(&path).ok().filter(|b| b.len() < 64 * 1024)?;
+    serde_json::from_slice(&bytes).ok()
 }

@@ -37,6 +37,9 @@ pub enum ExitCode {
     TrialPending = 9,
     /// The state file is corrupt, or of a version this agent does not read.
     StateCorrupt = 10,
+    /// The install would download more than `install.max_download_bytes`
+    /// (or `--max-download`) allows.
+    OverBudget = 11,
 }
 
 impl ExitCode {
@@ -65,6 +68,11 @@ pub struct BusyError(pub String);
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct StateCorruptError(pub String);
+
+/// The download would exceed the configured budget (exit code 11).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BudgetError(pub String);
 
 /// The booted slot failed its trial and was marked bad (exit code 7).
 #[derive(Debug, thiserror::Error)]
@@ -119,11 +127,11 @@ pub enum Rejected {
         problems: Vec<String>,
     },
     /// The manifest's schema version is one this agent cannot read.
-    #[error("manifest schema {found} is not supported (this agent reads schema {supported}); upgrade the agent")]
+    #[error("manifest schema {found} is not supported (this agent reads schemas 1 to {supported}); upgrade the agent")]
     Schema {
         /// The version found.
         found: u64,
-        /// The version supported.
+        /// The newest version supported.
         supported: u64,
     },
     /// The manifest's expiry is in the past (freeze attack or stale release).
@@ -219,6 +227,9 @@ pub fn classify(err: &anyhow::Error) -> ExitCode {
         }
         if cause.is::<TrialFailedError>() {
             return ExitCode::TrialFailed;
+        }
+        if cause.is::<BudgetError>() {
+            return ExitCode::OverBudget;
         }
     }
     if err.chain().any(|c| c.is::<std::io::Error>()) {

@@ -10,6 +10,8 @@
 //! - [`envelope`]: the DSSE envelope, PAE, signatures and thresholds;
 //! - [`keys`]: ed25519 keys in OpenSSL's PEM forms, key ids, the keyring;
 //! - [`manifest`]: the release manifest, chunk tables and their verification;
+//! - [`chunker`]: content-defined chunking (FastCDC), the same on both sides;
+//! - [`index`]: the paged chunk index of a schema-2 image;
 //! - [`channel`]: channel documents, their verification and rollout buckets;
 //! - [`digest`]: sha256 digests as the format writes them;
 //! - [`names`]: validation of names that become paths;
@@ -18,10 +20,12 @@
 //! - [`error`]: the failure classes shared by every command, and exit codes.
 
 pub mod channel;
+pub mod chunker;
 pub mod cmdline;
 pub mod digest;
 pub mod envelope;
 pub mod error;
+pub mod index;
 pub mod keys;
 pub mod limits;
 pub mod manifest;

@@ -9,12 +9,14 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use sha2::{Digest, Sha256};
 
+use updater_format::chunker::{chunk_stream, ChunkParams};
 use updater_format::envelope::{sign, Envelope, MANIFEST_PAYLOAD_TYPE};
 use updater_format::error::usage;
+use updater_format::index::{self, ChunkHash, Entry};
 use updater_format::keys::{read_private_key, PrivateKey};
 use updater_format::manifest::types::{
-    BlobInfo, Chunk, ChunkTable, ChunkTableRef, ClassName, Compression, FileName, Image,
-    KernelInfo, Manifest, CHUNK_TABLE_SCHEMA, SCHEMA_VERSION,
+    BlobInfo, Chunk, ChunkTable, ChunkTableRef, ClassName, Compression, FileName, Image, IndexRef,
+    KernelInfo, Manifest, CHUNK_TABLE_SCHEMA, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
 };
 use updater_format::manifest::verify::{
     check_cmdline, check_structure, kernel_statement, KERNEL_PAYLOAD_TYPE,
@@ -23,9 +25,10 @@ use updater_format::Sha256Digest;
 
 use crate::fs::write_atomic;
 
-/// Default uncompressed chunk size: big enough for good zstd ratios and large
-/// sequential writes, small enough that a resumed download loses little and
-/// that two chunks in flight stay far under the agent's memory budget.
+/// Default uncompressed chunk size of a schema-1 release: big enough for
+/// good zstd ratios and large sequential writes, small enough that a
+/// resumed download loses little and that two chunks in flight stay far
+/// under the agent's memory budget.
 pub const DEFAULT_CHUNK_SIZE: u64 = 4 * 1024 * 1024;
 /// Default lifetime of a release.
 pub const DEFAULT_EXPIRY_DAYS: i64 = 90;
@@ -90,10 +93,15 @@ pub struct CreateOptions {
     pub created: DateTime<Utc>,
     /// Oldest agent allowed to install.
     pub min_agent_version: Option<semver::Version>,
-    /// Uncompressed chunk size.
-    pub chunk_size: u64,
+    /// Schema 2: the average chunk size, a power of two (default: from each
+    /// image's size, [`ChunkParams::for_image`]). Schema 1: the fixed chunk
+    /// size (default [`DEFAULT_CHUNK_SIZE`]).
+    pub chunk_size: Option<u64>,
     /// zstd level.
     pub zstd_level: i32,
+    /// The manifest schema to write: 2 (content-defined chunks and an index,
+    /// the default), or 1 for agents older than 0.2.
+    pub schema: u64,
 }
 
 /// The version of this tool, the default `min_agent_version` (the agent and
@@ -136,9 +144,38 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
             k.id.short()
         )));
     }
-    if !(1..=1 << 30).contains(&opts.chunk_size) {
-        return Err(usage("--chunk-size must be between 1 byte and 1 GiB"));
+    if !(MIN_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&opts.schema) {
+        return Err(usage(format!(
+            "--schema {}: this tool writes schemas {MIN_SCHEMA_VERSION} to {SCHEMA_VERSION}",
+            opts.schema
+        )));
     }
+    let layout = match (opts.schema, opts.chunk_size) {
+        (1, size) => {
+            let size = size.unwrap_or(DEFAULT_CHUNK_SIZE);
+            if !(1..=1 << 30).contains(&size) {
+                return Err(usage("--chunk-size must be between 1 byte and 1 GiB"));
+            }
+            Layout::Fixed(size)
+        }
+        (_, None) => Layout::Cdc(None),
+        (_, Some(avg)) => {
+            let p = ChunkParams {
+                min: (avg / 4) as u32,
+                avg: avg as u32,
+                max: avg.saturating_mul(4).min(u32::MAX as u64) as u32,
+            };
+            p.validate()
+                .ok()
+                .filter(|_| avg <= 1 << 20)
+                .ok_or_else(|| {
+                    usage(format!(
+                        "--chunk-size {avg}: with schema 2 it is the average chunk size, a power of two from 1024 to 1048576"
+                    ))
+                })?;
+            Layout::Cdc(Some(p))
+        }
+    };
     if let Some(c) = &opts.cmdline {
         check_cmdline(c).map_err(|e| usage(format!("--cmdline: {e}")))?;
     }
@@ -188,8 +225,13 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
     let mut images = Vec::new();
     for (class, path) in &sources {
         images.push(
-            write_image(class, path, &opts.out, opts.chunk_size, opts.zstd_level)
-                .with_context(|| format!("packing image {class} from {}", path.display()))?,
+            match layout {
+                Layout::Fixed(size) => write_image(class, path, &opts.out, size, opts.zstd_level),
+                Layout::Cdc(params) => {
+                    write_image_cdc(class, path, &opts.out, params, opts.zstd_level)
+                }
+            }
+            .with_context(|| format!("packing image {class} from {}", path.display()))?,
         );
     }
     let blob = |class: &str| {
@@ -210,7 +252,7 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
             .collect(),
     });
     let manifest = Manifest {
-        schema: SCHEMA_VERSION,
+        schema: opts.schema,
         product: opts.product.clone(),
         compatible: opts.compatible.clone(),
         version: opts.version.clone(),
@@ -230,6 +272,16 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
     // The manifest is written last: a folder without one is visibly unfinished.
     write_atomic(&opts.out.join("manifest.json"), &env.to_json(), 0o644)?;
     Ok(manifest)
+}
+
+/// How images are cut.
+#[derive(Debug, Clone, Copy)]
+enum Layout {
+    /// Schema 1: fixed-size chunks.
+    Fixed(u64),
+    /// Schema 2: content-defined chunks (parameters from the image's size
+    /// unless given).
+    Cdc(Option<ChunkParams>),
 }
 
 fn prepare_out_dir(out: &Path) -> Result<()> {
@@ -366,12 +418,171 @@ fn write_image(
         sha256,
         compression: Compression::ZstdChunked,
         compressed_size,
-        compressed_sha256,
-        chunks: ChunkTableRef {
+        compressed_sha256: Some(compressed_sha256),
+        chunks: Some(ChunkTableRef {
             file: table_file,
             size: table_json.len() as u64,
             sha256: Sha256Digest::of(&table_json),
             count: table.chunks.len() as u64,
-        },
+        }),
+        index: None,
+    })
+}
+
+/// Chunks compressed per batch, spread over every core.
+const BATCH_BYTES: usize = 16 << 20;
+
+/// Compress one chunk, or keep it as it is where zstd would not make it
+/// smaller (random data): the device then needs no decompression for it,
+/// and the index marks it with `csize == size`.
+fn pack(z: &mut zstd::bulk::Compressor<'_>, raw: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    let comp = z.compress(raw).context("compressing a chunk")?;
+    if comp.len() < raw.len() {
+        out.extend_from_slice(&comp);
+    } else {
+        out.extend_from_slice(raw);
+    }
+    Ok(())
+}
+
+/// Compress a batch of chunks (spans of `data`) on every core, in order.
+fn pack_batch(data: &[u8], spans: &[(usize, usize)], level: i32) -> Result<Vec<Vec<u8>>> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(spans.len().max(1));
+    let per = spans.len().div_ceil(workers.max(1)).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = spans
+            .chunks(per)
+            .map(|part| {
+                s.spawn(move || -> Result<Vec<Vec<u8>>> {
+                    let mut z = zstd::bulk::Compressor::new(level).context("setting up zstd")?;
+                    part.iter()
+                        .map(|&(at, len)| {
+                            let mut out = Vec::new();
+                            pack(&mut z, &data[at..at + len], &mut out)?;
+                            Ok(out)
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        let mut all = Vec::with_capacity(spans.len());
+        for h in handles {
+            all.extend(h.join().expect("compression thread")?);
+        }
+        Ok(all)
+    })
+}
+
+/// Cut `src` into content-defined chunks, compress each on its own (on
+/// every core), write them back to back into `dst` and return the index
+/// entries with the totals: (entries, size, sha256, compressed size).
+pub fn cut_file(
+    src: &mut impl Read,
+    dst: &mut impl Write,
+    params: ChunkParams,
+    level: i32,
+) -> Result<(Vec<Entry>, u64, Sha256Digest, u64)> {
+    let mut entries = Vec::new();
+    let mut whole = Sha256::new();
+    let (mut size, mut csize) = (0u64, 0u64);
+    let mut batch: Vec<u8> = Vec::with_capacity(BATCH_BYTES + params.max as usize);
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut flush = |batch: &mut Vec<u8>, spans: &mut Vec<(usize, usize)>| -> Result<()> {
+        let packed = pack_batch(batch, spans, level)?;
+        for (&(at, len), p) in spans.iter().zip(&packed) {
+            let raw = &batch[at..at + len];
+            dst.write_all(p).context("writing the image file")?;
+            let hash = ChunkHash::of(raw);
+            entries.push(Entry {
+                size: len as u32,
+                csize: p.len() as u32,
+                hash,
+                // A chunk kept as it is has its compressed hash equal to its
+                // hash: nothing to hash twice.
+                chash: if p.len() == len {
+                    hash
+                } else {
+                    ChunkHash::of(p)
+                },
+            });
+            size += len as u64;
+            csize += p.len() as u64;
+        }
+        whole.update(&batch[..]);
+        batch.clear();
+        spans.clear();
+        Ok(())
+    };
+    chunk_stream::<_, anyhow::Error>(src, params, |_, chunk| {
+        spans.push((batch.len(), chunk.len()));
+        batch.extend_from_slice(chunk);
+        if batch.len() >= BATCH_BYTES {
+            flush(&mut batch, &mut spans)?;
+        }
+        Ok(())
+    })
+    .context("reading the image")?;
+    if !spans.is_empty() {
+        flush(&mut batch, &mut spans)?;
+    }
+    Ok((entries, size, Sha256Digest::from_hasher(whole), csize))
+}
+
+fn write_image_cdc(
+    class: &ClassName,
+    src: &Path,
+    out: &Path,
+    params: Option<ChunkParams>,
+    level: i32,
+) -> Result<Image> {
+    let file = FileName::new(&format!("{class}.img.zst")).map_err(usage)?;
+    let index_file = FileName::new(&format!("{class}.index")).map_err(usage)?;
+    let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    let len = input
+        .metadata()
+        .with_context(|| format!("reading {}", src.display()))?
+        .len();
+    let params = params.unwrap_or_else(|| ChunkParams::for_image(len));
+    let dst_path = out.join(file.as_str());
+    let dst =
+        File::create(&dst_path).with_context(|| format!("creating {}", dst_path.display()))?;
+    let mut w = BufWriter::with_capacity(1 << 20, dst);
+    let (entries, size, sha256, compressed_size) = cut_file(&mut input, &mut w, params, level)?;
+    let dst = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("flushing the image file")?;
+    dst.sync_all()
+        .with_context(|| format!("syncing {}", dst_path.display()))?;
+    if entries.len() as u64 > updater_format::limits::MAX_CHUNKS {
+        return Err(usage(format!(
+            "image {class} cuts into {} chunks, more than the {} a release may have; pass a larger --chunk-size",
+            entries.len(),
+            updater_format::limits::MAX_CHUNKS
+        )));
+    }
+    let bytes = index::encode(params, &entries);
+    let root_size = index::root_len(&bytes).map_err(anyhow::Error::from)?;
+    write_atomic(&out.join(index_file.as_str()), &bytes, 0o644)?;
+    Ok(Image {
+        class: class.clone(),
+        file,
+        size,
+        sha256,
+        compression: Compression::ZstdCdc,
+        compressed_size,
+        compressed_sha256: None,
+        chunks: None,
+        index: Some(IndexRef {
+            file: index_file,
+            size: bytes.len() as u64,
+            root_size: root_size as u64,
+            root_sha256: Sha256Digest::of(&bytes[..root_size]),
+            chunks: entries.len() as u64,
+        }),
     })
 }

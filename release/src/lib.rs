@@ -26,7 +26,7 @@ pub mod serve;
 pub mod sign;
 
 pub use create::{
-    chunk_file, create, CreateOptions, Expiry, DEFAULT_CHUNK_SIZE, DEFAULT_EXPIRY_DAYS,
+    chunk_file, create, cut_file, CreateOptions, Expiry, DEFAULT_CHUNK_SIZE, DEFAULT_EXPIRY_DAYS,
 };
 pub use sign::add_signature;
 

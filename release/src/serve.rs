@@ -70,6 +70,8 @@ pub struct Shared {
     faults: Mutex<VecDeque<ArmedFault>>,
     log: Mutex<Vec<RequestLog>>,
     body_bytes: AtomicU64,
+    /// Body bytes sent per file name.
+    by_file: Mutex<std::collections::HashMap<String, u64>>,
     /// Bytes per second for bodies (0: unlimited).
     rate: AtomicU64,
     /// Bumped by `DropAndReplace`: part of every ETag.
@@ -145,9 +147,22 @@ impl Server {
         self.shared.body_bytes.load(Ordering::SeqCst)
     }
 
-    /// Reset the byte counter.
+    /// Body bytes sent so far of the file `name`.
+    pub fn bytes_of(&self, name: &str) -> u64 {
+        self.shared
+            .by_file
+            .lock()
+            .unwrap()
+            .get(name)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Reset the byte counters (the total and per file) and the log.
     pub fn reset_counter(&self) {
         self.shared.body_bytes.store(0, Ordering::SeqCst);
+        self.shared.by_file.lock().unwrap().clear();
+        self.shared.log.lock().unwrap().clear();
     }
 
     /// The requests served so far.
@@ -414,6 +429,12 @@ fn serve_one(
         out.write_all(&buf[..n])?;
         sent += n as u64;
         shared.body_bytes.fetch_add(n as u64, Ordering::SeqCst);
+        *shared
+            .by_file
+            .lock()
+            .unwrap()
+            .entry(name.clone())
+            .or_insert(0) += n as u64;
         match &fault {
             Some(Fault::DropAfter(at)) if sent >= *at => return Ok(false),
             Some(Fault::DropAndReplace(at)) if sent >= *at => {

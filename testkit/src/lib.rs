@@ -274,3 +274,44 @@ pub fn openssl_in(dir: &Path, args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// One chunk of a schema-2 image, where it is in the image and in the
+/// image file as served.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexedChunk {
+    /// Offset in the image.
+    pub offset: u64,
+    /// Size in the image.
+    pub size: u64,
+    /// Offset in the image file.
+    pub coffset: u64,
+    /// Size in the image file.
+    pub csize: u64,
+    /// The index entry.
+    pub entry: updater_format::index::Entry,
+}
+
+/// Read a release's index file (checked against itself) into its chunks.
+pub fn read_index(path: &Path) -> Vec<IndexedChunk> {
+    use updater_format::index;
+    let bytes = std::fs::read(path).unwrap();
+    let len = index::root_len(&bytes[..index::HEADER_LEN]).unwrap();
+    let root = index::parse_root(&bytes[..len]).unwrap();
+    let (mut off, mut coff) = (0u64, 0u64);
+    let mut out = Vec::new();
+    for (p, (at, plen)) in root.pages.iter().zip(root.page_spans()) {
+        let page = &bytes[at as usize..at as usize + plen];
+        for e in index::parse_page(page, p, root.params).unwrap() {
+            out.push(IndexedChunk {
+                offset: off,
+                size: e.size.into(),
+                coffset: coff,
+                csize: e.csize.into(),
+                entry: e,
+            });
+            off += u64::from(e.size);
+            coff += u64::from(e.csize);
+        }
+    }
+    out
+}

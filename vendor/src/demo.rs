@@ -78,14 +78,18 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         expires: Expiry::Days(30),
         created: now,
         min_agent_version: None,
-        chunk_size: updater_release::DEFAULT_CHUNK_SIZE,
+        chunk_size: None,
         zstd_level: 3,
+        schema: updater_format::manifest::types::SCHEMA_VERSION,
     };
     let m = create(&release_opts)?;
     for i in &m.images {
         say(format!(
             "{:<7} {:>9} bytes in {} zstd chunks, {} bytes served",
-            i.class, i.size, i.chunks.count, i.compressed_size
+            i.class,
+            i.size,
+            i.chunk_count(),
+            i.compressed_size
         ));
     }
 
@@ -170,7 +174,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     let out = apply_reboot(&settings, &url, &reboots, &mut progress)?;
     say(format!(
         "installed {} into slot {}: {} bytes fetched, {} retry after the dropped connection (resumed with a Range request)",
-        out.version, out.group, out.downloaded_bytes, out.retries
+        out.version, out.group, out.bytes_fetched, out.retries
     ));
     if std::fs::read(dev.join("slots/B.rootfs"))? != std::fs::read(&rootfs)? {
         bail!("slot B does not hold the release image");
@@ -301,7 +305,13 @@ fn apply_reboot(
     progress: &mut updater::progress::Progress,
 ) -> Result<updater::install::Installed> {
     let mut session = Session::open(settings, Clock::system())?;
-    let out = updater::install::install(&mut session, url, None, progress)?;
+    let out = updater::install::install(
+        &mut session,
+        url,
+        None,
+        progress,
+        &updater::install::Options::default(),
+    )?;
     let machine = Machine {
         rebooter: reboots,
         loader: &NoKexec,

@@ -29,10 +29,17 @@ pub struct ApplyArgs {
     /// trial (kexec.policy decides what happens when the kernel refuses).
     #[arg(long)]
     pub kexec: bool,
-    /// With --kexec: verify and load the kernel, then unload it; report what
-    /// would run, change nothing.
-    #[arg(long, requires = "kexec")]
+    /// Print the plan — bytes to fetch, bytes reused from each slot, number
+    /// of requests — and stop: nothing is written (the slots are read to
+    /// find what can be reused). With --kexec: install, then verify and load
+    /// the kernel and unload it, reporting what would run.
+    #[arg(long)]
     pub dry_run: bool,
+    /// Refuse the install when it would download more than this (bytes, or
+    /// with a suffix: 500K, 20M, 1G, powers of 1024); overrides
+    /// install.max_download_bytes.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_download: Option<u64>,
     /// Emit JSON-lines progress events on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,
@@ -60,7 +67,31 @@ pub(super) fn apply(settings: &Settings, clock: Clock, a: ApplyArgs) -> Result<(
         None
     };
     let mut session = Session::open(settings, clock)?;
-    let out = crate::install::install(&mut session, &source, None, &mut progress)?;
+    let opts = crate::install::Options {
+        dry_run: a.dry_run && !a.kexec,
+        max_download: a.max_download,
+    };
+    let out = crate::install::install(&mut session, &source, None, &mut progress, &opts)?;
+    if opts.dry_run {
+        if a.json {
+            progress.event("result", serde_json::to_value(&out).unwrap_or_default());
+        } else {
+            crate::say!(
+                "dry run: {} {} into slot {} would cost:
+{}",
+                session
+                    .state()
+                    .group(&out.group)
+                    .version()
+                    .map(|_| "release")
+                    .unwrap_or("release"),
+                out.version,
+                out.group,
+                crate::install::describe_plan(&out)
+            );
+        }
+        return Ok(());
+    }
     // The install ends at "installed"; the trial is started by its owner.
     let kexec = match how {
         Some(how) => {
@@ -76,8 +107,53 @@ pub(super) fn apply(settings: &Settings, clock: Clock, a: ApplyArgs) -> Result<(
         }
         None => None,
     };
+    if a.json {
+        // The last line: what the install cost.
+        progress.event(
+            "result",
+            serde_json::json!({
+                "group": out.group,
+                "version": out.version,
+                "bytes_fetched": out.bytes_fetched,
+                "bytes_reused": out.bytes_reused,
+                "bytes_in_place": out.bytes_in_place,
+                "bytes_from_booted": out.bytes_from_booted,
+                "requests": out.requests,
+                "resumed": out.resumed,
+            }),
+        );
+    }
     print_outcome(&out, kexec.as_ref(), a.json, a.reboot);
     Ok(())
+}
+
+/// A size in bytes: digits, optionally followed by K, M or G (or KiB, MiB,
+/// GiB), powers of 1024.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (bytes, or a number with K, M or G)"))?;
+    let mult: u64 = match unit.trim() {
+        "" => 1,
+        "K" | "k" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{s:?}: the unit must be K, M or G (powers of 1024)"
+            ))
+        }
+    };
+    let v = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if v == 0 {
+        return Err(format!("{s:?}: the limit must be positive"));
+    }
+    Ok(v)
 }
 
 /// Print what `apply` did.
@@ -91,10 +167,11 @@ fn print_outcome(
         return;
     }
     crate::say!(
-        "installed {} into slot {} ({} bytes fetched{}{}){}",
+        "installed {} into slot {} ({} bytes fetched, {} reused{}{}){}",
         out.version,
         out.group,
-        out.downloaded_bytes,
+        out.bytes_fetched,
+        out.bytes_reused,
         if out.resumed { ", resumed" } else { "" },
         if out.retries > 0 { format!(", {} retries", out.retries) } else { String::new() },
         match kexec {
@@ -156,6 +233,15 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
                 b["reason"].as_str().unwrap_or("")
             );
         }
+    }
+    if let Some(l) = v["last_install"].as_object() {
+        crate::say!(
+            "last install: {} into slot {}, {} bytes fetched, {} reused",
+            l.get("version").and_then(|x| x.as_str()).unwrap_or("?"),
+            l.get("group").and_then(|x| x.as_str()).unwrap_or("?"),
+            l.get("bytes_fetched").and_then(|x| x.as_u64()).unwrap_or(0),
+            l.get("bytes_reused").and_then(|x| x.as_u64()).unwrap_or(0),
+        );
     }
     if let Some(n) = v["reports_pending"].as_u64().filter(|n| *n > 0) {
         crate::say!("{n} status report(s) waiting to be sent");

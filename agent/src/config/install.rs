@@ -1,4 +1,5 @@
-//! `[install]`: checkpoints of the install pipeline.
+//! `[install]`: checkpoints of the install pipeline, release validity and
+//! the download budget.
 
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ pub struct InstallSettings {
     /// The longest validity (`expires - created`) a release may have: an
     /// expiry years ahead would switch freeze detection off.
     pub max_release_validity: chrono::Duration,
+    /// Most bytes one install may download (manifest, indexes and chunks);
+    /// an install whose plan needs more is refused before anything is
+    /// written. None: no limit.
+    pub max_download_bytes: Option<u64>,
 }
 
 /// `[install]` as written.
@@ -32,6 +37,7 @@ pub(super) struct Raw {
     checkpoint_interval_ms: Option<u64>,
     checkpoint_bytes: Option<u64>,
     max_release_validity_days: Option<u32>,
+    max_download_bytes: Option<u64>,
 }
 
 pub(super) fn validate(i: Raw, origin: &super::Origin) -> anyhow::Result<InstallSettings> {
@@ -52,5 +58,14 @@ pub(super) fn validate(i: Raw, origin: &super::Origin) -> anyhow::Result<Install
             .unwrap_or(DEFAULT_CHECKPOINT_BYTES)
             .max(1),
         max_release_validity: chrono::Duration::days(days.into()),
+        max_download_bytes: match i.max_download_bytes {
+            Some(0) => {
+                return Err(origin.invalid(
+                    "install.max_download_bytes",
+                    " must be positive (leave it out for no limit)",
+                ))
+            }
+            n => n,
+        },
     })
 }

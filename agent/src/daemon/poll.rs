@@ -189,7 +189,13 @@ pub fn poll(
                 details.clone(),
                 clock.now(),
             );
-            let out = crate::install::install(&mut session, url, digest.as_deref(), &mut progress)?;
+            let out = crate::install::install(
+                &mut session,
+                url,
+                digest.as_deref(),
+                &mut progress,
+                &crate::install::Options::default(),
+            )?;
             report::record(
                 settings,
                 EventKind::Installed,

@@ -1,10 +1,11 @@
 //! HTTP(S) fetching with reqwest over rustls.
 //!
-//! Resumes use `Range: bytes=N-` with `If-Range: <etag>` so that a file
-//! replaced on the server mid-download comes back whole (200) instead of a
-//! splice of two files. A server that ignores Range also answers 200: the
-//! agent then discards the bytes it already has. Either way every chunk is
-//! still checked against the signed chunk table before it is written.
+//! Resumes use `Range: bytes=N-`, deltas `Range: bytes=A-B`, with
+//! `If-Range: <etag>` so that a file replaced on the server mid-download
+//! comes back whole (200) instead of a splice of two files. A server that
+//! ignores Range also answers 200: the caller then skips what it does not
+//! need. Either way every chunk is still checked against the signed chunk
+//! table or index before it is written.
 
 use std::io::Read;
 
@@ -23,6 +24,7 @@ pub struct HttpFetcher {
     settings: HttpSettings,
     manifest_url: reqwest::Url,
     counter: Counter,
+    requests: Counter,
     /// ETag per file name, from the first response.
     etags: std::collections::HashMap<String, String>,
 }
@@ -38,6 +40,7 @@ impl HttpFetcher {
             settings: s.clone(),
             manifest_url: url,
             counter: Counter::default(),
+            requests: Counter::default(),
             etags: Default::default(),
         })
     }
@@ -48,15 +51,24 @@ impl HttpFetcher {
         })
     }
 
+    /// GET `url`, bytes `range` of a file of `size` bytes (no Range header
+    /// for the whole file).
     fn get(
         &self,
         url: &reqwest::Url,
-        offset: u64,
+        range: std::ops::Range<u64>,
+        size: u64,
         etag: Option<&String>,
     ) -> Result<Response, AttemptError> {
         let mut req = self.client.get(url.clone());
-        if offset > 0 {
-            req = req.header(RANGE, format!("bytes={offset}-"));
+        self.requests.add(1);
+        if range.start > 0 || range.end < size {
+            let value = if range.end < size {
+                format!("bytes={}-{}", range.start, range.end - 1)
+            } else {
+                format!("bytes={}-", range.start)
+            };
+            req = req.header(RANGE, value);
             if let Some(t) = etag {
                 req = req.header(IF_RANGE, t.as_str());
             }
@@ -271,10 +283,16 @@ impl Fetcher for HttpFetcher {
         self.manifest_url.to_string()
     }
 
-    fn open(&mut self, name: &str, offset: u64, size: u64) -> Result<ByteStream, AttemptError> {
+    fn open_range(
+        &mut self,
+        name: &str,
+        range: std::ops::Range<u64>,
+        size: u64,
+    ) -> Result<(ByteStream, u64), AttemptError> {
         let url = self.url_of(name)?;
         let known = self.etags.get(name).cloned();
-        let resp = self.get(&url, offset, known.as_ref())?;
+        let end = range.end.min(size);
+        let resp = self.get(&url, range.start..end, size, known.as_ref())?;
         let etag = resp
             .headers()
             .get(ETAG)
@@ -282,54 +300,44 @@ impl Fetcher for HttpFetcher {
             .map(str::to_string);
         if let (Some(old), Some(new)) = (&known, &etag) {
             if old != new {
-                tracing::warn!("{url} changed on the server (ETag {old} -> {new}); every chunk is still checked against the signed table");
+                tracing::warn!("{url} changed on the server (ETag {old} -> {new}); every chunk is still checked against the signed index");
             }
         }
         if let Some(t) = &etag {
             self.etags.insert(name.to_string(), t.clone());
         }
-        let mut skip = 0;
-        if offset > 0 {
-            if resp.status() == StatusCode::PARTIAL_CONTENT {
-                let header = resp
-                    .headers()
-                    .get(CONTENT_RANGE)
-                    .and_then(|v| v.to_str().ok());
-                super::range::check_partial(header, offset, size)
-                    .map_err(|why| AttemptError::transient(format!("GET {url}: {why}")))?;
-            } else {
-                // 200: the server ignored Range, or If-Range said the file
-                // changed. Either way the body starts at byte 0.
+        let ranged = range.start > 0 || end < size;
+        let (at, stop) = if ranged && resp.status() == StatusCode::PARTIAL_CONTENT {
+            let header = resp
+                .headers()
+                .get(CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok());
+            super::range::check_partial(header, range.start, end, size)
+                .map_err(|why| AttemptError::transient(format!("GET {url}: {why}")))?;
+            (range.start, end)
+        } else {
+            // 200: the whole file (asked for, or the server ignored Range,
+            // or If-Range said the file changed): the body starts at byte 0.
+            if ranged {
                 tracing::info!(
-                    "{url}: server answered 200 to a range request; skipping {offset} bytes"
+                    "{url}: the server answered a range request with the whole file (200)"
                 );
-                skip = offset;
             }
-        }
-        let mut body: ByteStream = Box::new(Counted {
+            (0, size)
+        };
+        let body: ByteStream = Box::new(Counted {
             inner: Body::new(resp, url.to_string(), &self.settings),
             counter: self.counter.clone(),
         });
-        if skip > 0 {
-            let copied =
-                std::io::copy(&mut (&mut body).take(skip), &mut std::io::sink()).map_err(|e| {
-                    AttemptError::transient(format!("skipping to {offset} in {url}: {e}"))
-                })?;
-            if copied < skip {
-                return Err(AttemptError::transient(format!(
-                    "{url} ended before byte {offset}"
-                )));
-            }
-        }
         // The signed size is a hard limit: never read past it (endless data).
-        Ok(Box::new(body.take(size.saturating_sub(offset))))
+        Ok((Box::new(body.take(stop - at)), at))
     }
 
     fn open_manifest(&mut self, cap: u64) -> Result<ByteStream, AttemptError> {
         let url = self.manifest_url.clone();
         // The cap is enforced on the bytes read (cap + 1 at most), whatever
         // Content-Length claims; the caller turns cap + 1 into a rejection.
-        let resp = self.get(&url, 0, None)?;
+        let resp = self.get(&url, 0..u64::MAX, u64::MAX, None)?;
         Ok(Box::new(
             Counted {
                 inner: Body::new(resp, url.to_string(), &self.settings),
@@ -341,6 +349,10 @@ impl Fetcher for HttpFetcher {
 
     fn received(&self) -> u64 {
         self.counter.get()
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.get()
     }
 }
 

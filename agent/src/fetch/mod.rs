@@ -60,19 +60,51 @@ pub type ByteStream = Box<dyn Read + Send>;
 pub trait Fetcher: Send {
     /// The manifest's location, for messages.
     fn describe(&self) -> String;
-    /// Open `name` (relative to the manifest) from `offset`; `size` is the
-    /// file's exact size from the signed manifest: the stream ends there even
-    /// if the server would send more.
+    /// Open bytes `range` of `name` (relative to the manifest), a file of
+    /// exactly `size` bytes by the signed manifest. Returns the stream and
+    /// the offset of its first byte: `range.start`, or 0 when the server
+    /// ignored the range and sent the whole file (the caller skips). The
+    /// stream ends at `range.end`, or at `size` for a whole file, even if
+    /// the server would send more.
+    fn open_range(
+        &mut self,
+        name: &str,
+        range: std::ops::Range<u64>,
+        size: u64,
+    ) -> std::result::Result<(ByteStream, u64), AttemptError>;
+    /// Open `name` from `offset` to its end (`size` bytes by the signed
+    /// manifest), skipping to `offset` when the server sent the whole file.
     fn open(
         &mut self,
         name: &str,
         offset: u64,
         size: u64,
-    ) -> std::result::Result<ByteStream, AttemptError>;
+    ) -> std::result::Result<ByteStream, AttemptError> {
+        let (mut stream, at) = self.open_range(name, offset..size, size)?;
+        if at < offset {
+            let skip = offset - at;
+            tracing::info!(
+                "{name}: the server answered a range request with the whole file; skipping {skip} bytes"
+            );
+            let copied = std::io::copy(&mut (&mut stream).take(skip), &mut std::io::sink())
+                .map_err(|e| {
+                    AttemptError::transient(format!("skipping to {offset} in {name}: {e}"))
+                })?;
+            if copied < skip {
+                return Err(AttemptError::transient(format!(
+                    "{name} ended before byte {offset}"
+                )));
+            }
+        }
+        Ok(stream)
+    }
     /// Open the manifest itself; at most `cap` bytes are read from the stream.
     fn open_manifest(&mut self, cap: u64) -> std::result::Result<ByteStream, AttemptError>;
-    /// Body bytes received so far (for progress and resume checks).
+    /// Body bytes received so far (for progress, budgets and reports).
     fn received(&self) -> u64;
+    /// Requests made so far (opens of a file or a range, the manifest's
+    /// included).
+    fn requests(&self) -> u64;
 }
 
 /// A counter shared by a fetcher and its streams.
@@ -138,6 +170,7 @@ pub struct DirFetcher {
     manifest: PathBuf,
     dir: PathBuf,
     counter: Counter,
+    requests: Counter,
 }
 
 impl DirFetcher {
@@ -154,6 +187,7 @@ impl DirFetcher {
             manifest: manifest.to_path_buf(),
             dir,
             counter: Counter::default(),
+            requests: Counter::default(),
         })
     }
 }
@@ -163,24 +197,34 @@ impl Fetcher for DirFetcher {
         self.manifest.display().to_string()
     }
 
-    fn open(
+    fn open_range(
         &mut self,
         name: &str,
-        offset: u64,
+        range: std::ops::Range<u64>,
         size: u64,
-    ) -> std::result::Result<ByteStream, AttemptError> {
+    ) -> std::result::Result<(ByteStream, u64), AttemptError> {
         let path = self.dir.join(name);
         let mut f = File::open(&path)
             .map_err(|e| AttemptError::fatal(format!("opening {}: {e}", path.display())))?;
-        f.seek(SeekFrom::Start(offset))
+        f.seek(SeekFrom::Start(range.start))
             .map_err(|e| AttemptError::fatal(format!("seeking {}: {e}", path.display())))?;
-        Ok(Box::new(Counted {
-            inner: f.take(size.saturating_sub(offset)),
-            counter: self.counter.clone(),
-        }))
+        let end = range.end.min(size);
+        self.requests.add(1);
+        Ok((
+            Box::new(Counted {
+                inner: f.take(end.saturating_sub(range.start)),
+                counter: self.counter.clone(),
+            }),
+            range.start,
+        ))
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.get()
     }
 
     fn open_manifest(&mut self, cap: u64) -> std::result::Result<ByteStream, AttemptError> {
+        self.requests.add(1);
         let f = File::open(&self.manifest).map_err(|e| {
             AttemptError::fatal(format!("opening {}: {e}", self.manifest.display()))
         })?;
@@ -193,6 +237,48 @@ impl Fetcher for DirFetcher {
     fn received(&self) -> u64 {
         self.counter.get()
     }
+}
+
+/// Fetch bytes `range` of `name`, a file of `size` bytes, whole into memory,
+/// with retries (an index root, the pages of an index). The caller has
+/// bounded the range by the signed manifest.
+pub fn fetch_range(
+    fetcher: &mut dyn Fetcher,
+    name: &str,
+    range: std::ops::Range<u64>,
+    size: u64,
+    what: &str,
+    budget: &mut RetryBudget,
+) -> Result<Vec<u8>> {
+    let want = (range.end - range.start) as usize;
+    budget
+        .run(&format!("fetching {what}"), |_| {
+            let (stream, at) = fetcher.open_range(name, range.clone(), size)?;
+            let mut stream = stream;
+            if at < range.start {
+                std::io::copy(
+                    &mut (&mut stream).take(range.start - at),
+                    &mut std::io::sink(),
+                )
+                .map_err(|e| AttemptError::transient(format!("reading {what}: {e}")))?;
+            }
+            let mut buf = Vec::new();
+            buf.try_reserve_exact(want).map_err(|e| {
+                AttemptError::fatal(format!("cannot allocate {want} bytes for {what}: {e}"))
+            })?;
+            stream
+                .take(want as u64)
+                .read_to_end(&mut buf)
+                .map_err(|e| AttemptError::transient(format!("reading {what}: {e}")))?;
+            if buf.len() != want {
+                return Err(AttemptError::transient(format!(
+                    "{what}: the transfer ended after {} of {want} bytes",
+                    buf.len()
+                )));
+            }
+            Ok(buf)
+        })
+        .with_context(|| format!("from {}", fetcher.describe()))
 }
 
 /// Fetch a small file whole (manifest, chunk table) with retries; more than

@@ -1,10 +1,10 @@
 //! Reading a server's answer to a range request: `Content-Range` of a 206.
 //!
-//! A resumed download asks for `Range: bytes=OFFSET-` of a file whose exact
-//! size the signed manifest gives. The answer is used only if it is the
-//! range asked for, of a file of that size; anything else (another start,
-//! another file's total, a malformed header) is a transient error and the
-//! request is made again.
+//! A resumed download asks for `Range: bytes=OFFSET-`, a delta for
+//! `Range: bytes=START-LAST`, of a file whose exact size the signed manifest
+//! gives. The answer is used only if it is the range asked for, of a file of
+//! that size; anything else (another start or end, another file's total, a
+//! malformed header) is a transient error and the request is made again.
 
 /// A `Content-Range: bytes START-END/TOTAL` (TOTAL `*` when unknown).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,15 +43,21 @@ pub fn parse_content_range(v: &str) -> Result<ContentRange, String> {
     Ok(ContentRange { start, end, total })
 }
 
-/// Check the `Content-Range` of a 206 answer to `bytes=OFFSET-` for a file
-/// of `size` bytes: it must start at `offset`, and a total, when given, must
-/// be `size`. Returns the range.
-pub fn check_partial(v: Option<&str>, offset: u64, size: u64) -> Result<ContentRange, String> {
+/// Check the `Content-Range` of a 206 answer to a request for bytes
+/// `offset..end` of a file of `size` bytes: it must be that range, and a
+/// total, when given, must be `size`. Returns the range.
+pub fn check_partial(
+    v: Option<&str>,
+    offset: u64,
+    end: u64,
+    size: u64,
+) -> Result<ContentRange, String> {
     let v = v.ok_or("a 206 answer without a Content-Range")?;
     let r = parse_content_range(v)?;
-    if r.start != offset {
+    if r.start != offset || r.end.checked_add(1) != Some(end) {
         return Err(format!(
-            "asked for bytes from {offset}, got Content-Range {v:?}"
+            "asked for bytes {offset} to {}, got Content-Range {v:?}",
+            end.saturating_sub(1)
         ));
     }
     if let Some(t) = r.total.filter(|t| *t != size) {
@@ -88,11 +94,15 @@ mod tests {
         ] {
             assert!(parse_content_range(bad).is_err(), "{bad}");
         }
-        assert!(check_partial(Some("bytes 100-999/1000"), 100, 1000).is_ok());
-        assert!(check_partial(Some("bytes 100-999/2000"), 100, 1000)
+        assert!(check_partial(Some("bytes 100-999/1000"), 100, 1000, 1000).is_ok());
+        assert!(check_partial(Some("bytes 100-199/1000"), 100, 200, 1000).is_ok());
+        assert!(check_partial(Some("bytes 100-999/2000"), 100, 1000, 1000)
             .unwrap_err()
             .contains("another file"));
-        assert!(check_partial(Some("bytes 0-999/1000"), 100, 1000).is_err());
-        assert!(check_partial(None, 100, 1000).is_err());
+        assert!(check_partial(Some("bytes 0-999/1000"), 100, 1000, 1000).is_err());
+        // A shorter or longer range than asked is not the answer asked for.
+        assert!(check_partial(Some("bytes 100-150/1000"), 100, 200, 1000).is_err());
+        assert!(check_partial(Some("bytes 100-999/1000"), 100, 200, 1000).is_err());
+        assert!(check_partial(None, 100, 1000, 1000).is_err());
     }
 }

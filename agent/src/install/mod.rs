@@ -17,23 +17,43 @@
 //! A crash anywhere leaves the group unbootable (2 happened before any byte),
 //! and a new `apply` of the same release resumes from the checkpoint.
 
+pub mod delta;
+pub mod index;
+pub mod pins;
+pub mod plan;
 pub mod runner;
 pub mod source;
-pub mod verify;
 
 use anyhow::{Context, Result};
 use serde_json::json;
+use updater_format::error::BudgetError;
+use updater_format::index::Entry;
+use updater_format::manifest::types::{ChunkTable, Image};
 use updater_format::manifest::verify::{check_chunk_table, verify, MANIFEST_SIZE_CAP};
 use updater_format::Sha256Digest;
 
 use crate::error::{usage, OneLine, Rejected};
-use crate::fetch::{fetch_small, open_source, RetryBudget};
+use crate::fetch::{fetch_small, open_source, Fetcher, RetryBudget};
 use crate::progress::Progress;
 use crate::session::Session;
+use crate::slots::SlotReader;
 use crate::state::{Release, TransitionError};
+use pins::{IndexPins, TablePins};
+use plan::Plan;
 use source::StreamSource;
 
-/// What an install did.
+/// How to install.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Plan only: fetch and verify the manifest and the indexes, read the
+    /// slots, print what the install would cost, change nothing.
+    pub dry_run: bool,
+    /// Most bytes the install may download (`--max-download`; else
+    /// `install.max_download_bytes`).
+    pub max_download: Option<u64>,
+}
+
+/// What an install did (or, for a dry run, would do).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Installed {
     /// The group written.
@@ -42,15 +62,212 @@ pub struct Installed {
     pub version: String,
     /// The release digest.
     pub digest: String,
-    /// Bytes received over the network (or read from the folder).
-    pub downloaded_bytes: u64,
+    /// Bytes received over the network (or read from the folder), the
+    /// manifest and indexes included.
+    pub bytes_fetched: u64,
+    /// Bytes of the images not fetched: found in place in the target slot
+    /// or read from the booted slot.
+    pub bytes_reused: u64,
+    /// Of those, bytes already in place in the target slot.
+    pub bytes_in_place: u64,
+    /// Of those, bytes read from the booted slot.
+    pub bytes_from_booted: u64,
+    /// Requests made.
+    pub requests: u64,
+    /// Bytes the plan said it would fetch (the manifest included).
+    pub planned_bytes: u64,
     /// Whether the install continued an interrupted one.
     pub resumed: bool,
     /// Retries after transient faults.
     pub retries: u32,
+    /// Whether this was a dry run (nothing written).
+    pub dry_run: bool,
+    /// Per image: what it cost.
+    pub images: Vec<ImagePlan>,
     /// The verified manifest (kept in the state folder too).
     #[serde(skip)]
     pub manifest: Vec<u8>,
+}
+
+/// The plan of one image, as reported.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ImagePlan {
+    /// The image class.
+    pub class: String,
+    /// The manifest schema of the release (1: full download).
+    pub schema: u64,
+    /// The image's size.
+    pub size: u64,
+    /// Bytes to fetch for it (index or chunk table included).
+    pub fetch_bytes: u64,
+    /// Requests for it.
+    pub requests: u64,
+    /// Bytes found in place in the target slot.
+    pub in_place_bytes: u64,
+    /// Bytes to read from the booted slot.
+    pub seed_bytes: u64,
+    /// The plan's details (schema 2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+}
+
+/// One image, ready to install.
+enum Prepared {
+    /// Schema 1: the checked chunk table.
+    Table(ChunkTable),
+    /// Schema 2: the checked index and the plan.
+    Index {
+        entries: Vec<Entry>,
+        params: updater_format::chunker::ChunkParams,
+        bytes: Vec<u8>,
+        plan: Box<Plan>,
+        seed: Option<SlotReader>,
+    },
+}
+
+/// Open a slot read-only for a plan; a slot that cannot be read is no seed
+/// (said in the log), never a failure of the install.
+fn reader(session: &Session, group: &str, class: &str) -> Option<SlotReader> {
+    match session.slots().open_reader(group, class) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::debug!("slot {group} {class} is not read for reuse: {e:#}");
+            None
+        }
+    }
+}
+
+/// Fetch and check what an image needs before any byte of it is written:
+/// the chunk table (schema 1), or the index and the plan (schema 2).
+fn prepare(
+    session: &Session,
+    fetcher: &mut dyn Fetcher,
+    budget: &mut RetryBudget,
+    img: &Image,
+    target: &str,
+) -> Result<Prepared> {
+    let class = img.class.as_str();
+    if let Some(tref) = &img.chunks {
+        let table_bytes = fetch_small(
+            fetcher,
+            Some(tref.file.as_str()),
+            tref.size,
+            tref.size,
+            "chunk table",
+            budget,
+        )?;
+        let got = Sha256Digest::of(&table_bytes);
+        if table_bytes.len() as u64 != tref.size || got != tref.sha256 {
+            return Err(Rejected::Mismatch {
+                what: format!("chunk table {}", tref.file),
+                reason: format!(
+                    "{} bytes with sha256 {got}, the manifest pins {} bytes with sha256 {}",
+                    table_bytes.len(),
+                    tref.size,
+                    tref.sha256
+                ),
+            }
+            .into());
+        }
+        return Ok(Prepared::Table(check_chunk_table(&table_bytes, img)?));
+    }
+    let dir = &session.settings().state_dir;
+    let booted = session.booted().to_string();
+    let staged = crate::state::staged_index(dir, target, class);
+    let booted_index = crate::state::kept_index(dir, &booted, class);
+    let target_index = crate::state::kept_index(dir, target, class);
+    let loaded = index::load(
+        fetcher,
+        budget,
+        img,
+        &[staged, booted_index.clone(), target_index.clone()],
+    )?;
+    let params = loaded.root.params;
+    let pins = IndexPins::new(img, params, &loaded.entries);
+    let target_reader = reader(session, target, class);
+    let seed = reader(session, &booted, class);
+    let booted_kept = index::read_kept(&booted_index).filter(|(r, _)| r.params == params);
+    let target_kept = index::read_kept(&target_index);
+    let mut p = plan::plan(
+        &pins,
+        &plan::Inputs {
+            target: target_reader.as_ref(),
+            target_kept: target_kept.as_ref().map(|(_, e)| e.as_slice()),
+            booted: seed.as_ref().map(|r| (r, booted.as_str())),
+            booted_kept: booted_kept.as_ref().map(|(_, e)| e.as_slice()),
+        },
+    )?;
+    p.index_bytes = loaded.fetched;
+    p.index_requests = loaded.requests;
+    p.index_pages_local = loaded.pages_local;
+    p.index_pages = loaded.root.pages.len();
+    Ok(Prepared::Index {
+        entries: loaded.entries,
+        params,
+        bytes: loaded.bytes,
+        plan: Box::new(p),
+        seed,
+    })
+}
+
+impl Prepared {
+    fn report(&self, img: &Image, schema: u64) -> ImagePlan {
+        match self {
+            Prepared::Table(_) => ImagePlan {
+                class: img.class.to_string(),
+                schema,
+                size: img.size,
+                fetch_bytes: img.compressed_size + img.chunks.as_ref().map(|c| c.size).unwrap_or(0),
+                requests: 2,
+                in_place_bytes: 0,
+                seed_bytes: 0,
+                plan: None,
+            },
+            Prepared::Index { plan, .. } => ImagePlan {
+                class: img.class.to_string(),
+                schema,
+                size: img.size,
+                fetch_bytes: plan.total_fetch(),
+                requests: plan.total_requests(),
+                in_place_bytes: plan.in_place_bytes,
+                seed_bytes: plan.seed_bytes,
+                plan: Some((**plan).clone()),
+            },
+        }
+    }
+}
+
+/// The plan in words, for `apply --dry-run` and the log.
+pub fn describe_plan(out: &Installed) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for i in &out.images {
+        match &i.plan {
+            Some(p) => s.push_str(&p.describe()),
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  {}: schema-1 release, a full download of {} bytes in {} requests",
+                    i.class, i.fetch_bytes, i.requests
+                );
+            }
+        }
+    }
+    let size: u64 = out.images.iter().map(|i| i.size).sum();
+    let reqs: u64 = out.images.iter().map(|i| i.requests).sum();
+    let _ = write!(
+        s,
+        "total: fetch {} bytes ({:.2}% of {} bytes of images) in {} requests, reuse {} bytes",
+        out.planned_bytes,
+        100.0 * out.planned_bytes as f64 / size.max(1) as f64,
+        size,
+        reqs + 1,
+        out.images
+            .iter()
+            .map(|i| i.in_place_bytes + i.seed_bytes)
+            .sum::<u64>()
+    );
+    s
 }
 
 /// Install the release at `source` into the inactive group. With `expect`,
@@ -60,6 +277,7 @@ pub fn install(
     source: &str,
     expect: Option<&str>,
     progress: &mut Progress,
+    opts: &Options,
 ) -> Result<Installed> {
     let settings = session.settings();
     let target = session.install_target()?;
@@ -75,6 +293,7 @@ pub fn install(
     let keyring = session.keyring()?;
     let mut fetcher = open_source(source, &settings.http)?;
     let mut budget = RetryBudget::new(&settings.http);
+    let max_download = opts.max_download.or(settings.install.max_download_bytes);
 
     // 1. The manifest, verified before anything else is fetched.
     let bytes = fetch_small(
@@ -89,8 +308,10 @@ pub fn install(
         .with_context(|| format!("verifying the manifest from {}", fetcher.describe()))?;
     let m = &verified.manifest;
     let digest = verified.digest.hex();
-    // A signed time: no time this device uses may be earlier from now on.
-    session.raise_floor(m.created, &format!("created of release {}", m.version))?;
+    if !opts.dry_run {
+        // A signed time: no time this device uses may be earlier from now on.
+        session.raise_floor(m.created, &format!("created of release {}", m.version))?;
+    }
     if let Some(want) = expect.filter(|w| *w != digest) {
         return Err(Rejected::Mismatch {
             what: format!("manifest from {}", fetcher.describe()),
@@ -103,7 +324,7 @@ pub fn install(
     }
     progress.event(
         "verified",
-        json!({"product": m.product, "version": m.version.to_string(), "digest": digest, "group": target}),
+        json!({"product": m.product, "version": m.version.to_string(), "digest": digest, "group": target, "schema": m.schema}),
     );
     for img in &m.images {
         if !session.slots().has_target(&target, img.class.as_str()) {
@@ -123,7 +344,67 @@ pub fn install(
         )));
     }
 
-    // 2 + 3. Unbootable everywhere, durably, before the first byte.
+    // 2. What each image needs, and the plan: before anything is written,
+    // so that a plan over the budget changes nothing.
+    let mut prepared = Vec::with_capacity(m.images.len());
+    for img in &m.images {
+        prepared.push(
+            prepare(session, fetcher.as_mut(), &mut budget, img, &target)
+                .with_context(|| format!("planning image {}", img.class))?,
+        );
+    }
+    let images: Vec<ImagePlan> = prepared
+        .iter()
+        .zip(&m.images)
+        .map(|(p, img)| p.report(img, m.schema))
+        .collect();
+    // What was fetched to plan (manifest, indexes, chunk tables) plus what
+    // the plan still fetches.
+    let chunk_bytes: u64 = prepared
+        .iter()
+        .zip(&m.images)
+        .map(|(p, img)| match p {
+            Prepared::Table(_) => img.compressed_size,
+            Prepared::Index { plan, .. } => plan.fetch_bytes,
+        })
+        .sum();
+    let planned_bytes = fetcher.received() + chunk_bytes;
+    let mut outcome = Installed {
+        group: target.clone(),
+        version: m.version.to_string(),
+        digest: digest.clone(),
+        bytes_fetched: fetcher.received(),
+        bytes_reused: images.iter().map(|i| i.in_place_bytes + i.seed_bytes).sum(),
+        bytes_in_place: images.iter().map(|i| i.in_place_bytes).sum(),
+        bytes_from_booted: images.iter().map(|i| i.seed_bytes).sum(),
+        requests: fetcher.requests(),
+        planned_bytes,
+        resumed: false,
+        retries: budget.retried,
+        dry_run: opts.dry_run,
+        images,
+        manifest: bytes.clone(),
+    };
+    progress.event(
+        "plan",
+        json!({
+            "planned_bytes": planned_bytes,
+            "bytes_reused": outcome.bytes_reused,
+            "images": outcome.images,
+        }),
+    );
+    tracing::info!("plan:\n{}", describe_plan(&outcome));
+    if let Some(max) = max_download.filter(|max| planned_bytes > *max) {
+        return Err(BudgetError(format!(
+            "the install needs {planned_bytes} bytes of downloads, more than the {max} bytes allowed (install.max_download_bytes or --max-download); nothing was changed. Raise the limit, or see `updater apply --dry-run` for the plan"
+        ))
+        .into());
+    }
+    if opts.dry_run {
+        return Ok(outcome);
+    }
+
+    // 3 + 4. Unbootable everywhere, durably, before the first byte.
     session
         .bootloader_mut()
         .set_bootable(&target, false)
@@ -138,54 +419,77 @@ pub fn install(
     let resumed = chunks_done.values().any(|n| *n > 0);
     crate::failpoint!("after-state-installing");
 
-    // 4 + 5. The images.
+    // 5. The images.
+    let dir = settings.state_dir.clone();
+    let mut misses = 0u64;
     let result = (|| -> Result<()> {
-        for img in &m.images {
-            let table_bytes = fetch_small(
-                fetcher.as_mut(),
-                Some(img.chunks.file.as_str()),
-                img.chunks.size,
-                img.chunks.size,
-                "chunk table",
-                &mut budget,
-            )?;
-            let got = Sha256Digest::of(&table_bytes);
-            if table_bytes.len() as u64 != img.chunks.size || got != img.chunks.sha256 {
-                return Err(Rejected::Mismatch {
-                    what: format!("chunk table {}", img.chunks.file),
-                    reason: format!(
-                        "{} bytes with sha256 {got}, the manifest pins {} bytes with sha256 {}",
-                        table_bytes.len(),
-                        img.chunks.size,
-                        img.chunks.sha256
-                    ),
-                }
-                .into());
-            }
-            let table = check_chunk_table(&table_bytes, img)?;
+        for (img, prep) in m.images.iter().zip(&prepared) {
             let class = img.class.as_str();
-            let start = chunks_done
-                .get(class)
-                .copied()
-                .unwrap_or(0)
-                .min(table.chunks.len() as u64);
             let mut sink = session.slots().open_sink(&target, class, img.size)?;
             let what = format!("installing {class} into {}", sink.describe());
-            let mut source = StreamSource::new(fetcher.as_mut(), img, &table, &mut budget);
             let mut checkpoint =
                 |n: u64| session.transition(|s, _| s.checkpoint(&target, class, n));
-            runner::install_image(
-                &settings.install,
-                &mut source,
-                sink.as_mut(),
-                img,
-                &table,
-                start as usize,
-                progress,
-                &mut checkpoint,
-            )
-            .context(what)?;
-            let n = table.chunks.len() as u64;
+            let n = match prep {
+                Prepared::Table(table) => {
+                    let pins = TablePins::new(img, table);
+                    let start = chunks_done
+                        .get(class)
+                        .copied()
+                        .unwrap_or(0)
+                        .min(table.chunks.len() as u64);
+                    let mut source = StreamSource::new(
+                        fetcher.as_mut(),
+                        &pins,
+                        img.compressed_size,
+                        &mut budget,
+                    );
+                    runner::install_image(
+                        &settings.install,
+                        &mut source,
+                        sink.as_mut(),
+                        &pins,
+                        start as usize,
+                        progress,
+                        &mut checkpoint,
+                    )
+                    .context(what)?;
+                    table.chunks.len() as u64
+                }
+                Prepared::Index {
+                    entries,
+                    params,
+                    bytes,
+                    plan,
+                    seed,
+                } => {
+                    // Kept first: a resumed install reads its pages here.
+                    let staged = crate::state::staged_index(&dir, &target, class);
+                    std::fs::create_dir_all(crate::util::fs::parent_dir(&staged))
+                        .with_context(|| format!("creating {}", staged.display()))?;
+                    crate::util::fs::write_atomic(&staged, bytes, 0o644)?;
+                    let pins = IndexPins::new(img, *params, entries);
+                    let mut source = delta::DeltaSource::new(
+                        fetcher.as_mut(),
+                        &pins,
+                        plan,
+                        seed.as_ref(),
+                        &mut budget,
+                        max_download,
+                    );
+                    let r = runner::install_image(
+                        &settings.install,
+                        &mut source,
+                        sink.as_mut(),
+                        &pins,
+                        0,
+                        progress,
+                        &mut checkpoint,
+                    );
+                    misses += source.seed_miss_bytes;
+                    r.context(what)?;
+                    entries.len() as u64
+                }
+            };
             session.transition(|s, _| s.checkpoint(&target, class, n))?;
         }
         Ok(())
@@ -201,27 +505,75 @@ pub fn install(
         return Err(e);
     }
 
-    // 6. Installed (the manifest kept first, so an installed group always
-    // has it).
+    // 6. Installed: the indexes and the manifest kept first, so an installed
+    // group always has them.
+    for (img, prep) in m.images.iter().zip(&prepared) {
+        let class = img.class.as_str();
+        let kept = crate::state::kept_index(&dir, &target, class);
+        match prep {
+            Prepared::Index { .. } => {
+                let staged = crate::state::staged_index(&dir, &target, class);
+                std::fs::rename(&staged, &kept).with_context(|| {
+                    format!(
+                        "keeping the index {} as {}",
+                        staged.display(),
+                        kept.display()
+                    )
+                })?;
+            }
+            Prepared::Table(_) => match std::fs::remove_file(&kept) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(e).with_context(|| format!("removing {}", kept.display()))
+                }
+                _ => {}
+            },
+        }
+    }
     let kept = session.kept_manifest(&target);
     std::fs::create_dir_all(crate::util::fs::parent_dir(&kept))
         .with_context(|| format!("creating {}", kept.display()))?;
     crate::util::fs::write_atomic(&kept, &bytes, 0o644)?;
+    crate::util::fs::sync_dir(crate::util::fs::parent_dir(&kept))?;
     crate::failpoint!("before-state-installed");
     session.transition(|s, now| s.finish_install(&target, now))?;
-    let outcome = Installed {
-        group: target,
-        version: m.version.to_string(),
-        digest,
-        downloaded_bytes: fetcher.received(),
-        resumed,
-        retries: budget.retried,
-        manifest: bytes,
-    };
+    outcome.bytes_fetched = fetcher.received();
+    outcome.requests = fetcher.requests();
+    outcome.bytes_reused -= misses.min(outcome.bytes_reused);
+    outcome.bytes_from_booted -= misses.min(outcome.bytes_from_booted);
+    outcome.resumed = resumed;
+    outcome.retries = budget.retried;
+    save_last(&dir, &outcome, session.now());
     progress.event(
         "installed",
         serde_json::to_value(&outcome).unwrap_or_default(),
     );
     crate::failpoint!("after-state-installed");
     Ok(outcome)
+}
+
+/// Keep what the last install cost, for `status`. Best effort: the install
+/// itself is complete and recorded in the state.
+fn save_last(dir: &std::path::Path, out: &Installed, now: chrono::DateTime<chrono::Utc>) {
+    let v = json!({
+        "group": out.group,
+        "version": out.version,
+        "digest": out.digest,
+        "finished": now.to_rfc3339(),
+        "bytes_fetched": out.bytes_fetched,
+        "bytes_reused": out.bytes_reused,
+        "bytes_in_place": out.bytes_in_place,
+        "bytes_from_booted": out.bytes_from_booted,
+        "planned_bytes": out.planned_bytes,
+        "requests": out.requests,
+        "resumed": out.resumed,
+    });
+    let path = crate::state::last_install(dir);
+    let mut text = serde_json::to_vec_pretty(&v).unwrap_or_default();
+    text.push(b'\n');
+    if let Err(e) = crate::util::fs::write_atomic(&path, &text, 0o644) {
+        tracing::warn!(
+            "could not record the install's figures in {}: {e:#}",
+            path.display()
+        );
+    }
 }

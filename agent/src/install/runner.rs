@@ -2,23 +2,26 @@
 //! the verification stages, and a slot sink, for one image.
 //!
 //! Three stages run at once, joined by rendezvous channels, so that both
-//! cores work and memory stays bounded (at most a handful of chunks in
-//! flight, whatever the image size):
+//! cores work and memory stays bounded (a few batches in flight, whatever
+//! the image size):
 //!
-//! 1. fetch: take chunk i from the [`ChunkSource`]; a compressed chunk is
-//!    checked against its compressed hash here;
-//! 2. verify: inflate with an output cap of the chunk's declared size and
-//!    check the uncompressed hash (a plain chunk is only checked);
-//! 3. write (the caller's thread): the [`SlotSink`] `pwrite`s it, the
-//!    whole-image hash is fed, and the [`Checkpoints`] policy decides when
-//!    to make the slot durable and record progress.
+//! 1. fetch: take chunks from the [`ChunkSource`] into a batch; a fetched
+//!    chunk is checked against its pinned compressed hash here, a chunk the
+//!    source read on the device was checked by the source;
+//! 2. inflate: decompress each fetched chunk into exactly its declared size
+//!    (an output cap: no decompression bombs) and, where the format pins it
+//!    (schema 1), check its uncompressed hash;
+//! 3. write (the caller's thread): the [`SlotSink`] `pwrite`s each run of
+//!    consecutive chunks at once, chunks already in place are skipped, and
+//!    the [`Checkpoints`] policy decides when to make the slot durable and
+//!    record progress.
 //!
-//! No byte reaches the slot before its chunk's hashes matched.
+//! No byte reaches the slot before its chunk's pin matched.
 //!
-//! Buffers go round: the verify stage hands each compressed buffer back to
-//! the fetch stage, the writer hands each uncompressed buffer back to the
-//! verify stage. After the first few chunks nothing is allocated, which
-//! keeps the peak RSS flat and saves the page faults of fresh buffers.
+//! Small content-defined chunks travel in batches of about a MiB: one
+//! channel hand-off and one `pwrite` per batch instead of per 8 KiB chunk.
+//! Batches go round (the writer hands each one back to the fetch stage), so
+//! after the first few nothing is allocated and the peak RSS stays flat.
 
 use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use std::time::{Duration, Instant};
@@ -26,11 +29,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
 use updater_format::error::Rejected;
-use updater_format::manifest::types::{ChunkTable, Image};
 use updater_format::Sha256Digest;
 
-use super::source::{ChunkData, ChunkSource};
-use super::verify;
+use super::pins::Pins;
+use super::source::{ChunkSource, Got};
 use crate::config::InstallSettings;
 use crate::progress::Progress;
 use crate::slots::SlotSink;
@@ -69,71 +71,119 @@ impl Checkpoints {
     }
 }
 
-/// A verified, uncompressed chunk ready to write.
-struct Ready {
-    index: usize,
-    data: Vec<u8>,
+/// A batch closes once it holds this many bytes (or one chunk bigger).
+const BATCH_BYTES: usize = 1 << 20;
+/// ...or this many chunks.
+const BATCH_CHUNKS: usize = 256;
+
+/// Consecutive chunks on their way through the pipeline.
+#[derive(Default)]
+struct Batch {
+    /// Index of the first chunk.
+    first: usize,
+    /// How each chunk was found, and its bytes' span in `input`.
+    items: Vec<(Got, usize, usize)>,
+    /// The bytes as the source gave them (compressed, stored or plain).
+    input: Vec<u8>,
+    /// The chunks' uncompressed bytes, back to back (chunks in place
+    /// excluded).
+    output: Vec<u8>,
 }
 
-/// Write `img` into `sink` from chunk `start` on. `checkpoint` is called
-/// with the number of chunks durably written (after a sync).
+impl Batch {
+    fn clear(&mut self, first: usize) {
+        self.first = first;
+        self.items.clear();
+        self.input.clear();
+        self.output.clear();
+    }
+}
+
+/// What one image's install did, chunk by chunk.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Written {
+    /// Bytes written to the slot.
+    pub written: u64,
+    /// Bytes found in place (not written).
+    pub in_place: u64,
+}
+
+/// Write the image `pins` describes into `sink` from chunk `start` on.
+/// `checkpoint` is called with the number of chunks durably written (after
+/// a sync). Schema 1 (`pins.whole_image()`): the chunks before `start` are
+/// re-read and checked, to rebuild the whole-image hash that is checked at
+/// the end.
 #[allow(clippy::too_many_arguments)]
 pub fn install_image(
     settings: &InstallSettings,
     source: &mut dyn ChunkSource,
     sink: &mut dyn SlotSink,
-    img: &Image,
-    table: &ChunkTable,
+    pins: &dyn Pins,
     start: usize,
     progress: &mut Progress,
     checkpoint: &mut dyn FnMut(u64) -> Result<()>,
-) -> Result<()> {
-    // Chunks written by an earlier run are re-read and checked, both to
-    // rebuild the whole-image hash and because a checkpoint only promises
-    // what was synced before it: trust nothing that is not re-verified.
-    let mut whole = Sha256::new();
-    let start = reverify_prefix(sink, table, start, &mut whole)?;
-    let done_bytes: u64 = table.chunks[..start].iter().map(|c| c.size).sum();
-    progress.begin(img.class.as_str(), done_bytes, img.size);
-    if start < table.chunks.len() {
+) -> Result<Written> {
+    let class = pins.class().to_string();
+    let mut whole = pins.whole_image().map(|_| Sha256::new());
+    // A checkpoint only promises what was synced before it: trust nothing
+    // that is not re-verified.
+    let start = match whole.as_mut() {
+        Some(h) => reverify_prefix(sink, pins, start, h)?,
+        None => start,
+    };
+    let done_bytes = if start < pins.count() {
+        pins.offset(start)
+    } else {
+        pins.image_size()
+    };
+    progress.begin(&class, done_bytes, pins.image_size());
+    let mut out = Written::default();
+    if start < pins.count() {
         crate::failpoint!("before-first-write");
-        run(
-            settings, source, sink, img, table, start, &mut whole, progress, checkpoint,
+        out = run(
+            settings,
+            source,
+            sink,
+            pins,
+            start,
+            whole.as_mut(),
+            progress,
+            checkpoint,
         )?;
     }
-    sink.finish(img.size)?;
-    let got = Sha256Digest::from_hasher(whole);
-    if got != img.sha256 {
-        return Err(Rejected::Mismatch {
-            what: format!("image {} in {}", img.class, sink.describe()),
-            reason: format!("sha256 is {got}, the manifest says {}", img.sha256),
+    sink.finish(pins.image_size())?;
+    if let (Some(h), Some(want)) = (whole, pins.whole_image()) {
+        let got = Sha256Digest::from_hasher(h);
+        if got != want {
+            return Err(Rejected::Mismatch {
+                what: format!("image {class} in {}", sink.describe()),
+                reason: format!("sha256 is {got}, the manifest says {want}"),
+            }
+            .into());
         }
-        .into());
     }
-    progress.finish(img.class.as_str(), img.size);
-    Ok(())
+    progress.finish(&class, pins.image_size());
+    Ok(out)
 }
 
 fn reverify_prefix(
     sink: &dyn SlotSink,
-    table: &ChunkTable,
+    pins: &dyn Pins,
     start: usize,
     whole: &mut Sha256,
 ) -> Result<usize> {
     let mut buf = Vec::new();
-    for (i, ch) in table.chunks.iter().enumerate().take(start) {
-        if buf.len() < ch.size as usize {
-            buf.try_reserve_exact(ch.size as usize - buf.len())
-                .map_err(|e| {
-                    Rejected::Invalid(format!(
-                        "cannot allocate {} bytes to re-verify chunk {i} ({e})",
-                        ch.size
-                    ))
-                })?;
+    for i in 0..start.min(pins.count()) {
+        let size = pins.size(i);
+        if buf.len() < size {
+            buf.try_reserve_exact(size - buf.len()).map_err(|e| {
+                Rejected::Invalid(format!(
+                    "cannot allocate {size} bytes to re-verify chunk {i} ({e})"
+                ))
+            })?;
         }
-        buf.resize(ch.size as usize, 0);
-        let ok = sink.read_at(i as u64 * table.chunk_size, &mut buf)?
-            && Sha256Digest::of(&buf) == ch.sha256;
+        buf.resize(size, 0);
+        let ok = sink.read_at(pins.offset(i), &mut buf)? && pins.check_plain(i, &buf).is_ok();
         if !ok {
             tracing::warn!(
                 "{}: chunk {i} from the last run does not verify; resuming from it",
@@ -147,7 +197,7 @@ fn reverify_prefix(
         tracing::info!(
             "{}: resuming at chunk {start} of {}",
             sink.describe(),
-            table.chunks.len()
+            pins.count()
         );
     }
     Ok(start)
@@ -158,95 +208,122 @@ fn run(
     settings: &InstallSettings,
     source: &mut dyn ChunkSource,
     sink: &mut dyn SlotSink,
-    img: &Image,
-    table: &ChunkTable,
+    pins: &dyn Pins,
     start: usize,
-    whole: &mut Sha256,
+    whole: Option<&mut Sha256>,
     progress: &mut Progress,
     checkpoint: &mut dyn FnMut(u64) -> Result<()>,
-) -> Result<()> {
-    std::thread::scope(|s| -> Result<()> {
-        // Rendezvous channels: each stage holds one chunk, none wait in
-        // between, so at most four chunk buffers exist (the memory budget).
-        let (fetched_tx, fetched_rx) = sync_channel::<(usize, ChunkData)>(0);
-        let (ready_tx, ready_rx) = sync_channel::<Ready>(0);
-        // Return paths for buffers (unbounded: only a few ever exist).
-        let (comp_back_tx, comp_back_rx) = channel::<Vec<u8>>();
-        let (raw_back_tx, raw_back_rx) = channel::<Vec<u8>>();
-        let fetch =
-            s.spawn(move || fetch_stage(source, img, table, start, fetched_tx, comp_back_rx));
-        let verified = s.spawn(move || {
-            verify_stage(img, table, fetched_rx, ready_tx, comp_back_tx, raw_back_rx)
-        });
+) -> Result<Written> {
+    std::thread::scope(|s| -> Result<Written> {
+        // Rendezvous channels: each stage holds one batch, none wait in
+        // between, so at most four batches exist (the memory budget).
+        let (fetched_tx, fetched_rx) = sync_channel::<Batch>(0);
+        let (ready_tx, ready_rx) = sync_channel::<Batch>(0);
+        // The return path (unbounded: only a few batches ever exist).
+        let (back_tx, back_rx) = channel::<Batch>();
+        let fetch = s.spawn(move || fetch_stage(source, pins, start, fetched_tx, back_rx));
+        let inflated = s.spawn(move || inflate_stage(pins, fetched_rx, ready_tx));
         let written = write_stage(
-            settings,
-            img,
-            table,
-            sink,
-            start,
-            whole,
-            progress,
-            checkpoint,
-            ready_rx,
-            raw_back_tx,
+            settings, pins, sink, start, whole, progress, checkpoint, ready_rx, back_tx,
         );
         // If writing failed, the receivers are gone and the other stages stop
         // at their next send; report the first real cause.
         let fetched = fetch.join().expect("fetch stage panicked");
-        let verified = verified.join().expect("verify stage panicked");
+        let inflated = inflated.join().expect("inflate stage panicked");
         fetched?;
-        verified?;
+        inflated?;
         written
     })
 }
 
 fn fetch_stage(
     source: &mut dyn ChunkSource,
-    img: &Image,
-    table: &ChunkTable,
+    pins: &dyn Pins,
     start: usize,
-    tx: SyncSender<(usize, ChunkData)>,
-    spare: Receiver<Vec<u8>>,
+    tx: SyncSender<Batch>,
+    back: Receiver<Batch>,
 ) -> Result<()> {
-    for i in start..table.chunks.len() {
-        let data = source.chunk(i, spare.try_recv().unwrap_or_default())?;
-        if let ChunkData::Compressed(comp) = &data {
-            verify::check_compressed(img.file.as_str(), i, &table.chunks[i], comp)?;
+    let n = pins.count();
+    let mut i = start;
+    while i < n {
+        let mut batch = back.try_recv().unwrap_or_default();
+        batch.clear(i);
+        while i < n && batch.items.len() < BATCH_CHUNKS && batch.input.len() < BATCH_BYTES {
+            let at = batch.input.len();
+            let got = source.chunk(i, &mut batch.input)?;
+            let len = batch.input.len() - at;
+            if got == Got::Fetched {
+                pins.check_fetched(i, &batch.input[at..])?;
+            }
+            batch.items.push((got, at, len));
+            i += 1;
         }
-        if tx.send((i, data)).is_err() {
+        if tx.send(batch).is_err() {
             return Ok(()); // the writer stopped; it reports why
         }
     }
     Ok(())
 }
 
-fn verify_stage(
-    img: &Image,
-    table: &ChunkTable,
-    rx: Receiver<(usize, ChunkData)>,
-    tx: SyncSender<Ready>,
-    comp_back: Sender<Vec<u8>>,
-    spare: Receiver<Vec<u8>>,
-) -> Result<()> {
+fn inflate_stage(pins: &dyn Pins, rx: Receiver<Batch>, tx: SyncSender<Batch>) -> Result<()> {
     let mut dctx = zstd::bulk::Decompressor::new().context("setting up zstd")?;
-    let file = img.file.as_str();
-    for (i, data) in rx {
-        let ch = &table.chunks[i];
-        let data = match data {
-            ChunkData::Compressed(comp) => {
-                let mut out = spare.try_recv().unwrap_or_default();
-                verify::inflate(&mut dctx, file, i, ch, &comp, &mut out)?;
-                let _ = comp_back.send(comp);
-                out
+    for mut batch in rx {
+        let Batch {
+            first,
+            items,
+            input,
+            output,
+        } = &mut batch;
+        for (k, &(got, at, len)) in items.iter().enumerate() {
+            let i = *first + k;
+            let data = &input[at..at + len];
+            match got {
+                Got::InPlace => continue,
+                Got::Fetched if !pins.stored(i) => {
+                    inflate(&mut dctx, pins, i, data, output)?;
+                    pins.check_inflated(i, &output[output.len() - pins.size(i)..])?;
+                }
+                Got::Fetched | Got::Verified => output.extend_from_slice(data),
             }
-            ChunkData::Plain(data) => {
-                verify::check_plain(file, i, ch, &data)?;
-                data
-            }
-        };
-        if tx.send(Ready { index: i, data }).is_err() {
+        }
+        if tx.send(batch).is_err() {
             return Ok(());
         }
+    }
+    Ok(())
+}
+
+/// Inflate chunk `i` onto the end of `out`, into exactly its declared size
+/// and no more: a chunk that inflates to more (or less) is an error, not a
+/// bigger allocation (decompression bombs).
+fn inflate(
+    dctx: &mut zstd::bulk::Decompressor<'_>,
+    pins: &dyn Pins,
+    i: usize,
+    comp: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Rejected> {
+    let size = pins.size(i);
+    let at = out.len();
+    // Fallible: a device short of memory refuses the release with a line.
+    out.try_reserve(size).map_err(|e| {
+        Rejected::Invalid(format!(
+            "cannot allocate {size} bytes for chunk {i} of {} ({e}): this device has too little memory for the release's chunk size",
+            pins.file()
+        ))
+    })?;
+    out.resize(at + size, 0);
+    let n = dctx
+        .decompress_to_buffer(comp, &mut out[at..])
+        .map_err(|e| Rejected::Mismatch {
+            what: format!("{} chunk {i}", pins.file()),
+            reason: format!("does not decompress to its declared {size} bytes: {e}"),
+        })?;
+    if n != size {
+        return Err(Rejected::Mismatch {
+            what: format!("{} chunk {i}", pins.file()),
+            reason: format!("decompresses to {n} bytes, the signed index says {size}"),
+        });
     }
     Ok(())
 }
@@ -254,43 +331,81 @@ fn verify_stage(
 #[allow(clippy::too_many_arguments)]
 fn write_stage(
     settings: &InstallSettings,
-    img: &Image,
-    table: &ChunkTable,
+    pins: &dyn Pins,
     sink: &mut dyn SlotSink,
     start: usize,
-    whole: &mut Sha256,
+    mut whole: Option<&mut Sha256>,
     progress: &mut Progress,
     checkpoint: &mut dyn FnMut(u64) -> Result<()>,
-    rx: Receiver<Ready>,
-    spare: Sender<Vec<u8>>,
-) -> Result<()> {
+    rx: Receiver<Batch>,
+    back: Sender<Batch>,
+) -> Result<Written> {
+    let class = pins.class().to_string();
+    let n = pins.count();
     let mut expected = start;
-    let mut written: u64 = table.chunks[..start].iter().map(|c| c.size).sum();
+    let mut done = if start < n { pins.offset(start) } else { 0 };
     let mut policy = Checkpoints::new(settings);
-    for Ready { index, data } in rx {
-        debug_assert_eq!(index, expected, "chunks arrive in order");
-        sink.write_at(index as u64 * table.chunk_size, &data)
-            .with_context(|| format!("writing chunk {index}"))?;
-        whole.update(&data);
-        expected += 1;
-        written += data.len() as u64;
-        let due = policy.wrote(data.len() as u64);
-        let _ = spare.send(data);
-        progress.update(img.class.as_str(), written, img.size);
-        crate::failpoint!("chunk-written");
-        if expected < table.chunks.len() && due {
+    let mut out = Written::default();
+    for batch in rx {
+        debug_assert_eq!(batch.first, expected, "batches arrive in order");
+        // Runs of consecutive chunks to write go in one pwrite each.
+        let mut at = 0usize; // in batch.output
+        let mut run: Option<(u64, usize, usize)> = None; // slot offset, start, len
+        for (k, &(got, _, _)) in batch.items.iter().enumerate() {
+            let i = batch.first + k;
+            let size = pins.size(i);
+            if got == Got::InPlace {
+                if let Some(r) = run.take() {
+                    write_run(sink, &batch.output, r, i)?;
+                }
+                out.in_place += size as u64;
+                continue;
+            }
+            if let Some(h) = whole.as_mut() {
+                h.update(&batch.output[at..at + size]);
+            }
+            run = match run {
+                Some((off, s, len)) => Some((off, s, len + size)),
+                None => Some((pins.offset(i), at, size)),
+            };
+            at += size;
+            out.written += size as u64;
+        }
+        if let Some(r) = run.take() {
+            write_run(sink, &batch.output, r, batch.first + batch.items.len())?;
+        }
+        let bytes: u64 = (0..batch.items.len())
+            .map(|k| pins.size(batch.first + k) as u64)
+            .sum();
+        let items = batch.items.len();
+        expected += items;
+        done += bytes;
+        let due = policy.wrote(bytes);
+        let _ = back.send(batch);
+        progress.update(&class, done, pins.image_size());
+        for _ in 0..items {
+            crate::failpoint!("chunk-written");
+        }
+        if expected < n && due {
             // Data first, then the checkpoint that promises it.
             sink.sync()?;
             checkpoint(expected as u64)?;
             policy.reset();
         }
     }
-    if expected != table.chunks.len() {
-        // The fetch or verify stage stopped early; its error is reported.
-        return Err(anyhow::anyhow!(
-            "stopped at chunk {expected} of {}",
-            table.chunks.len()
-        ));
+    if expected != n {
+        // The fetch or inflate stage stopped early; its error is reported.
+        return Err(anyhow::anyhow!("stopped at chunk {expected} of {n}"));
     }
-    Ok(())
+    Ok(out)
+}
+
+fn write_run(
+    sink: &mut dyn SlotSink,
+    output: &[u8],
+    (offset, start, len): (u64, usize, usize),
+    before: usize,
+) -> Result<()> {
+    sink.write_at(offset, &output[start..start + len])
+        .with_context(|| format!("writing the chunks before chunk {before}"))
 }

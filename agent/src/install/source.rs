@@ -1,31 +1,51 @@
 //! Chunk sources: where the bytes of an image's chunks come from.
 //!
-//! A source only fetches; it verifies nothing. The pipeline checks every
-//! chunk it returns against the signed chunk table before a byte of it is
-//! written ([`super::verify`]). Today's source is [`StreamSource`], one
-//! contiguous HTTP or file stream per image with Range resume and the retry
-//! budget; a source that reads chunks already on the device (delta updates)
-//! returns them uncompressed, as [`ChunkData::Plain`].
+//! A fetched chunk is checked by the pipeline against its pinned hash
+//! before a byte of it is written ([`super::pins`]). A chunk a source reads
+//! on the device (a seed) is checked by the source itself, so that a seed
+//! that does not match costs a fetch of that chunk, never a wrong byte.
+//!
+//! [`StreamSource`] reads one contiguous HTTP or file stream per image
+//! with Range resume and the retry budget (schema 1, and a schema-2 image
+//! with nothing to reuse); [`super::delta::DeltaSource`] follows a plan of
+//! seeds and coalesced range requests.
 
 use std::io::Read;
 
 use anyhow::Result;
-use updater_format::manifest::types::{ChunkTable, Image};
 
+use super::pins::Pins;
 use crate::fetch::{AttemptError, Backoff, ByteStream, Fetcher, RetryBudget};
 
-/// The bytes of one chunk, as the source found them.
-pub enum ChunkData {
-    /// As published: compressed (the chunk table pins its compressed hash).
-    Compressed(Vec<u8>),
-    /// Already uncompressed (read from a slot on the device).
-    Plain(Vec<u8>),
+/// How a source found a chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Got {
+    /// Fetched as served (compressed, or stored as it is): the pipeline
+    /// checks it against its pinned hash.
+    Fetched,
+    /// Read on the device and already checked against the index.
+    Verified,
+    /// Already in the target slot at its place, checked: nothing to write.
+    InPlace,
 }
 
 /// Where the chunks of one image come from. Chunks are asked for in order.
 pub trait ChunkSource: Send {
-    /// Chunk `index`; `spare` is a buffer to reuse (it may be empty).
-    fn chunk(&mut self, index: usize, spare: Vec<u8>) -> Result<ChunkData>;
+    /// Append chunk `index`'s bytes to `out` (none for [`Got::InPlace`]).
+    fn chunk(&mut self, index: usize, out: &mut Vec<u8>) -> Result<Got>;
+}
+
+/// Grow `out` by `n` zero bytes, fallibly: a device short of memory refuses
+/// the release with a line instead of aborting. Returns where they start.
+pub fn grow(out: &mut Vec<u8>, n: usize, file: &str, i: usize) -> Result<usize> {
+    let at = out.len();
+    out.try_reserve(n).map_err(|e| {
+        updater_format::error::Rejected::Invalid(format!(
+            "cannot allocate {n} bytes for chunk {i} of {file} ({e}): this device has too little memory for the release's chunk size"
+        ))
+    })?;
+    out.resize(at + n, 0);
+    Ok(at)
 }
 
 /// The published image file, read as one stream. After a fault it is
@@ -36,8 +56,8 @@ pub trait ChunkSource: Send {
 /// brought new bytes.
 pub struct StreamSource<'a> {
     fetcher: &'a mut dyn Fetcher,
-    img: &'a Image,
-    table: &'a ChunkTable,
+    pins: &'a dyn Pins,
+    compressed_size: u64,
     budget: &'a mut RetryBudget,
     stream: Option<ByteStream>,
     attempt: u32,
@@ -45,18 +65,19 @@ pub struct StreamSource<'a> {
 }
 
 impl<'a> StreamSource<'a> {
-    /// The image file of `img` from `fetcher`.
+    /// The image file `pins` describes, `compressed_size` bytes, from
+    /// `fetcher`.
     pub fn new(
         fetcher: &'a mut dyn Fetcher,
-        img: &'a Image,
-        table: &'a ChunkTable,
+        pins: &'a dyn Pins,
+        compressed_size: u64,
         budget: &'a mut RetryBudget,
     ) -> StreamSource<'a> {
         let backoff = budget.backoff();
         StreamSource {
             fetcher,
-            img,
-            table,
+            pins,
+            compressed_size,
             budget,
             stream: None,
             attempt: 0,
@@ -68,8 +89,8 @@ impl<'a> StreamSource<'a> {
     /// of the chunk, across reconnections.
     /// Returns how many connections the chunk took.
     fn fill(&mut self, i: usize, buf: &mut [u8], got: &mut usize) -> Result<u32> {
-        let file = self.img.file.as_str();
-        let ch = &self.table.chunks[i];
+        let file = self.pins.file();
+        let coffset = self.pins.coffset(i);
         let mut connections = 0u32;
         loop {
             let before = *got;
@@ -78,8 +99,8 @@ impl<'a> StreamSource<'a> {
                     connections += 1;
                     self.stream = Some(self.fetcher.open(
                         file,
-                        ch.offset + *got as u64,
-                        self.img.compressed_size,
+                        coffset + *got as u64,
+                        self.compressed_size,
                     )?);
                 }
                 let s = self.stream.as_mut().expect("just opened");
@@ -118,7 +139,7 @@ impl<'a> StreamSource<'a> {
                         self.backoff = self.budget.backoff();
                     }
                     self.budget.wait(
-                        &format!("downloading {file} from byte {}", ch.offset + *got as u64),
+                        &format!("downloading {file} from byte {}", coffset + *got as u64),
                         &e,
                         self.attempt,
                         &mut self.backoff,
@@ -131,35 +152,25 @@ impl<'a> StreamSource<'a> {
 }
 
 impl ChunkSource for StreamSource<'_> {
-    fn chunk(&mut self, i: usize, mut buf: Vec<u8>) -> Result<ChunkData> {
-        let ch = &self.table.chunks[i];
-        let csize = ch.csize as usize;
-        // The size comes from the signed table and was capped when it was
-        // checked; the allocation is still fallible, so that a device short
-        // of memory refuses the release with a line instead of aborting.
-        buf.clear();
-        buf.try_reserve_exact(csize).map_err(|e| {
-            updater_format::error::Rejected::Invalid(format!(
-                "cannot allocate {csize} bytes for chunk {i} of {} ({e}): this device has too little memory for the release's chunk size",
-                self.img.file
-            ))
-        })?;
-        buf.resize(csize, 0);
+    fn chunk(&mut self, i: usize, out: &mut Vec<u8>) -> Result<Got> {
+        // The size comes from the signed table or index and was capped when
+        // it was checked.
+        let at = grow(out, self.pins.csize(i), self.pins.file(), i)?;
         let mut got = 0;
-        let connections = self.fill(i, &mut buf, &mut got)?;
-        if connections > 1 && updater_format::Sha256Digest::of(&buf) != ch.csha256 {
+        let connections = self.fill(i, &mut out[at..], &mut got)?;
+        if connections > 1 && self.pins.check_fetched(i, &out[at..]).is_err() {
             // Possibly bytes of two different connections that disagree (a
             // file replaced under us): once more, whole, from one
             // connection. A second mismatch is the pipeline's to refuse.
             tracing::warn!(
                 "{}: chunk {i} does not match its hash; fetching it once more, whole",
-                self.img.file
+                self.pins.file()
             );
             self.stream = None;
             got = 0;
-            self.fill(i, &mut buf, &mut got)?;
+            self.fill(i, &mut out[at..], &mut got)?;
         }
         self.attempt = 0;
-        Ok(ChunkData::Compressed(buf))
+        Ok(Got::Fetched)
     }
 }

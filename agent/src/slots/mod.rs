@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 
 pub use paths::PathSlots;
-pub use sink::{FileSink, SlotSink};
+pub use sink::{FileSink, SlotReader, SlotSink};
 
 /// Where the slot groups' contents live.
 pub trait SlotBackend {
@@ -40,6 +40,10 @@ pub trait SlotBackend {
     /// Open the target of `class` in `group` for writing an image of `size`
     /// bytes.
     fn open_sink(&self, group: &str, class: &str, size: u64) -> Result<Box<dyn SlotSink>>;
+    /// Open the target of `class` in `group` read-only (a delta reads the
+    /// booted slot's chunks; it is never written). None when the group has
+    /// no target of that class.
+    fn open_reader(&self, group: &str, class: &str) -> Result<Option<SlotReader>>;
     /// The file the group's kernel is in (kexec reads it).
     fn kernel(&self, group: &str) -> Option<PathBuf>;
     /// The file the group's initrd is in.

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 
 use super::identity;
 use super::sink::FileSink;
+use super::sink::SlotReader;
 use super::{SlotBackend, SlotSink};
 use crate::config::SlotGroupConfig;
 use crate::error::usage;
@@ -153,6 +154,15 @@ impl SlotBackend for PathSlots<'_> {
         Ok(Box::new(
             FileSink::open(path, size).with_context(|| format!("slot {group} {class}"))?,
         ))
+    }
+
+    fn open_reader(&self, group: &str, class: &str) -> Result<Option<SlotReader>> {
+        match self.target(group, class) {
+            None => Ok(None),
+            Some(path) => SlotReader::open(path)
+                .map(Some)
+                .with_context(|| format!("slot {group} {class}")),
+        }
     }
 
     fn kernel(&self, group: &str) -> Option<PathBuf> {

@@ -103,3 +103,67 @@ impl SlotSink for FileSink {
             .with_context(|| format!("syncing {}", self.path.display()))
     }
 }
+
+/// A slot target opened read-only: the booted slot, as a delta's seed. It is
+/// opened without write access, so no bug in the install can write it.
+pub struct SlotReader {
+    file: File,
+    path: PathBuf,
+    len: u64,
+}
+
+impl SlotReader {
+    /// Open `path` read-only (a block device or a file).
+    pub fn open(path: &Path) -> Result<SlotReader> {
+        let mut file =
+            File::open(path).with_context(|| format!("opening {} to read", path.display()))?;
+        // The size of a block device is where its end is, not st_size.
+        let len = file
+            .seek(SeekFrom::End(0))
+            .with_context(|| format!("reading the size of {}", path.display()))?;
+        Ok(SlotReader {
+            file,
+            path: path.to_path_buf(),
+            len,
+        })
+    }
+
+    /// What is read, for messages.
+    pub fn describe(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// Its size in bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it holds no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Read `buf.len()` bytes at `offset`; false when they are not all there.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
+        match self.file.read_exact_at(buf, offset) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => {
+                Err(e).with_context(|| format!("reading {} at {offset}", self.path.display()))
+            }
+        }
+    }
+
+    /// A sequential reader from the start (cutting a seed that has no
+    /// index), at most `limit` bytes.
+    pub fn stream(&self, limit: u64) -> Result<impl std::io::Read> {
+        use std::io::Read;
+        let mut f = self
+            .file
+            .try_clone()
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        f.seek(SeekFrom::Start(0))
+            .with_context(|| format!("reading {}", self.path.display()))?;
+        Ok(f.take(limit))
+    }
+}

@@ -29,7 +29,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use store::{kept_manifest, read_state, StateStore, STATE_FILE};
+pub use store::{
+    kept_index, kept_manifest, last_install, read_state, staged_index, StateStore, STATE_FILE,
+};
 
 /// The state file's format version.
 pub const STATE_VERSION: u32 = 1;

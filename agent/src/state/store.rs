@@ -87,6 +87,29 @@ pub fn kept_manifest(state_dir: &Path, group: &str) -> PathBuf {
         .join(format!("{group}.manifest.json"))
 }
 
+/// Where the chunk index of the release installed in `group` is kept, per
+/// image class (`STATE_DIR/releases/GROUP.CLASS.index`): the next delta
+/// finds that slot's chunks through it, and fetches only the index pages it
+/// does not already have.
+pub fn kept_index(state_dir: &Path, group: &str, class: &str) -> PathBuf {
+    state_dir
+        .join("releases")
+        .join(format!("{group}.{class}.index"))
+}
+
+/// Where the index of an install in progress is kept until it finishes (a
+/// resumed install reads its pages from there).
+pub fn staged_index(state_dir: &Path, group: &str, class: &str) -> PathBuf {
+    state_dir
+        .join("releases")
+        .join(format!("{group}.{class}.index.installing"))
+}
+
+/// What the last install fetched and reused (`status --json` shows it).
+pub fn last_install(state_dir: &Path) -> PathBuf {
+    state_dir.join("last-install.json")
+}
+
 /// Read a state file without taking the lock (for `status`, which must work
 /// while an install runs). `None` if it does not exist.
 pub fn read_state(path: &Path) -> Result<Option<UpdateState>> {

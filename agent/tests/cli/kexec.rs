@@ -176,8 +176,14 @@ impl KexecDevice {
         };
         let url = self.dev.server.url("manifest.json");
         let mut session = Session::open(&settings, Clock::system()).unwrap();
-        let installed =
-            updater::install::install(&mut session, &url, None, &mut Progress::Quiet).unwrap();
+        let installed = updater::install::install(
+            &mut session,
+            &url,
+            None,
+            &mut Progress::Quiet,
+            &updater::install::Options::default(),
+        )
+        .unwrap();
         let r = updater::trial::start(
             &mut session,
             &installed.group,
@@ -336,8 +342,14 @@ fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
         let url = k.dev.server.url("manifest.json");
         let settings = k.settings();
         let mut session = Session::open(&settings, Clock::system()).unwrap();
-        let installed =
-            updater::install::install(&mut session, &url, None, &mut Progress::Quiet).unwrap();
+        let installed = updater::install::install(
+            &mut session,
+            &url,
+            None,
+            &mut Progress::Quiet,
+            &updater::install::Options::default(),
+        )
+        .unwrap();
         let mut manifest = installed.manifest.clone();
         match what {
             "kernel" | "initrd" => {

@@ -3,6 +3,7 @@
 //! runs the vendor commands in-process.
 
 mod common;
+mod delta;
 mod fleet;
 mod hardening;
 mod install;

@@ -228,7 +228,7 @@ fn unknown_fields() {
 #[test]
 fn newer_schema_says_upgrade() {
     let (env, mut v) = setup();
-    v["schema"] = json!(2);
+    v["schema"] = json!(3);
     edited(&env, &v, &[]).assert_fails(3, "upgrade the agent");
 }
 

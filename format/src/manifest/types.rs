@@ -1,4 +1,9 @@
-//! The manifest and chunk-table types: the release format, schema 1.
+//! The manifest and chunk-table types: the release format, schemas 1 and 2.
+//!
+//! Schema 2 (written by default) cuts each image into content-defined chunks
+//! described by a paged binary index ([`crate::index`]); schema 1 (still
+//! read, and written with `release create --schema 1` for agents older than
+//! 0.2) cuts fixed-size chunks described by a JSON chunk table.
 //!
 //! Every struct denies unknown fields: inside one schema version a field this
 //! agent does not know is an error, never silently ignored (it might be a
@@ -13,8 +18,10 @@ use crate::digest::Sha256Digest;
 use crate::envelope::Signature;
 use crate::names::check_plain_name;
 
-/// The manifest schema version this agent reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The newest manifest schema this agent reads, and the one it writes.
+pub const SCHEMA_VERSION: u64 = 2;
+/// The oldest manifest schema this agent reads.
+pub const MIN_SCHEMA_VERSION: u64 = 1;
 /// The chunk-table schema version.
 pub const CHUNK_TABLE_SCHEMA: u64 = 1;
 
@@ -23,7 +30,7 @@ pub const CHUNK_TABLE_SCHEMA: u64 = 1;
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
-    /// Schema version, 1.
+    /// Schema version, 1 or 2.
     pub schema: u64,
     /// Product name, e.g. `gw`.
     pub product: String,
@@ -63,6 +70,11 @@ pub enum Compression {
     /// the chunk table (the whole file is also a valid zstd stream).
     #[serde(rename = "zstd-chunked")]
     ZstdChunked,
+    /// Schema 2: content-defined chunks back to back in index order, each a
+    /// zstd frame or, where zstd would not make it smaller, the chunk's own
+    /// bytes (its index entry then has `csize == size`).
+    #[serde(rename = "zstd-cdc")]
+    ZstdCdc,
 }
 
 /// One image of the release.
@@ -76,16 +88,55 @@ pub struct Image {
     pub file: FileName,
     /// Uncompressed size in bytes.
     pub size: u64,
-    /// sha256 of the uncompressed image.
+    /// sha256 of the uncompressed image. Schema 1 agents check it after
+    /// writing; with schema 2 the index pins every byte (manifest → root →
+    /// page → chunk), so the agent derives the image's integrity from it
+    /// instead of hashing the image a second time. It stays for operators
+    /// (`sha256sum` of a slot) and pins the kernel and initrd sections.
     pub sha256: Sha256Digest,
     /// How the file is compressed.
     pub compression: Compression,
     /// Size of the file as served.
     pub compressed_size: u64,
-    /// sha256 of the file as served.
-    pub compressed_sha256: Sha256Digest,
-    /// The chunk table, pinned by hash.
-    pub chunks: ChunkTableRef,
+    /// sha256 of the file as served (schema 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compressed_sha256: Option<Sha256Digest>,
+    /// The chunk table, pinned by hash (schema 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<ChunkTableRef>,
+    /// The chunk index, pinned by its header and root (schema 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexRef>,
+}
+
+impl Image {
+    /// The number of chunks, whichever the schema.
+    pub fn chunk_count(&self) -> u64 {
+        match (&self.chunks, &self.index) {
+            (Some(t), _) => t.count,
+            (None, Some(i)) => i.chunks,
+            (None, None) => 0,
+        }
+    }
+}
+
+/// Where an image's chunk index lives (schema 2). The manifest pins the
+/// index's header and root by hash; the root pins every page, a page every
+/// chunk, so a device can fetch only the pages it does not already have.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IndexRef {
+    /// The index file, relative to the manifest.
+    pub file: FileName,
+    /// The index file's exact size.
+    pub size: u64,
+    /// Bytes of header and root at its start.
+    pub root_size: u64,
+    /// sha256 of the header and root.
+    pub root_sha256: Sha256Digest,
+    /// Number of chunks.
+    pub chunks: u64,
 }
 
 /// Where an image's chunk table lives, pinned by size and hash.

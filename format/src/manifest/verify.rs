@@ -11,7 +11,10 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use super::types::{ChunkTable, Image, Manifest, CHUNK_TABLE_SCHEMA, SCHEMA_VERSION};
+use super::types::{
+    ChunkTable, ChunkTableRef, Compression, Image, IndexRef, Manifest, CHUNK_TABLE_SCHEMA,
+    MIN_SCHEMA_VERSION, SCHEMA_VERSION,
+};
 use crate::digest::Sha256Digest;
 use crate::envelope::{verify_threshold, Envelope, Signature, MANIFEST_PAYLOAD_TYPE};
 use crate::error::Rejected;
@@ -139,7 +142,7 @@ pub fn parse_manifest(payload: &[u8]) -> Result<Manifest, Rejected> {
         reason: e.to_string(),
     };
     let head: SchemaOnly = serde_json::from_slice(payload).map_err(malformed)?;
-    if head.schema != SCHEMA_VERSION {
+    if !(MIN_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&head.schema) {
         return Err(Rejected::Schema {
             found: head.schema,
             supported: SCHEMA_VERSION,
@@ -228,7 +231,13 @@ pub fn check_structure(m: &Manifest) -> Result<(), Rejected> {
         if !classes.insert(img.class.as_str()) {
             return Err(invalid(format!("image class {} appears twice", img.class)));
         }
-        for f in [img.file.as_str(), img.chunks.file.as_str()] {
+        check_image_layout(m.schema, img)?;
+        let meta = img
+            .chunks
+            .as_ref()
+            .map(|c| &c.file)
+            .or(img.index.as_ref().map(|i| &i.file));
+        for f in std::iter::once(&img.file).chain(meta).map(|f| f.as_str()) {
             if f == "manifest.json" || !files.insert(f) {
                 return Err(invalid(format!("file name {f} is used twice")));
             }
@@ -303,8 +312,38 @@ pub fn check_cmdline(c: &str) -> Result<(), Rejected> {
     Ok(())
 }
 
+/// Each schema has its own image fields: a schema-1 image a chunk table and
+/// the served file's hash, a schema-2 image an index, and never both.
+fn check_image_layout(schema: u64, img: &Image) -> Result<(), Rejected> {
+    let ok = match schema {
+        1 => {
+            img.compression == Compression::ZstdChunked
+                && img.chunks.is_some()
+                && img.compressed_sha256.is_some()
+                && img.index.is_none()
+        }
+        _ => {
+            img.compression == Compression::ZstdCdc
+                && img.index.is_some()
+                && img.chunks.is_none()
+                && img.compressed_sha256.is_none()
+        }
+    };
+    if ok {
+        return Ok(());
+    }
+    let want = if schema == 1 {
+        "compression \"zstd-chunked\", chunks and compressed_sha256"
+    } else {
+        "compression \"zstd-cdc\" and an index (no chunks, no compressed_sha256)"
+    };
+    Err(invalid(format!(
+        "image {} does not have the fields of a schema-{schema} image: {want}",
+        img.class
+    )))
+}
+
 fn check_image_sizes(img: &Image) -> Result<(), Rejected> {
-    let c = &img.chunks;
     if img.size > limits::MAX_IMAGE_SIZE {
         return Err(invalid(format!(
             "image {} is {} bytes, over the {}-byte limit",
@@ -313,24 +352,34 @@ fn check_image_sizes(img: &Image) -> Result<(), Rejected> {
             limits::MAX_IMAGE_SIZE
         )));
     }
-    if c.count > limits::MAX_CHUNKS {
+    let count = img.chunk_count();
+    if count > limits::MAX_CHUNKS {
         return Err(invalid(format!(
-            "image {} declares {} chunks, more than the {} allowed",
+            "image {} declares {count} chunks, more than the {} allowed",
             img.class,
-            c.count,
             limits::MAX_CHUNKS
         )));
     }
-    if c.count == 0 {
+    if count == 0 {
         return Err(invalid(format!("image {} has no chunks", img.class)));
     }
     // Every chunk holds at least one byte, compressed and not.
-    if c.count > img.size.max(1) || c.count > img.compressed_size {
+    if count > img.size.max(1) || count > img.compressed_size {
         return Err(invalid(format!(
-            "image {} declares {} chunks for {} bytes",
-            img.class, c.count, img.size
+            "image {} declares {count} chunks for {} bytes",
+            img.class, img.size
         )));
     }
+    if let Some(c) = &img.chunks {
+        check_table_ref(img, c)?;
+    }
+    if let Some(x) = &img.index {
+        check_index_ref(img, x)?;
+    }
+    Ok(())
+}
+
+fn check_table_ref(img: &Image, c: &ChunkTableRef) -> Result<(), Rejected> {
     if c.size > CHUNK_TABLE_SIZE_CAP {
         return Err(invalid(format!(
             "image {} chunk table is {} bytes, over the {CHUNK_TABLE_SIZE_CAP}-byte limit",
@@ -340,11 +389,83 @@ fn check_image_sizes(img: &Image) -> Result<(), Rejected> {
     Ok(())
 }
 
+/// The index's declared sizes must be the ones its format implies: a header,
+/// one root entry per page (at least one chunk a page, at most
+/// [`crate::index::PAGE_MAX`]), and one entry per chunk.
+fn check_index_ref(img: &Image, x: &IndexRef) -> Result<(), Rejected> {
+    use crate::index::{ENTRY_LEN, HEADER_LEN, PAGE_MAX, ROOT_ENTRY_LEN};
+    let pages = (x.root_size.saturating_sub(HEADER_LEN as u64)) / ROOT_ENTRY_LEN as u64;
+    let shape = x.root_size >= (HEADER_LEN + ROOT_ENTRY_LEN) as u64
+        && (x.root_size - HEADER_LEN as u64).is_multiple_of(ROOT_ENTRY_LEN as u64)
+        && pages <= x.chunks
+        && x.chunks <= pages.saturating_mul(PAGE_MAX as u64)
+        && Some(x.size)
+            == x.chunks
+                .checked_mul(ENTRY_LEN as u64)
+                .and_then(|b| b.checked_add(x.root_size));
+    if !shape {
+        return Err(invalid(format!(
+            "image {} index sizes do not fit together ({} bytes, {} of them root, for {} chunks)",
+            img.class, x.size, x.root_size, x.chunks
+        )));
+    }
+    Ok(())
+}
+
+/// Check an index's header and root, fetched by the caller, against the
+/// image entry that pins them: the bytes' hash, then the counts and sizes
+/// the root declares.
+pub fn check_index_root(bytes: &[u8], img: &Image) -> Result<crate::index::Root, Rejected> {
+    let x = img
+        .index
+        .as_ref()
+        .ok_or_else(|| invalid(format!("image {} has no chunk index", img.class)))?;
+    let what = format!("chunk index {}", x.file);
+    let got = Sha256Digest::of(bytes);
+    if bytes.len() as u64 != x.root_size || got != x.root_sha256 {
+        return Err(Rejected::Mismatch {
+            what,
+            reason: format!(
+                "its header and root are {} bytes with sha256 {got}, the manifest pins {} bytes with sha256 {} (tampered, or from another release)",
+                bytes.len(),
+                x.root_size,
+                x.root_sha256
+            ),
+        });
+    }
+    let root = crate::index::parse_root(bytes)?;
+    if root.chunks != x.chunks
+        || root.image_size != img.size
+        || root.compressed_size != img.compressed_size
+        || root.file_size() != x.size
+    {
+        return Err(Rejected::Mismatch {
+            what,
+            reason: format!(
+                "it declares {} chunks, {} bytes ({} compressed), {} bytes of index; the manifest says {}, {} ({}), {}",
+                root.chunks,
+                root.image_size,
+                root.compressed_size,
+                root.file_size(),
+                x.chunks,
+                img.size,
+                img.compressed_size,
+                x.size
+            ),
+        });
+    }
+    Ok(root)
+}
+
 /// Parse and check a chunk table against its image entry: contiguous offsets,
 /// sizes that add up to the manifest's, one chunk size for all but the last.
 /// The caller has already checked the table's bytes against the pinned hash.
 pub fn check_chunk_table(bytes: &[u8], img: &Image) -> Result<ChunkTable, Rejected> {
-    let what = format!("chunk table {}", img.chunks.file);
+    let tref = img
+        .chunks
+        .as_ref()
+        .ok_or_else(|| invalid(format!("image {} has no chunk table", img.class)))?;
+    let what = format!("chunk table {}", tref.file);
     let table: ChunkTable = serde_json::from_slice(bytes).map_err(|e| Rejected::Mismatch {
         what: what.clone(),
         reason: format!("does not parse: {e}"),
@@ -359,11 +480,11 @@ pub fn check_chunk_table(bytes: &[u8], img: &Image) -> Result<ChunkTable, Reject
             table.schema
         )));
     }
-    if table.chunks.len() as u64 != img.chunks.count {
+    if table.chunks.len() as u64 != tref.count {
         return Err(bad(format!(
             "has {} chunks, the manifest says {}",
             table.chunks.len(),
-            img.chunks.count
+            tref.count
         )));
     }
     if table.chunk_size == 0 {
@@ -478,6 +599,7 @@ impl Verified {
         let m = &self.manifest;
         serde_json::json!({
             "ok": true,
+            "schema": m.schema,
             "digest": self.digest.hex(),
             "product": m.product,
             "version": m.version.to_string(),
@@ -494,7 +616,7 @@ impl Verified {
                 "size": i.size,
                 "sha256": i.sha256.hex(),
                 "compressed_size": i.compressed_size,
-                "chunks": i.chunks.count,
+                "chunks": i.chunk_count(),
             })).collect::<Vec<_>>(),
             "cmdline": m.cmdline,
         })

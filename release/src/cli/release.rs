@@ -6,7 +6,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 
-use crate::{CreateOptions, Expiry, DEFAULT_CHUNK_SIZE, DEFAULT_EXPIRY_DAYS};
+use crate::{CreateOptions, Expiry, DEFAULT_EXPIRY_DAYS};
 
 /// `updater release` subcommands.
 #[derive(Debug, Subcommand)]
@@ -65,9 +65,16 @@ pub struct CreateArgs {
     /// Oldest agent version allowed to install the release (default this one).
     #[arg(long)]
     pub min_agent_version: Option<semver::Version>,
-    /// Uncompressed chunk size in bytes.
-    #[arg(long, default_value_t = DEFAULT_CHUNK_SIZE)]
-    pub chunk_size: u64,
+    /// Chunk size in bytes: with schema 2 the average of the content-defined
+    /// chunks, a power of two from 1024 to 1048576 [default: from the image
+    /// size, 8 KiB to 64 KiB]; with schema 1 the fixed size [default: 4 MiB].
+    #[arg(long)]
+    pub chunk_size: Option<u64>,
+    /// Manifest schema: 2 (content-defined chunks with a paged index, which
+    /// devices update by difference) or 1 (fixed chunks, for agents older
+    /// than 0.2).
+    #[arg(long, default_value_t = updater_format::manifest::types::SCHEMA_VERSION)]
+    pub schema: u64,
     /// zstd compression level (1-19).
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: i32,
@@ -111,6 +118,7 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
                 min_agent_version: a.min_agent_version,
                 chunk_size: a.chunk_size,
                 zstd_level: a.zstd_level,
+                schema: a.schema,
             };
             let m = crate::create(&opts)?;
             crate::say!(
@@ -128,7 +136,7 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
                     i.size,
                     i.file,
                     i.compressed_size,
-                    i.chunks.count
+                    i.chunk_count()
                 );
             }
             Ok(())

@@ -24,19 +24,23 @@ fn create_then_verify_round_trip() {
 }
 
 #[test]
-fn image_file_is_chunked_zstd_pinned_by_the_manifest() {
+fn schema_1_image_file_is_chunked_zstd_pinned_by_the_manifest() {
     let env = TestEnv::new();
-    env.release("rel", &["--chunk-size", "65536"]).assert_ok();
+    env.release("rel", &["--chunk-size", "65536", "--schema", "1"])
+        .assert_ok();
     let (_, m) = env.read("rel/manifest.json");
+    assert_eq!(m.schema, 1);
     let img = m.image("rootfs").unwrap();
+    assert!(img.index.is_none());
     let original = std::fs::read(env.p("rootfs.img")).unwrap();
     assert_eq!(img.size, original.len() as u64);
     assert_eq!(img.sha256, Sha256Digest::of(&original));
     let file = std::fs::read(env.p(&format!("rel/{}", img.file))).unwrap();
     assert_eq!(img.compressed_size, file.len() as u64);
-    assert_eq!(img.compressed_sha256, Sha256Digest::of(&file));
-    let table_bytes = std::fs::read(env.p(&format!("rel/{}", img.chunks.file))).unwrap();
-    assert_eq!(img.chunks.sha256, Sha256Digest::of(&table_bytes));
+    assert_eq!(img.compressed_sha256, Some(Sha256Digest::of(&file)));
+    let tref = img.chunks.as_ref().unwrap();
+    let table_bytes = std::fs::read(env.p(&format!("rel/{}", tref.file))).unwrap();
+    assert_eq!(tref.sha256, Sha256Digest::of(&table_bytes));
     let table = check_chunk_table(&table_bytes, img).unwrap();
     assert_eq!(table.chunks.len(), 5); // 300000 bytes in 64 KiB chunks
                                        // Each chunk decompresses on its own to exactly its slice of the image.
@@ -50,6 +54,79 @@ fn image_file_is_chunked_zstd_pinned_by_the_manifest() {
     }
     // And the whole file is one valid zstd stream (frames back to back).
     assert_eq!(zstd::stream::decode_all(&file[..]).unwrap(), original);
+}
+
+#[test]
+fn image_is_cut_by_content_and_pinned_through_its_index() {
+    let env = TestEnv::new();
+    // Half compressible, half random: both kinds of chunk.
+    let mut original = vec![7u8; 200_000];
+    original.extend(
+        updater_testkit::pattern(400_000, 5)
+            .iter()
+            .map(|b| b ^ 0x5a),
+    );
+    let mut x = 99u32;
+    original.extend((0..300_000).map(|_| {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x as u8
+    }));
+    std::fs::write(env.p("rootfs.img"), &original).unwrap();
+    env.release("rel", &[]).assert_ok();
+    let (_, m) = env.read("rel/manifest.json");
+    assert_eq!(m.schema, 2);
+    let img = m.image("rootfs").unwrap();
+    assert!(img.chunks.is_none() && img.compressed_sha256.is_none());
+    assert_eq!(img.sha256, Sha256Digest::of(&original));
+    let x = img.index.as_ref().unwrap();
+    let index_bytes = std::fs::read(env.p(&format!("rel/{}", x.file))).unwrap();
+    assert_eq!(x.size, index_bytes.len() as u64);
+    let root = updater_format::manifest::verify::check_index_root(
+        &index_bytes[..x.root_size as usize],
+        img,
+    )
+    .unwrap();
+    // The default chunk sizes for a small image: 8 KiB on average.
+    assert_eq!(
+        (root.params.min, root.params.avg, root.params.max),
+        (2048, 8192, 32768)
+    );
+    let file = std::fs::read(env.p(&format!("rel/{}", img.file))).unwrap();
+    assert_eq!(img.compressed_size, file.len() as u64);
+    let chunks = updater_testkit::read_index(&env.p(&format!("rel/{}", x.file)));
+    assert_eq!(chunks.len() as u64, x.chunks);
+    let (mut stored, mut packed) = (0, 0);
+    for c in &chunks {
+        let served = &file[c.coffset as usize..(c.coffset + c.csize) as usize];
+        let raw = &original[c.offset as usize..(c.offset + c.size) as usize];
+        assert_eq!(updater_format::index::ChunkHash::of(served), c.entry.chash);
+        assert_eq!(updater_format::index::ChunkHash::of(raw), c.entry.hash);
+        if c.csize == c.size {
+            // Random data is stored as it is, never "compressed" larger.
+            assert_eq!(served, raw);
+            stored += 1;
+        } else {
+            assert!(c.csize < c.size);
+            assert_eq!(
+                zstd::bulk::decompress(served, c.size as usize).unwrap(),
+                raw
+            );
+            packed += 1;
+        }
+    }
+    assert!(
+        stored > 0 && packed > 0,
+        "{stored} stored, {packed} compressed"
+    );
+    assert_eq!(
+        chunks.iter().map(|c| c.size).sum::<u64>(),
+        original.len() as u64
+    );
+    // An average chunk size that is not a power of two is refused.
+    env.release("rel2", &["--chunk-size", "10000"])
+        .assert_fails(2, "a power of two");
 }
 
 #[test]

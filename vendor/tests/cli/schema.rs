@@ -82,8 +82,10 @@ fn regenerate_vectors(dir: &Path) {
         expires: Expiry::At("2099-01-01T00:00:00Z".parse().unwrap()),
         created: "2026-01-01T00:00:00Z".parse().unwrap(),
         min_agent_version: Some("0.1.0".parse().unwrap()),
-        chunk_size: 65536,
+        chunk_size: Some(65536),
         zstd_level: 3,
+        // The vectors stay schema 1: agents of every version read them.
+        schema: 1,
     };
     create(&opts).unwrap();
     let env: Envelope =
