@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 R=..
 C=corpus
-mkdir -p $C/{envelope,manifest,chunk_table,channel,keyring,config,grub_env,uboot_env_single,uboot_env_redundant,cmdline,content_range,range_request}
+mkdir -p $C/{envelope,manifest,chunk_table,channel,keyring,config,grub_env,uboot_env_single,uboot_env_redundant,cmdline,content_range,range_request,index}
 # Envelopes: every manifest test vector (valid and refused).
 cp $R/manifests/vectors/*.json $R/manifests/vectors/valid/manifest.json $C/envelope/
 # Manifests: the payloads of the vectors, and the example.
@@ -56,6 +56,8 @@ if command -v fw_setenv >/dev/null; then
   cat $t/r0 $t/r1 > $C/uboot_env_redundant/pair
   rm -rf "$t"
 fi
+# Chunk indexes: the schema-2 test vector's.
+cp $R/manifests/vectors/valid-v2/*.index $C/index/ 2>/dev/null || true
 # Kernel command lines, range headers.
 printf 'console=ttyS0 quiet' > $C/cmdline/plain
 printf 'console=ttyS0 dyndbg="file foo.c +p" "updater.slot=A" -- single' > $C/cmdline/quoted

@@ -88,6 +88,14 @@ fn regenerate_vectors(dir: &Path) {
         schema: 1,
     };
     create(&opts).unwrap();
+    // The same release in schema 2: content-defined chunks and an index.
+    create(&CreateOptions {
+        out: dir.join("valid-v2"),
+        chunk_size: None,
+        schema: 2,
+        ..opts.clone()
+    })
+    .unwrap();
     let env: Envelope =
         serde_json::from_slice(&std::fs::read(dir.join("valid/manifest.json")).unwrap()).unwrap();
     let payload = env.payload_bytes().unwrap();
@@ -137,6 +145,11 @@ fn regenerate_vectors(dir: &Path) {
     seal(
         "downgrade-security.json",
         &edit(&|v| v["security_version"] = json!(0)),
+        "manifest-1",
+    );
+    seal(
+        "newer-schema.json",
+        &edit(&|v| v["schema"] = json!(3)),
         "manifest-1",
     );
     let mut wrong_type = env.clone();
