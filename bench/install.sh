@@ -62,10 +62,13 @@ row() { printf '| %s | %s | %s | %s | %s |\n' "$@"; }
 
 bench_image() {
   local name=$1 img=$2 port=$3
-  local rel=$WORK/rel-$name dev=$WORK/dev-$name
-  rm -rf "$rel" "$dev"
+  local rel=$WORK/rel-$name dev=$WORK/dev-$name rel1=$WORK/rel1-$name
+  rm -rf "$rel" "$dev" "$rel1"
   "$V" release create --out "$rel" --key "$WORK/keys/m.key" --product bench --version 1.0.0 \
     --security-version 1 --compatible bench --image "rootfs=$img" >/dev/null
+  # The round-1 format, for the CPU per byte before and after.
+  "$V" release create --out "$rel1" --key "$WORK/keys/m.key" --product bench --version 1.0.0 \
+    --security-version 1 --compatible bench --image "rootfs=$img" --schema 1 >/dev/null
   mkdir -p "$dev"
   echo "updater.slot=A" >"$dev/cmdline"
   cat >"$dev/config.toml" <<CFG
@@ -83,17 +86,23 @@ rootfs = "$dev/B.img"
 CFG
   "$V" serve "$rel" --listen "127.0.0.1:$port" >/dev/null &
   PIDS+=($!)
+  "$V" serve "$rel1" --listen "127.0.0.1:$((port + 100))" >/dev/null &
+  PIDS+=($!)
   sleep 0.5
   local url="http://127.0.0.1:$port/manifest.json" zurl="http://127.0.0.1:$port/rootfs.img.zst"
+  local url1="http://127.0.0.1:$((port + 100))/manifest.json"
   local size csize
   size=$(stat -c %s "$img"); csize=$(stat -c %s "$rel/rootfs.img.zst")
   echo "### $name: $((size >> 20)) MiB image, $((csize >> 20)) MiB compressed" >&2
 
-  local r_upd=() r_dd=() r_pipe=()
+  local r_upd=() r_upd1=() r_dd=() r_pipe=()
   for i in $(seq "$RUNS"); do
     rm -rf "$dev/state" "$dev/B.img"; printf 'ORDER=A B\nA_OK=1\nB_OK=0\nTRY=\n' >"$dev/boot.env"; sync
     r_upd+=("$(measure "$U" --config "$dev/config.toml" apply "$url")")
     cmp -s "$dev/B.img" "$img" || { echo "updater wrote a wrong slot" >&2; exit 1; }
+    rm -rf "$dev/state" "$dev/B.img"; printf 'ORDER=A B\nA_OK=1\nB_OK=0\nTRY=\n' >"$dev/boot.env"; sync
+    r_upd1+=("$(measure "$U" --config "$dev/config.toml" apply "$url1")")
+    cmp -s "$dev/B.img" "$img" || { echo "updater (schema 1) wrote a wrong slot" >&2; exit 1; }
     rm -f "$dev/dd.img"; sync
     r_dd+=("$(measure dd if="$img" of="$dev/dd.img" bs=4M conv=fsync)")
     rm -f "$dev/pipe.img"; sync
@@ -109,19 +118,21 @@ CFG
 
   # Best of the runs (least disturbed by the other core's background work).
   best() { printf '%s\n' "$@" | sort -n -k1 | head -1; }
-  local u d p
-  u=$(best "${r_upd[@]}"); d=$(best "${r_dd[@]}"); p=$(best "${r_pipe[@]}")
-  read -r uw uc ur <<<"$u"; read -r dw dc dr <<<"$d"; read -r pw pc pr <<<"$p"
+  local u u1 d p
+  u=$(best "${r_upd[@]}"); u1=$(best "${r_upd1[@]}"); d=$(best "${r_dd[@]}"); p=$(best "${r_pipe[@]}")
+  read -r uw uc ur <<<"$u"; read -r u1w u1c u1r <<<"$u1"; read -r dw dc dr <<<"$d"; read -r pw pc pr <<<"$p"
   mib=$((size >> 20))
+  gib() { awk "BEGIN{printf \"%.2f\", $1 * 1024 / $mib}"; }
   echo
   echo "#### $name ($mib MiB, $((csize >> 20)) MiB as served)"
   echo
-  row "tool" "wall s (MiB/s)" "CPU s" "peak RSS MiB" "updater speed relative to it"
+  row "tool" "wall s (MiB/s)" "CPU s (per GiB)" "peak RSS MiB" "updater speed relative to it"
   row "---" "---" "---" "---" "---"
-  row "updater apply" "$uw ($(awk "BEGIN{printf \"%.0f\", $mib/$uw}"))" "$uc" "$(awk "BEGIN{printf \"%.1f\", $ur/1024}")" "1.00"
-  row "dd bs=4M conv=fsync" "$dw ($(awk "BEGIN{printf \"%.0f\", $mib/$dw}"))" "$dc" "$(awk "BEGIN{printf \"%.1f\", $dr/1024}")" "$(awk "BEGIN{printf \"%.2f\", $dw/$uw}")"
-  row "curl \\| zstd -dc \\| tee \\| sha256sum" "$pw ($(awk "BEGIN{printf \"%.0f\", $mib/$pw}"))" "$pc" "$(awk "BEGIN{printf \"%.1f\", $pr/1024}") (largest process)" "$(awk "BEGIN{printf \"%.2f\", $pw/$uw}")"
-  row "RAUC plain bundle" "$rw ($(awk "BEGIN{printf \"%.0f\", $mib/$rw}"))" "$rc" "$(awk "BEGIN{printf \"%.1f\", $rr/1024}")" "$(awk "BEGIN{printf \"%.2f\", $rw/$uw}")"
+  row "updater apply" "$uw ($(awk "BEGIN{printf \"%.0f\", $mib/$uw}"))" "$uc ($(gib "$uc"))" "$(awk "BEGIN{printf \"%.1f\", $ur/1024}")" "1.00"
+  row "updater apply, schema-1 release" "$u1w ($(awk "BEGIN{printf \"%.0f\", $mib/$u1w}"))" "$u1c ($(gib "$u1c"))" "$(awk "BEGIN{printf \"%.1f\", $u1r/1024}")" "$(awk "BEGIN{printf \"%.2f\", $u1w/$uw}")"
+  row "dd bs=4M conv=fsync" "$dw ($(awk "BEGIN{printf \"%.0f\", $mib/$dw}"))" "$dc ($(gib "$dc"))" "$(awk "BEGIN{printf \"%.1f\", $dr/1024}")" "$(awk "BEGIN{printf \"%.2f\", $dw/$uw}")"
+  row "curl \\| zstd -dc \\| tee \\| sha256sum" "$pw ($(awk "BEGIN{printf \"%.0f\", $mib/$pw}"))" "$pc ($(gib "$pc"))" "$(awk "BEGIN{printf \"%.1f\", $pr/1024}") (largest process)" "$(awk "BEGIN{printf \"%.2f\", $pw/$uw}")"
+  row "RAUC plain bundle" "$rw ($(awk "BEGIN{printf \"%.0f\", $mib/$rw}"))" "$rc ($(gib "$rc"))" "$(awk "BEGIN{printf \"%.1f\", $rr/1024}")" "$(awk "BEGIN{printf \"%.2f\", $rw/$uw}")"
 }
 
 make_images

@@ -209,6 +209,9 @@ fn etag(md: &std::fs::Metadata, generation: u64) -> String {
 
 fn handle(conn: TcpStream, dir: &Path, shared: &Shared, stop: &AtomicBool) -> Result<()> {
     conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    // The head and the body go out in separate writes: without this, Nagle
+    // holds the body until the client's delayed ACK (40 ms a request).
+    conn.set_nodelay(true)?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut out = conn;
     // Keep-alive: serve requests until the client closes or a fault closes.

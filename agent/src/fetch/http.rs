@@ -251,6 +251,8 @@ pub fn builder(s: &HttpSettings) -> Result<reqwest::blocking::ClientBuilder> {
     // limit on the whole (possibly large) download.
     let mut b = Client::builder()
         .connect_timeout(s.connect_timeout)
+        // Range requests of a delta are small and many: no Nagle delay.
+        .tcp_nodelay(true)
         .timeout(s.stall_timeout)
         .user_agent(concat!("updater/", env!("CARGO_PKG_VERSION")))
         .redirect(redirect_policy(s.allow_redirect_hosts.clone()))

@@ -48,6 +48,15 @@ pub const MAX_REQUEST_BYTES: u64 = 64 << 20;
 /// stops following the last run written (a resumed install).
 const PROBE_MISSES: usize = 16;
 
+/// Bytes of a booted slot without an index read before giving up on it
+/// when none of them is a chunk of the new image.
+const GIVE_UP_AFTER: u64 = 64 << 20;
+
+/// The cut of an unrelated slot stopped early.
+#[derive(Debug, thiserror::Error)]
+#[error("the slot shares no chunk with the new image")]
+struct Unrelated;
+
 /// How the booted slot's chunks were found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -199,17 +208,35 @@ pub fn plan(pins: &IndexPins<'_>, inputs: &Inputs<'_>) -> Result<Plan> {
                     reader.describe()
                 );
                 let params = pins.params();
-                chunk_stream::<_, anyhow::Error>(reader.stream(limit)?, params, |off, bytes| {
-                    let h = ChunkHash::of(bytes);
-                    if wanted.contains(&h.key()) {
-                        seed_at
-                            .entry(h.key())
-                            .or_insert((off, bytes.len() as u32, h));
-                    }
-                    crate::util::heartbeat::beat();
-                    Ok(())
-                })?;
-                (SeedKind::Cut, limit)
+                let mut read = 0u64;
+                let cut = chunk_stream::<_, anyhow::Error>(
+                    reader.stream(limit)?,
+                    params,
+                    |off, bytes| {
+                        let h = ChunkHash::of(bytes);
+                        if wanted.contains(&h.key()) {
+                            seed_at
+                                .entry(h.key())
+                                .or_insert((off, bytes.len() as u32, h));
+                        }
+                        read = off + bytes.len() as u64;
+                        crate::util::heartbeat::beat();
+                        // A slot that shares nothing with the new image in
+                        // its first 64 MiB is another system: stop paying
+                        // a hash per byte for it.
+                        if read >= GIVE_UP_AFTER && seed_at.is_empty() {
+                            return Err(anyhow::Error::new(Unrelated));
+                        }
+                        Ok(())
+                    },
+                );
+                match cut {
+                    Err(e) if e.is::<Unrelated>() => tracing::info!(
+                        "slot {group} shares no chunk with the new image in its first {read} bytes; not reading further"
+                    ),
+                    other => other?,
+                }
+                (SeedKind::Cut, read)
             }
         };
         seed = Some(SeedInfo {

@@ -71,7 +71,9 @@ impl Checkpoints {
     }
 }
 
-/// A batch closes once it holds this many bytes (or one chunk bigger).
+/// A batch closes once it holds this many bytes, as served or uncompressed
+/// (or one chunk bigger): chunks of zeros compress to a few bytes each, and
+/// must not make a batch of 256 × 256 KiB.
 const BATCH_BYTES: usize = 1 << 20;
 /// ...or this many chunks.
 const BATCH_CHUNKS: usize = 256;
@@ -248,7 +250,12 @@ fn fetch_stage(
     while i < n {
         let mut batch = back.try_recv().unwrap_or_default();
         batch.clear(i);
-        while i < n && batch.items.len() < BATCH_CHUNKS && batch.input.len() < BATCH_BYTES {
+        let mut out_bytes = 0usize;
+        while i < n
+            && batch.items.len() < BATCH_CHUNKS
+            && batch.input.len() < BATCH_BYTES
+            && out_bytes < BATCH_BYTES
+        {
             let at = batch.input.len();
             let got = source.chunk(i, &mut batch.input)?;
             let len = batch.input.len() - at;
@@ -256,6 +263,7 @@ fn fetch_stage(
                 pins.check_fetched(i, &batch.input[at..])?;
             }
             batch.items.push((got, at, len));
+            out_bytes += pins.size(i);
             i += 1;
         }
         if tx.send(batch).is_err() {
