@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Builds everything the QEMU scenarios need, without mounts or loop devices:
 #   - a Debian guest kernel (apt-get download + dpkg -x, never installed);
-#   - per version (1 = factory system in slot A, 2 = the release) an
-#     initramfs with busybox, the needed modules, the real `updater` binary
-#     from this build with its shared libraries, its config, keyring and
-#     health check;
+#   - per version (1 = factory system in slot A, 2 = the release, 3 = the
+#     release after it, for the delta scenario) an initramfs with busybox,
+#     the needed modules, the real `updater` binary from this build with its
+#     shared libraries, its config, keyring and health check; the archives
+#     are reproducible (sorted, fixed times and inode numbers, the version
+#     file last), so that versions 2 and 3 differ only where they differ;
 #   - a standalone GRUB EFI binary embedding packaging/grub/stub.cfg;
-#   - a release of version 2 made with `updater-vendor release create`, signed
-#     with keys made for the run (the guest keyring trusts only those), and
-#     a signed channel naming it;
+#   - releases of versions 2 and 3 made with `updater-vendor release
+#     create`, signed with keys made for the run (the guest keyring trusts
+#     only those), and a signed channel naming version 2; versions 2 and 3
+#     carry an 8 MiB application file (/opt/app.bin) of which version 3
+#     rewrote 2 MiB;
 #   - a pristine GPT disk: ESP (GRUB, grub.cfg, grubenv), slot A (ext4 with
 #     /boot/vmlinuz and /boot/initrd.img), slot B (empty), data (ext4).
 # Usage: integration/build.sh WORKDIR   (needs target/release/updater)
@@ -77,7 +81,7 @@ make_initrd() {
     echo "$version" > "$root/etc/e2e/version"
     cp "$HERE/guest/config.toml" "$root/etc/updater/config.toml"
     cp -r "$W/keyring" "$root/etc/updater/keyring"
-    if [ "$version" = 2 ]; then cp "$HERE/guest/health-check" "$root/etc/updater/health.d/50-app"; fi
+    if [ "$version" -ge 2 ]; then cp "$HERE/guest/health-check" "$root/etc/updater/health.d/50-app"; fi
     # The agent and the shared libraries it links.
     cp "$U" "$root/usr/bin/updater"
     for lib in $(ldd "$U" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'); do
@@ -94,34 +98,62 @@ make_initrd() {
     done
     cp "$W/kernel/root/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$root/lib/modules/$KVER/" 2>/dev/null || true
     depmod -b "$root" "$KVER"
-    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out"
+    # Reproducible: fixed times, renumbered inodes, sorted, the version file
+    # last; gzip without a name or time stamp.
+    find "$root" -exec touch -h -d @1700000000 {} +
+    (cd "$root" && { find . ! -path ./etc/e2e/version | LC_ALL=C sort; echo ./etc/e2e/version; } \
+        | cpio -o -H newc --quiet --reproducible | gzip -1 -n) > "$out"
     rm -rf "$root"
 }
-log "initramfs v1 and v2"
+log "initramfs v1, v2 and v3"
 make_initrd 1 "$W/initrd-1.img"
 make_initrd 2 "$W/initrd-2.img"
+make_initrd 3 "$W/initrd-3.img"
+
+# The application file of versions 2 and 3 (deterministic; version 3
+# rewrote two 1 MiB regions of it).
+python3 - "$W" <<'PY'
+import random, sys
+w = sys.argv[1]
+rng = random.Random(2)
+app = bytearray(b"".join(rng.randbytes(1 << 20) for _ in range(8)))
+open(f"{w}/app-2.bin", "wb").write(app)
+for at in (1 << 20, 5 << 20):
+    app[at:at + (1 << 20)] = rng.randbytes(1 << 20)
+open(f"{w}/app-3.bin", "wb").write(app)
+PY
 
 # --- slot filesystems ------------------------------------------------------
 make_slotfs() {
     local version=$1 out=$2 dir
     dir=$(mktemp -d "$W/slot.XXXX")
-    mkdir -p "$dir/boot"
+    mkdir -p "$dir/boot" "$dir/opt"
     cp "$W/kernel/vmlinuz" "$dir/boot/vmlinuz"
     cp "$W/initrd-$version.img" "$dir/boot/initrd.img"
+    if [ "$version" -ge 2 ]; then cp "$W/app-$version.bin" "$dir/opt/app.bin"; fi
     echo "$version" > "$dir/version"
+    find "$dir" -exec touch -h -d @1700000000 {} +
     rm -f "$out"
-    mkfs.ext4 -q -F -L "slot-v$version" -d "$dir" "$out" 48M
+    # Reproducible too (fixed time, UUID and hash seed), so that a new
+    # version's image differs from the last one's only where its files do.
+    E2FSPROGS_FAKE_TIME=1700000000 mkfs.ext4 -q -F -L "slot-v$version" \
+        -U "00000000-0000-4000-8000-00000000000$version" \
+        -E hash_seed=6e2f5a3c-1b4d-4e8f-9a7b-0c1d2e3f4a5b,root_owner=0:0 -d "$dir" "$out" 48M
     rm -rf "$dir"
 }
 make_slotfs 1 "$W/slot-v1.ext4"
 make_slotfs 2 "$W/slot-v2.ext4"
+make_slotfs 3 "$W/slot-v3.ext4"
 
-# --- the release (version 2) ---------------------------------------------
-rm -rf "$W/release"
-"$V" release create --out "$W/release" --key "$W/keys/release.key" --product e2e --version 2.0.0 \
-    --security-version 2 --compatible e2e-qemu-x86_64 --image "rootfs=$W/slot-v2.ext4" \
-    --kernel "$W/kernel/vmlinuz" --kernel-key "$W/keys/kernel.key" --initrd "$W/initrd-2.img" \
-    --cmdline "console=ttyS0 panic=5" --chunk-size 1048576 >/dev/null
+# --- the releases (versions 2 and 3) -------------------------------------
+for v in 2 3; do
+    out=$W/release; [ "$v" = 3 ] && out=$W/release3
+    rm -rf "$out"
+    "$V" release create --out "$out" --key "$W/keys/release.key" --product e2e --version "$v.0.0" \
+        --security-version "$v" --compatible e2e-qemu-x86_64 --image "rootfs=$W/slot-v$v.ext4" \
+        --kernel "$W/kernel/vmlinuz" --kernel-key "$W/keys/kernel.key" --initrd "$W/initrd-$v.img" \
+        --cmdline "console=ttyS0 panic=5" >/dev/null
+done
 # The channel the guest's daemon follows (the daemon scenario), served with
 # the release.
 "$V" channel publish --out "$W/release/stable.json" --key "$W/keys/channel.key" \
@@ -142,7 +174,8 @@ grub-editenv "$W/grubenv" create
 grub-editenv "$W/grubenv" set ORDER="A B" A_OK=1 B_OK=0 A_TRY=0 B_TRY=0
 
 # --- the disk ------------------------------------------------------------
-# GPT: p1 ESP 16 MiB at 1 MiB, p2 slot A 64 MiB, p3 slot B 64 MiB, p4 data 32 MiB.
+# GPT: p1 ESP 16 MiB at 1 MiB, p2 slot A 64 MiB, p3 slot B 64 MiB, p4 data
+# 48 MiB (the state, and both slots' kernel and initrd files).
 rm -f "$W/esp.img" "$W/data.img" "$W/disk.img"
 mkfs.vfat -C "$W/esp.img" 16384 >/dev/null
 mmd -i "$W/esp.img" ::/EFI ::/EFI/BOOT ::/grub
@@ -151,17 +184,17 @@ mcopy -i "$W/esp.img" "$W/grub.cfg" ::/grub/grub.cfg
 mcopy -i "$W/esp.img" "$W/grubenv" ::/grub/grubenv
 ddir=$(mktemp -d "$W/data.XXXX")
 mkdir -p "$ddir/state" "$ddir/slots/A" "$ddir/slots/B"
-mkfs.ext4 -q -F -d "$ddir" "$W/data.img" 32M
+mkfs.ext4 -q -F -d "$ddir" "$W/data.img" 48M
 rm -rf "$ddir"
-truncate -s 180M "$W/disk.img"
+truncate -s 196M "$W/disk.img"
 sfdisk -q "$W/disk.img" <<'PART'
 label: gpt
 start=1MiB, size=16MiB, type=uefi, name=esp
 start=17MiB, size=64MiB, type=linux, name=slot-a
 start=81MiB, size=64MiB, type=linux, name=slot-b
-start=145MiB, size=32MiB, type=linux, name=data
+start=145MiB, size=48MiB, type=linux, name=data
 PART
 dd if="$W/esp.img" of="$W/disk.img" bs=1M seek=1 conv=notrunc status=none
 dd if="$W/slot-v1.ext4" of="$W/disk.img" bs=1M seek=17 conv=notrunc status=none
 dd if="$W/data.img" of="$W/disk.img" bs=1M seek=145 conv=notrunc status=none
-log "done: $W/disk.img, release in $W/release"
+log "done: $W/disk.img, releases in $W/release and $W/release3"

@@ -3,8 +3,8 @@
 kexec, running the real `updater` inside the guest.
 
 Usage: integration/e2e.py [--work DIR] [--jobs N] [SCENARIO ...]
-Scenarios: commit, health-fail, hang, powercut, tampered, reboot, daemon
-(default: all).
+Scenarios: commit, health-fail, hang, powercut, tampered, reboot, daemon,
+delta (default: all).
 
 Every QEMU and server process is started here, ended here by PID, and has a
 time limit. The guest reaches only the release server: QEMU user networking
@@ -29,10 +29,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 UPDATER = os.path.join(REPO, "target", "release", "updater")
 VENDOR = os.path.join(REPO, "target", "release", "updater-vendor")
-SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot", "daemon"]
+SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot", "daemon", "delta"]
 SCENARIO_TIMEOUT = 420
 MIB = 1024 * 1024
 P2_START, P3_START, P4_START = 17 * MIB, 81 * MIB, 145 * MIB
+DATA_SIZE = 48 * MIB
 
 
 def free_port():
@@ -44,11 +45,12 @@ def free_port():
 class Guest:
     """One QEMU guest with its console log, markers and monitor."""
 
-    def __init__(self, name, workdir, disk, port):
+    def __init__(self, name, workdir, disk, port, port3=None):
         self.name = name
         self.dir = workdir
         self.disk = disk
         self.port = port
+        self.port3 = port3
         self.lines = []  # (seconds since start, line)
         self.lock = threading.Lock()
         self.start = None
@@ -57,12 +59,16 @@ class Guest:
         self.log_path = os.path.join(workdir, "console.log")
 
     def run(self, on_line=None, timeout=SCENARIO_TIMEOUT):
+        fwd = f"guestfwd=tcp:10.0.2.100:8080-cmd:/bin/busybox nc 127.0.0.1 {self.port}"
+        if self.port3:
+            # Release 3 (the delta scenario) from a second server.
+            fwd += f",guestfwd=tcp:10.0.2.100:8081-cmd:/bin/busybox nc 127.0.0.1 {self.port3}"
         cmd = [
             "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1",
             "-bios", "/usr/share/ovmf/OVMF.fd",
             "-drive", f"file={self.disk},format=raw,if=virtio",
             "-device", "i6300esb", "-action", "watchdog=reset",
-            "-netdev", f"user,id=n0,restrict=on,guestfwd=tcp:10.0.2.100:8080-cmd:/bin/busybox nc 127.0.0.1 {self.port}",
+            "-netdev", f"user,id=n0,restrict=on,{fwd}",
             "-device", "virtio-net-pci,netdev=n0",
             "-display", "none", "-vga", "none", "-no-user-config",
             "-serial", "stdio", "-monitor", f"unix:{self.monitor},server,nowait",
@@ -135,7 +141,7 @@ def read_state(disk, workdir):
     part = os.path.join(workdir, "data.part")
     with open(disk, "rb") as src, open(part, "wb") as dst:
         src.seek(P4_START)
-        dst.write(src.read(32 * MIB))
+        dst.write(src.read(DATA_SIZE))
     out = subprocess.run(["debugfs", "-R", "cat /state/state.json", part], capture_output=True, check=True)
     return json.loads(out.stdout.decode())
 
@@ -147,6 +153,55 @@ def sha_of_region(disk, start, size):
         f.seek(start)
         h.update(f.read(size))
     return h.hexdigest()
+
+
+def index_chunks(path):
+    """(offset, size, coffset, csize) of each chunk of a schema-2 index
+    (docs/release-format.md), read independently of the agent's parser."""
+    import struct
+    b = open(path, "rb").read()
+    assert b[:8] == b"UPDIDX\0\x01", "not a chunk index"
+    pages = struct.unpack_from("<I", b, 48)[0]
+    at = 64 + 18 * pages
+    out, off, coff = [], 0, 0
+    while at < len(b):
+        size, csize = struct.unpack_from("<II", b, at)
+        out.append((off, size, coff, csize))
+        off, coff, at = off + size, coff + csize, at + 40
+    return out
+
+
+def served_runs(log_path):
+    """The server's request log (`serve --log`) split into runs of the
+    agent, each starting with the manifest, in the order the requests came
+    (a body cut by a reset may end after the next run began): [(bytes,
+    requests, largest request's bytes)]."""
+    runs, run_of = [], {}
+    if not os.path.exists(log_path):
+        return runs
+    for line in open(log_path):
+        parts = line.split()
+        if len(parts) == 5 and parts[0] == "REQ":
+            if parts[2] == "manifest.json":
+                runs.append([0, 0, 0])
+            if runs:
+                run_of[parts[1]] = len(runs) - 1
+                runs[-1][1] += 1
+        elif len(parts) == 3 and parts[0] == "DONE" and parts[1] in run_of:
+            r = runs[run_of[parts[1]]]
+            r[0] += int(parts[2])
+            r[2] = max(r[2], int(parts[2]))
+    return [tuple(r) for r in runs]
+
+
+def mark_json(g, pattern):
+    m = g.first(pattern)
+    if not m:
+        return None
+    try:
+        return json.loads(m[1][m[1].index("{"):])
+    except ValueError:
+        return None
 
 
 def final_status(g):
@@ -179,7 +234,7 @@ def run_scenario(name, work):
     with open(os.path.join(ddir, "scenario"), "w") as f:
         f.write(name + "\n")
     data = os.path.join(sdir, "data.img")
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", ddir, data, "32M"], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", ddir, data, f"{DATA_SIZE // MIB}M"], check=True)
     with open(data, "rb") as src, open(disk, "r+b") as dst:
         dst.seek(P4_START)
         dst.write(src.read())
@@ -189,40 +244,96 @@ def run_scenario(name, work):
     shutil.copytree(os.path.join(work, "release"), rel)
     rate = None
     if name == "tampered":
-        # Alter one byte inside the third chunk of the rootfs image.
-        table = json.load(open(os.path.join(rel, "rootfs.chunks.json")))
-        ch = table["chunks"][2]
+        # Alter one byte of a chunk that must be fetched: one of the
+        # application file, which the factory image in slot A does not have
+        # (a chunk A has would be read from A, and the tampering unseen).
+        image = open(os.path.join(work, "slot-v2.ext4"), "rb").read()
+        app = open(os.path.join(work, "app-2.bin"), "rb").read()
+        at = image.index(app[4 * MIB:4 * MIB + 64])
+        off, size, coff, csize = next(ch for ch in index_chunks(os.path.join(rel, "rootfs.index"))
+                                      if ch[0] <= at < ch[0] + ch[1])
         with open(os.path.join(rel, "rootfs.img.zst"), "r+b") as f:
-            f.seek(ch["offset"] + ch["csize"] // 2)
+            f.seek(coff + csize // 2)
             b = f.read(1)
-            f.seek(ch["offset"] + ch["csize"] // 2)
+            f.seek(coff + csize // 2)
             f.write(bytes([b[0] ^ 0x01]))
     if name == "powercut":
         rate = str(2 * MIB)  # slow enough to cut the power mid-download
     port = free_port()
-    server_cmd = [VENDOR, "serve", rel, "--listen", f"127.0.0.1:{port}", "--seconds", str(SCENARIO_TIMEOUT + 60)]
+    requests2 = os.path.join(sdir, "release-requests.log")
+    server_cmd = [VENDOR, "serve", rel, "--listen", f"127.0.0.1:{port}", "--seconds", str(SCENARIO_TIMEOUT + 60),
+                  "--log", requests2]
     if rate:
         server_cmd += ["--rate", rate]
     server = subprocess.Popen(server_cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(sdir, "server.log"), "w"))
+    servers = [server]
+    port3 = None
+    requests3 = os.path.join(sdir, "release3-requests.log")
+    if name == "delta":
+        # Release 3 from a second server, slow enough to cut the power in
+        # the middle of the delta; it logs every request's bytes.
+        rel3 = os.path.join(sdir, "release3")
+        shutil.copytree(os.path.join(work, "release3"), rel3)
+        port3 = free_port()
+        servers.append(subprocess.Popen(
+            [VENDOR, "serve", rel3, "--listen", f"127.0.0.1:{port3}", "--seconds", str(SCENARIO_TIMEOUT + 60),
+             "--rate", str(128 * 1024), "--log", requests3],
+            stdout=subprocess.DEVNULL, stderr=open(os.path.join(sdir, "server3.log"), "w")))
     a_before = sha_of_region(disk, P2_START, 48 * MIB)
-    guest = Guest(name, sdir, disk, port)
+    guest = Guest(name, sdir, disk, port, port3)
     resets = []
+
+    def cut_after_request(g, log_path, seconds, from_byte=0):
+        """Reset the guest SECONDS after the agent asked LOG_PATH's server for
+        the rootfs image file from FROM_BYTE or later (planning comes first,
+        and reads the slots slowly under TCG): in the middle of a download."""
+        def asked():
+            for line in open(log_path):
+                p = line.split()
+                if len(p) == 5 and p[0] == "REQ" and p[2] == "rootfs.img.zst" and p[4] != "-" and int(p[4]) >= from_byte:
+                    return True
+                if len(p) == 5 and p[0] == "REQ" and p[2] == "rootfs.img.zst" and from_byte == 0:
+                    return True
+            return False
+
+        def watch():
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                if os.path.exists(log_path) and asked():
+                    time.sleep(seconds)
+                    g.monitor_cmd("system_reset")
+                    return
+                time.sleep(0.2)
+        threading.Thread(target=watch, daemon=True).start()
+
+    # The delta's second changed region of the application file, in the
+    # image file as served: the power is cut while it downloads, after the
+    # first region was written.
+    second_region = 0
+    if name == "delta":
+        image = open(os.path.join(work, "slot-v3.ext4"), "rb").read()
+        app = open(os.path.join(work, "app-3.bin"), "rb").read()
+        at = image.index(app[5 * MIB:5 * MIB + 64])
+        second_region = next(ch[2] for ch in index_chunks(os.path.join(work, "release3", "rootfs.index"))
+                             if ch[0] <= at < ch[0] + ch[1])
 
     def on_line(g, t, line):
         if name == "powercut" and "E2E-MARK apply-start install" in line and not resets:
             resets.append(t)
-
-            def cut():
-                time.sleep(5)
-                g.monitor_cmd("system_reset")
-            threading.Thread(target=cut, daemon=True).start()
+            cut_after_request(g, requests2, 4)
+        if name == "delta" and "E2E-MARK apply-start delta" in line and not resets:
+            resets.append(t)
+            # Release 3 is served at 128 KiB/s: cut 3 s into the second
+            # changed region (the first is written by then).
+            cut_after_request(g, requests3, 3, max(second_region - 65536, 1))
 
     t0 = time.monotonic()
     try:
         guest.run(on_line)
     finally:
-        server.send_signal(signal.SIGKILL)
-        server.wait(timeout=10)
+        for srv in servers:
+            srv.send_signal(signal.SIGKILL)
+            srv.wait(timeout=10)
     wall = time.monotonic() - t0
     c = Check()
     env = read_grubenv(disk)
@@ -243,7 +354,7 @@ def run_scenario(name, work):
         if a and b:
             timings[key] = round(b[0] - a[0], 1)
 
-    if name in ("commit", "health-fail", "hang", "daemon"):
+    if name in ("commit", "health-fail", "hang", "daemon", "delta"):
         c.that(len(boots) >= 2 and "slot=A version=1" in boots[0][1], "first boot is not A v1")
         c.that(guest.first(r"E2E-MARK apply rc=") is None, "apply returned instead of jumping by kexec")
         kexec_boot = guest.first(r"E2E-MARK boot slot=B version=2 trial=yes")
@@ -329,8 +440,52 @@ def run_scenario(name, work):
         restart = guest.first(r"reboot: Restarting system", after=applied[0] if applied else 0)
         timing("apply_s", applied, restart)
         timing("restart_to_grub_s", restart, trial_grub)
-    # In every scenario the factory slot A is only ever booted, never written.
-    c.that(sha_of_region(disk, P2_START, 48 * MIB) == a_before, "slot A was written")
+    if name == "delta":
+        plan = mark_json(guest, r"E2E-MARK delta-plan rc=0 ")
+        c.that(plan is not None, "the dry run did not print a plan")
+        rootfs = next((i for i in (plan or {}).get("images", []) if i["class"] == "rootfs"), {})
+        seed = (rootfs.get("plan") or {}).get("seed") or {}
+        c.that(seed.get("group") == "B" and seed.get("kind") == "kept-index",
+               f"the plan does not read the booted slot B through its kept index: {seed}")
+        c.that(len(resets) == 1, "the harness never cut the power")
+        after = mark_json(guest, r"E2E-MARK after-cut ")
+        c.that(after is not None and after["booted"] == "B" and after["groups"]["A"]["status"] == "installing"
+               and after["groups"]["A"]["bootable"] is False, f"after the cut: {after}")
+        done = mark_json(guest, r"E2E-MARK delta rc=0 ")
+        c.that(done is not None and done.get("version") == "3.0.0", "the resumed delta did not complete")
+        runs = served_runs(requests3)
+        rel3_bytes = sum(os.path.getsize(os.path.join(work, "release3", f)) for f in os.listdir(os.path.join(work, "release3")))
+        planned = (plan or {}).get("planned_bytes", 0)
+        timings["release3_bytes"] = rel3_bytes
+        timings["planned_bytes"] = planned
+        timings["served_runs"] = runs
+        c.that(len(runs) == 3, f"release 3 was asked for {len(runs)} times, expected 3 (plan, cut, resumed): {runs}")
+        if plan and done and len(runs) == 3:
+            _, (cut_bytes, _, in_flight), (resumed_bytes, _, _) = runs
+            timings["delta_fetched_before_cut"] = cut_bytes
+            timings["delta_fetched_resumed"] = resumed_bytes
+            c.that(planned < rel3_bytes * 0.35, f"the plan fetches {planned} of the release's {rel3_bytes} bytes: no delta")
+            # What the server sent is what the agent counted.
+            c.that(resumed_bytes == done["bytes_fetched"], f"served {resumed_bytes}, the agent counted {done['bytes_fetched']}")
+            c.that(done["bytes_in_place"] > 0, f"the resumed delta found nothing in place: {done}")
+            # The first changed region (1 MiB) was written before the cut:
+            # the resumed delta does not fetch it again.
+            c.that(cut_bytes > MIB and resumed_bytes < planned - MIB * 3 // 4,
+                   f"the resumed delta fetched {resumed_bytes} of the plan's {planned} after {cut_bytes} before the cut")
+            # Fetched twice: the request in flight at the cut (the server
+            # goes on sending it into the socket buffers after the reset, so
+            # it counts it whole) and what was written after the last
+            # checkpoint (one second's worth at 128 KiB/s).
+            c.that(cut_bytes + resumed_bytes <= planned + in_flight + 128 * 1024,
+                   f"fetched {cut_bytes} + {resumed_bytes} in all, the plan said {planned} (+ {in_flight} in flight)")
+        timing("resumed_delta_s", guest.first(r"E2E-MARK after-cut"), guest.first(r"E2E-MARK delta rc="))
+        c.that(sha_of_region(disk, P2_START, 48 * MIB) == sha_of_region(os.path.join(work, "slot-v3.ext4"), 0, 48 * MIB),
+               "slot A does not hold release 3")
+        c.that(sha_of_region(disk, P3_START, 48 * MIB) == sha_of_region(os.path.join(work, "slot-v2.ext4"), 0, 48 * MIB),
+               "slot B, booted during the delta, was written")
+    else:
+        # The factory slot A is only ever booted, never written.
+        c.that(sha_of_region(disk, P2_START, 48 * MIB) == a_before, "slot A was written")
     return {"scenario": name, "ok": not c.failures, "failures": c.failures, "timings": timings,
             "log": os.path.relpath(guest.log_path, REPO)}
 

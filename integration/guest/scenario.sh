@@ -1,6 +1,7 @@
 # Sourced by /init at every boot: what this slot does in each scenario.
 # Variables: SCENARIO, SLOT, VERSION (1 = the factory system in A, 2 = the
-# release), TRIAL, BOOTS (boots so far, kept on the data partition), URL.
+# release, 3 = the release after it), TRIAL, BOOTS (boots so far, kept on
+# the data partition), URL (release 2), URL3 (release 3, the delta).
 
 apply_kexec() {
     modprobe i6300esb nowayout=1 && mark "watchdog nowayout=$(cat /sys/class/watchdog/watchdog0/nowayout 2>/dev/null)"
@@ -67,5 +68,26 @@ daemon:2)
     # Committed by health above; the next poll has nothing to do.
     updater daemon --once > /tmp/daemon.out 2>&1
     mark "daemon-again rc=$? $(tail -1 /tmp/daemon.out)"
+    finish ;;
+delta:1)
+    if [ "$BOOTS" = 1 ]; then apply_kexec; fi
+    finish ;;
+delta:2)
+    # B runs release 2, committed by health above. Release 3 goes into A by
+    # delta: B's chunks are read through the index kept when release 2 was
+    # installed; only the rest is fetched. The harness cuts the power during
+    # the first attempt; the second resumes.
+    if [ "$BOOTS" = 2 ]; then
+        mark "plan-start"
+        updater apply "$URL3" --dry-run --json > /tmp/plan.out 2>&1
+        mark "delta-plan rc=$? $(tail -1 /tmp/plan.out)"
+        mark "apply-start delta"
+        updater apply "$URL3" --json > /tmp/delta.out 2>&1
+        mark "error: the delta was not cut: rc=$? $(tail -1 /tmp/delta.out)"
+    else
+        mark "after-cut $(updater status --json)"
+        updater apply "$URL3" --json > /tmp/delta.out 2>&1
+        mark "delta rc=$? $(tail -1 /tmp/delta.out)"
+    fi
     finish ;;
 esac

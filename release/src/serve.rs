@@ -76,6 +76,10 @@ pub struct Shared {
     rate: AtomicU64,
     /// Bumped by `DropAndReplace`: part of every ETag.
     generation: AtomicU64,
+    /// Where each request is appended as lines (`serve --log`).
+    log_file: Mutex<Option<File>>,
+    /// Request ids for that log.
+    next_id: AtomicU64,
 }
 
 /// A running server; stopped when dropped.
@@ -135,6 +139,21 @@ impl Server {
             file: file.map(str::to_string),
             times,
         });
+    }
+
+    /// Append two lines per request to `path`: `REQ ID PATH STATUS
+    /// RANGE_START` (RANGE_START `-` for a whole file) when the answer
+    /// starts, and `DONE ID BYTES` when its body is done or the connection
+    /// ends, so that a harness counts what was really sent and in which
+    /// order the requests came.
+    pub fn log_to(&self, path: &Path) -> Result<()> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        *self.shared.log_file.lock().unwrap() = Some(f);
+        Ok(())
     }
 
     /// Limit body throughput (bytes per second; 0 for none).
@@ -212,6 +231,8 @@ fn handle(conn: TcpStream, dir: &Path, shared: &Shared, stop: &AtomicBool) -> Re
     // The head and the body go out in separate writes: without this, Nagle
     // holds the body until the client's delayed ACK (40 ms a request).
     conn.set_nodelay(true)?;
+    // A client that vanished (a guest reset) must not hold a thread forever.
+    conn.set_write_timeout(Some(Duration::from_secs(30)))?;
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut out = conn;
     // Keep-alive: serve requests until the client closes or a fault closes.
@@ -400,6 +421,35 @@ fn serve_one(
     let mut reader = file.take(body_len);
     let mut buf = vec![0u8; 64 * 1024];
     let mut sent = 0u64;
+    // Logged when the answer starts, and however its body ends (done, a
+    // fault, or the client went away).
+    struct Logged<'a> {
+        shared: &'a Shared,
+        id: u64,
+        sent: &'a std::cell::Cell<u64>,
+    }
+    impl Drop for Logged<'_> {
+        fn drop(&mut self) {
+            if let Some(f) = self.shared.log_file.lock().unwrap().as_mut() {
+                let _ = writeln!(f, "DONE {} {}", self.id, self.sent.get());
+            }
+        }
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
+    if let Some(f) = shared.log_file.lock().unwrap().as_mut() {
+        let at = if partial {
+            start.to_string()
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(f, "REQ {id} {name} {status} {at}");
+    }
+    let sent_cell = std::cell::Cell::new(0u64);
+    let _logged = Logged {
+        shared,
+        id,
+        sent: &sent_cell,
+    };
     let began = Instant::now();
     loop {
         // A slow rate is sent in small pieces (at most a second's worth at a
@@ -431,6 +481,7 @@ fn serve_one(
         }
         out.write_all(&buf[..n])?;
         sent += n as u64;
+        sent_cell.set(sent);
         shared.body_bytes.fetch_add(n as u64, Ordering::SeqCst);
         *shared
             .by_file

@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Limit the body throughput to this many bytes per second (tests).
     #[arg(long)]
     pub rate: Option<u64>,
+    /// Append a line per request to this file: path, status, range start
+    /// (`-` for the whole file) and the body bytes sent.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
 }
 
 /// Arguments of `schema`.
@@ -106,6 +110,9 @@ fn serve(a: ServeArgs) -> Result<()> {
     let server = crate::serve::Server::start(&a.dir, &a.listen)?;
     if let Some(r) = a.rate {
         server.set_rate(r);
+    }
+    if let Some(l) = &a.log {
+        server.log_to(l)?;
     }
     crate::say!("serving {} at http://{}/", a.dir.display(), server.addr());
     match a.seconds {
