@@ -133,12 +133,16 @@ _updater() {
             return 0
             ;;
         updater__subcmd__apply)
-            opts="-v -h --no-reboot --reboot --kexec --dry-run --json --verbose --config --now --help"
+            opts="-v -h --no-reboot --reboot --kexec --dry-run --max-download --json --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --max-download)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --config)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -49,12 +49,13 @@ complete -c updater -n "__fish_updater_using_subcommand verify" -l now -d 'Run w
 complete -c updater -n "__fish_updater_using_subcommand verify" -l json -d 'Print the result as JSON'
 complete -c updater -n "__fish_updater_using_subcommand verify" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand verify" -s h -l help -d 'Print help'
+complete -c updater -n "__fish_updater_using_subcommand apply" -l max-download -d 'Refuse the install when it would download more than this (bytes, or with a suffix: 500K, 20M, 1G, powers of 1024); overrides install.max_download_bytes' -r
 complete -c updater -n "__fish_updater_using_subcommand apply" -l config -d 'Configuration file (default: /usr/lib/updater and /etc/updater, config.toml and config.d/*.toml)' -r -F
 complete -c updater -n "__fish_updater_using_subcommand apply" -l now -d 'Run with the clock fixed at this time (RFC 3339): what expiry, trial deadlines, windows and records see. For tests, and to ask what would happen then (`updater check --now ...`)' -r
 complete -c updater -n "__fish_updater_using_subcommand apply" -l no-reboot -d 'Install only; do not start a trial (the default)'
 complete -c updater -n "__fish_updater_using_subcommand apply" -l reboot -d 'After installing, arm the bootloader\'s one-shot trial of the new slot and reboot into it'
 complete -c updater -n "__fish_updater_using_subcommand apply" -l kexec -d 'After installing, verify the new slot\'s kernel and kexec into it as a trial (kexec.policy decides what happens when the kernel refuses)'
-complete -c updater -n "__fish_updater_using_subcommand apply" -l dry-run -d 'With --kexec: verify and load the kernel, then unload it; report what would run, change nothing'
+complete -c updater -n "__fish_updater_using_subcommand apply" -l dry-run -d 'Print the plan — bytes to fetch, bytes reused from each slot, number of requests — and stop: nothing is written (the slots are read to find what can be reused). With --kexec: install, then verify and load the kernel and unload it, reporting what would run'
 complete -c updater -n "__fish_updater_using_subcommand apply" -l json -d 'Emit JSON-lines progress events on stdout instead of a progress bar'
 complete -c updater -n "__fish_updater_using_subcommand apply" -s v -l verbose -d 'Log more (repeat for more detail); UPDATER_LOG overrides'
 complete -c updater -n "__fish_updater_using_subcommand apply" -s h -l help -d 'Print help'
