@@ -195,7 +195,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     say(format!("boot env now: {}", env_line(&dev)?));
     show_status(&settings)?;
 
-    n.step("vendor: release 1.1.0, whose application does not start");
+    n.step("vendor: release 1.1.0, whose application does not start (six bytes changed)");
     let broken = root.join("build/rootfs-1.1.0.img");
     let mut img = std::fs::read(&rootfs)?;
     img[..6].copy_from_slice(b"BROKEN");
@@ -212,7 +212,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     say(format!("served at {}", server2.url("manifest.json")));
 
     n.step(
-        "device (slot B): updater apply URL --reboot — installs into slot A, the slot not booted",
+        "device (slot B): updater apply URL --reboot — installs into slot A by delta, the slot not booted",
     );
     let out = apply_reboot(
         &settings,
@@ -220,7 +220,15 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         &reboots,
         &mut progress,
     )?;
-    say(format!("installed {} into slot {}", out.version, out.group));
+    let served = std::fs::metadata(rel2.join("rootfs.img.zst"))?.len()
+        + std::fs::metadata(rel2.join("kernel.img.zst"))?.len();
+    say(format!(
+        "installed {} into slot {}: {} bytes fetched (the full release is {} bytes); {} bytes read from slot B, whose chunks the index kept of release 1.0.0 lists, and each hashed as it was read",
+        out.version, out.group, out.bytes_fetched, served, out.bytes_from_booted
+    ));
+    if out.bytes_fetched * 10 > served {
+        bail!("the delta fetched {} of {served} bytes", out.bytes_fetched);
+    }
 
     n.step("bootloader: the one-shot trial boots slot A");
     say(format!("booted slot {}", simulate_bootloader(&dev)?));
