@@ -18,6 +18,9 @@ Cases (images are built once into WORK/images and reused):
   d  the same tree as b's base, a non-reproducible mkfs (random UUID,
      hash seed and times)
   e  a major upgrade: 2,200 files, 5% of them kept, the rest new
+  m  memory: a 4 GiB random image with 26 scattered 1 MiB regions
+     overwritten, updater only (peak RSS of a delta and of a full install;
+     needs about 20 GB of disk)
 
 Tools:
   updater     `updater apply URL` into a file slot, the booted slot holding
@@ -131,16 +134,18 @@ def make_images(case, out):
     if os.path.exists(old) and os.path.exists(new):
         return old, new
     os.makedirs(out, exist_ok=True)
-    if case == "a":
+    if case in ("a", "m"):
+        size = IMAGE if case == "a" else 8 * IMAGE
         rng = random.Random(1)
-        data = bytearray(randbytes(rng, IMAGE))
         with open(old, "wb") as f:
-            f.write(data)
-        for _ in range(26):
-            at = rng.randrange(0, IMAGE - MIB)
-            data[at:at + MIB] = randbytes(rng, MIB)
-        with open(new, "wb") as f:
-            f.write(data)
+            for _ in range(size // (64 * MIB)):
+                f.write(randbytes(rng, 64 * MIB))
+        shutil.copyfile(old, new)
+        with open(new, "r+b") as f:
+            for _ in range(26):
+                at = rng.randrange(0, size - MIB)
+                f.seek(at)
+                f.write(randbytes(rng, MIB))
         return old, new
     base = tree_files(2, 2000)
     t_old, t_new = os.path.join(out, "tree-old"), os.path.join(out, "tree-new")
@@ -360,9 +365,12 @@ def bench_case(case, srv_root, srv):
     url = srv.url("u-new/manifest.json")
     full_file = os.path.getsize(os.path.join(rel_new, "rootfs.img.zst"))
     index_file = os.path.getsize(os.path.join(rel_new, "rootfs.index"))
-    for label, seed, kept in [("updater, kept index", old, os.path.join(rel_old, "rootfs.index")),
-                              ("updater, factory (no index)", old, None),
-                              ("updater, full (nothing to reuse)", None, None)]:
+    runs = [("updater, kept index", old, os.path.join(rel_old, "rootfs.index")),
+            ("updater, factory (no index)", old, None),
+            ("updater, full (nothing to reuse)", None, None)]
+    if case == "m":
+        runs = [runs[0], runs[2]]
+    for label, seed, kept in runs:
         if seed is None:
             seed = os.path.join(WORK, "unrelated.img")
             if not os.path.exists(seed):
@@ -377,6 +385,17 @@ def bench_case(case, srv_root, srv):
         meta = fetched - srv.served("u-new/rootfs.img.zst")[0]
         rows.append(row(label, fetched, meta, reqs, wall, cpu, rss / 1024, size))
         figures[label] = (fetched, wall, cpu)
+        shutil.rmtree(dev)
+    if case == "m":
+        print(f"\n#### (m) {CASES[case]}\n")
+        print(f"{size >> 20} MiB image; updater's image file {full_file / 1e6:.1f} MB, its index {index_file / 1e6:.2f} MB\n")
+        print("| tool | fetched (of the image) | index / metadata | requests | wall s | CPU s | peak RSS MiB | note |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(r)
+        for d in (rel_old, rel_new):
+            shutil.rmtree(d)
+        return figures, full_file
 
     # casync: a chunk store and a blob index on the server.
     cas = os.path.join(srv_root, "casync")
@@ -444,6 +463,7 @@ CASES = {
     "c": "the same tree, 100 files grown by up to 64 KiB (allocations shift)",
     "d": "the same tree as the base, a non-reproducible mkfs (random UUID, hash seed, times)",
     "e": "a major upgrade: 2,200 files, 5% of the old ones kept",
+    "m": "memory: a 4 GiB random image, 26 scattered 1 MiB regions overwritten",
 }
 
 
@@ -462,6 +482,8 @@ def main():
         print(f"# updater delta benchmark, {time.strftime('%Y-%m-%d', time.gmtime())}, {os.cpu_count()} cores")
         for c in a.cases:
             figures, full = bench_case(c, srv_root, srv)
+            if c == "m":
+                continue
             u = figures["updater, kept index"][0]
             print(f"\nupdater / casync: {u / figures['casync'][0]:.2f}; updater / zchunk: "
                   f"{u / figures['zchunk'][0]:.2f}; updater / its image file (a full download): {u / full:.3f}; "

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use crate::error::usage;
+use updater_format::error::usage;
 
 /// Why someone other than the owner (root, or the user the agent runs as)
 /// could change the file or folder with these metadata, if they could.

@@ -500,3 +500,37 @@ fn one_change_costs_a_few_index_pages_not_the_whole_index() {
     // And one or two chunks of the image.
     assert!(server.bytes_of("rootfs.img.zst") <= 2 * (32 << 10) + 4096);
 }
+
+#[test]
+fn a_damaged_or_foreign_kept_index_costs_fetches_never_a_wrong_byte() {
+    // A flipped byte in a page of the kept index: that index is not used
+    // (its own root no longer pins it), the slot is cut instead.
+    let dev = DeltaDevice::new(true);
+    let kept = dev.env.p("dev/state/releases/A.rootfs.index");
+    let mut bytes = std::fs::read(&kept).unwrap();
+    let at = bytes.len() - 1000;
+    bytes[at] ^= 0x40;
+    std::fs::write(&kept, &bytes).unwrap();
+    let plan = dev.plan();
+    assert_eq!(image_plan(&plan)["seed"]["kind"], "cut", "{plan}");
+    dev.apply();
+    dev.assert_exact();
+
+    // An index that is consistent in itself (so trusted for the plan) but
+    // not of what slot A holds: every chunk read through it fails its hash
+    // and is fetched instead; the slot is still exact.
+    let mut dev = DeltaDevice::new(true);
+    let mut a = dev.base.clone();
+    a.rotate_left(4096);
+    std::fs::write(dev.env.p("dev/slots/A.rootfs"), &a).unwrap();
+    dev.a_hash = Sha256Digest::of(&a);
+    let plan = dev.plan();
+    assert!(
+        image_plan(&plan)["seed_bytes"].as_u64().unwrap() > 0,
+        "{plan}"
+    );
+    let out = dev.apply();
+    dev.assert_exact();
+    assert_eq!(out["bytes_from_booted"], 0, "{out}");
+    assert!(out["bytes_fetched"].as_u64().unwrap() >= dev.image_file_len());
+}
