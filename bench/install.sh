@@ -89,7 +89,9 @@ CFG
   "$V" serve "$rel1" --listen "127.0.0.1:$((port + 100))" >/dev/null &
   PIDS+=($!)
   sleep 0.5
-  local url="http://127.0.0.1:$port/manifest.json" zurl="http://127.0.0.1:$port/rootfs.img.zst"
+  # The pipeline reads the schema-1 file: one zstd stream. A schema-2 image
+  # file stores incompressible chunks raw, which zstd -dc cannot read.
+  local url="http://127.0.0.1:$port/manifest.json" zurl="http://127.0.0.1:$((port + 100))/rootfs.img.zst"
   local url1="http://127.0.0.1:$((port + 100))/manifest.json"
   local size csize
   size=$(stat -c %s "$img"); csize=$(stat -c %s "$rel/rootfs.img.zst")

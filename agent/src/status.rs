@@ -1,5 +1,5 @@
-//! `updater status`: what each slot group holds, what boots, and why the
-//! last attempt failed. Read-only and lock-free, so it works while an
+//! `updater status`: what each slot group holds, what boots, why the last
+//! attempt failed, and what the running kernel lets a kexec do. Read-only and lock-free, so it works while an
 //! install runs; it never writes (a missing file env is not created).
 
 use std::collections::BTreeMap;
@@ -50,6 +50,7 @@ pub fn status(settings: &Settings) -> Result<serde_json::Value> {
         "channels_issued": state.as_ref().map(|s| s.channels_issued().clone()).unwrap_or_default(),
         "reports_pending": crate::report::Outbox::new(&settings.state_dir).pending().map(|p| p.len()).ok(),
         "last_install": last_install(settings),
+        "kernel": crate::trial::kexec::kernel::facts(&settings.kexec.sys_root),
         "state_file": settings.state_dir.join(STATE_FILE),
     }))
 }

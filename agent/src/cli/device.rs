@@ -243,6 +243,11 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
             l.get("bytes_reused").and_then(|x| x.as_u64()).unwrap_or(0),
         );
     }
+    if let Ok(k) =
+        serde_json::from_value::<crate::trial::kexec::kernel::KernelFacts>(v["kernel"].clone())
+    {
+        crate::say!("kernel: {}", k.summary());
+    }
     if let Some(n) = v["reports_pending"].as_u64().filter(|n| *n > 0) {
         crate::say!("{n} status report(s) waiting to be sent");
     }

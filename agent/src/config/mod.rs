@@ -443,6 +443,38 @@ rootfs = "/dev/vda3"
         assert_eq!(s.kexec.watchdog_unsafe, WatchdogUnsafe::Warn);
     }
 
+    /// The per-class fragments the package ships as examples load as
+    /// written and mean what their comments say.
+    #[test]
+    fn the_shipped_kexec_class_fragments_load() {
+        let d = tempfile::tempdir().unwrap();
+        let main = write(d.path(), "config.toml", BASE);
+        for (name, text, policy) in [
+            (
+                "50-kexec-never.toml",
+                include_str!("../../../packaging/config/examples/50-kexec-never.toml"),
+                KexecPolicy::Never,
+            ),
+            (
+                "50-kexec-require.toml",
+                include_str!("../../../packaging/config/examples/50-kexec-require.toml"),
+                KexecPolicy::Require,
+            ),
+        ] {
+            let frag = write(d.path(), &format!("config.d/{name}"), text);
+            let s = load(Some(&main)).unwrap();
+            assert_eq!(s.kexec.policy, policy, "{name}");
+            if policy == KexecPolicy::Require {
+                assert_eq!(
+                    s.kexec.watchdog.as_deref(),
+                    Some(Path::new("/dev/watchdog"))
+                );
+                assert_eq!(s.kexec.watchdog_unsafe, WatchdogUnsafe::Refuse);
+            }
+            std::fs::remove_file(frag).unwrap();
+        }
+    }
+
     #[test]
     fn bootloader_tables_take_only_their_backends_keys() {
         let d = tempfile::tempdir().unwrap();

@@ -54,6 +54,29 @@ pub fn systemd_is_pid1() -> bool {
 /// build host.
 pub const NO_REAL_RESTART_ENV: &str = "UPDATER_NO_REAL_RESTART";
 
+/// Refuse a kexec restart when no image is loaded. `systemctl kexec` with
+/// nothing loaded loads the boot loader's default entry itself, through
+/// kexec-tools and the kexec_load syscall: no signature check, no trial of
+/// the agent's, and not the kernel the agent verified. reboot(RB_KEXEC)
+/// would merely fail. Either way the jump must be the image the agent
+/// staged with kexec_file_load, or nothing.
+pub fn check_kexec_loaded(sys_root: &std::path::Path) -> Result<()> {
+    let path = sys_root.join("kernel/kexec_loaded");
+    match std::fs::read_to_string(&path).map(|s| s.trim().to_string()) {
+        Ok(s) if s == "1" => Ok(()),
+        Ok(s) => Err(BootError(format!(
+            "no kexec image is loaded ({} reads {s:?}) although the agent staged one: not running the kexec, which would boot the boot loader's default entry loaded with kexec_load instead of the verified kernel; run the update again, or reboot",
+            path.display()
+        ))
+        .into()),
+        Err(e) => Err(BootError(format!(
+            "cannot tell whether a kexec image is loaded ({}: {e}); not running the kexec; mount sysfs, or use the reboot path",
+            path.display()
+        ))
+        .into()),
+    }
+}
+
 impl Rebooter for SystemRebooter {
     fn restart(&self, how: Restart) -> Result<()> {
         if std::env::var_os(NO_REAL_RESTART_ENV).is_some() {
@@ -62,6 +85,9 @@ impl Rebooter for SystemRebooter {
                 how.name()
             ))
             .into());
+        }
+        if how == Restart::Kexec {
+            check_kexec_loaded(std::path::Path::new("/sys"))?;
         }
         if systemd_is_pid1() {
             let status = Command::new("systemctl")
@@ -150,5 +176,24 @@ impl BootMethod for RebootMethod<'_> {
     fn jump(&mut self) -> Result<()> {
         tracing::info!("rebooting into the one-shot trial");
         self.rebooter.restart(Restart::Reboot)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kexec_needs_the_staged_image_still_loaded() {
+        let t = tempfile::tempdir().unwrap();
+        let err = check_kexec_loaded(t.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("cannot tell"), "{err:#}");
+        std::fs::create_dir_all(t.path().join("kernel")).unwrap();
+        std::fs::write(t.path().join("kernel/kexec_loaded"), "0\n").unwrap();
+        let err = check_kexec_loaded(t.path()).unwrap_err();
+        assert!(format!("{err:#}").contains("kexec_load"), "{err:#}");
+        assert_eq!(crate::error::classify(&err), crate::error::ExitCode::Boot);
+        std::fs::write(t.path().join("kernel/kexec_loaded"), "1\n").unwrap();
+        check_kexec_loaded(t.path()).unwrap();
     }
 }

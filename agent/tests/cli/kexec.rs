@@ -135,7 +135,10 @@ impl KexecDevice {
                 "[slots.A.targets]\n",
                 &format!("[slots.A.targets]\nkernel = \"{d}/slots/A.vmlinuz\"\ninitrd = \"{d}/slots/A.initrd\"\n"),
             );
-        let cfg = format!("{cfg}\n[kexec]\npolicy = \"{policy}\"\nwatchdog = \"/dev/watchdog\"\nwatchdog_timeout_secs = 45\n");
+        // A sysfs of the test's own: what the kernel reports about lockdown
+        // and kexec must not come from the build host.
+        std::fs::create_dir_all(dev.env.p("dev/sys")).unwrap();
+        let cfg = format!("{cfg}\n[kexec]\npolicy = \"{policy}\"\nwatchdog = \"/dev/watchdog\"\nwatchdog_timeout_secs = 45\nsys_root = \"{d}/sys\"\n");
         std::fs::write(dev.env.p("dev/config.toml"), cfg).unwrap();
         KexecDevice {
             dev,
@@ -270,6 +273,56 @@ fn prefer_falls_back_to_a_reboot_trial_and_says_so() {
     );
     assert!(k.env().contains("TRY=B"), "{}", k.env());
     assert_eq!(k.dev.status()["trial"]["group"], "B");
+}
+
+/// What the running kernel says about itself (sysfs, procfs) is reported by
+/// `status --json` and names the cause of a refusal.
+#[test]
+fn a_locked_down_kernel_is_reported_and_named_in_the_refusal() {
+    let k = KexecDevice::new("prefer");
+    let sys = k.dev.env.p("dev/sys");
+    std::fs::create_dir_all(sys.join("kernel/security")).unwrap();
+    std::fs::write(
+        sys.join("kernel/security/lockdown"),
+        "none [integrity] confidentiality\n",
+    )
+    .unwrap();
+    std::fs::write(sys.join("kernel/kexec_loaded"), "0\n").unwrap();
+    let st = k.dev.status();
+    assert_eq!(st["kernel"]["lockdown"], "integrity", "{st}");
+    assert_eq!(st["kernel"]["kexec_sig"], "enforced", "{st}");
+    assert_eq!(st["kernel"]["kexec_loaded"], false, "{st}");
+    let human = k.dev.run(&["status"]);
+    human.assert_ok();
+    assert!(
+        human
+            .stdout
+            .contains("kernel: lockdown integrity, kexec signature enforced"),
+        "{}",
+        human.stdout
+    );
+
+    let (r, _) = k.apply(Err(Errno::EPERM), Ok(()), false);
+    match r.unwrap() {
+        Some(KexecOutcome::FellBack { reason }) => assert!(
+            reason.contains("enforces kexec signatures") && reason.contains("locked down"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+
+    // kexec switched off until the next boot is named as that.
+    let k2 = KexecDevice::new("require");
+    let proc2 = k2.dev.env.p("dev/proc/sys/kernel");
+    std::fs::create_dir_all(&proc2).unwrap();
+    std::fs::write(proc2.join("kexec_load_disabled"), "1\n").unwrap();
+    let (r, _) = k2.apply(Err(Errno::EPERM), Ok(()), false);
+    let e = r.unwrap_err();
+    assert_eq!(classify(&e), ExitCode::Boot);
+    assert!(
+        format!("{e:#}").contains("kexec_load_disabled = 1"),
+        "{e:#}"
+    );
 }
 
 #[test]

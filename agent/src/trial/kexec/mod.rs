@@ -20,6 +20,7 @@
 //! watchdog cannot be undone, and a load the kernel refuses must not commit
 //! the machine to a reset (docs/architecture.md).
 
+pub mod kernel;
 pub mod loader;
 pub mod memfd;
 pub mod watchdog;
@@ -256,6 +257,12 @@ impl BootMethod for KexecMethod<'_> {
         let plan = prepare(manifest, &keyring, session.slots(), group)
             .context("verifying the kernel before kexec")?;
         self.plan = Some(plan);
+        // Said before anything is recorded, so that a refusal to come is
+        // explained by what the kernel reported about itself.
+        tracing::info!(
+            "running kernel: {}",
+            kernel::facts(&settings.kexec.sys_root).summary()
+        );
         match self.watchdog.as_deref() {
             None => tracing::warn!(
                 "no kexec.watchdog configured: if the trial kernel hangs, nothing resets the machine"
@@ -284,9 +291,10 @@ impl BootMethod for KexecMethod<'_> {
         // Exactly the sealed fds: the running kernel can also enforce
         // KEXEC_SIG on them.
         if let Err(errno) = self.loader.load(plan.kernel.fd(), initrd_fd, &plan.cmdline) {
+            let facts = kernel::facts(&session.settings().kexec.sys_root);
             return Err(MethodError::Refused(Refusal::KernelRefused {
                 errno,
-                why: loader::explain(errno),
+                why: loader::explain_with(errno, &facts),
             }));
         }
         crate::failpoint!("after-kexec-load");
