@@ -29,7 +29,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 UPDATER = os.path.join(REPO, "target", "release", "updater")
 VENDOR = os.path.join(REPO, "target", "release", "updater-vendor")
-SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot", "daemon", "delta"]
+SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot", "daemon", "delta", "coldboot"]
 SCENARIO_TIMEOUT = 420
 MIB = 1024 * 1024
 P2_START, P3_START, P4_START = 17 * MIB, 81 * MIB, 145 * MIB
@@ -354,7 +354,7 @@ def run_scenario(name, work):
         if a and b:
             timings[key] = round(b[0] - a[0], 1)
 
-    if name in ("commit", "health-fail", "hang", "daemon", "delta"):
+    if name in ("commit", "health-fail", "hang", "daemon", "delta", "coldboot"):
         c.that(len(boots) >= 2 and "slot=A version=1" in boots[0][1], "first boot is not A v1")
         c.that(guest.first(r"E2E-MARK apply rc=") is None, "apply returned instead of jumping by kexec")
         kexec_boot = guest.first(r"E2E-MARK boot slot=B version=2 trial=yes")
@@ -368,22 +368,50 @@ def run_scenario(name, work):
         timing("kexec_to_new_userspace_s", jump, kexec_boot)
         timing("reset_to_grub_s", (0.0, ""), grub[0] if grub else None)
     if name == "commit":
-        commit = guest.first(r"E2E-MARK health rc=0 .*committed")
-        c.that(commit is not None, "health did not commit B")
-        timing("health_to_commit_s", kexec_boot, commit)
+        # The kexec boot's health passes and arms B's first cold boot; the
+        # reset boots B through GRUB's one-shot, where health commits.
+        deferred = guest.first(r'E2E-MARK health rc=0 .*"outcome":"cold-boot-pending"')
+        c.that(deferred is not None, "health in the kexec boot did not guard the first cold boot")
         reset = guest.first(r"E2E-MARK reset-after-commit")
-        c.that(reset and guest.first(r"updater: booting slot B", after=reset[0]), "GRUB did not boot B after the reset")
+        c.that(reset and guest.first(r"updater: booting slot B updater.trial=1", after=reset[0]),
+               "GRUB did not boot B's first cold boot as a one-shot after the reset")
+        commit = guest.first(r"E2E-MARK health rc=0 .*committed", after=reset[0] if reset else 1e9)
+        c.that(commit is not None, "health did not commit B in its first cold boot")
+        timing("health_to_commit_s", kexec_boot, commit)
+        k = (st or {}).get("kernel") or {}
+        c.that(k.get("lockdown") == "none" and k.get("kexec_sig") == "not-enforced" and k.get("kexec_loaded") is False,
+               f"status does not report the guest kernel's lockdown and kexec state: {k}")
         c.that(guest.first(r"E2E-MARK boot slot=B version=2 trial=no") is not None, "B did not boot by default")
         c.that(env.get("ORDER") == "B A" and env.get("B_OK") == "1", f"grubenv after commit: {env}")
         c.that(groups.get("B", {}).get("status") == "good" and groups.get("B", {}).get("version") == "2.0.0", f"state: {groups}")
         c.that(st and st["groups"]["B"]["status"] == "good" and st["booted"] == "B", f"status on B: {st}")
     if name == "daemon":
+        c.that(guest.first(r"E2E-MARK cold-boot-reset") is not None, "B's first cold boot was not guarded")
         c.that(guest.first(r"E2E-MARK health rc=0 .*committed") is not None, "health did not commit B")
         again = guest.first(r"E2E-MARK daemon-again rc=0 .*up to date")
         c.that(again is not None, "the daemon in B did not find itself up to date")
         c.that(env.get("ORDER") == "B A" and env.get("B_OK") == "1", f"grubenv after commit: {env}")
         c.that(groups.get("B", {}).get("status") == "good" and groups.get("B", {}).get("version") == "2.0.0", f"state: {groups}")
         c.that("stable" in state.get("channels_issued", {}), f"the channel was not recorded: {state}")
+    if name == "coldboot":
+        deferred = guest.first(r'E2E-MARK health rc=0 .*"outcome":"cold-boot-pending"')
+        c.that(deferred is not None, "health in the kexec boot did not guard the first cold boot")
+        broke = guest.first(r"E2E-MARK broke-b-kernel")
+        c.that(broke is not None, "the scenario did not break B's kernel on the disk")
+        after = broke[0] if broke else 1e9
+        c.that(guest.first(r"updater: booting slot B updater.trial=1", after=after) is not None,
+               "GRUB did not try B's first cold boot")
+        c.that(guest.first(r"updater: slot B cannot be loaded", after=after) is not None,
+               "GRUB did not report B's kernel unloadable")
+        back = guest.first(r"E2E-MARK boot slot=A version=1", after=after)
+        c.that(back is not None, "A did not come back after B's failed cold boot")
+        c.that(guest.first(r"E2E-MARK health rc=0 .*trial-lost", after=after) is not None, "A did not mark B's lost cold boot")
+        why = groups.get("B", {}).get("last_error") or ""
+        c.that(groups.get("B", {}).get("status") == "bad" and "committed by kexec, failed its first cold boot" in why,
+               f"state: {groups}")
+        c.that(env.get("ORDER") == "A B" and env.get("B_OK") == "0" and env.get("B_TRY") == "0", f"grubenv: {env}")
+        c.that(st and st["booted"] == "A" and "failed its first cold boot" in (st["groups"]["B"].get("last_error") or ""),
+               f"status on A: {st}")
     if name == "health-fail":
         # B's health fails and reboots at once (health.reboot_on_failure), so
         # the evidence is GRUB booting A after B's trial boot, and the state.

@@ -11,15 +11,36 @@ apply_kexec() {
     mark "apply rc=$rc $(tail -2 /tmp/apply.out | tr '\n' ' ')"
 }
 
+# A slot committed by kexec waits for its first boot through GRUB (the
+# cold-boot guard): health said so above; reset, and GRUB boots it once.
+cold_boot_if_pending() {
+    if grep -q '"outcome":"cold-boot-pending"' /tmp/health.json; then
+        mark "cold-boot-reset"; sync; reboot -f
+    fi
+}
+
 case "$SCENARIO:$VERSION" in
 commit:1)
     if [ "$BOOTS" = 1 ]; then apply_kexec; fi
     finish ;;
 commit:2)
-    # Health (run above) committed this slot if it was a trial; then a full
-    # reset through firmware and GRUB must boot it again.
+    # Boot 2 is the kexec trial: health passed and armed the first cold
+    # boot. Boot 3 is that cold boot, through firmware and GRUB's one-shot:
+    # health commits. Boot 4 is a plain reset: GRUB boots B by default.
     if [ "$TRIAL" = yes ]; then mark "reset-after-commit"; sync; reboot -f; fi
     finish ;;
+coldboot:1)
+    if [ "$BOOTS" = 1 ]; then apply_kexec; fi
+    # Boot 3: GRUB could not load B and fell back here; health (above)
+    # marked B bad with the reason.
+    finish ;;
+coldboot:2)
+    # The kexec trial passed its checks (health above) and B's first cold
+    # boot is armed. Break B's kernel as the bootloader sees it on the disk
+    # (the kexec'd kernel was fine), then reset.
+    mount -t ext4 /dev/vda3 /mnt && : > /mnt/boot/vmlinuz && umount /mnt && mark "broke-b-kernel"
+    sync
+    reboot -f ;;
 health-fail:1)
     if [ "$BOOTS" = 1 ]; then apply_kexec; fi
     finish ;;
@@ -65,7 +86,9 @@ daemon:1)
     fi
     finish ;;
 daemon:2)
-    # Committed by health above; the next poll has nothing to do.
+    # Committed by health above (after the first cold boot); the next poll
+    # has nothing to do.
+    cold_boot_if_pending
     updater daemon --once > /tmp/daemon.out 2>&1
     mark "daemon-again rc=$? $(tail -1 /tmp/daemon.out)"
     finish ;;
@@ -76,8 +99,10 @@ delta:2)
     # B runs release 2, committed by health above. Release 3 goes into A by
     # delta: B's chunks are read through the index kept when release 2 was
     # installed; only the rest is fetched. The harness cuts the power during
-    # the first attempt; the second resumes.
-    if [ "$BOOTS" = 2 ]; then
+    # the first attempt; the second resumes. (First B's cold boot confirms.)
+    cold_boot_if_pending
+    if [ ! -e /data/delta-started ]; then
+        touch /data/delta-started; sync
         mark "plan-start"
         updater apply "$URL3" --dry-run --json > /tmp/plan.out 2>&1
         mark "delta-plan rc=$? $(tail -1 /tmp/plan.out)"

@@ -455,6 +455,9 @@ fn report_health(outcome: updater::mark::HealthOutcome) {
         H::TrialLost { group, reason, .. } => {
             say(format!("health: slot {group} marked bad: {reason}"))
         }
+        H::ColdBootPending { group, .. } => say(format!(
+            "health: slot {group} passed after a kexec; its first boot through the bootloader decides"
+        )),
     }
 }
 

@@ -321,6 +321,13 @@ pub(super) fn health(settings: &Settings, clock: Clock, a: HealthArgs) -> Result
             )
         }
         H::TrialLost { group, reason, .. } => crate::say!("slot {group} marked bad: {reason}"),
+        H::ColdBootPending { group, checks } if checks.is_empty() => crate::say!(
+            "slot {group} passed its checks after a kexec; its first boot through the bootloader is armed and will decide"
+        ),
+        H::ColdBootPending { group, checks } => crate::say!(
+            "slot {group} passed {} health check(s) after a kexec; it becomes the default once its first boot through the bootloader confirms (armed as a one-shot trial)",
+            checks.len()
+        ),
     }
     failed.map_or(Ok(()), |e| Err(e.into()))
 }

@@ -24,6 +24,11 @@ pub struct TrialSettings {
     /// strings (program and arguments); the restart kind, `reboot` or
     /// `kexec`, is appended. For tests and special boards.
     pub reboot_command: Option<Vec<String>>,
+    /// After a kexec trial passes its checks, keep the old primary and make
+    /// the first boot of the new slot through firmware and bootloader a
+    /// one-shot trial of its own; the new slot becomes the primary only
+    /// when that boot confirms (docs/boot-control.md, "Cold-boot guard").
+    pub guard_cold_boot: bool,
 }
 
 /// Health checks run by `updater health` during a trial.
@@ -47,6 +52,7 @@ pub struct HealthSettings {
 pub(super) struct RawTrial {
     deadline_secs: Option<u64>,
     reboot_command: Option<Vec<String>>,
+    guard_cold_boot: Option<bool>,
 }
 
 /// `[health]` as written.
@@ -74,6 +80,7 @@ pub(super) fn validate_trial(t: RawTrial, origin: &Origin) -> Result<TrialSettin
             "trial.deadline_secs",
         )?,
         reboot_command: t.reboot_command,
+        guard_cold_boot: t.guard_cold_boot.unwrap_or(true),
     })
 }
 

@@ -17,6 +17,19 @@
 //! after C2: the new group boots — it is primary only because it was
 //! confirmed — and health finishes the commit.)
 //!
+//! Defer to the first cold boot (the checks passed in a kexec boot, and
+//! `trial.guard_cold_boot`, the default):
+//!   K1 bootloader: one-shot trial of the group armed (the primary and the
+//!      group's bootable flag do not change)
+//!   K2 trial clock: a cold-boot trial, counted from the next boot
+//!   K3 state: the trial restarted now (`defer_to_cold_boot`)
+//! (any reset from here on boots the group once through firmware and
+//! bootloader, with the trial flag; `updater health` there runs the checks
+//! again and commits. If the bootloader cannot boot it, or that boot does
+//! not confirm, the old primary boots and marks it bad: "committed by kexec,
+//! failed its first cold boot". A crash before K1 leaves the kexec trial
+//! unconfirmed, so the reset's fallback boot marks it bad: the safe side.)
+//!
 //! Mark bad (a check failed, or the trial never confirmed):
 //!   B1 bootloader: group not bootable (also disarms its one-shot)
 //!   B2 state: group `bad` with the reason, trial cleared
@@ -65,6 +78,15 @@ pub enum HealthOutcome {
         /// Whether the agent is rebooting back to the fallback.
         rebooting: bool,
     },
+    /// The group passed its checks in a kexec boot; it becomes the primary
+    /// only after its first boot through firmware and bootloader confirms
+    /// (armed as a one-shot trial; the old primary stays the default).
+    ColdBootPending {
+        /// The group.
+        group: String,
+        /// The checks that passed (empty when this boot already deferred).
+        checks: Vec<String>,
+    },
     /// The machine came back in another group: the trial never confirmed.
     TrialLost {
         /// The group that was tried.
@@ -90,6 +112,31 @@ pub fn commit(session: &mut Session, group: &str) -> Result<()> {
     session.bootloader_mut().set_primary(group)?;
     crate::failpoint!("commit-after-primary");
     session.transition(|s, now| s.commit(group, now))
+}
+
+/// Whether the running kernel was started by the agent's kexec (its
+/// command line carries `updater.kexec=1`, which only the agent's kexec
+/// command line has).
+pub fn booted_by_kexec(settings: &Settings) -> bool {
+    crate::session::read_cmdline(settings)
+        .map(|c| {
+            c.split_whitespace()
+                .any(|w| w == crate::trial::kexec::KEXEC_MARK)
+        })
+        .unwrap_or(false)
+}
+
+/// K1–K3: the checks of a kexec trial of `group` passed; guard its first
+/// cold boot instead of committing it now.
+fn defer_to_cold_boot(session: &mut Session, group: &str) -> Result<()> {
+    session.bootloader_mut().arm_trial(group)?;
+    crate::failpoint!("coldboot-after-arm");
+    let limit = session.settings().trial.deadline;
+    let deadline = chrono::Duration::from_std(limit).unwrap_or(chrono::Duration::minutes(10));
+    let now = session.now();
+    TrialClock::cold_boot(group, now, limit).save(&session.settings().state_dir)?;
+    crate::failpoint!("coldboot-after-clock");
+    session.transition(|s, _| s.defer_to_cold_boot(group, now, now + deadline))
 }
 
 /// B1–B2: mark `group` bad with `reason`.
@@ -167,12 +214,22 @@ pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOut
         }
         return Ok(HealthOutcome::NothingPending { discrepancies: d });
     };
+    let clock = TrialClock::load(&session.settings().state_dir, &trial.group, trial.started);
+    let cold_boot = clock.as_ref().is_some_and(|c| c.cold_boot);
     if trial.group != booted {
-        let reason = format!(
-            "trial did not confirm: slot {} was tried at {} but slot {booted} booted instead (hang, watchdog reset, power cut or crash before the health checks)",
-            trial.group,
-            trial.started.to_rfc3339()
-        );
+        let reason = if cold_boot {
+            format!(
+                "committed by kexec, failed its first cold boot: slot {} passed its checks after a kexec, but its first boot through firmware and bootloader (armed at {}) did not confirm and slot {booted} booted instead (the bootloader could not load it, or it hung, reset or lost power before its health checks)",
+                trial.group,
+                trial.started.to_rfc3339()
+            )
+        } else {
+            format!(
+                "trial did not confirm: slot {} was tried at {} but slot {booted} booted instead (hang, watchdog reset, power cut or crash before the health checks)",
+                trial.group,
+                trial.started.to_rfc3339()
+            )
+        };
         mark_bad_steps(&mut session, &trial.group, &reason)?;
         tracing::error!("{reason}");
         record(&session, EventKind::RolledBack, &trial.group, Some(&reason));
@@ -182,10 +239,18 @@ pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOut
             reason,
         });
     }
+    // Still the kexec boot that deferred (only the agent's kexec puts the
+    // mark on a command line; the bootloader's never has it): the proof is
+    // the next boot through the bootloader, nothing to decide in this one.
+    if cold_boot && booted_by_kexec(session.settings()) {
+        return Ok(HealthOutcome::ColdBootPending {
+            group: booted,
+            checks: vec![],
+        });
+    }
     // The deadline on the boot's own clock when this agent recorded the
     // trial (immune to a clock that jumps after boot), else on the wall
     // clock, as an older agent recorded it.
-    let clock = TrialClock::load(&session.settings().state_dir, &trial.group, trial.started);
     let overdue = match &clock {
         Some(c) => c.overdue().then(|| {
             format!(
@@ -214,6 +279,26 @@ pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOut
         .map_err(|f| f.to_string())
     };
     match result {
+        Ok(checks)
+            if !trial.confirmed
+                && session.settings().trial.guard_cold_boot
+                && booted_by_kexec(session.settings()) =>
+        {
+            defer_to_cold_boot(&mut session, &booted)?;
+            tracing::info!(
+                "slot {booted} is healthy after the kexec; it becomes the default once its first boot through the bootloader confirms (armed as a one-shot; slot {} stays the default until then)",
+                session
+                    .bootloader()
+                    .primary()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "?".into())
+            );
+            Ok(HealthOutcome::ColdBootPending {
+                group: booted,
+                checks,
+            })
+        }
         Ok(checks) => {
             commit(&mut session, &booted)?;
             tracing::info!("slot {booted} is healthy and committed as the default");

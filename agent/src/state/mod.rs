@@ -141,6 +141,9 @@ pub enum Transition {
     StartTrial,
     /// Take back a trial that will not boot (a refused kexec).
     RevertTrial,
+    /// The checks passed in a kexec boot; the trial starts again as the
+    /// first boot through the bootloader (the cold-boot guard).
+    DeferToColdBoot,
     /// The health checks passed; the commit begins.
     Confirm,
     /// The group is the committed default.
@@ -154,13 +157,14 @@ pub enum Transition {
 
 impl Transition {
     /// Every transition, in table order.
-    pub const ALL: [Transition; 10] = [
+    pub const ALL: [Transition; 11] = [
         Transition::BeginInstall,
         Transition::Checkpoint,
         Transition::InstallFailed,
         Transition::FinishInstall,
         Transition::StartTrial,
         Transition::RevertTrial,
+        Transition::DeferToColdBoot,
         Transition::Confirm,
         Transition::Commit,
         Transition::Condemn,
@@ -176,6 +180,7 @@ impl Transition {
             Transition::FinishInstall => "finish_install",
             Transition::StartTrial => "start_trial",
             Transition::RevertTrial => "revert_trial",
+            Transition::DeferToColdBoot => "defer_to_cold_boot",
             Transition::Confirm => "confirm",
             Transition::Commit => "commit",
             Transition::Condemn => "condemn",
@@ -192,6 +197,9 @@ impl Transition {
             }
             Transition::StartTrial => "; install a release into it first (`updater apply`)",
             Transition::RevertTrial | Transition::Confirm => "; there is no trial of it to act on",
+            Transition::DeferToColdBoot => {
+                "; only a slot on trial whose checks have not yet confirmed it can wait for its first cold boot"
+            }
             Transition::Commit => {
                 "; only a slot on trial (after its checks passed) or a good slot can be confirmed"
             }
@@ -220,7 +228,7 @@ pub enum TransitionError {
         transition: Transition,
     },
     /// A trial is pending, and only its outcome may change what boots next.
-    #[error("a trial of slot {trial} is pending; let `updater health` reconcile it at boot (or `updater mark-bad {trial}`) before {doing}")]
+    #[error("a trial of slot {trial} is pending; let `updater health` reconcile it at boot (or `updater mark-bad {trial}`) before {doing}; a slot committed by kexec waits for its first boot through the bootloader: reboot once (or confirm it without that proof with `updater mark-good`)")]
     TrialPending {
         /// The group on trial.
         trial: String,
@@ -621,6 +629,32 @@ impl UpdateState {
         self.trial = None;
         let g = self.entry(group);
         g.status = GroupStatus::Installed;
+        g.updated = Some(now);
+        Ok(())
+    }
+
+    /// The checks of a kexec trial passed; the first boot of `group`
+    /// through firmware and bootloader becomes its trial, which must
+    /// confirm by `deadline` (counted from that boot): trial → trial, with
+    /// the trial restarted at `now`. The old primary stays the default
+    /// until that boot confirms (`updater health` there commits).
+    pub fn defer_to_cold_boot(
+        &mut self,
+        group: &str,
+        now: DateTime<Utc>,
+        deadline: DateTime<Utc>,
+    ) -> Result<(), TransitionError> {
+        if self.phase(group) != Phase::Trial {
+            return Err(self.wrong(group, Transition::DeferToColdBoot));
+        }
+        match self.trial.as_mut() {
+            Some(t) if t.group == group && !t.confirmed => {
+                t.started = now;
+                t.deadline = deadline;
+            }
+            _ => return Err(self.wrong(group, Transition::DeferToColdBoot)),
+        }
+        let g = self.entry(group);
         g.updated = Some(now);
         Ok(())
     }

@@ -81,6 +81,7 @@ fn apply(
         Transition::FinishInstall => s.finish_install("B", now),
         Transition::StartTrial => s.start_trial("B", now, deadline),
         Transition::RevertTrial => s.revert_trial("B", now),
+        Transition::DeferToColdBoot => s.defer_to_cold_boot("B", now, deadline),
         Transition::Confirm => s.confirm("B"),
         Transition::Commit => s.commit("B", now),
         Transition::Condemn => s.condemn("B", "rolled back", now),

@@ -35,6 +35,12 @@ pub struct TrialClock {
     pub boottime_ms: u64,
     /// How long the trial may take to confirm, in seconds.
     pub deadline_secs: u64,
+    /// The trial is a cold-boot trial: the slot passed its checks in a
+    /// kexec boot and must now confirm its first boot through firmware and
+    /// bootloader. (Written only when true: an older agent that cannot read
+    /// it falls back to the wall-clock deadline, which is what it did.)
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cold_boot: bool,
 }
 
 impl TrialClock {
@@ -46,6 +52,16 @@ impl TrialClock {
             boot_id: boottime::boot_id(),
             boottime_ms: boottime::since_boot().as_millis() as u64,
             deadline_secs: deadline.as_secs(),
+            cold_boot: false,
+        }
+    }
+
+    /// A cold-boot trial of `group`, recorded in the kexec boot whose checks
+    /// passed: its deadline runs from the start of the next boot.
+    pub fn cold_boot(group: &str, started: DateTime<Utc>, deadline: Duration) -> TrialClock {
+        TrialClock {
+            cold_boot: true,
+            ..TrialClock::now(group, started, deadline)
         }
     }
 

@@ -122,6 +122,20 @@ impl TrialDevice {
         self.dev.run(args)
     }
 
+    /// The state a kexec trial of B leaves, booted: the trial recorded, the
+    /// env untouched (no one-shot: a reset goes back to A), and B's kernel
+    /// started by the agent's kexec (`updater.kexec=1`). The kexec itself
+    /// runs in-process in kexec.rs and in a QEMU guest (integration/).
+    pub fn kexec_into_b(&self) {
+        self.apply_reboot().assert_ok();
+        grub_editenv(&self.dev.env.p("dev/grubenv"), &["set", "B_TRY=0"]);
+        std::fs::write(
+            self.dev.env.p("dev/cmdline"),
+            "console=ttyS0 updater.slot=B updater.trial=1 updater.kexec=1\n",
+        )
+        .unwrap();
+    }
+
     pub fn run_failpoint(&self, fp: &str, args: &[&str]) -> Option<i32> {
         let cfg = self.dev.config();
         let mut all = vec!["--config", cfg.as_str()];
@@ -598,4 +612,159 @@ fn uboot_redundant_env_interoperates_with_fw_tools() {
     bytes[100] ^= 0xff;
     std::fs::write(dev.env.p(other), &bytes).unwrap();
     dev.run(&["mark-bad", "B"]).assert_fails(6, "U-Boot env");
+}
+
+/// After a kexec trial passes its checks, the old primary stays the default
+/// and the first boot of B through the bootloader is a one-shot trial of its
+/// own; B becomes the default only when that boot confirms.
+#[test]
+fn a_kexec_commit_guards_the_first_cold_boot() {
+    let t = TrialDevice::new();
+    t.kexec_into_b();
+    let r = t.run(&["health", "--json"]);
+    r.assert_ok();
+    let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
+    assert_eq!(v["outcome"], "cold-boot-pending", "{v}");
+    assert_eq!(v["checks"].as_array().unwrap().len(), 1, "{v}");
+    let env = t.env();
+    assert_eq!(env["ORDER"], "A B", "A stays the default: {env:?}");
+    assert_eq!(env["B_TRY"], "1", "B's first cold boot is armed: {env:?}");
+    assert_eq!(env["B_OK"], "0", "{env:?}");
+    let st = t.status();
+    assert_eq!(st["groups"]["B"]["status"], "trial", "{st}");
+    assert_eq!(st["trial"]["group"], "B");
+    assert_eq!(st["highest_security_version"], 0, "no commit yet: {st}");
+    t.check_invariants();
+
+    // Health again in the same kexec boot: nothing to decide, nothing changes.
+    let r = t.run(&["health"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("will decide"), "{}", r.stdout);
+    assert_eq!(t.env(), env);
+    // No other update until the cold boot decides; the error says what to do.
+    t.apply_reboot().assert_fails(9, "reboot once");
+
+    // The next boot goes through GRUB: the one-shot boots B, and B confirms.
+    assert_eq!(t.reset(), "B");
+    assert_eq!(t.env()["B_TRY"], "0");
+    let r = t.run(&["health"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("committed"), "{}", r.stdout);
+    let env = t.env();
+    assert_eq!(env["ORDER"], "B A", "{env:?}");
+    assert_eq!(env["B_OK"], "1");
+    let st = t.status();
+    assert_eq!(st["groups"]["B"]["status"], "good", "{st}");
+    assert!(st["trial"].is_null());
+    assert_eq!(st["highest_security_version"], 5);
+    t.check_invariants();
+}
+
+/// The bootloader cannot boot B (its kernel broken on the disk while the
+/// kexec'd one was fine), or B's cold boot hangs: the one-shot is spent, A
+/// boots, and B is marked bad with the reason.
+#[test]
+fn a_failed_first_cold_boot_comes_back_to_a_with_the_reason() {
+    let t = TrialDevice::new();
+    t.kexec_into_b();
+    t.run(&["health"]).assert_ok();
+    // GRUB consumes the one-shot, cannot load B and falls back to A
+    // (packaging/grub/grub.cfg); a hang ends the same way via the watchdog.
+    grub_editenv(&t.dev.env.p("dev/grubenv"), &["set", "B_TRY=0"]);
+    std::fs::write(t.dev.env.p("dev/cmdline"), "console=ttyS0 updater.slot=A\n").unwrap();
+    let r = t.run(&["health"]);
+    r.assert_ok();
+    let st = t.status();
+    assert_eq!(st["booted"], "A");
+    assert_eq!(st["groups"]["B"]["status"], "bad", "{st}");
+    let why = st["groups"]["B"]["last_error"].as_str().unwrap();
+    assert!(
+        why.contains("committed by kexec, failed its first cold boot"),
+        "{why}"
+    );
+    assert_eq!(t.env()["ORDER"], "A B");
+    assert!(st["bad_releases"].as_array().unwrap().len() == 1, "{st}");
+    t.check_invariants();
+
+    // A health failure in the cold boot is a failed trial like any other.
+    let t = TrialDevice::new();
+    t.kexec_into_b();
+    t.run(&["health"]).assert_ok();
+    assert_eq!(t.reset(), "B");
+    t.check("20-eth", "echo 'eth1 missing after a cold boot'; exit 1");
+    let r = t.run(&["health"]);
+    assert_eq!(r.code, 7, "{} {}", r.stdout, r.stderr);
+    assert_eq!(t.reset(), "A");
+    let st = t.status();
+    assert_eq!(st["groups"]["B"]["status"], "bad");
+    assert!(st["groups"]["B"]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("eth1 missing"));
+    t.check_invariants();
+}
+
+/// `trial.guard_cold_boot = false` commits in the kexec boot (round 1's
+/// behaviour); `mark-good` in the kexec boot confirms without the proof.
+#[test]
+fn the_cold_boot_guard_can_be_turned_off_or_overridden() {
+    let t = TrialDevice::new();
+    let cfg = std::fs::read_to_string(t.dev.env.p("dev/config.toml")).unwrap();
+    std::fs::write(
+        t.dev.env.p("dev/config.toml"),
+        cfg.replace("[trial]\n", "[trial]\nguard_cold_boot = false\n"),
+    )
+    .unwrap();
+    t.kexec_into_b();
+    let r = t.run(&["health"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("committed"), "{}", r.stdout);
+    assert_eq!(t.env()["ORDER"], "B A");
+
+    let t = TrialDevice::new();
+    t.kexec_into_b();
+    t.run(&["health"]).assert_ok();
+    t.run(&["mark-good"]).assert_ok();
+    let env = t.env();
+    assert_eq!(env["ORDER"], "B A", "{env:?}");
+    assert_eq!(t.status()["groups"]["B"]["status"], "good");
+    t.check_invariants();
+}
+
+/// A crash at every durable step of the deferral, then resets and health
+/// runs as a device would: the invariants hold throughout, and B ends good,
+/// its cold boot confirmed.
+#[test]
+fn crash_between_every_step_of_the_cold_boot_guard() {
+    for fp in ["coldboot-after-arm", "coldboot-after-clock", "state-save@1"] {
+        let t = TrialDevice::new();
+        t.kexec_into_b();
+        let code = t.run_failpoint(fp, &["health"]);
+        assert_eq!(code, None, "failpoint {fp} was never reached");
+        t.check_invariants();
+        for _ in 0..3 {
+            t.reset();
+            t.check_invariants();
+            let r = t.run(&["health"]);
+            assert!(
+                r.code == 0 || r.code == 7,
+                "{fp}: {} {}",
+                r.stdout,
+                r.stderr
+            );
+            t.check_invariants();
+            if t.status()["trial"].is_null() {
+                break;
+            }
+        }
+        let st = t.status();
+        let b = st["groups"]["B"]["status"].as_str().unwrap();
+        let env = t.env();
+        // The one-shot is armed first, so every crash leaves B's cold boot
+        // armed: the reset boots B through the bootloader, and it confirms.
+        assert_eq!(b, "good", "{fp}: {st}");
+        assert_eq!(env["ORDER"], "B A", "{fp}: {env:?}");
+        assert!(st["trial"].is_null(), "{fp}: {st}");
+        t.dev.check_invariants_a_intact();
+    }
 }

@@ -80,8 +80,14 @@ pub enum KexecOutcome {
     },
 }
 
+/// The word on a kexec trial's command line that tells the new kernel's
+/// `updater health` it was started by kexec (so its commit guards the
+/// first cold boot).
+pub const KEXEC_MARK: &str = "updater.kexec=1";
+
 /// The command line for a kexec trial of `slot`: the manifest's, the
-/// group's root device, then `updater.slot=SLOT updater.trial=1`.
+/// group's root device, then `updater.slot=SLOT updater.trial=1
+/// updater.kexec=1`.
 pub fn compose_cmdline(base: Option<&str>, root: Option<&str>, slot: &str) -> Result<CString> {
     let mut parts: Vec<String> = Vec::new();
     if let Some(b) = base {
@@ -98,6 +104,7 @@ pub fn compose_cmdline(base: Option<&str>, root: Option<&str>, slot: &str) -> Re
     }
     parts.push(format!("updater.slot={slot}"));
     parts.push("updater.trial=1".into());
+    parts.push(KEXEC_MARK.into());
     let line = parts.join(" ");
     if parts
         .iter()
@@ -329,10 +336,13 @@ mod tests {
         let c = compose_cmdline(Some("console=ttyS0  quiet"), Some("/dev/vda3"), "B").unwrap();
         assert_eq!(
             c.to_str().unwrap(),
-            "console=ttyS0 quiet root=/dev/vda3 updater.slot=B updater.trial=1"
+            "console=ttyS0 quiet root=/dev/vda3 updater.slot=B updater.trial=1 updater.kexec=1"
         );
         let c = compose_cmdline(None, None, "A").unwrap();
-        assert_eq!(c.to_str().unwrap(), "updater.slot=A updater.trial=1");
+        assert_eq!(
+            c.to_str().unwrap(),
+            "updater.slot=A updater.trial=1 updater.kexec=1"
+        );
         assert!(compose_cmdline(Some("quiet updater.slot=A"), None, "B").is_err());
         assert!(compose_cmdline(Some("a\0b"), None, "B").is_err());
         assert!(compose_cmdline(Some("quiet"), Some("/dev/x y"), "B").is_err());
