@@ -8,12 +8,16 @@
 #     are reproducible (sorted, fixed times and inode numbers, the version
 #     file last), so that versions 2 and 3 differ only where they differ;
 #   - a standalone GRUB EFI binary embedding packaging/grub/stub.cfg;
+#   - Debian's qemu-x86 U-Boot ROM (apt-get download + dpkg -x) and
+#     packaging/uboot/boot.cmd compiled with its mkimage into boot.scr, with
+#     the env in uboot.env on the ESP (mkenvimage);
 #   - releases of versions 2 and 3 made with `updater-vendor release
 #     create`, signed with keys made for the run (the guest keyring trusts
 #     only those), and a signed channel naming version 2; versions 2 and 3
 #     carry an 8 MiB application file (/opt/app.bin) of which version 3
 #     rewrote 2 MiB;
-#   - a pristine GPT disk: ESP (GRUB, grub.cfg, grubenv), slot A (ext4 with
+#   - a pristine GPT disk: ESP (GRUB, grub.cfg, grubenv, boot.scr,
+#     uboot.env), slot A (ext4 with
 #     /boot/vmlinuz and /boot/initrd.img), slot B (empty), data (ext4).
 # Usage: integration/build.sh WORKDIR   (needs target/release/updater)
 set -euo pipefail
@@ -80,6 +84,7 @@ make_initrd() {
     cp "$HERE/guest/scenario.sh" "$root/etc/e2e/scenario.sh"
     echo "$version" > "$root/etc/e2e/version"
     cp "$HERE/guest/config.toml" "$root/etc/updater/config.toml"
+    cp "$HERE/guest/uboot.toml" "$root/etc/e2e/uboot.toml"
     cp -r "$W/keyring" "$root/etc/updater/keyring"
     if [ "$version" -ge 2 ]; then cp "$HERE/guest/health-check" "$root/etc/updater/health.d/50-app"; fi
     # The agent and the shared libraries it links.
@@ -173,6 +178,31 @@ rm -f "$W/grubenv"
 grub-editenv "$W/grubenv" create
 grub-editenv "$W/grubenv" set ORDER="A B" A_OK=1 B_OK=0 A_TRY=0 B_TRY=0
 
+# --- U-Boot (the U-Boot scenarios boot the same disk with -bios) -----------
+# Debian's qemu-x86 (32-bit) U-Boot ROM runs boot.scr from the first FAT
+# partition and boots the 64-bit bzImage with zboot (docs/e2e.md). Unpacked,
+# never installed, like the kernel.
+if [ ! -f "$W/uboot/ok" ]; then
+    rm -rf "$W/uboot" && mkdir -p "$W/uboot/deb"
+    log "downloading u-boot-qemu and u-boot-tools"
+    (cd "$W/uboot/deb" && apt-get download u-boot-qemu u-boot-tools >/dev/null 2>&1)
+    for d in "$W"/uboot/deb/*.deb; do dpkg -x "$d" "$W/uboot/root"; done
+    touch "$W/uboot/ok"
+fi
+# The board's settings go in front of the packaged boot.cmd; the env lives in
+# uboot.env on the ESP (this ROM has no env storage of its own).
+{
+    echo 'setenv updater_iface virtio'
+    echo 'setenv updater_devnum 0'
+    echo 'setenv updater_cmdline "console=ttyS0 panic=5"'
+    echo 'setenv updater_kernel /boot/vmlinuz'
+    echo 'setenv updater_envfile uboot.env'
+    cat "$REPO/packaging/uboot/boot.cmd"
+} > "$W/boot.cmd"
+"$W/uboot/root/usr/bin/mkimage" -A x86 -T script -C none -d "$W/boot.cmd" "$W/boot.scr" >/dev/null
+printf 'BOOT_ORDER=A B\nBOOT_A_LEFT=1\nBOOT_B_LEFT=0\n' > "$W/uboot-env.txt"
+"$W/uboot/root/usr/bin/mkenvimage" -s 0x4000 -o "$W/uboot.env" "$W/uboot-env.txt"
+
 # --- the disk ------------------------------------------------------------
 # GPT: p1 ESP 16 MiB at 1 MiB, p2 slot A 64 MiB, p3 slot B 64 MiB, p4 data
 # 48 MiB (the state, and both slots' kernel and initrd files).
@@ -182,6 +212,8 @@ mmd -i "$W/esp.img" ::/EFI ::/EFI/BOOT ::/grub
 mcopy -i "$W/esp.img" "$W/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
 mcopy -i "$W/esp.img" "$W/grub.cfg" ::/grub/grub.cfg
 mcopy -i "$W/esp.img" "$W/grubenv" ::/grub/grubenv
+mcopy -i "$W/esp.img" "$W/boot.scr" ::/boot.scr
+mcopy -i "$W/esp.img" "$W/uboot.env" ::/uboot.env
 ddir=$(mktemp -d "$W/data.XXXX")
 mkdir -p "$ddir/state" "$ddir/slots/A" "$ddir/slots/B"
 mkfs.ext4 -q -F -d "$ddir" "$W/data.img" 48M

@@ -29,7 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 UPDATER = os.path.join(REPO, "target", "release", "updater")
 VENDOR = os.path.join(REPO, "target", "release", "updater-vendor")
-SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot", "daemon", "delta", "coldboot"]
+SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot", "daemon", "delta", "coldboot",
+             "uboot-commit", "uboot-reboot", "uboot-hang", "uboot-oneshot-cut", "uboot-coldboot"]
 SCENARIO_TIMEOUT = 420
 MIB = 1024 * 1024
 P2_START, P3_START, P4_START = 17 * MIB, 81 * MIB, 145 * MIB
@@ -45,8 +46,9 @@ def free_port():
 class Guest:
     """One QEMU guest with its console log, markers and monitor."""
 
-    def __init__(self, name, workdir, disk, port, port3=None):
+    def __init__(self, name, workdir, disk, port, port3=None, bios="/usr/share/ovmf/OVMF.fd"):
         self.name = name
+        self.bios = bios
         self.dir = workdir
         self.disk = disk
         self.port = port
@@ -65,7 +67,7 @@ class Guest:
             fwd += f",guestfwd=tcp:10.0.2.100:8081-cmd:/bin/busybox nc 127.0.0.1 {self.port3}"
         cmd = [
             "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1",
-            "-bios", "/usr/share/ovmf/OVMF.fd",
+            "-bios", self.bios,
             "-drive", f"file={self.disk},format=raw,if=virtio",
             "-device", "i6300esb", "-action", "watchdog=reset",
             "-netdev", f"user,id=n0,restrict=on,{fwd}",
@@ -135,6 +137,20 @@ def read_grubenv(disk):
             k, v = line.split("=", 1)
             env[k] = v
     return env
+
+
+def read_ubootenv(disk, workdir):
+    """The U-Boot env file on the ESP, as fw_printenv (libubootenv) reads it:
+    the agent's and U-Boot's writes must both stay readable by it."""
+    path = os.path.join(workdir, "uboot.env")
+    subprocess.run(["mcopy", "-n", "-o", "-i", f"{disk}@@1M", "::/uboot.env", path], check=True)
+    cfg = os.path.join(workdir, "fw_env.config")
+    with open(cfg, "w") as f:
+        f.write(f"{path} 0x0 0x4000\n")
+    out = subprocess.run(["fw_printenv", "-c", cfg], capture_output=True, text=True)
+    if out.returncode != 0:
+        return {"fw_printenv_error": out.stderr.strip()}
+    return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
 
 
 def read_state(disk, workdir):
@@ -280,7 +296,9 @@ def run_scenario(name, work):
              "--rate", str(128 * 1024), "--log", requests3],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(sdir, "server3.log"), "w")))
     a_before = sha_of_region(disk, P2_START, 48 * MIB)
-    guest = Guest(name, sdir, disk, port, port3)
+    uboot = name.startswith("uboot-")
+    bios = os.path.join(work, "uboot", "root", "usr", "lib", "u-boot", "qemu-x86", "u-boot.rom") if uboot else None
+    guest = Guest(name, sdir, disk, port, port3, **({"bios": bios} if bios else {}))
     resets = []
 
     def cut_after_request(g, log_path, seconds, from_byte=0):
@@ -318,6 +336,11 @@ def run_scenario(name, work):
                              if ch[0] <= at < ch[0] + ch[1])
 
     def on_line(g, t, line):
+        if name == "uboot-oneshot-cut" and "updater: booting slot B updater.trial=1" in line and not resets:
+            # U-Boot has consumed and saved the one-shot (it prints this line
+            # after the fatwrite): cut the power before B's kernel is up.
+            resets.append(t)
+            g.monitor_cmd("system_reset")
         if name == "powercut" and "E2E-MARK apply-start install" in line and not resets:
             resets.append(t)
             cut_after_request(g, requests2, 4)
@@ -336,7 +359,7 @@ def run_scenario(name, work):
             srv.wait(timeout=10)
     wall = time.monotonic() - t0
     c = Check()
-    env = read_grubenv(disk)
+    env = read_ubootenv(disk, sdir) if uboot else read_grubenv(disk)
     try:
         state = read_state(disk, sdir)
     except Exception as e:  # noqa: BLE001 - reported as a failure
@@ -354,7 +377,11 @@ def run_scenario(name, work):
         if a and b:
             timings[key] = round(b[0] - a[0], 1)
 
-    if name in ("commit", "health-fail", "hang", "daemon", "delta", "coldboot"):
+    if uboot:
+        c.that(guest.first(r"U-Boot 20\d\d") is not None, "U-Boot did not run")
+        c.that("fw_printenv_error" not in env, f"fw_printenv cannot read the env U-Boot and the agent wrote: {env}")
+        c.that(not guest.marks(r"GRUB|BdsDxe"), "GRUB or OVMF ran in a U-Boot scenario")
+    if name in ("commit", "health-fail", "hang", "daemon", "delta", "coldboot", "uboot-commit", "uboot-hang", "uboot-coldboot"):
         c.that(len(boots) >= 2 and "slot=A version=1" in boots[0][1], "first boot is not A v1")
         c.that(guest.first(r"E2E-MARK apply rc=") is None, "apply returned instead of jumping by kexec")
         kexec_boot = guest.first(r"E2E-MARK boot slot=B version=2 trial=yes")
@@ -393,7 +420,45 @@ def run_scenario(name, work):
         c.that(env.get("ORDER") == "B A" and env.get("B_OK") == "1", f"grubenv after commit: {env}")
         c.that(groups.get("B", {}).get("status") == "good" and groups.get("B", {}).get("version") == "2.0.0", f"state: {groups}")
         c.that("stable" in state.get("channels_issued", {}), f"the channel was not recorded: {state}")
-    if name == "coldboot":
+    if name == "uboot-commit":
+        deferred = guest.first(r'E2E-MARK health rc=0 .*"outcome":"cold-boot-pending"')
+        c.that(deferred is not None, "health in the kexec boot did not guard the first cold boot")
+        reset = guest.first(r"E2E-MARK reset-after-commit")
+        cold = guest.first(r"updater: booting slot B updater.trial=1", after=reset[0] if reset else 1e9)
+        c.that(cold is not None, "U-Boot did not boot B's first cold boot as a one-shot")
+        commit = guest.first(r"E2E-MARK health rc=0 .*committed", after=cold[0] if cold else 1e9)
+        c.that(commit is not None, "health did not commit B in its first boot through U-Boot")
+        c.that(guest.first(r"E2E-MARK boot slot=B version=2 trial=no") is not None, "U-Boot did not boot B by default")
+        c.that(env.get("BOOT_ORDER") == "B A" and env.get("BOOT_B_LEFT", "0") != "0" and not env.get("BOOT_TRY"),
+               f"uboot.env after commit: {env}")
+        c.that(groups.get("B", {}).get("status") == "good", f"state: {groups}")
+    if name == "uboot-reboot":
+        applied = guest.first(r"E2E-MARK apply-start reboot")
+        one = guest.first(r"updater: booting slot B updater.trial=1", after=applied[0] if applied else 1e9)
+        c.that(one is not None, "U-Boot did not boot B's one-shot trial")
+        c.that(guest.first(r"E2E-MARK health rc=0 .*committed") is not None, "health did not commit B")
+        c.that(env.get("BOOT_ORDER") == "B A" and env.get("BOOT_B_LEFT", "0") != "0" and not env.get("BOOT_TRY"),
+               f"uboot.env: {env}")
+        c.that(groups.get("B", {}).get("status") == "good", f"state: {groups}")
+    if name == "uboot-hang":
+        hang = guest.first(r"E2E-MARK hanging")
+        c.that(hang is not None, "B did not reach the hang")
+        back = guest.first(r"updater: booting slot A", after=hang[0] if hang else 0)
+        c.that(back is not None, "the watchdog did not bring the machine back to U-Boot and A")
+        timing("hang_to_uboot_s", hang, back)
+        c.that(groups.get("B", {}).get("status") == "bad" and "trial did not confirm" in (groups.get("B", {}).get("last_error") or ""), f"state: {groups}")
+        c.that(env.get("BOOT_ORDER") == "A B" and env.get("BOOT_B_LEFT") == "0", f"uboot.env: {env}")
+    if name == "uboot-oneshot-cut":
+        c.that(len(resets) == 1, "the harness never cut the power after the one-shot")
+        after = resets[0] if resets else 1e9
+        c.that(guest.first(r"E2E-MARK boot slot=B", after=0) is None, "B's system came up: the cut was too late")
+        back = guest.first(r"updater: booting slot A", after=after)
+        c.that(back is not None and guest.first(r"updater.trial=1", after=back[0]) is None,
+               "U-Boot did not boot A (without a trial) after the cut: the consumed one-shot was not saved")
+        c.that(guest.first(r"E2E-MARK health rc=0 .*trial-lost", after=after) is not None, "A did not mark the lost trial")
+        c.that(groups.get("B", {}).get("status") == "bad" and "trial did not confirm" in (groups.get("B", {}).get("last_error") or ""), f"state: {groups}")
+        c.that(env.get("BOOT_ORDER") == "A B" and env.get("BOOT_B_LEFT") == "0" and not env.get("BOOT_TRY"), f"uboot.env: {env}")
+    if name in ("coldboot", "uboot-coldboot"):
         deferred = guest.first(r'E2E-MARK health rc=0 .*"outcome":"cold-boot-pending"')
         c.that(deferred is not None, "health in the kexec boot did not guard the first cold boot")
         broke = guest.first(r"E2E-MARK broke-b-kernel")
@@ -409,7 +474,10 @@ def run_scenario(name, work):
         why = groups.get("B", {}).get("last_error") or ""
         c.that(groups.get("B", {}).get("status") == "bad" and "committed by kexec, failed its first cold boot" in why,
                f"state: {groups}")
-        c.that(env.get("ORDER") == "A B" and env.get("B_OK") == "0" and env.get("B_TRY") == "0", f"grubenv: {env}")
+        if uboot:
+            c.that(env.get("BOOT_ORDER") == "A B" and env.get("BOOT_B_LEFT") == "0" and not env.get("BOOT_TRY"), f"uboot.env: {env}")
+        else:
+            c.that(env.get("ORDER") == "A B" and env.get("B_OK") == "0" and env.get("B_TRY") == "0", f"grubenv: {env}")
         c.that(st and st["booted"] == "A" and "failed its first cold boot" in (st["groups"]["B"].get("last_error") or ""),
                f"status on A: {st}")
     if name == "health-fail":

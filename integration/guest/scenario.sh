@@ -19,7 +19,13 @@ cold_boot_if_pending() {
     fi
 }
 
-case "$SCENARIO:$VERSION" in
+# A U-Boot scenario runs the steps of its GRUB twin (uboot-commit as
+# commit...); uboot-oneshot-cut is reboot, with the harness cutting the power
+# right after U-Boot consumed the one-shot.
+STEPS=${SCENARIO#uboot-}
+[ "$STEPS" = oneshot-cut ] && STEPS=reboot
+
+case "$STEPS:$VERSION" in
 commit:1)
     if [ "$BOOTS" = 1 ]; then apply_kexec; fi
     finish ;;
