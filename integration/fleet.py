@@ -236,7 +236,12 @@ strategy = "immediate"
             self.set_cmdline(trial["group"], True)
         else:
             self.set_cmdline(st["primary"], False)
-        return self.u("health", "--json")
+        # Exit 7 says this boot's slot failed its trial (and was marked bad),
+        # which phase 3 makes happen on purpose; anything else is a failure.
+        r = self.u("health", "--json", check=False)
+        if r.returncode not in (0, 7):
+            fail(f"device {self.i}: health exited {r.returncode}\nstdout: {r.stdout}\nstderr: {r.stderr}")
+        return r
 
     def running(self):
         st = self.status()
