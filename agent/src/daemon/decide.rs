@@ -88,7 +88,7 @@ pub fn decide(i: &Inputs) -> Decision {
     };
     if let Some(t) = i.state.trial() {
         return idle(format!(
-            "a trial of slot {} is pending; `updater health` decides it",
+            "a trial of slot {} is pending; `updater health` decides it at the slot's next boot (after a kexec commit, its first boot through the bootloader)",
             t.group
         ));
     }
