@@ -166,7 +166,7 @@ done
 
 # --- GRUB ------------------------------------------------------------------
 grub-mkstandalone -O x86_64-efi -o "$W/BOOTX64.EFI" \
-    --modules="part_gpt fat ext2 linux loadenv test echo search search_fs_file configfile normal gzio" \
+    --modules="part_gpt fat ext2 linux loadenv test echo search search_fs_file configfile normal gzio squash4" \
     --locales= --themes= --fonts= "boot/grub/grub.cfg=$REPO/packaging/grub/stub.cfg"
 # The board's settings go in front of the packaged grub.cfg.
 {
@@ -230,3 +230,6 @@ dd if="$W/esp.img" of="$W/disk.img" bs=1M seek=1 conv=notrunc status=none
 dd if="$W/slot-v1.ext4" of="$W/disk.img" bs=1M seek=17 conv=notrunc status=none
 dd if="$W/data.img" of="$W/disk.img" bs=1M seek=145 conv=notrunc status=none
 log "done: $W/disk.img, releases in $W/release and $W/release3"
+
+# --- the systemd guest (the sd-* scenarios) ----------------------------------
+"$HERE/sdguest/build.sh" "$W"

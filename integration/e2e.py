@@ -30,11 +30,17 @@ REPO = os.path.dirname(HERE)
 UPDATER = os.path.join(REPO, "target", "release", "updater")
 VENDOR = os.path.join(REPO, "target", "release", "updater-vendor")
 SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot", "daemon", "delta", "coldboot",
-             "uboot-commit", "uboot-reboot", "uboot-hang", "uboot-oneshot-cut", "uboot-coldboot"]
+             "uboot-commit", "uboot-reboot", "uboot-hang", "uboot-oneshot-cut", "uboot-coldboot",
+             "sd-kexec", "sd-daemon", "sd-hang", "sd-health-fail"]
 SCENARIO_TIMEOUT = 420
 MIB = 1024 * 1024
 P2_START, P3_START, P4_START = 17 * MIB, 81 * MIB, 145 * MIB
 DATA_SIZE = 48 * MIB
+# The systemd guest's disk (integration/sdguest/build.sh): larger slots for
+# its squashfs images, the state at the data partition's root (it is
+# /var/lib/updater there).
+SD_P2_START, SD_P3_START, SD_P4_START = 17 * MIB, 113 * MIB, 209 * MIB
+SD_DATA_SIZE = 64 * MIB
 
 
 def free_port():
@@ -153,13 +159,27 @@ def read_ubootenv(disk, workdir):
     return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
 
 
-def read_state(disk, workdir):
+def data_part(disk, workdir, start=P4_START, size=DATA_SIZE):
     part = os.path.join(workdir, "data.part")
     with open(disk, "rb") as src, open(part, "wb") as dst:
-        src.seek(P4_START)
-        dst.write(src.read(DATA_SIZE))
-    out = subprocess.run(["debugfs", "-R", "cat /state/state.json", part], capture_output=True, check=True)
+        src.seek(start)
+        dst.write(src.read(size))
+    return part
+
+
+def read_state(disk, workdir, start=P4_START, size=DATA_SIZE, path="/state/state.json"):
+    out = subprocess.run(["debugfs", "-R", f"cat {path}", data_part(disk, workdir, start, size)],
+                         capture_output=True, check=True)
     return json.loads(out.stdout.decode())
+
+
+def data_clean(disk, workdir, start, size):
+    """Whether the data partition's ext4 was cleanly unmounted (its
+    superblock state, as dumpe2fs reads it after QEMU exited), and the
+    superblock's mount count."""
+    out = subprocess.run(["dumpe2fs", "-h", data_part(disk, workdir, start, size)], capture_output=True, text=True)
+    fields = dict(line.split(":", 1) for line in out.stdout.splitlines() if ":" in line)
+    return fields.get("Filesystem state", "").strip(), fields.get("Mount count", "").strip()
 
 
 def sha_of_region(disk, start, size):
@@ -241,23 +261,32 @@ def run_scenario(name, work):
     sdir = os.path.join(work, "scenarios", name)
     shutil.rmtree(sdir, ignore_errors=True)
     os.makedirs(sdir)
+    sd = name.startswith("sd-")
+    # The systemd guest has its own disk, release and layout.
+    base = os.path.join(work, "sd") if sd else work
+    p2, p3, p4, dsize = (SD_P2_START, SD_P3_START, SD_P4_START, SD_DATA_SIZE) if sd else (P2_START, P3_START, P4_START, DATA_SIZE)
     disk = os.path.join(sdir, "disk.img")
-    shutil.copyfile(os.path.join(work, "disk.img"), disk)
+    shutil.copyfile(os.path.join(base, "disk.img"), disk)
     # The scenario's name on a fresh data partition.
     ddir = tempfile.mkdtemp(dir=sdir)
-    for d in ["state", "slots/A", "slots/B"]:
+    for d in (["e2e", "slots/A", "slots/B"] if sd else ["state", "slots/A", "slots/B"]):
         os.makedirs(os.path.join(ddir, d))
-    with open(os.path.join(ddir, "scenario"), "w") as f:
+    with open(os.path.join(ddir, "e2e/scenario" if sd else "scenario"), "w") as f:
         f.write(name + "\n")
+    # Flags the systemd guest's units test (integration/sdguest).
+    if name == "sd-hang":
+        open(os.path.join(ddir, "e2e", "hang"), "w").close()
+    if name == "sd-daemon":
+        open(os.path.join(ddir, "e2e", "daemon"), "w").close()
     data = os.path.join(sdir, "data.img")
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", ddir, data, f"{DATA_SIZE // MIB}M"], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-d", ddir, data, f"{dsize // MIB}M"], check=True)
     with open(data, "rb") as src, open(disk, "r+b") as dst:
-        dst.seek(P4_START)
+        dst.seek(p4)
         dst.write(src.read())
     shutil.rmtree(ddir)
     # The release as served.
     rel = os.path.join(sdir, "release")
-    shutil.copytree(os.path.join(work, "release"), rel)
+    shutil.copytree(os.path.join(base, "release"), rel)
     rate = None
     if name == "tampered":
         # Alter one byte of a chunk that must be fetched: one of the
@@ -295,7 +324,8 @@ def run_scenario(name, work):
             [VENDOR, "serve", rel3, "--listen", f"127.0.0.1:{port3}", "--seconds", str(SCENARIO_TIMEOUT + 60),
              "--rate", str(128 * 1024), "--log", requests3],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(sdir, "server3.log"), "w")))
-    a_before = sha_of_region(disk, P2_START, 48 * MIB)
+    slot_bytes = os.path.getsize(os.path.join(base, "slot-v1.sqfs")) if sd else 48 * MIB
+    a_before = sha_of_region(disk, p2, slot_bytes)
     uboot = name.startswith("uboot-")
     bios = os.path.join(work, "uboot", "root", "usr", "lib", "u-boot", "qemu-x86", "u-boot.rom") if uboot else None
     guest = Guest(name, sdir, disk, port, port3, **({"bios": bios} if bios else {}))
@@ -361,7 +391,7 @@ def run_scenario(name, work):
     c = Check()
     env = read_ubootenv(disk, sdir) if uboot else read_grubenv(disk)
     try:
-        state = read_state(disk, sdir)
+        state = read_state(disk, sdir, p4, dsize, "/state.json" if sd else "/state/state.json")
     except Exception as e:  # noqa: BLE001 - reported as a failure
         state = {}
         c.that(False, f"state file unreadable: {e}")
@@ -581,9 +611,149 @@ def run_scenario(name, work):
                "slot B, booted during the delta, was written")
     else:
         # The factory slot A is only ever booted, never written.
-        c.that(sha_of_region(disk, P2_START, 48 * MIB) == a_before, "slot A was written")
+        c.that(sha_of_region(disk, p2, slot_bytes) == a_before, "slot A was written")
+    if sd:
+        check_sd(name, guest, c, env, groups, st, timings, disk, sdir, base)
     return {"scenario": name, "ok": not c.failures, "failures": c.failures, "timings": timings,
             "log": os.path.relpath(guest.log_path, REPO)}
+
+
+def check_sd(name, guest, c, env, groups, st, timings, disk, sdir, base):
+    """The systemd guest's checks (integration/sdguest): systemd is PID 1 on
+    a read-only squashfs root, the jump is `systemctl kexec`, the state is on
+    a data partition that must come through each jump cleanly unmounted."""
+    grub = guest.marks(r"updater: booting slot")
+
+    def timing(key, a, b):
+        if a and b:
+            timings[key] = round(b[0] - a[0], 1)
+
+    def grub_between(a, b):
+        return [g for g in grub if a[0] < g[0] < b[0]]
+
+    boots = guest.marks(r"E2E-MARK boot slot=")
+    c.that(boots and "slot=A version=1" in boots[0][1], "first boot is not A v1")
+    c.that(guest.first(r"Welcome to .*Debian") is not None, "systemd did not start")
+    roots = guest.marks(r"E2E-MARK watchdog ")
+    c.that(roots and all("root=squashfs ro" in l for _, l in roots), f"the root filesystem was not read-only squashfs: {roots}")
+    # Every boot that mounted the data partition found it clean: each jump
+    # (systemctl kexec, systemctl reboot) unmounted it first.
+    mounts = guest.marks(r"E2E-MARK data-mount ")
+    c.that(mounts and all("mounted filesystem" in l for _, l in mounts), f"the data partition was not mounted: {mounts}")
+    c.that(not [l for _, l in mounts if "recovery" in l], f"a mount of the data partition replayed its journal: {mounts}")
+    state, count = data_clean(disk, sdir, SD_P4_START, SD_DATA_SIZE)
+    c.that(state == "clean", f"the data partition is {state!r} after the last poweroff")
+    timings["data_mounts"] = count
+    # PID 1 feeds the watchdog; it leaves it armed across a kexec.
+    wd = guest.first(r"E2E-MARK watchdog ")
+    c.that(wd and "runtime=30s" in wd[1] and "kexec=2min" in wd[1] and "nowayout=1" in wd[1],
+           f"systemd's watchdog settings: {wd}")
+    # The agent found PID 1 holding the watchdog and relied on it to carry
+    # the watchdog across the kexec, instead of failing to open the device.
+    log = "E2E-DAEMON" if name == "sd-daemon" else "E2E-APPLY"
+    c.that(guest.first(log + r" .*fed by systemd \(RuntimeWatchdogSec=30s\).*KExecWatchdogSec=2min") is not None,
+           "the agent did not rely on systemd's watchdog settings")
+    c.that(guest.first(log + r" .*kexec with: .*updater.deadline=150") is not None,
+           "the kexec command line does not carry the trial's deadline")
+    start = guest.first(r"E2E-MARK apply-start kexec") if name != "sd-daemon" else guest.first(r"E2E-MARK ready .*boots=1")
+    kexec_boot = guest.first(r"E2E-MARK boot slot=B version=2 trial=yes")
+    c.that(kexec_boot is not None, "B never booted as a trial")
+    # (`systemctl kexec` returns once the shutdown is queued: the apply may
+    # return before the system stops, unlike reboot(2)'s jump.)
+    if start and kexec_boot:
+        c.that(not grub_between(start, kexec_boot), "GRUB ran between the apply and B's boot: that was not a kexec")
+        # systemctl kexec: a clean shutdown, the data partition unmounted
+        # before the jump.
+        jump = guest.first(r"kexec_core: Starting new kernel", after=start[0])
+        c.that(jump is not None and jump[0] < kexec_boot[0], "no kexec")
+        unmounted = guest.first(r"Unmounted var-lib-updater.mount", after=start[0])
+        c.that(unmounted and jump and unmounted[0] < jump[0], "systemd did not unmount the data partition before the kexec")
+        timing("apply_to_kexec_s", start, jump)
+        timing("kexec_to_new_slot_s", jump, kexec_boot)
+    b = groups.get("B", {})
+
+    def health_after(pattern, after):
+        return guest.first(r"E2E-MARK health result=success .*" + pattern, after=after[0] if after else 1e9)
+
+    def ordered(after):
+        """updater-health.service became active before boot-complete.target
+        in the boot after AFTER."""
+        m = guest.first(r"E2E-MARK order health=(\d+) boot-complete=(\d+)", after=after[0] if after else 1e9)
+        if not m:
+            return False
+        h, bc = map(int, re.search(r"health=(\d+) boot-complete=(\d+)", m[1]).groups())
+        return 0 < h <= bc
+
+    if name in ("sd-kexec", "sd-daemon"):
+        pending = health_after("after a kexec", kexec_boot)
+        c.that(pending is not None, "health in the kexec boot did not guard the first cold boot")
+        c.that(ordered(kexec_boot), "updater-health.service was not done before boot-complete.target (kexec boot)")
+        # PID 1 of the new slot took the watchdog over (it holds the device,
+        # with its own 30 s timeout) and the healthy slot outlived that
+        # timeout twice over: it is fed.
+        wdk = guest.first(r"E2E-MARK watchdog ", after=kexec_boot[0] if kexec_boot else 1e9)
+        c.that(wdk and "pid1-holds=yes" in wdk[1] and "timeout=30 " in wdk[1] and "state=active" in wdk[1],
+               f"PID 1 of the kexec'd slot does not hold the watchdog: {wdk}")
+        up = guest.first(r"E2E-MARK still-up", after=kexec_boot[0] if kexec_boot else 1e9)
+        c.that(up is not None and wdk and not grub_between(kexec_boot, up) and up[0] - wdk[0] >= 60,
+               "B was reset while healthy: nothing fed the watchdog after the kexec")
+        reboot = guest.first(r"E2E-MARK cold-boot-reboot")
+        cold = guest.first(r"updater: booting slot B updater.trial=1", after=reboot[0] if reboot else 1e9)
+        c.that(cold is not None, "GRUB did not boot B's first cold boot as a one-shot")
+        commit = health_after("committed as the default", cold)
+        c.that(commit is not None, "health did not commit B in its first cold boot")
+        c.that(ordered(cold), "updater-health.service was not done before boot-complete.target (cold boot)")
+        timing("kexec_boot_to_commit_s", kexec_boot, commit)
+        c.that(env.get("ORDER") == "B A" and env.get("B_OK") == "1" and env.get("B_TRY") == "0", f"grubenv after commit: {env}")
+        c.that(b.get("status") == "good" and b.get("version") == "2.0.0", f"state: {groups}")
+        c.that(st and st["booted"] == "B" and st["groups"]["B"]["status"] == "good", f"status on B: {st}")
+    if name == "sd-daemon":
+        first = guest.first(r"E2E-MARK daemon ")
+        c.that(first and "Type=notify" in first[1] and "WatchdogUSec=10min" in first[1] and "ActiveState=active" in first[1],
+               f"updater.service on A: {first}")
+        last = guest.marks(r"E2E-MARK daemon ")[-1:]
+        c.that(last and "up to date" in last[0][1] and "NRestarts=0" in last[0][1] and "SubState=running" in last[0][1],
+               f"updater.service on B after the commit: {last}")
+        c.that("stable" in st_channels(groups, st, sdir, disk), "the channel was not recorded")
+    if name == "sd-hang":
+        hang = guest.first(r"E2E-MARK hanging")
+        c.that(hang is not None, "B did not reach the hang")
+        c.that(guest.first(r"Timed out starting boot-co.*Boot Completion Check", after=hang[0] if hang else 1e9) is not None,
+               "systemd did not time the trial boot out")
+        c.that(guest.first(r"Forcibly rebooting: job timed out", after=hang[0] if hang else 1e9) is not None,
+               "the timed-out trial boot did not reboot (JobTimeoutAction=reboot-force)")
+        back = guest.first(r"updater: booting slot A", after=hang[0] if hang else 1e9)
+        c.that(back is not None, "the hung trial was not rebooted back to A")
+        timing("hang_to_grub_s", hang, back)
+        lost = guest.first(r"E2E-MARK health result=success .*trial did not confirm", after=back[0] if back else 1e9)
+        c.that(lost is not None, "A did not mark the lost trial")
+        c.that(b.get("status") == "bad" and "trial did not confirm" in (b.get("last_error") or ""), f"state: {groups}")
+        c.that(env.get("ORDER") == "A B" and env.get("B_OK") == "0", f"grubenv: {env}")
+    if name == "sd-health-fail":
+        # updater-health.service fails the check and reboots at once
+        # (health.reboot_on_failure): a clean reboot, through firmware.
+        ran = guest.first(r"Starting updater-health.se", after=kexec_boot[0] if kexec_boot else 1e9)
+        c.that(ran is not None, "updater-health.service did not run in B")
+        rebooted = guest.first(r"systemd-shutdown\[1\]: Rebooting\.$", after=ran[0] if ran else 1e9)
+        c.that(rebooted is not None, "B did not reboot cleanly after its failed health check")
+        back = guest.first(r"updater: booting slot A", after=kexec_boot[0] if kexec_boot else 1e9)
+        c.that(back is not None, "GRUB did not boot A after B's failed health check")
+        timing("trial_boot_to_grub_s", kexec_boot, back)
+        c.that(guest.first(r"E2E-MARK boot slot=A version=1", after=back[0] if back else 1e9) is not None, "A did not come back")
+        c.that(env.get("ORDER") == "A B" and env.get("B_OK") == "0", f"grubenv: {env}")
+        c.that(b.get("status") == "bad" and "50-app" in (b.get("last_error") or ""), f"state: {groups}")
+        c.that(st and st["booted"] == "A" and "50-app" in (st["groups"]["B"].get("last_error") or ""),
+               f"status on A does not say why B failed: {st}")
+    if name in ("sd-hang", "sd-health-fail"):
+        c.that(st and st["booted"] == "A" and st["groups"]["B"]["status"] == "bad", f"status on A: {st}")
+
+
+def st_channels(groups, st, sdir, disk):
+    """The channels the state records (the daemon followed one)."""
+    try:
+        return read_state(disk, sdir, SD_P4_START, SD_DATA_SIZE, "/state.json").get("channels_issued", {})
+    except Exception:  # noqa: BLE001 - reported by the caller's check
+        return {}
 
 
 def main():

@@ -33,6 +33,8 @@ for f in \
   ./usr/lib/updater/config.d/00-defaults.toml \
   ./usr/lib/systemd/system/updater.service \
   ./usr/lib/systemd/system/updater-health.service \
+  ./usr/lib/systemd/system-generators/updater-trial-generator \
+  ./usr/share/doc/updater/examples/systemd/50-updater-watchdog.conf \
   ./usr/lib/tmpfiles.d/updater.conf \
   ./usr/share/man/man1/updater.1.gz \
   ./usr/share/man/man1/updater-daemon.1.gz \
@@ -65,6 +67,24 @@ if command -v deb-systemd-helper >/dev/null 2>&1; then
   done
   echo "ok: units enabled, state folder 0700"
 fi
+# The trial generator, as systemd runs it (GENERATOR_DIR as $1): a trial
+# boot gets boot-complete.target pulled in with the trial's deadline as its
+# job timeout; any other boot gets nothing.
+gen=/usr/lib/systemd/system-generators/updater-trial-generator
+gdir=$(mktemp -d)
+echo "console=ttyS0 updater.slot=B updater.trial=1 updater.kexec=1 updater.deadline=150" > "$gdir/cmdline"
+UPDATER_CMDLINE=$gdir/cmdline "$gen" "$gdir/out"
+grep -qx "JobTimeoutSec=150s" "$gdir/out/boot-complete.target.d/50-updater-trial.conf" &&
+  grep -qx "JobTimeoutAction=reboot-force" "$gdir/out/boot-complete.target.d/50-updater-trial.conf" &&
+  [ -L "$gdir/out/multi-user.target.wants/boot-complete.target" ] || { echo "FAIL: the generator did not bound a trial boot"; ls -R "$gdir"; exit 1; }
+echo "updater.slot=B updater.trial=1 updater.deadline=x9" > "$gdir/cmdline"
+UPDATER_CMDLINE=$gdir/cmdline "$gen" "$gdir/bad"
+grep -qx "JobTimeoutSec=900s" "$gdir/bad/boot-complete.target.d/50-updater-trial.conf" || { echo "FAIL: a malformed deadline was not replaced by the default"; exit 1; }
+echo "console=ttyS0 updater.slot=A" > "$gdir/cmdline"
+UPDATER_CMDLINE=$gdir/cmdline "$gen" "$gdir/none"
+[ ! -e "$gdir/none" ] || { echo "FAIL: the generator wrote units for a boot that is not a trial"; exit 1; }
+rm -rf "$gdir"
+echo "ok: the trial generator bounds trial boots only"
 # The installed defaults are read (and the missing device config named).
 if [ -e /etc/updater/config.toml ]; then
   echo "FAIL: /etc/updater/config.toml exists on this machine; run this test on a machine without an updater configuration"

@@ -214,7 +214,7 @@ fn verify_record_load_arm_jump_in_that_order() {
     assert_eq!(
         log,
         vec![
-            format!("load kernel={kd} initrd={id} cmdline=console=ttyS0 quiet root=/dev/vda3 updater.slot=B updater.trial=1 updater.kexec=1 trial_recorded=true"),
+            format!("load kernel={kd} initrd={id} cmdline=console=ttyS0 quiet root=/dev/vda3 updater.slot=B updater.trial=1 updater.kexec=1 updater.deadline=600 trial_recorded=true"),
             "arm 45s".to_string(),
             "restart kexec".to_string(),
         ]
@@ -373,7 +373,8 @@ fn dry_run_loads_and_unloads_and_changes_nothing() {
             kernel_bytes,
             initrd_bytes,
         }) => {
-            assert!(cmdline.ends_with("updater.slot=B updater.trial=1 updater.kexec=1"));
+            assert!(cmdline
+                .ends_with("updater.slot=B updater.trial=1 updater.kexec=1 updater.deadline=600"));
             assert_eq!(kernel_bytes, 300_000);
             assert_eq!(initrd_bytes, Some(120_000));
         }

@@ -87,8 +87,15 @@ pub const KEXEC_MARK: &str = "updater.kexec=1";
 
 /// The command line for a kexec trial of `slot`: the manifest's, the
 /// group's root device, then `updater.slot=SLOT updater.trial=1
-/// updater.kexec=1`.
-pub fn compose_cmdline(base: Option<&str>, root: Option<&str>, slot: &str) -> Result<CString> {
+/// updater.kexec=1 updater.deadline=SECS`. The deadline is the trial's
+/// (`trial.deadline_secs`): under systemd the package's generator makes it
+/// the bound on the trial boot reaching boot-complete.target.
+pub fn compose_cmdline(
+    base: Option<&str>,
+    root: Option<&str>,
+    slot: &str,
+    deadline: std::time::Duration,
+) -> Result<CString> {
     let mut parts: Vec<String> = Vec::new();
     if let Some(b) = base {
         check_cmdline(b)?;
@@ -105,6 +112,7 @@ pub fn compose_cmdline(base: Option<&str>, root: Option<&str>, slot: &str) -> Re
     parts.push(format!("updater.slot={slot}"));
     parts.push("updater.trial=1".into());
     parts.push(KEXEC_MARK.into());
+    parts.push(format!("updater.deadline={}", deadline.as_secs().max(1)));
     let line = parts.join(" ");
     if parts
         .iter()
@@ -136,6 +144,7 @@ pub fn prepare(
     keyring: &Keyring,
     slots: &dyn SlotBackend,
     group: &str,
+    deadline: std::time::Duration,
 ) -> Result<KexecPlan> {
     // The manifest again: signatures and structure (verify before use).
     let v = updater_format::manifest::verify::open(manifest_bytes, keyring)?;
@@ -163,6 +172,7 @@ pub fn prepare(
         m.cmdline.as_deref(),
         slots.root_device(group).as_deref(),
         group,
+        deadline,
     )?;
     Ok(KexecPlan {
         kernel,
@@ -261,8 +271,14 @@ impl BootMethod for KexecMethod<'_> {
     ) -> Result<(), MethodError> {
         let settings = session.settings();
         let keyring = session.keyring()?;
-        let plan = prepare(manifest, &keyring, session.slots(), group)
-            .context("verifying the kernel before kexec")?;
+        let plan = prepare(
+            manifest,
+            &keyring,
+            session.slots(),
+            group,
+            settings.trial.deadline,
+        )
+        .context("verifying the kernel before kexec")?;
         self.plan = Some(plan);
         // Said before anything is recorded, so that a refusal to come is
         // explained by what the kernel reported about itself.
@@ -333,25 +349,26 @@ mod tests {
 
     #[test]
     fn cmdline_composition_and_limits() {
-        let c = compose_cmdline(Some("console=ttyS0  quiet"), Some("/dev/vda3"), "B").unwrap();
+        let t = std::time::Duration::from_secs(600);
+        let c = compose_cmdline(Some("console=ttyS0  quiet"), Some("/dev/vda3"), "B", t).unwrap();
         assert_eq!(
             c.to_str().unwrap(),
-            "console=ttyS0 quiet root=/dev/vda3 updater.slot=B updater.trial=1 updater.kexec=1"
+            "console=ttyS0 quiet root=/dev/vda3 updater.slot=B updater.trial=1 updater.kexec=1 updater.deadline=600"
         );
-        let c = compose_cmdline(None, None, "A").unwrap();
+        let c = compose_cmdline(None, None, "A", std::time::Duration::from_millis(10)).unwrap();
         assert_eq!(
             c.to_str().unwrap(),
-            "updater.slot=A updater.trial=1 updater.kexec=1"
+            "updater.slot=A updater.trial=1 updater.kexec=1 updater.deadline=1"
         );
-        assert!(compose_cmdline(Some("quiet updater.slot=A"), None, "B").is_err());
-        assert!(compose_cmdline(Some("a\0b"), None, "B").is_err());
-        assert!(compose_cmdline(Some("quiet"), Some("/dev/x y"), "B").is_err());
+        assert!(compose_cmdline(Some("quiet updater.slot=A"), None, "B", t).is_err());
+        assert!(compose_cmdline(Some("a\0b"), None, "B", t).is_err());
+        assert!(compose_cmdline(Some("quiet"), Some("/dev/x y"), "B", t).is_err());
         // 1536 bytes from the manifest fit; a root device that pushes the
         // line past 2048 does not.
         let long = "x".repeat(1536);
-        assert!(compose_cmdline(Some(&long), None, "B").is_ok());
+        assert!(compose_cmdline(Some(&long), None, "B", t).is_ok());
         let root = format!("/dev/{}", "r".repeat(600));
-        let e = compose_cmdline(Some(&long), Some(&root), "B")
+        let e = compose_cmdline(Some(&long), Some(&root), "B", t)
             .unwrap_err()
             .to_string();
         assert!(e.contains("over the kernel's 2048-byte limit"), "{e}");
