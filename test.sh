@@ -8,7 +8,8 @@ log() { printf '\n== %s\n' "$*"; }
 
 # Debian packages the tests run for interop: openssl (keys and signatures),
 # grub-editenv (grub-common) and fw_printenv/fw_setenv (libubootenv-tool)
-# for the bootloader environments; dpkg-shlibdeps (dpkg-dev) for cargo-deb.
+# for the bootloader environments; dpkg-shlibdeps (dpkg-dev) for cargo-deb;
+# softhsm2 and opensc for signing with a PKCS#11 token.
 # nginx for the fleet simulation is unpacked by integration/fleet.py itself
 # (apt-get download + dpkg -x), so no nginx service is ever installed here.
 need_pkgs=()
@@ -19,6 +20,9 @@ command -v fw_printenv >/dev/null || need_pkgs+=(libubootenv-tool)
 command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)
 command -v faketime >/dev/null || need_pkgs+=(faketime)
 command -v losetup >/dev/null || need_pkgs+=(mount)
+# SoftHSM2 and pkcs11-tool: a PKCS#11 token for the external-signer test.
+command -v softhsm2-util >/dev/null || need_pkgs+=(softhsm2)
+command -v pkcs11-tool >/dev/null || need_pkgs+=(opensc)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 R=..
 C=corpus
-mkdir -p $C/{envelope,manifest,chunk_table,channel,keyring,config,grub_env,uboot_env_single,uboot_env_redundant,cmdline,content_range,range_request,index}
+mkdir -p $C/{envelope,manifest,chunk_table,channel,keyring,config,grub_env,uboot_env_single,uboot_env_redundant,cmdline,content_range,range_request,index,root}
 # Envelopes: every manifest test vector (valid and refused).
 cp $R/manifests/vectors/*.json $R/manifests/vectors/valid/manifest.json $C/envelope/
 # Manifests: the payloads of the vectors, and the example.
@@ -22,6 +22,8 @@ for p in list((r / "manifests/vectors").glob("*.json")) + [r / "manifests/vector
 (c / "manifest/example.json").write_bytes((r / "manifests/examples/gw-1.0.0.json").read_bytes())
 PY
 cp $R/manifests/vectors/valid/*.chunks.json $C/chunk_table/
+# Root documents: the committed chain (root 1, and root 2 rotating its key).
+cp $R/manifests/vectors/root/*.root.json $C/root/
 # Channels: one the vendor tool would write (its payload).
 cat > $C/channel/stable.json <<'JSON'
 {"schema":1,"name":"stable","issued":"2026-01-01T00:00:00Z","expires":"2026-01-08T00:00:00Z","releases":[{"compatible":"acme-gw","version":"1.2.0","manifest":"1.2.0/manifest.json","digest":"0000000000000000000000000000000000000000000000000000000000000000","rollout_percent":25.5,"not_before":"2026-01-02T00:00:00Z"}]}

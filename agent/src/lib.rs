@@ -18,6 +18,7 @@
 //! - [`health`]: the health checks;
 //! - [`fetch`]: HTTP and local-folder fetching with bounded retries;
 //! - [`install`]: `apply`, the verified streaming install pipeline;
+//! - [`trust`]: the root of trust, its rotations and the keyring they give;
 //! - [`error`]: failure classes and exit codes.
 
 pub mod bootenv;
@@ -38,6 +39,7 @@ pub mod slots;
 pub mod state;
 pub mod status;
 pub mod trial;
+pub mod trust;
 pub mod util;
 
 /// This agent's version, compared with a manifest's `min_agent_version`.

@@ -172,12 +172,10 @@ impl<'a> Session<'a> {
         self.slots.install_target(&self.booted)
     }
 
-    /// The keyring the device trusts (refused when others can change it).
+    /// The keyring the device trusts: its trusted root's, else the keyring
+    /// folder's (refused when others can change it).
     pub fn keyring(&self) -> Result<Keyring> {
-        crate::util::perm::load_keyring(
-            &self.settings.keyring,
-            self.settings.security.allow_insecure_permissions,
-        )
+        crate::trust::keyring(self.settings)
     }
 
     /// Where the verified manifest of `group`'s release is kept.
@@ -188,18 +186,79 @@ impl<'a> Session<'a> {
     /// The verification policy for this device now: its compatible string,
     /// the version it runs, the anti-rollback floor and this agent's version.
     pub fn policy(&self) -> Policy {
+        let booted = self.state.group(&self.booted);
+        let mut installed = booted
+            .version()
+            .and_then(|v| semver::Version::parse(v).ok());
+        let trust = crate::trust::read_trust_state(&self.settings.state_dir).unwrap_or_default();
+        // A root's reset lowered the version floor while the release it
+        // found running (a compromised key's) still runs.
+        if let Some(f) = trust
+            .version_floor
+            .as_ref()
+            .filter(|f| f.while_booted.as_deref() == booted.digest())
+        {
+            if let Ok(v) = semver::Version::parse(&f.version) {
+                installed = installed.map(|i| i.min(v));
+            }
+        }
+        let root_step = crate::trust::current(self.settings)
+            .ok()
+            .flatten()
+            .and_then(|(r, _)| r.root.max_security_step);
         Policy {
             now: self.now(),
             compatible: Some(self.settings.compatible.clone()),
-            installed_version: self
-                .state
-                .group(&self.booted)
-                .version()
-                .and_then(|v| semver::Version::parse(v).ok()),
+            installed_version: installed,
             min_security_version: self.state.highest_security_version(),
             agent_version: Some(crate::agent_version()),
             max_validity: Some(self.settings.install.max_release_validity),
+            max_security_step: root_step.or(self.settings.install.max_security_step),
         }
+    }
+
+    /// Apply a trusted root's floor reset that is still pending (under the
+    /// state lock this session holds): the security floor and the channel
+    /// replay floors in the state, the version floor in `trust.json`.
+    /// Returns the root version whose reset was applied.
+    pub fn apply_root_reset(&mut self) -> Result<Option<u64>> {
+        let dir = self.settings.state_dir.clone();
+        let mut t = crate::trust::read_trust_state(&dir)?;
+        let Some(p) = t.pending.clone() else {
+            return Ok(None);
+        };
+        if p.root > t.applied {
+            let floor = self.state.highest_security_version();
+            let security = p.reset.as_ref().map_or(floor, |r| r.security_version);
+            let channels = p.channels;
+            self.transition(|s, _| {
+                s.reset_floors(security, channels);
+                Ok(())
+            })?;
+            if let Some(r) = &p.reset {
+                t.version_floor = Some(crate::trust::VersionFloor {
+                    version: r.version.to_string(),
+                    while_booted: self.state.group(&self.booted).digest().map(str::to_string),
+                });
+            }
+            t.applied = p.root;
+            tracing::warn!(
+                "root version {} reset{}{}",
+                p.root,
+                p.reset.as_ref().map_or(String::new(), |r| format!(
+                    " the anti-rollback floors (security_version {}, version {})",
+                    r.security_version, r.version
+                )),
+                if channels {
+                    " the channel replay floors"
+                } else {
+                    ""
+                }
+            );
+        }
+        t.pending = None;
+        crate::trust::write_trust_state(&dir, &t)?;
+        Ok(Some(p.root))
     }
 
     /// Raise the clock floor to `t`, a signed time just accepted (`source`

@@ -51,6 +51,7 @@ pub fn status(settings: &Settings) -> Result<serde_json::Value> {
         "reports_pending": crate::report::Outbox::new(&settings.state_dir).pending().map(|p| p.len()).ok(),
         "last_install": last_install(settings),
         "kernel": crate::trial::kexec::kernel::facts(&settings.kexec.sys_root),
+        "root": crate::trust::status(settings),
         "state_file": settings.state_dir.join(STATE_FILE),
     }))
 }

@@ -8,11 +8,11 @@
 use std::collections::BTreeSet;
 
 use base64::Engine;
-use ed25519_dalek::{Signature as EdSignature, Signer};
+use ed25519_dalek::{Signature as EdSignature, Signer as _};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Rejected;
-use crate::keys::{Keyring, PrivateKey, Role};
+use crate::keys::{KeyId, Keyring, PrivateKey, Role, RoleKeys};
 
 /// The payload type of a release manifest.
 pub const MANIFEST_PAYLOAD_TYPE: &str = "application/vnd.updater.manifest+json";
@@ -68,6 +68,39 @@ pub fn sign(payload_type: &str, body: &[u8], key: &PrivateKey) -> Signature {
     }
 }
 
+/// Something that makes ed25519 signatures: a private key in memory, or
+/// (in the vendor tooling) an external signer such as an HSM, which never
+/// hands its key out.
+pub trait Signer {
+    /// The id of the signing key's public key.
+    fn key_id(&self) -> KeyId;
+    /// The raw 64-byte ed25519 signature over `message` (a DSSE PAE).
+    fn sign_raw(&self, message: &[u8]) -> anyhow::Result<[u8; 64]>;
+}
+
+impl Signer for PrivateKey {
+    fn key_id(&self) -> KeyId {
+        self.id.clone()
+    }
+
+    fn sign_raw(&self, message: &[u8]) -> anyhow::Result<[u8; 64]> {
+        Ok(self.key.sign(message).to_bytes())
+    }
+}
+
+/// Sign `body` of `payload_type` with any signer.
+pub fn sign_with(
+    payload_type: &str,
+    body: &[u8],
+    signer: &dyn Signer,
+) -> anyhow::Result<Signature> {
+    let sig = signer.sign_raw(&pae(payload_type, body))?;
+    Ok(Signature {
+        keyid: signer.key_id().to_string(),
+        sig: base64::engine::general_purpose::STANDARD.encode(sig),
+    })
+}
+
 /// Decode base64 in either alphabet, padded or not: DSSE allows all four, and
 /// other DSSE tools emit URL-safe.
 pub fn decode_b64(s: &str) -> Result<Vec<u8>, base64::DecodeError> {
@@ -90,6 +123,27 @@ pub fn verify_threshold(
     keyring: &Keyring,
     role: Role,
 ) -> Result<Vec<String>, Rejected> {
+    verify_role(
+        payload_type,
+        body,
+        signatures,
+        keyring.role(role),
+        role.name(),
+        &|id| keyring.role_of(id).map(|r| r.name()),
+    )
+}
+
+/// [`verify_threshold`] against any set of keys: `role_keys` are the keys
+/// that count, `role` names them in messages, and `other_role` names the
+/// role of a key that signed but does not count (for the message).
+pub fn verify_role(
+    payload_type: &str,
+    body: &[u8],
+    signatures: &[Signature],
+    role_keys: &RoleKeys,
+    role: &'static str,
+    other_role: &dyn Fn(&str) -> Option<&'static str>,
+) -> Result<Vec<String>, Rejected> {
     if signatures.len() > crate::limits::MAX_SIGNATURES {
         return Err(Rejected::Invalid(format!(
             "the document carries {} signatures, more than the {} allowed",
@@ -97,7 +151,6 @@ pub fn verify_threshold(
             crate::limits::MAX_SIGNATURES
         )));
     }
-    let role_keys = keyring.role(role);
     let message = pae(payload_type, body);
     let mut valid = BTreeSet::new();
     let mut problems = Vec::new();
@@ -105,7 +158,7 @@ pub fn verify_threshold(
         let n = i + 1;
         let short = &s.keyid[..16.min(s.keyid.len())];
         let Some((id, key)) = role_keys.keys.iter().find(|(id, _)| id.as_str() == s.keyid) else {
-            match keyring.role_of(&s.keyid) {
+            match other_role(&s.keyid) {
                 Some(other) => problems.push(format!(
                     "signature {n} is by {other}-role key {short}, not a {role}-role key"
                 )),
@@ -144,7 +197,7 @@ pub fn verify_threshold(
             problems.push("there are no signatures".into());
         }
         return Err(Rejected::Threshold {
-            role: role.name(),
+            role,
             valid: valid.len(),
             threshold: role_keys.threshold,
             problems,
@@ -161,6 +214,22 @@ impl Envelope {
             payload: base64::engine::general_purpose::STANDARD.encode(body),
             signatures: keys.iter().map(|k| sign(payload_type, body, k)).collect(),
         }
+    }
+
+    /// Wrap and sign a payload with any signers.
+    pub fn seal_with(
+        payload_type: &str,
+        body: &[u8],
+        signers: &[&dyn Signer],
+    ) -> anyhow::Result<Envelope> {
+        Ok(Envelope {
+            payload_type: payload_type.to_string(),
+            payload: base64::engine::general_purpose::STANDARD.encode(body),
+            signatures: signers
+                .iter()
+                .map(|s| sign_with(payload_type, body, *s))
+                .collect::<anyhow::Result<_>>()?,
+        })
     }
 
     /// The decoded payload.

@@ -13,6 +13,7 @@
 //! - [`chunker`]: content-defined chunking (FastCDC), the same on both sides;
 //! - [`index`]: the paged chunk index of a schema-2 image;
 //! - [`channel`]: channel documents, their verification and rollout buckets;
+//! - [`root`]: the root of trust, its rotation chain and revocation;
 //! - [`digest`]: sha256 digests as the format writes them;
 //! - [`names`]: validation of names that become paths;
 //! - [`cmdline`]: the kernel command line, parsed as the kernel parses it;
@@ -30,5 +31,6 @@ pub mod keys;
 pub mod limits;
 pub mod manifest;
 pub mod names;
+pub mod root;
 
 pub use digest::Sha256Digest;

@@ -33,6 +33,13 @@ pub const MAX_BOOT_FILE: u64 = 512 * 1024 * 1024;
 /// Longest kernel command line a manifest may carry; the kernel's own limit
 /// on x86 is 2048 and the agent appends its slot arguments.
 pub const MAX_CMDLINE_LEN: usize = 1536;
+/// Largest root document envelope, in bytes.
+pub const ROOT_SIZE_CAP: u64 = 512 * 1024;
+/// Most root versions accepted in one update: a chain longer than this is
+/// refused (a source that serves endless roots cannot keep a device busy).
+pub const MAX_ROOT_ROTATIONS: u64 = 32;
+/// Most keys one root document lists.
+pub const MAX_ROOT_KEYS: usize = 64;
 /// Most releases one channel names.
 pub const MAX_CHANNEL_RELEASES: usize = 1024;
 

@@ -10,10 +10,9 @@ use chrono::{DateTime, Duration, SubsecRound as _, Utc};
 use sha2::{Digest, Sha256};
 
 use updater_format::chunker::{chunk_stream, ChunkParams};
-use updater_format::envelope::{sign, Envelope, MANIFEST_PAYLOAD_TYPE};
+use updater_format::envelope::{sign_with, Envelope, MANIFEST_PAYLOAD_TYPE};
 use updater_format::error::usage;
 use updater_format::index::{self, ChunkHash, Entry};
-use updater_format::keys::{read_private_key, PrivateKey};
 use updater_format::manifest::types::{
     BlobInfo, Chunk, ChunkTable, ChunkTableRef, ClassName, Compression, FileName, Image, IndexRef,
     KernelInfo, Manifest, CHUNK_TABLE_SCHEMA, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
@@ -68,6 +67,8 @@ pub struct CreateOptions {
     pub out: PathBuf,
     /// Manifest-role private keys.
     pub keys: Vec<PathBuf>,
+    /// Manifest-role external signers (`PUB=COMMAND`, crate::signer).
+    pub signers: Vec<String>,
     /// Product name.
     pub product: String,
     /// Release version.
@@ -82,6 +83,8 @@ pub struct CreateOptions {
     pub kernel: Option<PathBuf>,
     /// Kernel-role private keys.
     pub kernel_keys: Vec<PathBuf>,
+    /// Kernel-role external signers (`PUB=COMMAND`, crate::signer).
+    pub kernel_signers: Vec<String>,
     /// Initrd image (class `initrd`).
     pub initrd: Option<PathBuf>,
     /// Kernel command line.
@@ -113,23 +116,19 @@ pub fn tool_version() -> semver::Version {
 /// Create a signed release folder. Returns the manifest written.
 pub fn create(opts: &CreateOptions) -> Result<Manifest> {
     // Validate every input before writing anything.
-    if opts.keys.is_empty() {
-        return Err(usage("release create needs at least one --key"));
+    if opts.keys.is_empty() && opts.signers.is_empty() {
+        return Err(usage(
+            "release create needs at least one --key or --signer (manifest role)",
+        ));
     }
-    let keys: Vec<PrivateKey> = opts
-        .keys
-        .iter()
-        .map(|p| read_private_key(p))
-        .collect::<Result<_>>()?;
-    let kernel_keys: Vec<PrivateKey> = opts
-        .kernel_keys
-        .iter()
-        .map(|p| read_private_key(p))
-        .collect::<Result<_>>()?;
+    let keys = crate::signer::load(&opts.keys, &opts.signers)?;
+    crate::signer::distinct(&keys, "manifest")?;
+    let kernel_keys = crate::signer::load(&opts.kernel_keys, &opts.kernel_signers)?;
+    crate::signer::distinct(&kernel_keys, "kernel")?;
     match (&opts.kernel, kernel_keys.is_empty()) {
         (Some(_), true) => {
             return Err(usage(
-                "--kernel needs --kernel-key: a kernel is always signed by a kernel-role key",
+                "--kernel needs --kernel-key or --kernel-signer: a kernel is always signed by a kernel-role key",
             ))
         }
         (None, false) => return Err(usage("--kernel-key given without --kernel")),
@@ -137,11 +136,11 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
     }
     if let Some(k) = kernel_keys
         .iter()
-        .find(|k| keys.iter().any(|m| m.id == k.id))
+        .find(|k| keys.iter().any(|m| m.key_id() == k.key_id()))
     {
         return Err(usage(format!(
-            "key {} is given as both --key and --kernel-key; the manifest and kernel roles need separate keys",
-            k.id.short()
+            "key {} is given for both the manifest and the kernel role; the manifest and kernel roles need separate keys",
+            k.key_id().short()
         )));
     }
     if !(MIN_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&opts.schema) {
@@ -246,11 +245,20 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
     let kernel = blob("kernel").map(|b| KernelInfo {
         size: b.size,
         sha256: b.sha256,
-        signatures: kernel_keys
-            .iter()
-            .map(|k| sign(KERNEL_PAYLOAD_TYPE, &kernel_statement(&b.sha256, b.size), k))
-            .collect(),
+        signatures: Vec::new(),
     });
+    // Signed outside the closure: an external signer can fail.
+    let kernel = match kernel {
+        Some(mut k) => {
+            let statement = kernel_statement(&k.sha256, k.size);
+            for s in &kernel_keys {
+                k.signatures
+                    .push(sign_with(KERNEL_PAYLOAD_TYPE, &statement, s.as_ref())?);
+            }
+            Some(k)
+        }
+        None => None,
+    };
     let manifest = Manifest {
         schema: opts.schema,
         product: opts.product.clone(),
@@ -267,8 +275,7 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
     };
     check_structure(&manifest).map_err(|e| usage(format!("the release would be invalid: {e}")))?;
     let payload = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
-    let refs: Vec<&PrivateKey> = keys.iter().collect();
-    let env = Envelope::seal(MANIFEST_PAYLOAD_TYPE, &payload, &refs);
+    let env = Envelope::seal_with(MANIFEST_PAYLOAD_TYPE, &payload, &crate::signer::refs(&keys))?;
     // The manifest is written last: a folder without one is visibly unfinished.
     write_atomic(&opts.out.join("manifest.json"), &env.to_json(), 0o644)?;
     Ok(manifest)

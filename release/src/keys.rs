@@ -63,13 +63,16 @@ pub struct RoleInit<'a> {
 }
 
 /// Create a keyring directory from public key files: copies them in as
-/// `manifest-N.pub` / `kernel-N.pub` / `channel-N.pub` and writes
-/// `keyring.toml`. The channel role is left out when it has no keys.
+/// `manifest-N.pub` / `kernel-N.pub` / `channel-N.pub` / `root-N.pub` and
+/// writes `keyring.toml`. The channel role is left out when it has no keys;
+/// with root keys the keyring is root version 1 (docs/security.md, "Root
+/// rotation").
 pub fn keyring_init(
     dir: &Path,
     manifest_init: RoleInit,
     kernel_init: RoleInit,
     channel_init: RoleInit,
+    root_init: RoleInit,
 ) -> Result<Keyring> {
     let load = |paths: &[PathBuf]| -> Result<Vec<PublicKey>> {
         paths.iter().map(|p| read_public_key(p)).collect()
@@ -86,6 +89,21 @@ pub fn keyring_init(
     )?;
     if !channel.is_empty() {
         ring = ring.with_channel(channel.clone(), channel_init.threshold)?;
+    }
+    let root = load(root_init.keys)?;
+    if !root.is_empty() {
+        // The same checks a device makes of root version 1 (distinct keys,
+        // threshold, no root key in another role).
+        updater_format::root::Root::from_keyring(
+            &ring,
+            &root,
+            root_init.threshold,
+            1,
+            // Not signed here: the expiry is unused by the check.
+            chrono::DateTime::UNIX_EPOCH,
+        )
+        .validate()
+        .map_err(|e| usage(format!("the root role: {e}")))?;
     }
     if dir.join(KEYRING_FILE).exists() {
         return Err(usage(format!(
@@ -105,6 +123,11 @@ pub fn keyring_init(
             keys: vec![],
         },
         channel: None,
+        root: None,
+    };
+    let mut root_file = RoleIndex {
+        threshold: root_init.threshold,
+        keys: vec![],
     };
     let mut channel_file = RoleIndex {
         threshold: channel_init.threshold,
@@ -114,15 +137,22 @@ pub fn keyring_init(
         (Role::Manifest, &manifest, &mut file.manifest),
         (Role::Kernel, &kernel, &mut file.kernel),
         (Role::Channel, &channel, &mut channel_file),
-    ] {
+    ]
+    .into_iter()
+    .map(|(r, k, f)| (r.name(), k, f))
+    .chain([("root", &root, &mut root_file)])
+    {
         for (i, k) in keys.iter().enumerate() {
-            let name = format!("{}-{}.pub", role.name(), i + 1);
+            let name = format!("{}-{}.pub", role, i + 1);
             write_atomic(&dir.join(&name), public_key_pem(&k.key).as_bytes(), 0o644)?;
             rf.keys.push(name);
         }
     }
     if !channel.is_empty() {
         file.channel = Some(channel_file);
+    }
+    if !root.is_empty() {
+        file.root = Some(root_file);
     }
     let text = format!(
         "# updater keyring (format documented in keys/README.md)\n{}",

@@ -24,6 +24,7 @@ pub mod publish;
 pub mod schema;
 pub mod serve;
 pub mod sign;
+pub mod signer;
 
 pub use create::{
     chunk_file, create, cut_file, CreateOptions, Expiry, DEFAULT_CHUNK_SIZE, DEFAULT_EXPIRY_DAYS,

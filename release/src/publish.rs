@@ -12,7 +12,6 @@ use updater_format::channel::{
 };
 use updater_format::envelope::Envelope;
 use updater_format::error::{usage, Rejected};
-use updater_format::keys::PrivateKey;
 use updater_format::manifest::verify::{parse_manifest, MANIFEST_SIZE_CAP};
 use updater_format::names::check_plain_name;
 use updater_format::Sha256Digest;
@@ -76,8 +75,8 @@ pub struct PublishOptions<'a> {
     pub issued: DateTime<Utc>,
     /// Expiry.
     pub expires: DateTime<Utc>,
-    /// Signing keys (channel role).
-    pub keys: Vec<PrivateKey>,
+    /// Signers (channel role): keys, or external signers.
+    pub keys: Vec<Box<dyn updater_format::envelope::Signer>>,
 }
 
 /// Build and sign a channel: reads each named manifest to pin its digest
@@ -85,7 +84,9 @@ pub struct PublishOptions<'a> {
 /// is published for.
 pub fn publish(o: &PublishOptions) -> Result<(Channel, Envelope)> {
     if o.keys.is_empty() {
-        return Err(usage("channel publish needs at least one --key"));
+        return Err(usage(
+            "channel publish needs at least one --key or --signer",
+        ));
     }
     check_plain_name(&o.name, "channel name").map_err(|e| usage(e.to_string()))?;
     if o.expires <= o.issued {
@@ -142,8 +143,8 @@ pub fn publish(o: &PublishOptions) -> Result<(Channel, Envelope)> {
     };
     check_structure(&channel).map_err(usage)?;
     let body = serde_json::to_vec_pretty(&channel).context("encoding the channel")?;
-    let keys: Vec<&PrivateKey> = o.keys.iter().collect();
-    Ok((channel, Envelope::seal(CHANNEL_PAYLOAD_TYPE, &body, &keys)))
+    let env = Envelope::seal_with(CHANNEL_PAYLOAD_TYPE, &body, &crate::signer::refs(&o.keys))?;
+    Ok((channel, env))
 }
 
 /// Read a manifest the channel names: by URL (http, https, file) or by a

@@ -5,17 +5,15 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use updater_format::envelope::{sign, Envelope, MANIFEST_PAYLOAD_TYPE};
+use updater_format::envelope::{sign_with, Envelope, Signer, MANIFEST_PAYLOAD_TYPE};
 use updater_format::error::usage;
-use updater_format::keys::read_private_key;
 use updater_format::manifest::verify::{parse_manifest, MANIFEST_SIZE_CAP};
 
 use crate::fs::write_atomic;
 
 /// Add `key`'s signature to the envelope at `manifest_path`. Returns the
 /// number of signatures now present.
-pub fn add_signature(manifest_path: &Path, key: &Path) -> Result<usize> {
-    let key = read_private_key(key)?;
+pub fn add_signature(manifest_path: &Path, key: &dyn Signer) -> Result<usize> {
     let bytes = std::fs::read(manifest_path)
         .with_context(|| format!("reading {}", manifest_path.display()))?;
     if bytes.len() as u64 > MANIFEST_SIZE_CAP {
@@ -41,15 +39,19 @@ pub fn add_signature(manifest_path: &Path, key: &Path) -> Result<usize> {
     // Refuse to sign something that is not a manifest this tool understands:
     // a signature is an endorsement of the content.
     parse_manifest(&payload)?;
-    if env.signatures.iter().any(|s| s.keyid == key.id.as_str()) {
+    if env
+        .signatures
+        .iter()
+        .any(|s| s.keyid == key.key_id().as_str())
+    {
         return Err(usage(format!(
             "{} is already signed by key {}",
             manifest_path.display(),
-            key.id.short()
+            key.key_id().short()
         )));
     }
     env.signatures
-        .push(sign(MANIFEST_PAYLOAD_TYPE, &payload, &key));
+        .push(sign_with(MANIFEST_PAYLOAD_TYPE, &payload, key)?);
     write_atomic(manifest_path, &env.to_json(), 0o644)?;
     Ok(env.signatures.len())
 }

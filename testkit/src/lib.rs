@@ -158,6 +158,24 @@ impl TestEnv {
         vendor(&a).assert_ok();
     }
 
+    /// Replace the keyring `ring` by `keyring init ring FLAG VALUE...`: the
+    /// value of a `--*-key` flag is a key name (`keys/NAME.pub`), any other
+    /// value is given as it is (`("--root-threshold", "2")`).
+    pub fn reinit_ring(&self, args: &[(&str, &str)]) {
+        let _ = std::fs::remove_dir_all(self.p("ring"));
+        let mut all = vec!["keyring".to_string(), "init".into(), self.s("ring")];
+        for (flag, value) in args {
+            all.push(flag.to_string());
+            all.push(if flag.ends_with("-key") {
+                self.s(&format!("keys/{value}.pub"))
+            } else {
+                value.to_string()
+            });
+        }
+        let a: Vec<&str> = all.iter().map(String::as_str).collect();
+        vendor(&a).assert_ok();
+    }
+
     /// `release create` into `out` with the given extra arguments.
     pub fn release(&self, out: &str, extra: &[&str]) -> Run {
         self.release_of(out, "rootfs.img", extra)
@@ -166,9 +184,14 @@ impl TestEnv {
     /// `release create` into `out` with `image` (relative to the folder) as
     /// the rootfs: product gw 1.2.0, security version 5, for acme-gw.
     pub fn release_of(&self, out: &str, image: &str, extra: &[&str]) -> Run {
+        self.release_signed(out, image, "m1", extra)
+    }
+
+    /// [`TestEnv::release_of`], signed by key `keys/KEY.key`.
+    pub fn release_signed(&self, out: &str, image: &str, key: &str, extra: &[&str]) -> Run {
         let out = self.s(out);
         let rootfs = format!("rootfs={}", self.s(image));
-        let key = self.s("keys/m1.key");
+        let key = self.s(&format!("keys/{key}.key"));
         let mut args = vec![
             "release",
             "create",

@@ -66,6 +66,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     let release_opts = CreateOptions {
         out: rel.clone(),
         keys: vec![mkey.clone()],
+        signers: Vec::new(),
         product: "demo-gw".into(),
         version: "1.0.0".parse()?,
         security_version: 1,
@@ -73,6 +74,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         images: vec![("rootfs".into(), rootfs.clone())],
         kernel: Some(kernel.clone()),
         kernel_keys: vec![kkey.clone()],
+        kernel_signers: Vec::new(),
         initrd: None,
         cmdline: Some("console=ttyS0 ro".into()),
         expires: Expiry::Days(30),
@@ -103,6 +105,10 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         },
         RoleInit {
             keys: &[kpub],
+            threshold: 1,
+        },
+        RoleInit {
+            keys: &[],
             threshold: 1,
         },
         RoleInit {

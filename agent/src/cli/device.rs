@@ -248,6 +248,15 @@ pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
     {
         crate::say!("kernel: {}", k.summary());
     }
+    match (v["root"]["version"].as_u64(), v["root"]["error"].as_str()) {
+        (Some(n), _) => crate::say!(
+            "trusted root: version {n}, expires {} (from the {})",
+            v["root"]["expires"].as_str().unwrap_or("?"),
+            v["root"]["from"].as_str().unwrap_or("?")
+        ),
+        (None, Some(e)) => crate::say!("trusted root: unreadable: {e}"),
+        (None, None) => {}
+    }
     if let Some(n) = v["reports_pending"].as_u64().filter(|n| *n > 0) {
         crate::say!("{n} status report(s) waiting to be sent");
     }

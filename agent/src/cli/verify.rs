@@ -42,6 +42,7 @@ pub(super) fn run(a: VerifyArgs, clock: crate::clock::Clock) -> Result<()> {
         agent_version: Some(crate::agent_version()),
         now: clock.now(),
         max_validity: None,
+        max_security_step: None,
     };
     let result = verify(&bytes, &keyring, &policy);
     match (&result, a.json) {

@@ -28,6 +28,9 @@ pub struct InstallSettings {
     /// an install whose plan needs more is refused before anything is
     /// written. None: no limit.
     pub max_download_bytes: Option<u64>,
+    /// The most one release may raise security_version above the device's
+    /// floor (a trusted root may set another). None: no limit.
+    pub max_security_step: Option<u64>,
 }
 
 /// `[install]` as written.
@@ -38,6 +41,7 @@ pub(super) struct Raw {
     checkpoint_bytes: Option<u64>,
     max_release_validity_days: Option<u32>,
     max_download_bytes: Option<u64>,
+    max_security_step: Option<u64>,
 }
 
 pub(super) fn validate(i: Raw, origin: &super::Origin) -> anyhow::Result<InstallSettings> {
@@ -62,6 +66,15 @@ pub(super) fn validate(i: Raw, origin: &super::Origin) -> anyhow::Result<Install
             Some(0) => {
                 return Err(origin.invalid(
                     "install.max_download_bytes",
+                    " must be positive (leave it out for no limit)",
+                ))
+            }
+            n => n,
+        },
+        max_security_step: match i.max_security_step {
+            Some(0) => {
+                return Err(origin.invalid(
+                    "install.max_security_step",
                     " must be positive (leave it out for no limit)",
                 ))
             }

@@ -61,13 +61,15 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
         usage("no channel configured: set daemon.channel to the channel document's URL")
     })?;
     let device = settings.device.id()?;
-    let keyring = crate::util::perm::load_keyring(
-        &settings.keyring,
-        settings.security.allow_insecure_permissions,
-    )?;
+    let mut fetcher = crate::fetch::channel_fetcher(url, &settings.http)?;
+    let mut budget = crate::fetch::RetryBudget::new(&settings.http);
+    // The root chain beside the channel first: the keyring the channel is
+    // verified with.
+    let keyring =
+        crate::trust::refresh(settings, now, fetcher.as_mut(), &mut budget, false)?.keyring;
     channel::require_channel_role(&keyring)?;
     let name = channel_name(settings)?;
-    let bytes = crate::fetch::fetch_channel(url, &settings.http)?;
+    let bytes = crate::fetch::fetch_channel(fetcher.as_mut(), &mut budget)?;
     let expect = channel::Expect {
         name: &name,
         now,
@@ -80,10 +82,15 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
     let target = crate::slots::SlotBackend::install_target(&slots, &booted)?;
     let state = read_state(&settings.state_dir.join(STATE_FILE))?
         .unwrap_or_else(|| UpdateState::fresh(&settings.group_names(), &booted));
+    // A trusted root's reset that clears the replay floors and waits for
+    // the next install to apply it: the floors are already void.
+    let floors_reset = crate::trust::read_trust_state(&settings.state_dir)?
+        .pending
+        .is_some_and(|p| p.channels);
     if let Some(seen) = state
         .channels_issued()
         .get(&ch.name)
-        .filter(|seen| ch.issued < **seen)
+        .filter(|seen| ch.issued < **seen && !floors_reset)
     {
         return Err(Rejected::Channel(format!(
             "channel {:?} from {url} was issued at {}, before the one this device already followed ({}): a replayed or rolled-back channel; the server (or a mirror or proxy in between) serves an old copy — re-publish the channel",
@@ -157,6 +164,9 @@ pub fn poll(
     let clock = clock.with_floor(crate::state::floor::floor(&settings.state_dir)?);
     let plan = plan(settings, clock.now())?;
     let mut session = Session::open(settings, clock)?;
+    // A root the plan accepted may reset floors: applied under the lock,
+    // before the channel raises its replay floor again.
+    session.apply_root_reset()?;
     // The replay floor: channels older than this one are refused from now.
     let (name, issued) = (plan.channel.clone(), plan.issued);
     if session

@@ -34,30 +34,39 @@ pub fn resolve(channel_url: &str, manifest: &str) -> Result<String> {
     Ok(dir.join(manifest).display().to_string())
 }
 
-/// Fetch a channel document (http, https, file URL or path), size-capped.
-pub fn fetch_channel(url: &str, http: &crate::config::HttpSettings) -> Result<Vec<u8>> {
-    let mut budget = super::RetryBudget::new(http);
-    let mut fetcher: Box<dyn super::Fetcher> =
-        if url.starts_with("http://") || url.starts_with("https://") {
-            Box::new(super::HttpFetcher::new(url, http)?)
-        } else {
-            let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
-            if !path.is_file() {
-                return Err(crate::error::FetchError(format!(
-                    "channel {} does not exist (or is not a file); check daemon.channel",
-                    path.display()
-                ))
-                .into());
-            }
-            Box::new(super::DirFetcher::new(path)?)
-        };
+/// A fetcher for a channel document (http, https, file URL or path) and
+/// the files beside it (its root documents).
+pub fn channel_fetcher(
+    url: &str,
+    http: &crate::config::HttpSettings,
+) -> Result<Box<dyn super::Fetcher>> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        return Ok(Box::new(super::HttpFetcher::new(url, http)?));
+    }
+    let path = Path::new(url.strip_prefix("file://").unwrap_or(url));
+    if !path.is_file() {
+        return Err(crate::error::FetchError(format!(
+            "channel {} does not exist (or is not a file); check daemon.channel",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(Box::new(super::DirFetcher::new(path)?))
+}
+
+/// Fetch a channel document with `fetcher` (from [`channel_fetcher`]),
+/// size-capped.
+pub fn fetch_channel(
+    fetcher: &mut dyn super::Fetcher,
+    budget: &mut super::RetryBudget,
+) -> Result<Vec<u8>> {
     super::fetch_small(
-        fetcher.as_mut(),
+        fetcher,
         None,
         0,
         updater_format::channel::CHANNEL_SIZE_CAP,
         "channel",
-        &mut budget,
+        budget,
     )
 }
 

@@ -73,35 +73,50 @@ impl HttpFetcher {
                 req = req.header(IF_RANGE, t.as_str());
             }
         }
-        let resp = req.send().map_err(|e| {
-            let msg = format!("GET {url}: {}", error_chain(&e));
-            // A refused redirect is the server's answer, not a network
-            // fault: retrying would only ask again.
-            if e.is_redirect() {
-                AttemptError::fatal(msg)
-            } else {
-                AttemptError::transient(msg)
-            }
-        })?;
-        let status = resp.status();
-        if status.is_success() {
-            return Ok(resp);
-        }
-        let retryable = status == StatusCode::REQUEST_TIMEOUT
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status.is_server_error();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(std::time::Duration::from_secs);
-        Err(AttemptError {
-            message: format!("GET {url}: HTTP {status}"),
-            retryable,
-            retry_after,
-        })
+        let resp = send(req, url)?;
+        check_status(url, resp)
     }
+}
+
+/// Send a request: network failures as attempt errors, any status as a
+/// response.
+fn send(
+    req: reqwest::blocking::RequestBuilder,
+    url: &reqwest::Url,
+) -> Result<Response, AttemptError> {
+    req.send().map_err(|e| {
+        let msg = format!("GET {url}: {}", error_chain(&e));
+        // A refused redirect is the server's answer, not a network
+        // fault: retrying would only ask again.
+        if e.is_redirect() {
+            AttemptError::fatal(msg)
+        } else {
+            AttemptError::transient(msg)
+        }
+    })
+}
+
+/// A success passes; any other status is an attempt error, retryable for
+/// 408, 429 and 5xx (with the server's Retry-After).
+fn check_status(url: &reqwest::Url, resp: Response) -> Result<Response, AttemptError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let retryable = status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error();
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(std::time::Duration::from_secs);
+    Err(AttemptError {
+        message: format!("GET {url}: HTTP {status}"),
+        retryable,
+        retry_after,
+    })
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -347,6 +362,23 @@ impl Fetcher for HttpFetcher {
             }
             .take(cap + 1),
         ))
+    }
+
+    fn open_optional(&mut self, name: &str, cap: u64) -> Result<Option<ByteStream>, AttemptError> {
+        let url = self.url_of(name)?;
+        self.requests.add(1);
+        let resp = send(self.client.get(url.clone()), &url)?;
+        if matches!(resp.status(), StatusCode::NOT_FOUND | StatusCode::GONE) {
+            return Ok(None);
+        }
+        let resp = check_status(&url, resp)?;
+        Ok(Some(Box::new(
+            Counted {
+                inner: Body::new(resp, url.to_string(), &self.settings),
+                counter: self.counter.clone(),
+            }
+            .take(cap + 1),
+        )))
     }
 
     fn received(&self) -> u64 {

@@ -7,7 +7,7 @@ pub mod http;
 pub mod range;
 mod retry;
 
-pub use channel::{fetch_channel, resolve};
+pub use channel::{channel_fetcher, fetch_channel, resolve};
 pub use http::HttpFetcher;
 pub use retry::{Backoff, RetryBudget};
 
@@ -100,6 +100,15 @@ pub trait Fetcher: Send {
     }
     /// Open the manifest itself; at most `cap` bytes are read from the stream.
     fn open_manifest(&mut self, cap: u64) -> std::result::Result<ByteStream, AttemptError>;
+    /// Open `name` (relative to the manifest), a file that may not exist
+    /// (a root document the vendor has not published): `None` when the
+    /// server says 404 or 410, or the folder has no such file. The stream
+    /// stops at `cap + 1` bytes (the caller refuses more than `cap`).
+    fn open_optional(
+        &mut self,
+        name: &str,
+        cap: u64,
+    ) -> std::result::Result<Option<ByteStream>, AttemptError>;
     /// Body bytes received so far (for progress, budgets and reports).
     fn received(&self) -> u64;
     /// Requests made so far (opens of a file or a range, the manifest's
@@ -234,6 +243,26 @@ impl Fetcher for DirFetcher {
         }))
     }
 
+    fn open_optional(
+        &mut self,
+        name: &str,
+        cap: u64,
+    ) -> std::result::Result<Option<ByteStream>, AttemptError> {
+        self.requests.add(1);
+        let path = self.dir.join(name);
+        match File::open(&path) {
+            Ok(f) => Ok(Some(Box::new(Counted {
+                inner: f.take(cap + 1),
+                counter: self.counter.clone(),
+            }))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AttemptError::fatal(format!(
+                "opening {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+
     fn received(&self) -> u64 {
         self.counter.get()
     }
@@ -281,6 +310,18 @@ pub fn fetch_range(
         .with_context(|| format!("from {}", fetcher.describe()))
 }
 
+/// Fetch a small file that may not exist (`None`), whole, with retries;
+/// more than `cap` bytes is refused as `what` being too large.
+pub fn fetch_optional(
+    fetcher: &mut dyn Fetcher,
+    name: &str,
+    cap: u64,
+    what: &'static str,
+    budget: &mut RetryBudget,
+) -> Result<Option<Vec<u8>>> {
+    fetch_whole(fetcher, cap, what, budget, |f| f.open_optional(name, cap))
+}
+
 /// Fetch a small file whole (manifest, chunk table) with retries; more than
 /// `cap` bytes is refused as `what` being too large.
 pub fn fetch_small(
@@ -291,28 +332,44 @@ pub fn fetch_small(
     what: &'static str,
     budget: &mut RetryBudget,
 ) -> Result<Vec<u8>> {
-    budget
+    let got = fetch_whole(fetcher, cap, what, budget, |f| {
+        Ok(Some(match name {
+            Some(n) => f.open(n, 0, size)?,
+            None => f.open_manifest(cap)?,
+        }))
+    })?;
+    Ok(got.expect("an open that never answers None"))
+}
+
+/// Read what `open` opens, whole and at most `cap` bytes, with retries.
+fn fetch_whole(
+    fetcher: &mut dyn Fetcher,
+    cap: u64,
+    what: &'static str,
+    budget: &mut RetryBudget,
+    mut open: impl FnMut(&mut dyn Fetcher) -> std::result::Result<Option<ByteStream>, AttemptError>,
+) -> Result<Option<Vec<u8>>> {
+    let got = budget
         .run(&format!("fetching {what}"), |_| {
-            let stream = match name {
-                Some(n) => fetcher.open(n, 0, size)?,
-                None => fetcher.open_manifest(cap)?,
+            let Some(stream) = open(&mut *fetcher)? else {
+                return Ok(None);
             };
             let mut buf = Vec::new();
             stream.take(cap + 1).read_to_end(&mut buf).map_err(|e| {
                 AttemptError::transient(format!("reading {what} from {}: {e}", fetcher.describe()))
             })?;
-            Ok(buf)
+            Ok(Some(buf))
         })
-        .and_then(|buf| {
-            if buf.len() as u64 > cap {
-                return Err(Rejected::TooLarge {
-                    what,
-                    size: buf.len() as u64,
-                    cap,
-                }
-                .into());
-            }
-            Ok(buf)
-        })
-        .with_context(|| format!("from {}", fetcher.describe()))
+        .with_context(|| format!("from {}", fetcher.describe()))?;
+    if let Some(buf) = &got {
+        if buf.len() as u64 > cap {
+            return Err(Rejected::TooLarge {
+                what,
+                size: buf.len() as u64,
+                cap,
+            })
+            .with_context(|| format!("from {}", fetcher.describe()));
+        }
+    }
+    Ok(got)
 }

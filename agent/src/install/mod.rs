@@ -290,9 +290,20 @@ pub fn install(
         }
         .into());
     }
-    let keyring = session.keyring()?;
     let mut fetcher = open_source(source, &settings.http)?;
     let mut budget = RetryBudget::new(&settings.http);
+    // 0. The root chain first: the keyring everything else is verified with.
+    let keyring = crate::trust::refresh(
+        settings,
+        session.now(),
+        fetcher.as_mut(),
+        &mut budget,
+        opts.dry_run,
+    )?
+    .keyring;
+    if !opts.dry_run {
+        session.apply_root_reset()?;
+    }
     let max_download = opts.max_download.or(settings.install.max_download_bytes);
 
     // 1. The manifest, verified before anything else is fetched.

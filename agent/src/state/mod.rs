@@ -736,6 +736,18 @@ impl UpdateState {
         Ok(())
     }
 
+    /// Reset the anti-rollback floors a compromised manifest or channel key
+    /// could have pushed up, as a trusted root's signed `reset` says: the
+    /// security_version floor becomes `security_version` (even when lower),
+    /// and with `clear_channels` every channel's replay floor is forgotten.
+    /// The only way a floor ever goes down.
+    pub fn reset_floors(&mut self, security_version: u64, clear_channels: bool) {
+        self.highest_security_version = security_version;
+        if clear_channels {
+            self.channels_issued.clear();
+        }
+    }
+
     /// Record that the device acted on channel `name` issued at `issued`
     /// (the replay floor only rises). Returns whether it changed.
     pub fn follow_channel(&mut self, name: &str, issued: DateTime<Utc>) -> bool {

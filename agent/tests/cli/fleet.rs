@@ -215,26 +215,11 @@ impl FleetDevice {
 /// Replace the device's keyring: m1 (manifest), k1 (kernel) and, with
 /// `channel`, c1 (channel).
 fn reinit_ring(env: &crate::common::TestEnv, channel: bool) {
-    std::fs::remove_dir_all(env.p("ring")).unwrap();
-    let (ring, m1, k1, c1) = (
-        env.s("ring"),
-        env.s("keys/m1.pub"),
-        env.s("keys/k1.pub"),
-        env.s("keys/c1.pub"),
-    );
-    let mut args = vec![
-        "keyring",
-        "init",
-        &ring,
-        "--manifest-key",
-        &m1,
-        "--kernel-key",
-        &k1,
-    ];
+    let mut args = vec![("--manifest-key", "m1"), ("--kernel-key", "k1")];
     if channel {
-        args.extend(["--channel-key", c1.as_str()]);
+        args.push(("--channel-key", "c1"));
     }
-    vendor(&args).assert_ok();
+    env.reinit_ring(&args);
 }
 
 /// `updater daemon` with a real notify socket and a 1 s systemd watchdog;
@@ -825,4 +810,94 @@ fn watchdog_pings_stop_while_the_daemon_is_stuck() {
         late, 0,
         "pings went on while the daemon was stuck: {pings:?}"
     );
+}
+
+#[test]
+fn a_channel_key_rotation_voids_the_replay_floor_it_pushed_up() {
+    // TUF's fast-forward recovery (tuf-conformance test_rollback): a
+    // stolen channel key (c1) signs a channel issued ahead of the genuine
+    // ones; once a root replaces every channel key, the replay floor it
+    // pushed up is void.
+    let d = FleetDevice::new("");
+    let env = &d.t.dev.env;
+    env.keygen("r1");
+    env.keygen("c2");
+    env.reinit_ring(&[
+        ("--manifest-key", "m1"),
+        ("--kernel-key", "k1"),
+        ("--channel-key", "c1"),
+        ("--root-key", "r1"),
+    ]);
+    let channel = |key: &str, issued: &str| {
+        vendor(&[
+            "channel",
+            "publish",
+            "--out",
+            &env.s("rel/stable.json"),
+            "--key",
+            &env.s(&format!("keys/{key}.key")),
+            "--release",
+            "acme-gw=manifest.json@0",
+            "--issued",
+            issued,
+            "--expires",
+            "2026-03-20T00:00:00Z",
+        ])
+        .assert_ok();
+    };
+    let now = ["daemon", "--once", "--now", "2026-03-10T02:00:00Z"];
+    // The attacker's channel, issued ahead: followed.
+    channel("c1", "2026-03-10T01:00:00Z");
+    d.run(&now).assert_ok();
+    // The genuine channel, issued earlier: refused as a replay.
+    channel("c1", "2026-03-05T00:00:00Z");
+    d.run(&now).assert_fails(3, "replayed");
+    // Root 2 replaces c1 by c2 (signed by the root key r1).
+    let ring = updater_format::keys::Keyring::new(
+        vec![updater_format::keys::PublicKey::new(
+            env.key("m1").key.verifying_key(),
+        )],
+        1,
+        vec![updater_format::keys::PublicKey::new(
+            env.key("k1").key.verifying_key(),
+        )],
+        1,
+    )
+    .unwrap()
+    .with_channel(
+        vec![updater_format::keys::PublicKey::new(
+            env.key("c2").key.verifying_key(),
+        )],
+        1,
+    )
+    .unwrap();
+    let root = updater_format::root::Root::from_keyring(
+        &ring,
+        &[updater_format::keys::PublicKey::new(
+            env.key("r1").key.verifying_key(),
+        )],
+        1,
+        2,
+        chrono::DateTime::parse_from_rfc3339("2099-01-01T00:00:00Z")
+            .unwrap()
+            .into(),
+    );
+    let r1 = env.key("r1");
+    std::fs::write(
+        env.p("rel/2.root.json"),
+        updater_format::root::seal(&root, &[&r1]).unwrap().to_json(),
+    )
+    .unwrap();
+    // The genuine channel signed by c2: followed, the old floor void.
+    channel("c2", "2026-03-05T00:00:00Z");
+    d.run(&now).assert_ok();
+    let st = d.t.dev.status();
+    assert_eq!(st["root"]["version"], 2);
+    assert_eq!(
+        st["channels_issued"]["stable"], "2026-03-05T00:00:00Z",
+        "{st}"
+    );
+    // And the attacker's key is refused from now on.
+    channel("c1", "2026-03-10T03:00:00Z");
+    d.run(&now).assert_fails(3, "unknown key");
 }

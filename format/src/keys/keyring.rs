@@ -89,6 +89,10 @@ pub struct KeyringIndex {
     /// Channel keys (optional role).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<RoleIndex>,
+    /// Root keys (optional): with them the keyring is root version 1, and
+    /// the device follows root rotations (docs/security.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<RoleIndex>,
 }
 
 /// One role in `keyring.toml`.
@@ -221,6 +225,47 @@ impl Keyring {
             _ => ring,
         }
         .with_context(|| format!("loading keyring {}", dir.display()))
+    }
+
+    /// The root role of a keyring directory's index, if it has one: its
+    /// keys and threshold (the keyring is then root version 1).
+    pub fn load_root_role(dir: &Path, allow_test_keys: bool) -> Result<Option<RoleKeys>> {
+        let index = dir.join(KEYRING_FILE);
+        let text = std::fs::read_to_string(&index)
+            .with_context(|| format!("reading keyring {}", index.display()))?;
+        let file: KeyringIndex = toml::from_str(&text)
+            .map_err(|e| usage(format!("{}: {}", index.display(), one_line(&e.to_string()))))?;
+        let Some(rf) = file.root else {
+            return Ok(None);
+        };
+        let mut keys = Vec::new();
+        for name in &rf.keys {
+            check_plain_name(name, "key file name")
+                .map_err(|e| usage(format!("{}: root key {name:?}: {e}", index.display())))?;
+            let k = read_public_key(&dir.join(name))?;
+            if !allow_test_keys && test_key_ids().contains(&k.id) {
+                return Err(usage(format!(
+                    "keyring {} trusts root key {}, one of the repository's test keys (keys/test/), which a product build never trusts",
+                    dir.display(),
+                    k.id.short()
+                )));
+            }
+            keys.push(k);
+        }
+        let mut map = BTreeMap::new();
+        for k in keys {
+            map.insert(k.id.clone(), k);
+        }
+        if map.len() != rf.keys.len() || rf.threshold == 0 || rf.threshold > map.len() {
+            return Err(usage(format!(
+                "{}: the root role needs distinct keys and a threshold between 1 and their number",
+                index.display()
+            )));
+        }
+        Ok(Some(RoleKeys {
+            keys: map,
+            threshold: rf.threshold,
+        }))
     }
 
     /// The keys of a role.

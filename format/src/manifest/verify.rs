@@ -65,6 +65,10 @@ pub struct Policy {
     /// The longest validity (`expires - created`) accepted (None: not
     /// checked): an expiry years ahead would switch freeze detection off.
     pub max_validity: Option<Duration>,
+    /// The most a release may raise security_version above
+    /// `min_security_version` (None: not checked): one signed release with
+    /// an absurd value would otherwise lock out every genuine one.
+    pub max_security_step: Option<u64>,
 }
 
 impl Policy {
@@ -76,6 +80,7 @@ impl Policy {
             compatible: None,
             installed_version: None,
             min_security_version: 0,
+            max_security_step: None,
             agent_version: None,
             max_validity: None,
         }
@@ -581,6 +586,14 @@ pub fn check_policy(m: &Manifest, p: &Policy) -> Result<(), Rejected> {
             offered: m.security_version.to_string(),
             installed: p.min_security_version.to_string(),
         });
+    }
+    if let Some(step) = p.max_security_step {
+        if m.security_version > p.min_security_version.saturating_add(step) {
+            return Err(Rejected::Invalid(format!(
+                "security_version {} is more than {step} above this device's floor {}: a release may raise it by at most install.max_security_step (a root version can allow a larger step with max_security_step)",
+                m.security_version, p.min_security_version
+            )));
+        }
     }
     if let Some(running) = &p.agent_version {
         if m.min_agent_version > *running {

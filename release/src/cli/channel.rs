@@ -27,8 +27,12 @@ pub struct PublishArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// A channel-role private key (repeat to meet a threshold).
-    #[arg(long = "key", required = true)]
+    #[arg(long = "key", required_unless_present = "signers")]
     pub keys: Vec<PathBuf>,
+    /// A channel-role external signer, PUBLIC-KEY-FILE=COMMAND (as in
+    /// `release create --signer`; repeat for several).
+    #[arg(long = "signer")]
+    pub signers: Vec<String>,
     /// COMPATIBLE=MANIFEST_URL[@PERCENT]: the release devices of COMPATIBLE
     /// should run, and the share of them that should run it yet (default 100).
     #[arg(long = "release", required = true)]
@@ -92,11 +96,8 @@ pub(super) fn run(c: ChannelCommand) -> Result<()> {
 
 fn run_publish(a: PublishArgs) -> Result<()> {
     let issued = a.issued.unwrap_or_else(Utc::now);
-    let keys = a
-        .keys
-        .iter()
-        .map(|k| updater_format::keys::read_private_key(k))
-        .collect::<Result<Vec<_>>>()?;
+    let keys = crate::signer::load(&a.keys, &a.signers)?;
+    crate::signer::distinct(&keys, "channel")?;
     let mut not_before = Vec::new();
     for nb in &a.not_before {
         let (c, t) = nb

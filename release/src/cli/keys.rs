@@ -53,6 +53,14 @@ pub struct KeyringInitArgs {
     /// Distinct channel keys that must sign.
     #[arg(long, default_value_t = 1)]
     pub channel_threshold: usize,
+    /// A root key (repeat for several; kept offline): the keyring becomes
+    /// root version 1 and devices follow the root versions published
+    /// beside releases and channels.
+    #[arg(long = "root-key")]
+    pub root_keys: Vec<PathBuf>,
+    /// Distinct root keys that must sign the next root version.
+    #[arg(long, default_value_t = 1)]
+    pub root_threshold: usize,
 }
 
 pub(super) fn keygen(a: KeygenArgs) -> Result<()> {
@@ -89,6 +97,10 @@ pub(super) fn keyring(c: KeyringCommand) -> Result<()> {
                     keys: &a.channel_keys,
                     threshold: a.channel_threshold,
                 },
+                RoleInit {
+                    keys: &a.root_keys,
+                    threshold: a.root_threshold,
+                },
             )?;
             crate::say!(
                 "keyring {}: {} manifest key(s), threshold {}; {} kernel key(s), threshold {}{}",
@@ -107,6 +119,13 @@ pub(super) fn keyring(c: KeyringCommand) -> Result<()> {
                     )
                 }
             );
+            if !a.root_keys.is_empty() {
+                crate::say!(
+                    "root version 1: {} root key(s), threshold {}",
+                    a.root_keys.len(),
+                    a.root_threshold
+                );
+            }
             Ok(())
         }
     }

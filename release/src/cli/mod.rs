@@ -4,6 +4,7 @@
 mod channel;
 mod keys;
 mod release;
+mod root;
 mod verify;
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use clap::{Args, Subcommand};
 pub use channel::{parse_time, ChannelCommand, PublishArgs};
 pub use keys::{KeygenArgs, KeyringCommand, KeyringInitArgs};
 pub use release::{CreateArgs, ReleaseCommand, SignArgs};
+pub use root::RootCommand;
 pub use verify::VerifyArgs;
 
 /// The exit codes of the vendor commands, for `--help`.
@@ -40,6 +42,9 @@ pub enum Command {
     /// Publish signed channel documents.
     #[command(subcommand)]
     Channel(ChannelCommand),
+    /// Make and co-sign root versions: who devices trust, over the years.
+    #[command(subcommand)]
+    Root(RootCommand),
     /// Verify a release manifest against a keyring.
     #[command(after_help = EXIT_CODES)]
     Verify(VerifyArgs),
@@ -84,6 +89,7 @@ pub fn run(command: Command) -> Result<()> {
         Command::Release(c) => release::run(c),
         Command::Keyring(c) => keys::keyring(c),
         Command::Channel(c) => channel::run(c),
+        Command::Root(c) => root::run(c),
         Command::Verify(a) => verify::run(a),
         Command::Serve(a) => serve(a),
         Command::Schema(a) => schema(a),

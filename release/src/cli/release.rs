@@ -26,8 +26,13 @@ pub struct CreateArgs {
     #[arg(long)]
     pub out: PathBuf,
     /// Manifest-role private key (repeat to sign with several).
-    #[arg(long = "key", required = true)]
+    #[arg(long = "key", required_unless_present = "signers")]
     pub keys: Vec<PathBuf>,
+    /// A manifest-role external signer, PUBLIC-KEY-FILE=COMMAND: the
+    /// command gets the bytes to sign on stdin and writes the raw ed25519
+    /// signature on stdout (an HSM, a KMS; repeat for several).
+    #[arg(long = "signer")]
+    pub signers: Vec<String>,
     /// Product name.
     #[arg(long)]
     pub product: String,
@@ -49,6 +54,9 @@ pub struct CreateArgs {
     /// Kernel-role private key (repeat for several).
     #[arg(long = "kernel-key")]
     pub kernel_keys: Vec<PathBuf>,
+    /// A kernel-role external signer, PUBLIC-KEY-FILE=COMMAND (as --signer).
+    #[arg(long = "kernel-signer")]
+    pub kernel_signers: Vec<String>,
     /// The initrd, class `initrd`.
     #[arg(long)]
     pub initrd: Option<PathBuf>,
@@ -84,8 +92,12 @@ pub struct CreateArgs {
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// Manifest-role private key.
+    #[arg(long, required_unless_present = "signer", conflicts_with = "signer")]
+    pub key: Option<PathBuf>,
+    /// A manifest-role external signer, PUBLIC-KEY-FILE=COMMAND (as in
+    /// `release create --signer`).
     #[arg(long)]
-    pub key: PathBuf,
+    pub signer: Option<String>,
     /// The release's manifest.json.
     pub manifest: PathBuf,
 }
@@ -104,6 +116,7 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
             let opts = CreateOptions {
                 out: a.out,
                 keys: a.keys,
+                signers: a.signers,
                 product: a.product,
                 version: a.version,
                 security_version: a.security_version,
@@ -111,6 +124,7 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
                 images: a.images,
                 kernel: a.kernel,
                 kernel_keys: a.kernel_keys,
+                kernel_signers: a.kernel_signers,
                 initrd: a.initrd,
                 cmdline: a.cmdline,
                 expires: a.expires.unwrap_or(Expiry::Days(DEFAULT_EXPIRY_DAYS)),
@@ -142,7 +156,10 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
             Ok(())
         }
         ReleaseCommand::Sign(a) => {
-            let n = crate::add_signature(&a.manifest, &a.key)?;
+            let signer = crate::signer::load(a.key.as_slice(), a.signer.as_slice())?
+                .pop()
+                .expect("clap requires --key or --signer");
+            let n = crate::add_signature(&a.manifest, signer.as_ref())?;
             crate::say!("{}: now {n} signature(s)", a.manifest.display());
             Ok(())
         }

@@ -70,6 +70,7 @@ fn regenerate_vectors(dir: &Path) {
     let opts = CreateOptions {
         out: dir.join("valid"),
         keys: vec![keys.join("manifest-1.key")],
+        signers: Vec::new(),
         product: "gw".into(),
         version: "1.0.0".parse().unwrap(),
         security_version: 1,
@@ -77,6 +78,7 @@ fn regenerate_vectors(dir: &Path) {
         images: vec![("rootfs".into(), rootfs)],
         kernel: Some(kernel),
         kernel_keys: vec![keys.join("kernel-1.key")],
+        kernel_signers: Vec::new(),
         initrd: None,
         cmdline: Some("console=ttyS0 quiet".into()),
         expires: Expiry::At("2099-01-01T00:00:00Z".parse().unwrap()),

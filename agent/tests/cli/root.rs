@@ -1,0 +1,392 @@
+//! The root of trust on a device (docs/security.md, "Root rotation"): the
+//! chain fetched from beside the release before anything else is verified,
+//! each root persisted only once it verified, revocation at once, expiry of
+//! the last root, and devices without a root role left as they were. The
+//! chain rules themselves are tested in format/tests/root.rs.
+
+use crate::common::*;
+use crate::install::Device;
+use chrono::{DateTime, TimeZone, Utc};
+use updater_format::keys::{Keyring, PrivateKey, PublicKey};
+use updater_format::root::{seal, Root};
+
+/// A device whose keyring is root version 1: manifest m1, kernel k1, root
+/// r1 (threshold 1).
+fn device() -> Device {
+    let dev = Device::new();
+    let env = &dev.env;
+    env.keygen("r1");
+    env.keygen("r2");
+    env.reinit_ring(&[
+        ("--manifest-key", "m1"),
+        ("--kernel-key", "k1"),
+        ("--root-key", "r1"),
+    ]);
+    dev
+}
+
+fn public(k: &PrivateKey) -> PublicKey {
+    PublicKey::new(k.key.verifying_key())
+}
+
+fn year(y: i32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, 1, 1, 0, 0, 0).unwrap()
+}
+
+/// Root `version`: manifest key `manifest`, kernel k1, root key `root`.
+fn root_doc(
+    dev: &Device,
+    version: u64,
+    manifest: &str,
+    root: &str,
+    expires: DateTime<Utc>,
+) -> Root {
+    let env = &dev.env;
+    let ring = Keyring::new(
+        vec![public(&env.key(manifest))],
+        1,
+        vec![public(&env.key("k1"))],
+        1,
+    )
+    .unwrap();
+    Root::from_keyring(&ring, &[public(&env.key(root))], 1, version, expires)
+}
+
+/// Publish `root` signed by `signers` beside the release.
+fn publish(dev: &Device, root: &Root, signers: &[&str]) {
+    let keys: Vec<PrivateKey> = signers.iter().map(|k| dev.env.key(k)).collect();
+    let refs: Vec<&PrivateKey> = keys.iter().collect();
+    let env = seal(root, &refs).unwrap();
+    write(
+        &dev.env.p(&format!("rel/{}.root.json", root.version)),
+        &env.to_json(),
+    );
+}
+
+/// The release again, signed by `key` (the published roots kept).
+fn resign(dev: &Device, key: &str) {
+    let keep = dev.env.p("roots.keep");
+    std::fs::create_dir_all(&keep).unwrap();
+    for e in std::fs::read_dir(dev.env.p("rel")).unwrap().flatten() {
+        let name = e.file_name().into_string().unwrap();
+        if name.ends_with(".root.json") {
+            std::fs::rename(e.path(), keep.join(&name)).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(dev.env.p("rel")).unwrap();
+    dev.env
+        .release_signed("rel", "rootfs.img", key, &["--chunk-size", "262144"])
+        .assert_ok();
+    for e in std::fs::read_dir(&keep).unwrap().flatten() {
+        std::fs::rename(e.path(), dev.env.p("rel").join(e.file_name())).unwrap();
+    }
+}
+
+fn root_version(dev: &Device) -> Option<u64> {
+    dev.status()["root"]["version"].as_u64()
+}
+
+#[test]
+fn the_factory_keyring_is_root_version_1_and_status_says_so() {
+    let dev = device();
+    let st = dev.status();
+    assert_eq!(st["root"]["version"], 1, "{st}");
+    assert_eq!(st["root"]["from"], "keyring");
+    let human = dev.run(&["status"]);
+    human.assert_ok();
+    assert!(
+        human.stdout.contains("trusted root: version 1"),
+        "{}",
+        human.stdout
+    );
+}
+
+#[test]
+fn a_rotation_revokes_the_manifest_key_at_once() {
+    // The ported case test_updater_key_rotations::test_non_root_rotations:
+    // root 2 replaces manifest key m1 by m2.
+    let dev = device();
+    publish(&dev, &root_doc(&dev, 2, "m2", "r1", year(2099)), &["r1"]);
+    // The release is still signed by m1: refused, exit 3, and root 2 is
+    // trusted from now on.
+    dev.apply_url().assert_fails(3, "unknown key");
+    assert_eq!(root_version(&dev), Some(2));
+    assert!(dev.env.p("dev/state/root.json").is_file());
+    // Signed by m2, it installs.
+    resign(&dev, "m2");
+    dev.apply_url().assert_ok();
+    dev.assert_installed();
+}
+
+#[test]
+fn a_root_that_fails_verification_is_never_persisted() {
+    // python-tuf CVE-2020-15163: a root that failed must not be trusted.
+    let dev = device();
+    // Signed by the new root key only, not by root 1's r1.
+    publish(&dev, &root_doc(&dev, 2, "m2", "r2", year(2099)), &["r2"]);
+    dev.apply_url().assert_fails(3, "root signatures rejected");
+    assert_eq!(root_version(&dev), Some(1));
+    assert!(!dev.env.p("dev/state/root.json").exists());
+    // Nothing was installed either.
+    assert!(dev.b().is_empty());
+}
+
+#[test]
+fn a_chain_is_followed_version_by_version_and_a_gap_ends_it() {
+    let dev = device();
+    // 2 rotates the root key to r2 (signed by both), 3 is signed by r2; 5
+    // after a gap is never asked for.
+    publish(
+        &dev,
+        &root_doc(&dev, 2, "m1", "r2", year(2099)),
+        &["r1", "r2"],
+    );
+    publish(&dev, &root_doc(&dev, 3, "m1", "r2", year(2099)), &["r2"]);
+    publish(&dev, &root_doc(&dev, 5, "m2", "r2", year(2099)), &["r2"]);
+    dev.apply_url().assert_ok();
+    assert_eq!(root_version(&dev), Some(3));
+    dev.assert_installed();
+}
+
+#[test]
+fn an_expired_last_root_is_refused() {
+    // test_expiration: the last root of the chain must not have expired.
+    let dev = device();
+    publish(&dev, &root_doc(&dev, 2, "m1", "r1", year(2020)), &["r1"]);
+    let r = dev.run(&[
+        "--now",
+        "2026-06-01T00:00:00Z",
+        "apply",
+        &dev.server.url("manifest.json"),
+    ]);
+    r.assert_fails(3, "root version 2 expired");
+    // It verified, so it is trusted (a later root can replace it), but
+    // nothing is installed under it.
+    assert_eq!(root_version(&dev), Some(2));
+    assert!(dev.b().is_empty());
+}
+
+#[test]
+fn a_dry_run_follows_the_chain_without_persisting_it() {
+    let dev = device();
+    publish(&dev, &root_doc(&dev, 2, "m2", "r1", year(2099)), &["r1"]);
+    dev.run(&["apply", &dev.server.url("manifest.json"), "--dry-run"])
+        .assert_fails(3, "unknown key");
+    assert_eq!(root_version(&dev), Some(1));
+}
+
+#[test]
+fn a_device_without_a_root_role_fetches_no_roots() {
+    // Provisioned before roots: keyring.toml as it was, whatever a server
+    // puts in root/.
+    let dev = Device::new();
+    write(&dev.env.p("rel/2.root.json"), b"not a root");
+    dev.apply_url().assert_ok();
+    assert!(dev.status()["root"].is_null());
+}
+
+/// `release create` into `rel` (what the server serves): gw VERSION with
+/// SECURITY, signed by KEY, the published roots kept.
+fn publish_release(dev: &Device, key: &str, version: &str, security: &str) {
+    let keep = dev.env.p("roots.keep");
+    std::fs::create_dir_all(&keep).unwrap();
+    for e in std::fs::read_dir(dev.env.p("rel")).unwrap().flatten() {
+        if e.file_name().to_string_lossy().ends_with(".root.json") {
+            std::fs::rename(e.path(), keep.join(e.file_name())).unwrap();
+        }
+    }
+    std::fs::remove_dir_all(dev.env.p("rel")).unwrap();
+    vendor(&[
+        "release",
+        "create",
+        "--out",
+        &dev.env.s("rel"),
+        "--key",
+        &dev.env.s(&format!("keys/{key}.key")),
+        "--product",
+        "gw",
+        "--version",
+        version,
+        "--security-version",
+        security,
+        "--compatible",
+        "acme-gw",
+        "--image",
+        &format!("rootfs={}", dev.env.s("rootfs.img")),
+        "--chunk-size",
+        "262144",
+    ])
+    .assert_ok();
+    for e in std::fs::read_dir(&keep).unwrap().flatten() {
+        std::fs::rename(e.path(), dev.env.p("rel").join(e.file_name())).unwrap();
+    }
+}
+
+/// A TrialDevice (GRUB env, recorded reboots) whose keyring is root 1.
+fn trial_device() -> crate::trial::TrialDevice {
+    let t = crate::trial::TrialDevice::new();
+    let env = &t.dev.env;
+    env.keygen("r1");
+    env.reinit_ring(&[
+        ("--manifest-key", "m1"),
+        ("--kernel-key", "k1"),
+        ("--root-key", "r1"),
+    ]);
+    t
+}
+
+/// Install what the server serves by a one-shot trial and commit it.
+fn install_and_commit(t: &crate::trial::TrialDevice) -> String {
+    t.apply_reboot().assert_ok();
+    let slot = t.reset();
+    t.run(&["health"]).assert_ok();
+    slot
+}
+
+#[test]
+fn a_leaked_manifest_key_bricks_updates_until_a_root_rotation_recovers_them() {
+    let t = trial_device();
+    let dev = &t.dev;
+    // 1. The attacker holds m1, the manifest key: a validly signed release
+    //    with the highest security_version and an absurd version installs
+    //    and commits.
+    publish_release(dev, "m1", "999999.0.0", "18446744073709551615");
+    assert_eq!(install_and_commit(&t), "B");
+    let st = dev.status();
+    assert_eq!(st["highest_security_version"], u64::MAX);
+    // 2. From then on every genuine release is a downgrade: bricked.
+    publish_release(dev, "m1", "1.3.0", "6");
+    t.apply_reboot().assert_fails(
+        3,
+        "downgrade refused: version 1.3.0 is lower than installed 999999.0.0",
+    );
+    // 3. The vendor rotates: root 2 (signed by the offline root key r1)
+    //    revokes m1 for m2 and resets the floors the leaked key pushed up.
+    let mut root = root_doc(dev, 2, "m2", "r1", year(2099));
+    root.reset = Some(updater_format::root::FloorReset {
+        security_version: 5,
+        version: semver::Version::new(1, 0, 0),
+        channels: true,
+    });
+    publish(dev, &root, &["r1"]);
+    // The attacker's key is refused from the first document after it.
+    t.apply_reboot().assert_fails(3, "unknown key");
+    let st = dev.status();
+    assert_eq!(st["root"]["version"], 2);
+    assert_eq!(st["highest_security_version"], 5, "{st}");
+    // 4. A genuine release, signed by m2, installs and commits.
+    publish_release(dev, "m2", "1.3.0", "6");
+    assert_eq!(install_and_commit(&t), "A");
+    let st = dev.status();
+    assert_eq!(st["groups"]["A"]["status"], "good");
+    assert_eq!(st["groups"]["A"]["version"], "1.3.0");
+    assert_eq!(st["highest_security_version"], 6);
+    // 5. The reset's version floor held only while the attacker's release
+    //    ran: an older genuine release is a downgrade again.
+    publish_release(dev, "m2", "1.2.0", "6");
+    t.apply_reboot().assert_fails(
+        3,
+        "downgrade refused: version 1.2.0 is lower than installed 1.3.0",
+    );
+}
+
+#[test]
+fn a_security_version_jump_over_the_step_is_refused_unless_the_root_allows_it() {
+    let t = trial_device();
+    let dev = &t.dev;
+    let cfg = dev.config();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let text = text.replace(
+        "checkpoint_interval_ms = 50\n",
+        "checkpoint_interval_ms = 50\nmax_security_step = 100\n",
+    );
+    assert!(text.contains("max_security_step"));
+    std::fs::write(&cfg, text).unwrap();
+    publish_release(dev, "m1", "999999.0.0", "18446744073709551615");
+    t.apply_reboot()
+        .assert_fails(3, "is more than 100 above this device's floor 0");
+    publish_release(dev, "m1", "2.0.0", "150");
+    t.apply_reboot().assert_fails(3, "more than 100 above");
+    // Root 2 allows a step of 1000 (a planned jump).
+    let mut root = root_doc(dev, 2, "m1", "r1", year(2099));
+    root.max_security_step = Some(1000);
+    publish(dev, &root, &["r1"]);
+    assert_eq!(install_and_commit(&t), "B");
+    assert_eq!(dev.status()["highest_security_version"], 150);
+}
+
+#[test]
+fn the_vendor_commands_make_and_co_sign_a_chain_devices_follow() {
+    // Two root key holders, threshold 2: root 2 (m1 → m2) is written and
+    // signed by one, refused by `root verify` until the other co-signs.
+    let dev = Device::new();
+    let env = &dev.env;
+    env.keygen("r1");
+    env.keygen("r2");
+    env.reinit_ring(&[
+        ("--manifest-key", "m1"),
+        ("--kernel-key", "k1"),
+        ("--root-key", "r1"),
+        ("--root-key", "r2"),
+        ("--root-threshold", "2"),
+    ]);
+    let (one, two) = (env.s("rel/1.root.json"), env.s("rel/2.root.json"));
+    vendor(&[
+        "root",
+        "init",
+        "--keyring",
+        &env.s("ring"),
+        "--out",
+        &one,
+        "--expires",
+        "2099-01-01T00:00:00Z",
+        "--key",
+        &env.s("keys/r1.key"),
+        "--key",
+        &env.s("keys/r2.key"),
+    ])
+    .assert_ok();
+    vendor(&[
+        "root",
+        "rotate",
+        "--from",
+        &one,
+        "--out",
+        &two,
+        "--expires",
+        "2099-01-01T00:00:00Z",
+        "--manifest-key",
+        &env.s("keys/m2.pub"),
+        "--key",
+        &env.s("keys/r1.key"),
+    ])
+    .assert_ok();
+    vendor(&[
+        "root",
+        "verify",
+        "--trusted",
+        &one,
+        &two,
+        "--now",
+        "2030-01-01T00:00:00Z",
+    ])
+    .assert_fails(3, "root signatures rejected: 1 valid of threshold 2");
+    // The same key again is refused; the second holder's key completes it.
+    vendor(&["root", "sign", &two, "--key", &env.s("keys/r1.key")])
+        .assert_fails(2, "already signed");
+    vendor(&["root", "sign", &two, "--key", &env.s("keys/r2.key")]).assert_ok();
+    let ok = vendor(&[
+        "root",
+        "verify",
+        "--trusted",
+        &one,
+        &two,
+        "--now",
+        "2030-01-01T00:00:00Z",
+    ]);
+    ok.assert_ok();
+    // Published beside the release (1.root.json is the device's own root 1
+    // and is not asked for), devices follow it: m1 is revoked.
+    dev.apply_url().assert_fails(3, "unknown key");
+    assert_eq!(root_version(&dev), Some(2));
+}
