@@ -31,7 +31,7 @@ UPDATER = os.path.join(REPO, "target", "release", "updater")
 VENDOR = os.path.join(REPO, "target", "release", "updater-vendor")
 SCENARIOS = ["commit", "health-fail", "hang", "powercut", "tampered", "reboot", "daemon", "delta", "coldboot",
              "uboot-commit", "uboot-reboot", "uboot-hang", "uboot-oneshot-cut", "uboot-coldboot",
-             "sd-kexec", "sd-daemon", "sd-hang", "sd-health-fail"]
+             "sd-kexec", "sd-daemon", "sd-hang", "sd-hang-early", "sd-health-fail"]
 SCENARIO_TIMEOUT = 420
 MIB = 1024 * 1024
 P2_START, P3_START, P4_START = 17 * MIB, 81 * MIB, 145 * MIB
@@ -278,6 +278,8 @@ def run_scenario(name, work):
         open(os.path.join(ddir, "e2e", "hang"), "w").close()
     if name == "sd-daemon":
         open(os.path.join(ddir, "e2e", "daemon"), "w").close()
+    if name == "sd-hang-early":
+        open(os.path.join(ddir, "e2e", "hang-early"), "w").close()
     data = os.path.join(sdir, "data.img")
     subprocess.run(["mkfs.ext4", "-q", "-F", "-d", ddir, data, f"{dsize // MIB}M"], check=True)
     with open(data, "rb") as src, open(disk, "r+b") as dst:
@@ -744,7 +746,26 @@ def check_sd(name, guest, c, env, groups, st, timings, disk, sdir, base):
         c.that(b.get("status") == "bad" and "50-app" in (b.get("last_error") or ""), f"state: {groups}")
         c.that(st and st["booted"] == "A" and "50-app" in (st["groups"]["B"].get("last_error") or ""),
                f"status on A does not say why B failed: {st}")
-    if name in ("sd-hang", "sd-health-fail"):
+    if name == "sd-hang-early":
+        # The trial kernel hangs in its initramfs, before systemd: only the
+        # hardware watchdog, left running across the kexec by the old PID 1
+        # (KExecWatchdogSec=2min), can bring the machine back.
+        hang = guest.first(r"E2E-MARK hanging-early")
+        c.that(hang is not None, "B's initramfs did not reach the hang")
+        back = guest.first(r"updater: booting slot A", after=hang[0] if hang else 1e9)
+        c.that(hang and back and not [t for t, _ in guest.marks(r"Welcome to .*Debian") if hang[0] < t < back[0]],
+               "systemd started in the hung trial")
+        c.that(back is not None, "the watchdog did not reset the hung trial back to GRUB and A")
+        timing("hang_to_grub_s", hang, back)
+        jump = guest.first(r"kexec_core: Starting new kernel")
+        timing("jump_to_reset_s", jump, back)
+        c.that(not jump or not back or 60 <= back[0] - jump[0] <= 200,
+               f"the reset came {back[0] - jump[0] if jump and back else '?'} s after the jump, not the 2 min of KExecWatchdogSec")
+        lost = guest.first(r"E2E-MARK health result=success .*trial did not confirm", after=back[0] if back else 1e9)
+        c.that(lost is not None, "A did not mark the lost trial")
+        c.that(b.get("status") == "bad" and "trial did not confirm" in (b.get("last_error") or ""), f"state: {groups}")
+        c.that(env.get("ORDER") == "A B" and env.get("B_OK") == "0", f"grubenv: {env}")
+    if name in ("sd-hang", "sd-hang-early", "sd-health-fail"):
         c.that(st and st["booted"] == "A" and st["groups"]["B"]["status"] == "bad", f"status on A: {st}")
 
 

@@ -80,12 +80,13 @@ copy_modules() {
     depmod -b "$root" "$KVER"
 }
 
-# --- the initramfs: mount the slot's squashfs, switch to systemd ------------
+# --- the initramfs: mount the slot's squashfs, switch to systemd (ext4 only
+# to read sd-hang-early's flag) --------------------------------------------
 ir=$(mktemp -d "$S/initrd.XXXX")
-mkdir -p "$ir"/{bin,proc,sys,dev,newroot}
+mkdir -p "$ir"/{bin,proc,sys,dev,newroot,mnt}
 cp /bin/busybox "$ir/bin/busybox"
 cp "$HERE/init" "$ir/init"
-copy_modules "$ir" virtio_pci virtio_blk squashfs
+copy_modules "$ir" virtio_pci virtio_blk squashfs ext4 crc32c_generic
 find "$ir" -exec touch -h -d @1700000000 {} +
 (cd "$ir" && find . | LC_ALL=C sort | cpio -o -H newc --quiet --reproducible | gzip -1 -n) > "$S/initrd.img"
 rm -rf "$ir"

@@ -65,7 +65,7 @@ daemon_report() {
 }
 
 case "$SCENARIO:$VERSION" in
-sd-kexec:1|sd-hang:1|sd-health-fail:1)
+sd-kexec:1|sd-hang:1|sd-hang-early:1|sd-health-fail:1)
     if [ "$BOOTS" = 1 ]; then apply_kexec; fi
     finish ;;
 sd-kexec:2)
