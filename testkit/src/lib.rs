@@ -189,22 +189,37 @@ impl TestEnv {
 
     /// [`TestEnv::release_of`], signed by key `keys/KEY.key`.
     pub fn release_signed(&self, out: &str, image: &str, key: &str, extra: &[&str]) -> Run {
+        let key = self.s(&format!("keys/{key}.key"));
+        self.release_by(out, image, ["--key", &key], "1.2.0", "5", extra)
+    }
+
+    /// `release create` into `out` with `image` as the rootfs: product gw
+    /// VERSION with SECURITY, for acme-gw, signed as `signing` says
+    /// (`["--key", PATH]` or `["--signer", PUB=COMMAND]`).
+    pub fn release_by(
+        &self,
+        out: &str,
+        image: &str,
+        signing: [&str; 2],
+        version: &str,
+        security: &str,
+        extra: &[&str],
+    ) -> Run {
         let out = self.s(out);
         let rootfs = format!("rootfs={}", self.s(image));
-        let key = self.s(&format!("keys/{key}.key"));
         let mut args = vec![
             "release",
             "create",
             "--out",
             &out,
-            "--key",
-            &key,
+            signing[0],
+            signing[1],
             "--product",
             "gw",
             "--version",
-            "1.2.0",
+            version,
             "--security-version",
-            "5",
+            security,
             "--compatible",
             "acme-gw",
             "--image",

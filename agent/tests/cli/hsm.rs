@@ -173,29 +173,15 @@ fn a_token_key_signs_a_release_and_a_root_that_a_device_accepts() {
     // anything is written.
     let wrong = format!("{}={}", env.s("keys/hsm-manifest.pub"), signer(&conf, "02"));
     std::fs::remove_dir_all(env.p("rel")).unwrap();
-    let out = env.s("rel");
-    let image = format!("rootfs={}", env.s("rootfs.img"));
     let create = |signer: &str| {
-        vendor(&[
-            "release",
-            "create",
-            "--out",
-            &out,
-            "--signer",
-            signer,
-            "--product",
-            "gw",
-            "--version",
+        env.release_by(
+            "rel",
+            "rootfs.img",
+            ["--signer", signer],
             "1.2.0",
-            "--security-version",
             "5",
-            "--compatible",
-            "acme-gw",
-            "--image",
-            &image,
-            "--chunk-size",
-            "262144",
-        ])
+            &["--chunk-size", "262144"],
+        )
     };
     create(&wrong).assert_fails(2, "does not verify against");
     let _ = std::fs::remove_dir_all(env.p("rel"));

@@ -196,27 +196,17 @@ fn publish_release(dev: &Device, key: &str, version: &str, security: &str) {
         }
     }
     std::fs::remove_dir_all(dev.env.p("rel")).unwrap();
-    vendor(&[
-        "release",
-        "create",
-        "--out",
-        &dev.env.s("rel"),
-        "--key",
-        &dev.env.s(&format!("keys/{key}.key")),
-        "--product",
-        "gw",
-        "--version",
-        version,
-        "--security-version",
-        security,
-        "--compatible",
-        "acme-gw",
-        "--image",
-        &format!("rootfs={}", dev.env.s("rootfs.img")),
-        "--chunk-size",
-        "262144",
-    ])
-    .assert_ok();
+    let key = dev.env.s(&format!("keys/{key}.key"));
+    dev.env
+        .release_by(
+            "rel",
+            "rootfs.img",
+            ["--key", &key],
+            version,
+            security,
+            &["--chunk-size", "262144"],
+        )
+        .assert_ok();
     for e in std::fs::read_dir(&keep).unwrap().flatten() {
         std::fs::rename(e.path(), dev.env.p("rel").join(e.file_name())).unwrap();
     }
