@@ -19,7 +19,8 @@ use crate::bootloader::Bootloader;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::slots::{PathSlots, SlotBackend};
-use crate::state::{StateStore, TransitionError, UpdateState};
+use crate::state::intent::{self, Intent};
+use crate::state::{Phase, StateStore, TransitionError, UpdateState};
 
 /// One command's hold on the device.
 pub struct Session<'a> {
@@ -30,6 +31,7 @@ pub struct Session<'a> {
     state: UpdateState,
     boot: Box<dyn Bootloader + 'a>,
     slots: Box<dyn SlotBackend + 'a>,
+    finished: Option<Intent>,
 }
 
 /// The kernel command line, as the slot backend reads it.
@@ -116,7 +118,7 @@ impl<'a> Session<'a> {
                 s
             }
         };
-        Ok(Session {
+        let mut session = Session {
             settings,
             clock,
             store,
@@ -124,7 +126,146 @@ impl<'a> Session<'a> {
             state,
             boot,
             slots,
-        })
+            finished: None,
+        };
+        session.remove_stale_temps();
+        session.finished = session.finish_intent()?;
+        Ok(session)
+    }
+
+    /// Remove what writes that a crash stopped left behind: the agent's own
+    /// temporary files in its folders (the state folder, its releases and
+    /// roots, the report outbox) and beside a boot env file it replaces.
+    /// Under the state lock, and only files no live process owns.
+    fn remove_stale_temps(&self) {
+        let dir = &self.settings.state_dir;
+        let mut places: Vec<(PathBuf, Option<String>)> = [
+            dir.clone(),
+            dir.join("releases"),
+            dir.join(crate::trust::chain::CHAIN_DIR),
+            dir.join(crate::report::OUTBOX_DIR),
+        ]
+        .into_iter()
+        .map(|d| (d, None))
+        .collect();
+        if let Some(env) = self.settings.bootloader.env_file() {
+            if let Some(name) = env.file_name().and_then(|n| n.to_str()) {
+                places.push((
+                    crate::util::fs::parent_dir(env).to_path_buf(),
+                    Some(name.to_string()),
+                ));
+            }
+        }
+        let (mut files, mut bytes) = (0, 0);
+        for (d, target) in &places {
+            let (f, b) = crate::util::fs::remove_stale_temps(d, target.as_deref());
+            files += f;
+            bytes += b;
+        }
+        if files > 0 {
+            tracing::warn!(
+                "removed {files} temporary file(s), {bytes} bytes, left by writes a crash stopped"
+            );
+        }
+    }
+
+    /// Finish the intent a command recorded and did not finish (a crash, a
+    /// power cut), before this session does anything else. Returns it.
+    fn finish_intent(&mut self) -> Result<Option<Intent>> {
+        let Some(i) = intent::read(&self.settings.state_dir)? else {
+            return Ok(None);
+        };
+        tracing::warn!(
+            "finishing what `updater {}` started at {} and did not finish: slot {} marked bad{}",
+            i.by,
+            i.started.to_rfc3339(),
+            i.group,
+            i.default_to
+                .as_ref()
+                .map(|d| format!(", slot {d} the default"))
+                .unwrap_or_default()
+        );
+        self.run_intent(&i)?;
+        Ok(Some(i))
+    }
+
+    /// The intent an earlier command left and this session finished, if any:
+    /// run again, that command reports it instead of starting anew.
+    pub fn finished_intent(&self) -> Option<&Intent> {
+        self.finished.as_ref()
+    }
+
+    /// Mark `group` bad with `reason` for the command `by`, moving the
+    /// bootloader's default to `default_to` first when given. The intent is
+    /// recorded before the first step and removed after the last, so that
+    /// whatever stops this, the next session finishes it the same way:
+    ///   I0 intent recorded (which slot, why, where the default goes)
+    ///   D0 state: the slot's release remembered as bad (with a default move)
+    ///   D1 bootloader: `default_to` primary (with a default move)
+    ///   B1 bootloader: the slot not bootable (also disarms its one-shot)
+    ///   B2 state: the slot `bad` with the reason, its trial or install ended
+    ///   I1 intent removed
+    pub fn mark_bad(
+        &mut self,
+        by: &str,
+        group: &str,
+        reason: &str,
+        default_to: Option<&str>,
+    ) -> Result<()> {
+        let i = Intent {
+            version: 1,
+            by: by.to_string(),
+            group: group.to_string(),
+            digest: self.state.group(group).digest().map(str::to_string),
+            reason: reason.to_string(),
+            default_to: default_to.map(str::to_string),
+            started: self.now(),
+        };
+        intent::write(&self.settings.state_dir, &i)?;
+        self.run_intent(&i)
+    }
+
+    /// The steps of an intent after I0, each one a no-op when a crash
+    /// stopped the last run after it (the times recorded are the intent's,
+    /// so a finished intent leaves the same state whenever it finishes).
+    fn run_intent(&mut self, i: &Intent) -> Result<()> {
+        let (g, reason, at) = (i.group.as_str(), i.reason.as_str(), i.started);
+        let known = self.state.phase(g) != Phase::Empty;
+        if let Some(to) = &i.default_to {
+            if known {
+                self.transition(|s, _| s.condemn(g, reason, at))?;
+            }
+            crate::failpoint!("default-bad-after-condemn");
+            if self.boot.primary()?.as_deref() != Some(to.as_str()) {
+                self.boot.set_primary(to)?;
+            }
+            crate::failpoint!("default-bad-after-primary");
+        }
+        self.boot.set_bootable(g, false)?;
+        crate::failpoint!("bad-after-unbootable");
+        if known {
+            self.transition(|s, _| s.mark_bad(g, reason, at))?;
+        }
+        // Reported here, once the slot is bad whoever finishes the intent (a
+        // crash before the intent is removed may report it twice: reports
+        // are at least once, each with its own id).
+        let mut d = crate::report::Details::of_group(&self.state, g);
+        d.reason = Some(match &i.default_to {
+            Some(to) => format!("{reason}; slot {to} is the default"),
+            None => reason.to_string(),
+        });
+        crate::report::record(
+            self.settings,
+            crate::report::EventKind::RolledBack,
+            d,
+            self.now(),
+        );
+        intent::clear(&self.settings.state_dir)
+    }
+
+    /// The locked state folder (proof that this session holds the lock).
+    pub fn store(&self) -> &StateStore {
+        &self.store
     }
 
     /// The configuration.

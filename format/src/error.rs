@@ -183,6 +183,10 @@ pub enum Rejected {
     /// A semantic rule of the manifest is broken.
     #[error("invalid manifest: {0}")]
     Invalid(String),
+    /// A root document was refused (its version, its expiry); the device
+    /// says which root version and where it came from around it.
+    #[error("{0}")]
+    Root(String),
     /// A channel document was refused (expired, replayed, malformed).
     #[error("channel refused: {0}")]
     Channel(String),

@@ -20,6 +20,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::digest::Sha256Digest;
 use crate::envelope::{verify_role, Envelope};
 use crate::error::{usage, Rejected};
 use crate::keys::{parse_public_key, public_key_pem, KeyId, Keyring, PublicKey, RoleKeys};
@@ -109,6 +110,9 @@ pub struct TrustedRoot {
     pub root: Root,
     /// The envelope's bytes as received (what the device persists).
     pub bytes: Vec<u8>,
+    /// The sha256 of the signed payload: the root version's identity. A
+    /// co-signer adding a signature changes the envelope, not this.
+    pub digest: Sha256Digest,
     keys: BTreeMap<KeyId, PublicKey>,
 }
 
@@ -245,19 +249,34 @@ impl Root {
 }
 
 impl TrustedRoot {
-    /// Trust `root` as it is, with no signature check: the factory root
-    /// (root version 1, provisioned like the keyring), or the root the
-    /// device persisted after verifying it. Its consistency is checked.
+    /// Trust `root` as it is, with no signature check: only for the factory
+    /// root, which the read-only image carries as it carries the keyring.
+    /// Its consistency is checked. Its digest is that of its JSON.
     pub fn provisioned(root: Root, bytes: Vec<u8>) -> Result<TrustedRoot, Rejected> {
         let keys = root.validate()?;
-        Ok(TrustedRoot { root, bytes, keys })
+        let digest = Sha256Digest::of(&root.to_json());
+        Ok(TrustedRoot {
+            root,
+            bytes,
+            digest,
+            keys,
+        })
     }
 
-    /// Parse a root envelope the device itself persisted (it verified it
-    /// when it accepted it): structure and consistency only.
-    pub fn open_persisted(bytes: &[u8]) -> Result<TrustedRoot, Rejected> {
-        let (root, _, _) = parse(bytes)?;
-        Self::provisioned(root, bytes.to_vec())
+    /// Parse a root envelope that is trusted as provisioned (the factory
+    /// root in an image's keyring folder, or a root the vendor names as
+    /// trusted): structure and consistency only, no signature check. Never
+    /// for anything read from the writable state folder: the device
+    /// verifies those from its factory root (`verify_next`, link by link).
+    pub fn open_provisioned(bytes: &[u8]) -> Result<TrustedRoot, Rejected> {
+        let (root, body, _) = parse(bytes)?;
+        let keys = root.validate()?;
+        Ok(TrustedRoot {
+            root,
+            bytes: bytes.to_vec(),
+            digest: Sha256Digest::of(&body),
+            keys,
+        })
     }
 
     /// This root's version.
@@ -304,6 +323,7 @@ impl TrustedRoot {
         let next = TrustedRoot {
             root,
             bytes: bytes.to_vec(),
+            digest: Sha256Digest::of(&body),
             keys,
         };
         // Signatures first, then the version: a document nobody trusted
@@ -329,8 +349,8 @@ impl TrustedRoot {
         )
         .map_err(|e| prefix(e, &format!("the new root's own keys ({})", next.version())))?;
         if next.version() != self.version() + 1 {
-            return Err(Rejected::Invalid(format!(
-                "root version {} cannot follow root version {}: each root must be exactly one more than the last",
+            return Err(Rejected::Root(format!(
+                "the document says it is root version {}, which cannot follow root version {}: each root must be exactly one more than the last",
                 next.version(),
                 self.version()
             )));
@@ -341,7 +361,7 @@ impl TrustedRoot {
     /// Refuse an expired root.
     pub fn check_expiry(&self, now: DateTime<Utc>) -> Result<(), Rejected> {
         if now >= self.root.expires {
-            return Err(Rejected::Invalid(format!(
+            return Err(Rejected::Root(format!(
                 "root version {} expired at {} (now {now}): the vendor publishes a new root version before the last one expires; ask for it, or check the device clock",
                 self.version(),
                 self.root.expires
@@ -383,7 +403,7 @@ pub fn factory_root(
     if file.exists() {
         let bytes =
             std::fs::read(&file).map_err(|e| usage(format!("reading {}: {e}", file.display())))?;
-        return TrustedRoot::open_persisted(&bytes)
+        return TrustedRoot::open_provisioned(&bytes)
             .map(Some)
             .map_err(|e| usage(format!("{}: {e}", file.display())));
     }

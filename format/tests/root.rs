@@ -388,7 +388,8 @@ fn the_committed_root_vector_verifies() {
         std::fs::write(dir.join("1.root.json"), signed(&doc(1, &[1], 1), &[1])).unwrap();
         std::fs::write(&path, signed(&doc(2, &[2], 1), &[1, 2])).unwrap();
     }
-    let v1 = TrustedRoot::open_persisted(&std::fs::read(dir.join("1.root.json")).unwrap()).unwrap();
+    let v1 =
+        TrustedRoot::open_provisioned(&std::fs::read(dir.join("1.root.json")).unwrap()).unwrap();
     let v2 = v1.verify_next(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(v2.version(), 2);
     assert_eq!(v2.root.roles.root.keyids, vec![key(2).id.to_string()]);

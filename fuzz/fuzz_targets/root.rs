@@ -8,12 +8,12 @@ use updater_format::root::TrustedRoot;
 static FACTORY: &[u8] = include_bytes!("../../manifests/vectors/root/1.root.json");
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(r) = TrustedRoot::open_persisted(data) {
+    if let Ok(r) = TrustedRoot::open_provisioned(data) {
         let _ = r.keyring();
         let _ = r.check_expiry(chrono::DateTime::UNIX_EPOCH);
     }
     static TRUSTED: std::sync::OnceLock<TrustedRoot> = std::sync::OnceLock::new();
-    let factory = TRUSTED.get_or_init(|| TrustedRoot::open_persisted(FACTORY).expect("the seed's root 1 opens"));
+    let factory = TRUSTED.get_or_init(|| TrustedRoot::open_provisioned(FACTORY).expect("the seed's root 1 opens"));
     if let Ok(next) = factory.verify_next(data) {
         let _ = factory.dropped(&next, "manifest");
         let _ = next.keyring();

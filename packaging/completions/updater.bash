@@ -43,6 +43,9 @@ _updater() {
             updater,rollback)
                 cmd="updater__subcmd__rollback"
                 ;;
+            updater,root)
+                cmd="updater__subcmd__root"
+                ;;
             updater,status)
                 cmd="updater__subcmd__status"
                 ;;
@@ -76,11 +79,29 @@ _updater() {
             updater__subcmd__help,rollback)
                 cmd="updater__subcmd__help__subcmd__rollback"
                 ;;
+            updater__subcmd__help,root)
+                cmd="updater__subcmd__help__subcmd__root"
+                ;;
             updater__subcmd__help,status)
                 cmd="updater__subcmd__help__subcmd__status"
                 ;;
             updater__subcmd__help,verify)
                 cmd="updater__subcmd__help__subcmd__verify"
+                ;;
+            updater__subcmd__help__subcmd__root,refresh)
+                cmd="updater__subcmd__help__subcmd__root__subcmd__refresh"
+                ;;
+            updater__subcmd__root,help)
+                cmd="updater__subcmd__root__subcmd__help"
+                ;;
+            updater__subcmd__root,refresh)
+                cmd="updater__subcmd__root__subcmd__refresh"
+                ;;
+            updater__subcmd__root__subcmd__help,help)
+                cmd="updater__subcmd__root__subcmd__help__subcmd__help"
+                ;;
+            updater__subcmd__root__subcmd__help,refresh)
+                cmd="updater__subcmd__root__subcmd__help__subcmd__refresh"
                 ;;
             *)
                 ;;
@@ -89,7 +110,7 @@ _updater() {
 
     case "${cmd}" in
         updater)
-            opts="-v -h -V --verbose --config --now --help --version verify apply activate check daemon status health mark-good mark-bad rollback help"
+            opts="-v -h -V --verbose --config --now --help --version verify apply activate check daemon status health mark-good mark-bad rollback root help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -225,7 +246,7 @@ _updater() {
             return 0
             ;;
         updater__subcmd__help)
-            opts="verify apply activate check daemon status health mark-good mark-bad rollback help"
+            opts="verify apply activate check daemon status health mark-good mark-bad rollback root help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -364,6 +385,34 @@ _updater() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        updater__subcmd__help__subcmd__root)
+            opts="refresh"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        updater__subcmd__help__subcmd__root__subcmd__refresh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         updater__subcmd__help__subcmd__status)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -439,6 +488,92 @@ _updater() {
         updater__subcmd__rollback)
             opts="-v -h --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        updater__subcmd__root)
+            opts="-v -h --verbose --config --now --help refresh help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --now)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        updater__subcmd__root__subcmd__help)
+            opts="refresh help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        updater__subcmd__root__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        updater__subcmd__root__subcmd__help__subcmd__refresh)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        updater__subcmd__root__subcmd__refresh)
+            opts="-v -h --verbose --config --now --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

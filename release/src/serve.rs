@@ -37,6 +37,10 @@ pub enum Fault {
     /// Close the connection after this many body bytes, and from then on
     /// serve the file under a new ETag, as if it had been re-uploaded.
     DropAndReplace(u64),
+    /// Hold the request before anything is answered (before the file is
+    /// even opened) until [`Server::release_holds`], then answer it as the
+    /// folder is then: a slow client in a race, made deterministic.
+    Hold,
 }
 
 /// A fault, the file it applies to (by name; None: any) and how many more
@@ -80,6 +84,10 @@ pub struct Shared {
     log_file: Mutex<Option<File>>,
     /// Request ids for that log.
     next_id: AtomicU64,
+    /// Requests held by `Fault::Hold` so far.
+    held: AtomicU64,
+    /// Set by `release_holds`; held requests wait on it.
+    released: (Mutex<bool>, std::sync::Condvar),
 }
 
 /// A running server; stopped when dropped.
@@ -156,6 +164,18 @@ impl Server {
         Ok(())
     }
 
+    /// Requests that `Fault::Hold` has held so far (released or not).
+    pub fn held(&self) -> u64 {
+        self.shared.held.load(Ordering::SeqCst)
+    }
+
+    /// Let every held request go on (and any later one armed to be held).
+    pub fn release_holds(&self) {
+        let (lock, cv) = &self.shared.released;
+        *lock.lock().unwrap() = true;
+        cv.notify_all();
+    }
+
     /// Limit body throughput (bytes per second; 0 for none).
     pub fn set_rate(&self, bytes_per_sec: u64) {
         self.shared.rate.store(bytes_per_sec, Ordering::SeqCst);
@@ -201,11 +221,12 @@ impl Drop for Server {
     }
 }
 
-fn take_fault(shared: &Shared, file: &str) -> Option<Fault> {
+/// Take the first armed fault for `file` of the kind `which` accepts.
+fn take_fault(shared: &Shared, file: &str, which: fn(&Fault) -> bool) -> Option<Fault> {
     let mut faults = shared.faults.lock().unwrap();
-    let pos = faults
-        .iter()
-        .position(|f| f.times > 0 && f.file.as_deref().is_none_or(|n| n == file))?;
+    let pos = faults.iter().position(|f| {
+        f.times > 0 && f.file.as_deref().is_none_or(|n| n == file) && which(&f.fault)
+    })?;
     let f = &mut faults[pos];
     f.times -= 1;
     let fault = f.fault.clone();
@@ -367,22 +388,36 @@ fn serve_one(
         respond_empty(out, 404, "Not Found")?;
         return Ok(true);
     }
+    if take_fault(shared, &name, |f| matches!(f, Fault::Hold)).is_some() {
+        shared.held.fetch_add(1, Ordering::SeqCst);
+        let (lock, cv) = &shared.released;
+        // Bounded: a test that forgets to release must not hang forever.
+        let _ = cv
+            .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(120), |r| !*r)
+            .unwrap();
+    }
+    // Faults are taken before the file is opened, so that an injected
+    // status also stands for a file that is not there (a private S3 bucket
+    // answers 403 for a missing object).
+    if let Some(Fault::Status(code)) = take_fault(shared, &name, |f| matches!(f, Fault::Status(_)))
+    {
+        log(code, None);
+        respond_empty(out, code, "Injected")?;
+        return Ok(true);
+    }
     let path: PathBuf = dir.join(&name);
     let Ok(mut file) = File::open(&path) else {
         log(404, None);
         respond_empty(out, 404, "Not Found")?;
         return Ok(true);
     };
+    let fault = take_fault(shared, &name, |f| {
+        !matches!(f, Fault::Hold | Fault::Status(_))
+    });
     let md = file.metadata()?;
     let len = md.len();
     let tag = etag(&md, shared.generation.load(Ordering::SeqCst));
     if_range_matched.set(if_range.as_deref().map(|v| v == tag));
-    let fault = take_fault(shared, &name);
-    if let Some(Fault::Status(code)) = fault {
-        log(code, None);
-        respond_empty(out, code, "Injected")?;
-        return Ok(true);
-    }
     let ignore_range = fault == Some(Fault::IgnoreRange);
     // If-Range: honour the range only if the client's validator still matches.
     let range_ok = !ignore_range && if_range.as_deref().is_none_or(|v| v == tag);

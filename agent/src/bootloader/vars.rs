@@ -181,6 +181,7 @@ impl<S: VarScheme> Bootloader for VarBootloader<S> {
 /// Write `bytes` at `offset` of `path` and fsync (envs are rewritten in
 /// place at their own size: the bootloader reads a fixed size).
 pub(super) fn write_in_place(path: &Path, offset: u64, bytes: &[u8]) -> Result<()> {
+    crate::failpoint!("durable-write", "write {}", path.display());
     let f = OpenOptions::new()
         .write(true)
         .open(path)

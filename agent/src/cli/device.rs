@@ -67,6 +67,21 @@ pub(super) fn apply(settings: &Settings, clock: Clock, a: ApplyArgs) -> Result<(
         None
     };
     let mut session = Session::open(settings, clock)?;
+    // Run again after a crash between recording the trial and restarting:
+    // the release is installed and the trial recorded, so finish its start.
+    if let (Some(how), Some(g)) = (how, crate::trial::interrupted_start(&session)) {
+        if session.install_target()? == g && !a.dry_run {
+            let mut machine = RealMachine::new(settings);
+            let out =
+                crate::trial::activate(&mut session, None, how, machine.parts(), &mut progress)?;
+            crate::say!(
+                "slot {} ({}): finished starting the trial a stopped command recorded",
+                out.group,
+                out.version
+            );
+            return Ok(());
+        }
+    }
     let opts = crate::install::Options {
         dry_run: a.dry_run && !a.kexec,
         max_download: a.max_download,

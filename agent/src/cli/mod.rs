@@ -2,6 +2,7 @@
 
 mod device;
 mod fleet;
+mod root;
 mod verify;
 
 use std::path::PathBuf;
@@ -81,6 +82,10 @@ pub enum Command {
     /// Make the other good slot the default again.
     #[command(after_help = EXIT_CODES)]
     Rollback,
+    /// The root of trust: fetch the root chain again and verify it from the
+    /// image's root.
+    #[command(after_help = EXIT_CODES)]
+    Root(root::RootArgs),
 }
 
 /// Set up `tracing`: warnings by default, more with `-v`, or `UPDATER_LOG`
@@ -139,6 +144,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::MarkGood => device::mark_good(&settings()?, clock),
         Command::MarkBad(a) => device::mark_bad(&settings()?, clock, a),
         Command::Rollback => device::rollback(&settings()?, clock),
+        Command::Root(a) => root::run(&settings()?, clock, a),
     }
 }
 

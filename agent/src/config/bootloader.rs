@@ -28,6 +28,16 @@ impl BootloaderConfig {
             BootloaderConfig::Uboot(_) => "uboot",
         }
     }
+
+    /// The env file the backend replaces whole (temporary file and rename),
+    /// whose folder may hold temporary files a crash left; `None` for
+    /// backends that write in place.
+    pub fn env_file(&self) -> Option<&std::path::Path> {
+        match self {
+            BootloaderConfig::File(f) => Some(&f.path),
+            BootloaderConfig::Grub(_) | BootloaderConfig::Uboot(_) => None,
+        }
+    }
 }
 
 /// `backend = "file"`.

@@ -25,6 +25,10 @@ pub const DEFAULT_MIN_SPEED_BYTES_PER_SEC: u64 = 1024;
 /// ...measured over this many seconds (as curl's --speed-limit/--speed-time).
 pub const DEFAULT_MIN_SPEED_WINDOW_SECS: u64 = 60;
 
+/// The answers that mean "no such file" for a file that may be missing
+/// (the next root version): what every static server sends.
+pub const DEFAULT_ABSENT_STATUS: [u16; 2] = [404, 410];
+
 /// HTTP behaviour.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
@@ -52,6 +56,10 @@ pub struct HttpSettings {
     /// Hosts (`host` or `host:port`) a redirect may lead to besides the
     /// origin of the URL asked for.
     pub allow_redirect_hosts: Vec<String>,
+    /// Statuses that mean a file that may be missing (the next root
+    /// version) does not exist: 404 and 410, plus 403 for a private S3
+    /// bucket whose readers may not list it.
+    pub absent_status: Vec<u16>,
 }
 
 impl HttpSettings {
@@ -69,6 +77,7 @@ impl HttpSettings {
             min_speed_bytes_per_sec: DEFAULT_MIN_SPEED_BYTES_PER_SEC,
             min_speed_window: Duration::from_secs(DEFAULT_MIN_SPEED_WINDOW_SECS),
             allow_redirect_hosts: Vec::new(),
+            absent_status: DEFAULT_ABSENT_STATUS.to_vec(),
         }
     }
 }
@@ -88,6 +97,7 @@ pub(super) struct Raw {
     min_speed_bytes_per_sec: Option<u64>,
     min_speed_window_secs: Option<u64>,
     allow_redirect_hosts: Option<Vec<String>>,
+    absent_status: Option<Vec<u16>>,
 }
 
 pub(super) fn validate(h: Raw, origin: &Origin) -> Result<HttpSettings> {
@@ -123,5 +133,24 @@ pub(super) fn validate(h: Raw, origin: &Origin) -> Result<HttpSettings> {
             "http.min_speed_window_secs",
         )?,
         allow_redirect_hosts: h.allow_redirect_hosts.unwrap_or_default(),
+        absent_status: absent_status(h.absent_status, origin)?,
     })
+}
+
+/// `http.absent_status`: client errors only (a 5xx or a redirect is never
+/// "no such file": it would end a root chain on a server's bad day).
+fn absent_status(v: Option<Vec<u16>>, origin: &Origin) -> Result<Vec<u16>> {
+    let Some(v) = v else {
+        return Ok(DEFAULT_ABSENT_STATUS.to_vec());
+    };
+    if v.is_empty()
+        || v.iter()
+            .any(|s| !(400..500).contains(s) || *s == 408 || *s == 429)
+    {
+        return Err(origin.invalid(
+            "http.absent_status",
+            format!(" = {v:?}: give one or more 4xx statuses other than 408 and 429 (which are retried), such as [403, 404, 410]"),
+        ));
+    }
+    Ok(v)
 }

@@ -65,8 +65,16 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
     let mut budget = crate::fetch::RetryBudget::new(&settings.http);
     // The root chain beside the channel first: the keyring the channel is
     // verified with.
-    let keyring =
-        crate::trust::refresh(settings, now, fetcher.as_mut(), &mut budget, false)?.keyring;
+    // Lock-free: roots are persisted only if the state lock is free, and a
+    // chain another command grew meanwhile is followed from where it is.
+    let keyring = crate::trust::refresh(
+        settings,
+        now,
+        fetcher.as_mut(),
+        &mut budget,
+        crate::trust::Persist::TryLock,
+    )?
+    .keyring;
     channel::require_channel_role(&keyring)?;
     let name = channel_name(settings)?;
     let bytes = crate::fetch::fetch_channel(fetcher.as_mut(), &mut budget)?;

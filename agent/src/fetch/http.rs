@@ -300,6 +300,11 @@ impl Fetcher for HttpFetcher {
         self.manifest_url.to_string()
     }
 
+    fn locate(&self, name: &str) -> String {
+        self.url_of(name)
+            .map_or_else(|_| name.to_string(), |u| u.to_string())
+    }
+
     fn open_range(
         &mut self,
         name: &str,
@@ -368,7 +373,13 @@ impl Fetcher for HttpFetcher {
         let url = self.url_of(name)?;
         self.requests.add(1);
         let resp = send(self.client.get(url.clone()), &url)?;
-        if matches!(resp.status(), StatusCode::NOT_FOUND | StatusCode::GONE) {
+        // A missing file is 404 or 410 on most servers; a private S3 bucket
+        // answers 403 to a reader without s3:ListBucket (http.absent_status).
+        if self
+            .settings
+            .absent_status
+            .contains(&resp.status().as_u16())
+        {
             return Ok(None);
         }
         let resp = check_status(&url, resp)?;

@@ -60,6 +60,9 @@ pub type ByteStream = Box<dyn Read + Send>;
 pub trait Fetcher: Send {
     /// The manifest's location, for messages.
     fn describe(&self) -> String;
+    /// Where `name` (relative to the manifest) is, for messages: its URL or
+    /// path.
+    fn locate(&self, name: &str) -> String;
     /// Open bytes `range` of `name` (relative to the manifest), a file of
     /// exactly `size` bytes by the signed manifest. Returns the stream and
     /// the offset of its first byte: `range.start`, or 0 when the server
@@ -102,7 +105,8 @@ pub trait Fetcher: Send {
     fn open_manifest(&mut self, cap: u64) -> std::result::Result<ByteStream, AttemptError>;
     /// Open `name` (relative to the manifest), a file that may not exist
     /// (a root document the vendor has not published): `None` when the
-    /// server says 404 or 410, or the folder has no such file. The stream
+    /// server answers one of `http.absent_status` (404 and 410 unless
+    /// configured), or the folder has no such file. The stream
     /// stops at `cap + 1` bytes (the caller refuses more than `cap`).
     fn open_optional(
         &mut self,
@@ -204,6 +208,10 @@ impl DirFetcher {
 impl Fetcher for DirFetcher {
     fn describe(&self) -> String {
         self.manifest.display().to_string()
+    }
+
+    fn locate(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
     }
 
     fn open_range(

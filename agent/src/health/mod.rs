@@ -153,17 +153,29 @@ fn run_one(name: &str, cmd: &mut Command, limit: Duration) -> Result<(), CheckFa
     let out2 = out
         .try_clone()
         .map_err(|e| fail(format!("cannot capture output: {e}"), String::new()))?;
-    let mut child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(
             out.try_clone()
                 .map_err(|e| fail(e.to_string(), String::new()))?,
         )
         .stderr(out2)
         // Its own process group, so a timeout kills the check's children too.
-        .process_group(0)
-        .spawn()
-        .map_err(|e| fail(format!("cannot run it: {e}"), String::new()))?;
+        .process_group(0);
+    // The kernel refuses to execute a file that some process still holds
+    // open for writing (ETXTBSY): a check written a moment ago, while
+    // another thread forked and inherited the descriptor until its exec.
+    // That passes in milliseconds, so it is tried again a few times.
+    let mut tries = 0;
+    let mut child = loop {
+        match cmd.spawn() {
+            Ok(c) => break c,
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 10 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(fail(format!("cannot run it: {e}"), String::new())),
+        }
+    };
     let began = Instant::now();
     let status = loop {
         match child.try_wait() {

@@ -293,12 +293,17 @@ pub fn install(
     let mut fetcher = open_source(source, &settings.http)?;
     let mut budget = RetryBudget::new(&settings.http);
     // 0. The root chain first: the keyring everything else is verified with.
+    let persist = if opts.dry_run {
+        crate::trust::Persist::Not
+    } else {
+        crate::trust::Persist::Held(session.store())
+    };
     let keyring = crate::trust::refresh(
         settings,
         session.now(),
         fetcher.as_mut(),
         &mut budget,
-        opts.dry_run,
+        persist,
     )?
     .keyring;
     if !opts.dry_run {
@@ -524,20 +529,10 @@ pub fn install(
         match prep {
             Prepared::Index { .. } => {
                 let staged = crate::state::staged_index(&dir, &target, class);
-                std::fs::rename(&staged, &kept).with_context(|| {
-                    format!(
-                        "keeping the index {} as {}",
-                        staged.display(),
-                        kept.display()
-                    )
-                })?;
+                crate::util::fs::rename_durable(&staged, &kept)
+                    .context("keeping the index of the release installed")?;
             }
-            Prepared::Table(_) => match std::fs::remove_file(&kept) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(e).with_context(|| format!("removing {}", kept.display()))
-                }
-                _ => {}
-            },
+            Prepared::Table(_) => crate::util::fs::remove_durable(&kept)?,
         }
     }
     let kept = session.kept_manifest(&target);

@@ -31,16 +31,21 @@
 //! unconfirmed, so the reset's fallback boot marks it bad: the safe side.)
 //!
 //! Mark bad (a check failed, or the trial never confirmed):
+//!   I0 intent: which group, why (`intent.json`)
 //!   B1 bootloader: group not bootable (also disarms its one-shot)
 //!   B2 state: group `bad` with the reason, trial cleared
+//!   I1 intent removed
 //!   B3 restart, when a check failed and `health.reboot_on_failure`
 //!
 //! Mark the default bad, and rollback (the operator):
+//!   I0 intent: which group, why, which group becomes the default
 //!   D0 state: the group's release condemned (remembered as bad)
 //!   D1 bootloader: the other good group primary
-//!   B1, B2 as above
-//! (crash after D0: the group still boots and says good, but its release is
-//! not installed again by the daemon; the operator runs the command again.)
+//!   B1, B2, I1 as above
+//! (a crash after I0: every next session, whatever its command, finishes
+//! the intent first, with the reason it names, before anything else; the
+//! command run again reports it finished instead of starting a new one.
+//! `Session::mark_bad` runs these steps.)
 
 use anyhow::Result;
 
@@ -139,26 +144,21 @@ fn defer_to_cold_boot(session: &mut Session, group: &str) -> Result<()> {
     session.transition(|s, _| s.defer_to_cold_boot(group, now, now + deadline))
 }
 
-/// B1–B2: mark `group` bad with `reason`.
-pub fn mark_bad_steps(session: &mut Session, group: &str, reason: &str) -> Result<()> {
-    session.bootloader_mut().set_bootable(group, false)?;
-    crate::failpoint!("bad-after-unbootable");
-    session.transition(|s, now| s.mark_bad(group, reason, now))
+/// I0, B1, B2, I1: mark `group` bad with `reason` (for the command `by`).
+pub fn mark_bad_steps(session: &mut Session, by: &str, group: &str, reason: &str) -> Result<()> {
+    session.mark_bad(by, group, reason, None)
 }
 
-/// D0, D1, B1, B2: mark the bootloader's default `group` bad, moving the
-/// default to another good group first; refused when there is none.
-fn mark_default_bad(session: &mut Session, group: &str, reason: &str) -> Result<String> {
+/// I0, D0, D1, B1, B2, I1: mark the bootloader's default `group` bad, moving
+/// the default to another good group first; refused when there is none.
+fn mark_default_bad(session: &mut Session, by: &str, group: &str, reason: &str) -> Result<String> {
     let other = other_good(session.settings(), session.state(), session.bootloader(), group)?
         .ok_or_else(|| {
             BootError(format!(
                 "refusing to mark slot {group} bad: it is the default and no other slot is good to boot instead"
             ))
         })?;
-    session.transition(|s, now| s.condemn(group, reason, now))?;
-    crate::failpoint!("default-bad-after-condemn");
-    session.bootloader_mut().set_primary(&other)?;
-    mark_bad_steps(session, group, reason)?;
+    session.mark_bad(by, group, reason, Some(&other))?;
     Ok(other)
 }
 
@@ -207,6 +207,24 @@ fn record(session: &Session, kind: EventKind, group: &str, reason: Option<&str>)
 /// `updater health`: reconcile a pending trial at boot.
 pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOutcome> {
     let booted = session.booted().to_string();
+    // Run again after a crash while marking this boot's slot bad: the
+    // session finished that; what is left is the restart back.
+    if let Some(done) = session
+        .finished_intent()
+        .filter(|i| i.by == "health" && i.group == booted)
+        .cloned()
+    {
+        let rebooting = session.settings().health.reboot_on_failure;
+        drop(session);
+        if rebooting {
+            rebooter.restart(Restart::Reboot)?;
+        }
+        return Ok(HealthOutcome::Failed {
+            group: booted,
+            reason: done.reason,
+            rebooting,
+        });
+    }
     let Some(trial) = session.state().trial().cloned() else {
         let d = discrepancies(session.state(), session.bootloader(), session.settings());
         for line in &d {
@@ -230,9 +248,8 @@ pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOut
                 trial.started.to_rfc3339()
             )
         };
-        mark_bad_steps(&mut session, &trial.group, &reason)?;
+        mark_bad_steps(&mut session, "health", &trial.group, &reason)?;
         tracing::error!("{reason}");
-        record(&session, EventKind::RolledBack, &trial.group, Some(&reason));
         return Ok(HealthOutcome::TrialLost {
             group: trial.group,
             booted,
@@ -311,9 +328,8 @@ pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOut
             })
         }
         Err(reason) => {
-            mark_bad_steps(&mut session, &booted, &reason)?;
+            mark_bad_steps(&mut session, "health", &booted, &reason)?;
             tracing::error!("slot {booted}: {reason}");
-            record(&session, EventKind::RolledBack, &booted, Some(&reason));
             let rebooting = session.settings().health.reboot_on_failure;
             // Release the state lock before restarting.
             drop(session);
@@ -375,6 +391,13 @@ pub fn mark_good(session: &mut Session) -> Result<String> {
 /// default bad first moves the default to another good group, and is
 /// refused when there is none (nothing would be left to boot).
 pub fn mark_bad(session: &mut Session, group: Option<&str>) -> Result<String> {
+    // Run again after a crash: the session finished what the first run
+    // started; a slot named now that is another one is marked as well.
+    if let Some(done) = session.finished_intent().filter(|i| i.by == "mark-bad") {
+        if group.is_none_or(|g| g == done.group) {
+            return Ok(done.group.clone());
+        }
+    }
     let group = group.unwrap_or(session.booted()).to_string();
     if session.settings().group(&group).is_none() {
         return Err(usage(format!("there is no slot group {group:?}")));
@@ -386,11 +409,10 @@ pub fn mark_bad(session: &mut Session, group: Option<&str>) -> Result<String> {
     }
     let reason = "marked bad by the operator (updater mark-bad)";
     if session.bootloader().primary()?.as_deref() == Some(group.as_str()) {
-        mark_default_bad(session, &group, reason)?;
+        mark_default_bad(session, "mark-bad", &group, reason)?;
     } else {
-        mark_bad_steps(session, &group, reason)?;
+        mark_bad_steps(session, "mark-bad", &group, reason)?;
     }
-    record(session, EventKind::RolledBack, &group, Some(reason));
     Ok(group)
 }
 
@@ -399,6 +421,13 @@ pub fn mark_bad(session: &mut Session, group: Option<&str>) -> Result<String> {
 /// `status` says so and the daemon does not install it again at its next
 /// poll. Returns the new default.
 pub fn rollback(session: &mut Session) -> Result<String> {
+    // Run again after a crash: the session finished the interrupted
+    // rollback; rolling back once more would undo it.
+    if let Some(done) = session.finished_intent().filter(|i| i.by == "rollback") {
+        if let Some(to) = &done.default_to {
+            return Ok(to.clone());
+        }
+    }
     let primary = session
         .bootloader()
         .primary()?
@@ -417,14 +446,7 @@ pub fn rollback(session: &mut Session) -> Result<String> {
         .into());
     }
     let reason = "rolled back by the operator (updater rollback)";
-    let other = mark_default_bad(session, &primary, reason)?;
-    record(
-        session,
-        EventKind::RolledBack,
-        &primary,
-        Some(&format!("{reason}; slot {other} is the default")),
-    );
-    Ok(other)
+    mark_default_bad(session, "rollback", &primary, reason)
 }
 
 fn other_good(

@@ -17,6 +17,7 @@
 //! information therefore goes into new files, never into this one.
 
 pub mod floor;
+pub mod intent;
 pub mod store;
 pub mod trialclock;
 
@@ -677,7 +678,8 @@ impl UpdateState {
     /// (good → good when an operator confirms a good slot again). The
     /// anti-rollback floor rises to the group's security_version: only a
     /// release that proved itself raises it, so a failed trial never locks
-    /// the device out of the release it runs.
+    /// the device out of the release it runs. Its release leaves the list
+    /// of failed releases.
     pub fn commit(&mut self, group: &str, now: DateTime<Utc>) -> Result<(), TransitionError> {
         match self.phase(group) {
             Phase::Confirmed => self.trial = None,
@@ -689,7 +691,14 @@ impl UpdateState {
         g.last_error = None;
         g.updated = Some(now);
         let committed = g.security_version.unwrap_or(0);
+        let (digest, version) = (g.digest.clone(), g.version.clone());
         self.highest_security_version = self.highest_security_version.max(committed);
+        // A release that proved itself here is no longer a failed one (an
+        // operator installed it again after a rollback, and it passed):
+        // the default never runs a release `status` lists as failed.
+        self.bad_releases.retain(|b| {
+            Some(&b.digest) != digest.as_ref() && (b.version.is_none() || b.version != version)
+        });
         Ok(())
     }
 

@@ -15,6 +15,9 @@
 //!
 //! A crash after T1: the next boot is the old primary, which sees an
 //! unconfirmed trial and marks the group bad — conservative, never unsafe.
+//! Before any reboot, the same command run again finishes the start
+//! instead ([`interrupted_start`]): the trial recorded in this very boot is
+//! staged and restarted into, with its first record's start and deadline.
 //! A refusal at M2: with `prefer`, the recorded trial is staged by the
 //! reboot method instead; with `require`, the trial is reverted (nothing
 //! will boot it) and the command fails with exit code 6.
@@ -136,8 +139,28 @@ fn report_started(session: &Session, group: &str) {
     );
 }
 
+/// The group of a trial whose start a crash interrupted: recorded (T1) in
+/// this very boot, by this agent, not yet booted, not a cold-boot trial.
+/// Run again, `apply --reboot|--kexec` and `activate` finish its start (M2,
+/// R, M3) instead of refusing it as pending; at the next boot `updater
+/// health` would mark it bad, as it marks every trial that did not boot.
+pub fn interrupted_start(session: &Session) -> Option<String> {
+    let t = session.state().trial()?;
+    if t.confirmed || t.group == session.booted() {
+        return None;
+    }
+    let c = crate::state::trialclock::TrialClock::load(
+        &session.settings().state_dir,
+        &t.group,
+        t.started,
+    )?;
+    let this_boot = crate::util::boottime::boot_id();
+    (!c.cold_boot && c.boot_id.is_some() && c.boot_id == this_boot).then(|| t.group.clone())
+}
+
 /// Boot the installed release of `group` (whose verified manifest is
-/// `manifest`) as a trial, `how` the caller asks.
+/// `manifest`) as a trial, `how` the caller asks; or finish the start of
+/// its trial that a crash interrupted in this boot.
 pub fn start(
     session: &mut Session,
     group: &str,
@@ -146,7 +169,12 @@ pub fn start(
     machine: Machine<'_>,
     progress: &mut Progress,
 ) -> Result<Option<KexecOutcome>> {
-    if session.state().phase(group) != Phase::Installed {
+    let resume = interrupted_start(session).as_deref() == Some(group);
+    if resume {
+        tracing::warn!(
+            "the trial of slot {group} was recorded in this boot by a command that stopped before the restart: finishing its start"
+        );
+    } else if session.state().phase(group) != Phase::Installed {
         return Err(usage(format!(
             "slot {group} holds no installed release to boot (it is {}); install one with `updater apply`",
             session.state().phase(group)
@@ -156,7 +184,7 @@ pub fn start(
         How::Reboot => {
             progress.event("trial", json!({"group": group, "how": "reboot"}));
             let mut m = RebootMethod::new(machine.rebooter);
-            run_reboot(session, &mut m, group, manifest, false)?;
+            run_reboot(session, &mut m, group, manifest, resume)?;
             Ok(None)
         }
         How::Kexec { dry_run } => {
@@ -164,7 +192,7 @@ pub fn start(
                 "trial",
                 json!({"group": group, "how": "kexec", "dry_run": dry_run}),
             );
-            let k = start_kexec(session, group, manifest, dry_run, machine)?;
+            let k = start_kexec(session, group, manifest, dry_run, resume, machine)?;
             progress.event("kexec", serde_json::to_value(&k).unwrap_or_default());
             Ok(Some(k))
         }
@@ -209,6 +237,7 @@ fn start_kexec(
     group: &str,
     manifest: &[u8],
     dry_run: bool,
+    recorded: bool,
     machine: Machine<'_>,
 ) -> Result<KexecOutcome> {
     let policy = session.settings().kexec.policy;
@@ -238,7 +267,7 @@ fn start_kexec(
         Ok(KexecOutcome::FellBack { reason })
     };
     if policy == KexecPolicy::Never && !dry_run {
-        return refused(session, Refusal::Disabled, false);
+        return refused(session, Refusal::Disabled, recorded);
     }
     let mut k = KexecMethod::new(loader, watchdog, rebooter, dry_run);
     // M1: verify; nothing is recorded yet.
@@ -247,13 +276,15 @@ fn start_kexec(
         Err(MethodError::Failed(e)) => return Err(e),
         // A dry run changes nothing, so it never falls back to a reboot.
         Err(MethodError::Refused(r)) if dry_run => return Err(kexec::required(&r)),
-        Err(MethodError::Refused(r)) => return refused(session, r, false),
+        Err(MethodError::Refused(r)) => return refused(session, r, recorded),
     }
     if dry_run {
         return k.dry_run();
     }
     let cmdline = k.cmdline()?;
-    record(session, group)?;
+    if !recorded {
+        record(session, group)?;
+    }
     match k.stage(session, group) {
         Ok(()) => {}
         Err(MethodError::Refused(r)) => return refused(session, r, true),
@@ -282,7 +313,8 @@ pub fn activate(
     progress: &mut Progress,
 ) -> Result<Activated> {
     let target = session.install_target()?;
-    if let Some(t) = session.state().trial() {
+    let resume = interrupted_start(session).as_deref() == Some(target.as_str());
+    if let Some(t) = session.state().trial().filter(|_| !resume) {
         return Err(crate::state::TransitionError::TrialPending {
             trial: t.group.clone(),
             doing: "starting another",
@@ -290,7 +322,7 @@ pub fn activate(
         .into());
     }
     let g = session.state().group(&target).clone();
-    if session.state().phase(&target) != Phase::Installed {
+    if !resume && session.state().phase(&target) != Phase::Installed {
         return Err(usage(format!(
             "slot {target} holds no installed release to boot (it is {}); install one with `updater apply`",
             session.state().phase(&target)

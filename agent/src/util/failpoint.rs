@@ -3,8 +3,12 @@
 //! run recovers from.
 //!
 //! `UPDATER_FAILPOINTS=name[,name...]` aborts the process when it reaches one
-//! of those names; `name@N` aborts at the N-th time it is reached. Only debug
-//! builds and builds with the `failpoints` feature look at the variable.
+//! of those names; `name@N` aborts at the N-th time it is reached.
+//! `UPDATER_FAILPOINTS_TRACE=FILE` appends the name of every failpoint
+//! reached, one a line: the crash sweep learns from an uninterrupted run
+//! where a command's durable writes are, then stops it at each in turn. Only
+//! debug builds and builds with the `failpoints` feature look at the
+//! variables.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -13,8 +17,27 @@ static HITS: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
 
 /// Abort here if the failpoint `name` is armed.
 pub fn hit(name: &str) {
+    hit_at(name, None)
+}
+
+/// [`hit`], with what the step is about to do (`write PATH`, `remove
+/// PATH`), for the trace.
+pub fn hit_at(name: &str, what: Option<std::fmt::Arguments<'_>>) {
     if !(cfg!(debug_assertions) || cfg!(feature = "failpoints")) {
         return;
+    }
+    if let Some(trace) = std::env::var_os("UPDATER_FAILPOINTS_TRACE") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(trace)
+        {
+            let _ = match what {
+                Some(w) => writeln!(f, "{name} {w}"),
+                None => writeln!(f, "{name}"),
+            };
+        }
     }
     let Ok(spec) = std::env::var("UPDATER_FAILPOINTS") else {
         return;
@@ -38,10 +61,15 @@ pub fn hit(name: &str) {
     }
 }
 
-/// Mark a failpoint: `failpoint!("state-save")`.
+/// Mark a failpoint: `failpoint!("state-save")`, or with what the next
+/// durable step does, for the trace:
+/// `failpoint!("durable-write", "write {}", path.display())`.
 #[macro_export]
 macro_rules! failpoint {
     ($name:expr) => {
         $crate::util::failpoint::hit($name)
+    };
+    ($name:expr, $($what:tt)+) => {
+        $crate::util::failpoint::hit_at($name, Some(format_args!($($what)+)))
     };
 }

@@ -508,7 +508,8 @@ fn a_clock_set_ahead_after_boot_does_not_fail_a_healthy_trial() {
 fn distinct_exit_codes_for_busy_trial_pending_and_corrupt_state() {
     let t = TrialDevice::new();
     t.apply_reboot().assert_ok();
-    t.apply_reboot()
+    let url = t.dev.server.url("manifest.json");
+    t.run(&["apply", &url])
         .assert_fails(9, "a trial of slot B is pending");
     let dev = Device::new();
     std::fs::create_dir_all(dev.env.p("dev/state")).unwrap();

@@ -3,7 +3,9 @@
 //! runs the vendor commands in-process.
 
 mod common;
+mod crash;
 mod delta;
+mod device;
 mod fleet;
 mod hardening;
 mod hsm;

@@ -7,6 +7,7 @@
 use crate::common::*;
 use crate::install::Device;
 use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
 use updater_format::keys::{Keyring, PrivateKey, PublicKey};
 use updater_format::root::{seal, Root};
 
@@ -379,4 +380,313 @@ fn the_vendor_commands_make_and_co_sign_a_chain_devices_follow() {
     // and is not asked for), devices follow it: m1 is revoked.
     dev.apply_url().assert_fails(3, "unknown key");
     assert_eq!(root_version(&dev), Some(2));
+}
+
+// --- The persisted chain (issue 20): re-verified from the image's root on
+// every load, never rolled back, never raced. ------------------------------
+
+/// Every file the device keeps a persisted root in: the chain's links and
+/// the copy written for earlier agents (on main before the chain, the one
+/// file it trusted).
+fn persisted_roots(dev: &Device) -> Vec<std::path::PathBuf> {
+    let mut v = vec![dev.env.p("dev/state/root.json")];
+    if let Ok(rd) = std::fs::read_dir(dev.env.p("dev/state/roots")) {
+        v.extend(rd.flatten().map(|e| e.path()));
+    }
+    v.retain(|p| p.is_file());
+    v.sort();
+    v
+}
+
+/// Swap the manifest key in a root envelope's payload for `key`'s, leaving
+/// its signatures as they were.
+fn swap_manifest_key(dev: &Device, path: &std::path::Path, key: &str) {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut env: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let mut root: Value =
+        serde_json::from_slice(&b64.decode(env["payload"].as_str().unwrap()).unwrap()).unwrap();
+    let k = public(&dev.env.key(key));
+    let id = k.id.to_string();
+    root["keys"][&id] = Value::String(updater_format::keys::public_key_pem(&k.key));
+    root["roles"]["manifest"]["keyids"] = serde_json::json!([id]);
+    env["payload"] = Value::String(b64.encode(serde_json::to_vec(&root).unwrap()));
+    write(path, &serde_json::to_vec(&env).unwrap());
+}
+
+#[test]
+fn a_tampered_persisted_root_is_refused_not_trusted() {
+    // Issue 20, case 1: the payload of the persisted root edited to trust
+    // the attacker's manifest key, the signatures left as they were.
+    let dev = device();
+    dev.env.keygen("evil");
+    publish(&dev, &root_doc(&dev, 2, "m1", "r1", year(2099)), &["r1"]);
+    dev.apply_url().assert_ok();
+    assert_eq!(root_version(&dev), Some(2));
+    let genuine = dev.status()["groups"]["B"]["digest"].clone();
+    let files = persisted_roots(&dev);
+    assert!(!files.is_empty());
+    for f in &files {
+        swap_manifest_key(&dev, f, "evil");
+    }
+    // The attacker's release, served with the genuine root 2.
+    resign(&dev, "evil");
+    let r = dev.apply_url();
+    r.assert_fails(10, "root version 2 does not verify from root version 1");
+    assert!(r.stderr.contains("roots/2.root.json"), "{}", r.stderr);
+    assert!(r.stderr.contains("updater root refresh"), "{}", r.stderr);
+    assert!(!r.stderr.contains("remove the file"), "{}", r.stderr);
+    // Nothing was installed, and status says why without failing.
+    let st = dev.status();
+    assert_eq!(st["groups"]["B"]["digest"], genuine, "{st}");
+    assert!(
+        st["root"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("does not verify")),
+        "{st}"
+    );
+    // The operator fetches the chain again: verified from the image's root,
+    // and the attacker's key is unknown again.
+    let url = dev.server.url("manifest.json");
+    let fixed = dev.run(&["root", "refresh", &url]);
+    fixed.assert_ok();
+    assert!(fixed.stdout.contains("to 2"), "{}", fixed.stdout);
+    assert_eq!(root_version(&dev), Some(2));
+    dev.apply_url().assert_fails(3, "unknown key");
+}
+
+#[test]
+fn a_restored_older_root_is_refused_until_the_chain_is_fetched_again() {
+    // Issue 20, case 3: root 3 revoked m1; putting root 2 back (an older
+    // genuine root) while the server withholds root 3 must not re-trust m1.
+    let dev = device();
+    publish(&dev, &root_doc(&dev, 2, "m1", "r1", year(2099)), &["r1"]);
+    dev.apply_url().assert_ok();
+    // A copy of every persisted root file as they were with root 2.
+    let backup: Vec<(std::path::PathBuf, Vec<u8>)> = persisted_roots(&dev)
+        .into_iter()
+        .map(|p| {
+            let b = std::fs::read(&p).unwrap();
+            (p, b)
+        })
+        .collect();
+    publish(&dev, &root_doc(&dev, 3, "m2", "r1", year(2099)), &["r1"]);
+    resign(&dev, "m2");
+    dev.apply_url().assert_ok();
+    assert_eq!(root_version(&dev), Some(3));
+    // Restore the copy: the root files as they were, nothing newer.
+    for p in persisted_roots(&dev) {
+        std::fs::remove_file(p).unwrap();
+    }
+    for (p, b) in &backup {
+        write(p, b);
+    }
+    // The server withholds root 3 and serves a release signed by m1.
+    let three = std::fs::read(dev.env.p("rel/3.root.json")).unwrap();
+    std::fs::remove_file(dev.env.p("rel/3.root.json")).unwrap();
+    resign(&dev, "m1");
+    let r = dev.apply_url();
+    r.assert_fails(
+        10,
+        "ends at root version 2, but this device accepted root version 3",
+    );
+    assert!(r.stderr.contains("updater root refresh"), "{}", r.stderr);
+    assert!(!r.stderr.contains("remove the file"), "{}", r.stderr);
+    // Fetching the chain again while root 3 is still withheld cannot pass
+    // either: it must reach the version the device accepted.
+    let url = dev.server.url("manifest.json");
+    dev.run(&["root", "refresh", &url])
+        .assert_fails(10, "accepted root version 3");
+    // Once the server has root 3 again, the chain is fetched and verified,
+    // and m1 stays revoked.
+    write(&dev.env.p("rel/3.root.json"), &three);
+    dev.run(&["root", "refresh", &url]).assert_ok();
+    assert_eq!(root_version(&dev), Some(3));
+    dev.apply_url().assert_fails(3, "unknown key");
+}
+
+#[test]
+fn a_device_an_earlier_agent_left_fetches_its_chain_again() {
+    // An agent of round 2 kept only state/root.json. This agent never trusts
+    // it, but takes its version as the floor, and the next refresh fetches
+    // the chain from the source.
+    let dev = device();
+    publish(&dev, &root_doc(&dev, 2, "m2", "r1", year(2099)), &["r1"]);
+    dev.apply_url().assert_fails(3, "unknown key");
+    std::fs::remove_dir_all(dev.env.p("dev/state/roots")).unwrap();
+    std::fs::remove_file(dev.env.p("dev/state/root-floor.json")).unwrap();
+    assert!(dev.env.p("dev/state/root.json").is_file());
+    // Without the chain, what this agent trusts is refused, not guessed.
+    let st = dev.status();
+    assert!(
+        st["root"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("accepted root version 2")),
+        "{st}"
+    );
+    resign(&dev, "m2");
+    dev.apply_url().assert_ok();
+    assert_eq!(root_version(&dev), Some(2));
+    assert!(dev.env.p("dev/state/roots/2.root.json").is_file());
+    assert!(dev.env.p("dev/state/root-floor.json").is_file());
+}
+
+#[test]
+fn root_refusals_name_the_root_version_and_its_url() {
+    // Issue 20, case 4: not "invalid manifest", and the root's URL rather
+    // than the manifest's.
+    let dev = device();
+    let mut doc = root_doc(&dev, 2, "m1", "r1", year(2099));
+    doc.version = u64::MAX;
+    let keys = [dev.env.key("r1")];
+    let env = seal(&doc, &[&keys[0]]).unwrap();
+    write(&dev.env.p("rel/2.root.json"), &env.to_json());
+    let r = dev.apply_url();
+    let root_url = dev.server.url("2.root.json");
+    r.assert_fails(3, &format!("root version 2 from {root_url} refused"));
+    assert!(
+        r.stderr
+            .contains("says it is root version 18446744073709551615"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("invalid manifest"), "{}", r.stderr);
+    // A root signed by a key nobody trusted: the same label.
+    publish(&dev, &root_doc(&dev, 2, "m2", "r2", year(2099)), &["r2"]);
+    let r = dev.apply_url();
+    r.assert_fails(3, &format!("root version 2 from {root_url} refused"));
+    assert!(
+        r.stderr.contains("root signatures rejected"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_private_bucket_that_answers_403_for_a_missing_root_ends_the_chain_when_configured() {
+    // S3 answers 403 for a missing object to a reader without ListBucket.
+    let dev = Device::with_http("absent_status = [403, 404, 410]");
+    let env = &dev.env;
+    env.keygen("r1");
+    env.reinit_ring(&[
+        ("--manifest-key", "m1"),
+        ("--kernel-key", "k1"),
+        ("--root-key", "r1"),
+    ]);
+    dev.server
+        .fault(updater_testkit::Fault::Status(403), Some("2.root.json"), 50);
+    dev.apply_url().assert_ok();
+    dev.assert_installed();
+    // Without the setting, 403 is a failed fetch (exit 4), never "no more
+    // roots": a server that refuses must not silently end the chain.
+    let plain = device();
+    plain
+        .server
+        .fault(updater_testkit::Fault::Status(403), Some("2.root.json"), 50);
+    plain.apply_url().assert_fails(4, "403");
+    // Only client errors can mean "missing".
+    let bad = Device::with_http("absent_status = [500]");
+    bad.run(&["status"]).assert_fails(2, "http.absent_status");
+}
+
+/// A device following a channel (c1) whose keyring is root 1 (m1, k1, c1,
+/// r1).
+fn channel_device() -> Device {
+    let dev = Device::new();
+    let env = &dev.env;
+    env.keygen("r1");
+    env.keygen("c1");
+    env.reinit_ring(&[
+        ("--manifest-key", "m1"),
+        ("--kernel-key", "k1"),
+        ("--channel-key", "c1"),
+        ("--root-key", "r1"),
+    ]);
+    vendor(&[
+        "channel",
+        "publish",
+        "--out",
+        &env.s("rel/stable.json"),
+        "--key",
+        &env.s("keys/c1.key"),
+        "--release",
+        "acme-gw=manifest.json",
+    ])
+    .assert_ok();
+    let cfg = dev.config();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{text}\n[device]\nid = \"device-0001\"\n[daemon]\nchannel = \"{}\"\n",
+            dev.server.url("stable.json")
+        ),
+    )
+    .unwrap();
+    dev
+}
+
+/// Root `version` of a channel device: manifest key `manifest`, k1, c1, r1.
+fn channel_root(dev: &Device, version: u64, manifest: &str) -> Root {
+    let env = &dev.env;
+    let ring = Keyring::new(
+        vec![public(&env.key(manifest))],
+        1,
+        vec![public(&env.key("k1"))],
+        1,
+    )
+    .unwrap()
+    .with_channel(vec![public(&env.key("c1"))], 1)
+    .unwrap();
+    Root::from_keyring(&ring, &[public(&env.key("r1"))], 1, version, year(2099))
+}
+
+#[test]
+fn a_slow_check_cannot_roll_back_the_root_an_apply_accepted_meanwhile() {
+    // Issue 20, case 2: `check` starts from root 1 and is slow to receive
+    // 2.root.json; meanwhile `apply` accepts roots 2 and 3, where 3
+    // revokes the leaked manifest key m1. Then the attacker withholds root
+    // 3 and serves a release signed by m1.
+    let dev = channel_device();
+    publish(&dev, &channel_root(&dev, 2, "m1"), &["r1"]);
+    publish(&dev, &channel_root(&dev, 3, "m2"), &["r1"]);
+    resign(&dev, "m2");
+    dev.server
+        .fault(updater_testkit::Fault::Hold, Some("2.root.json"), 1);
+    let check = std::process::Command::new(bin())
+        .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1")
+        .args(["--config", &dev.config(), "check", "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while dev.server.held() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "check never asked for 2.root.json"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // While check waits: apply accepts 2 and 3 and installs.
+    dev.apply_url().assert_ok();
+    assert_eq!(root_version(&dev), Some(3));
+    std::fs::remove_file(dev.env.p("rel/3.root.json")).unwrap();
+    resign(&dev, "m1");
+    dev.server.release_holds();
+    let mut check = check;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if check.try_wait().unwrap().is_some() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = check.kill();
+            panic!("check did not finish");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The root on disk did not go back, and m1 stays revoked.
+    assert_eq!(root_version(&dev), Some(3));
+    dev.apply_url().assert_fails(3, "unknown key");
 }

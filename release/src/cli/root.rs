@@ -329,7 +329,7 @@ fn write_signed(
 fn verify(a: VerifyArgs) -> Result<()> {
     let trusted_bytes =
         std::fs::read(&a.trusted).with_context(|| format!("reading {}", a.trusted.display()))?;
-    let trusted = TrustedRoot::open_persisted(&trusted_bytes)
+    let trusted = TrustedRoot::open_provisioned(&trusted_bytes)
         .map_err(|e| usage(format!("{}: {e}", a.trusted.display())))?;
     let next_bytes =
         std::fs::read(&a.next).with_context(|| format!("reading {}", a.next.display()))?;
