@@ -16,6 +16,14 @@ echo $BOOTS > $E/boots
 sync
 URL="http://10.0.2.100:8080/manifest.json"
 mark "ready scenario=$SCENARIO boots=$BOOTS slot=$SLOT version=$VERSION trial=$TRIAL kexec=$KEXEC"
+mark "cmdline $(cat /proc/cmdline)"
+# What the agent logged in the boots before this one, from the journal kept
+# on the data partition (what it said just before a jump is there; the
+# console's copy of it races the shutdown).
+if [ "$BOOTS" -gt 1 ]; then
+    journalctl -D /var/log/journal -o cat --no-pager 2>/dev/null \
+        | grep -E 'fed by systemd|kexec with|watchdog' | sed 's/^/E2E-JOURNAL /'
+fi
 
 # What systemd did in this boot: the health unit's result and log, when it
 # and boot-complete.target became active (monotonic usec), how the data
@@ -39,9 +47,10 @@ finish() {
 
 apply_kexec() {
     mark "apply-start kexec"
-    # The agent's log on the console (it does not come back: systemctl kexec
-    # stops this service with the rest of the system).
-    updater -v apply "$URL" --kexec 2>&1 | sed -u 's/^/E2E-APPLY /'
+    # The agent's log straight into the journal (systemd-cat hands it the
+    # journal's stream: no process in between that the kexec shutdown could
+    # stop before it passed the last lines on); the next boot reads it back.
+    systemd-cat -t e2e-apply updater -v apply "$URL" --kexec
     mark "apply-returned"
     # systemctl kexec is stopping the system.
     sleep 600
@@ -75,9 +84,7 @@ sd-daemon:1)
     # updater.service follows the channel: it installs release 2 and boots
     # it by kexec. Nothing to do here but report, and wait for that.
     if [ "$BOOTS" = 1 ]; then
-        # The daemon's log on the console as it comes (the journal of this
-        # boot is gone after the kexec).
-        journalctl -f -b -u updater.service -o cat --no-pager | sed -u 's/^/E2E-DAEMON /' &
+        # The daemon logs to the journal, which the next boot reads back.
         daemon_report
         sleep 600
         mark "error: the daemon did not boot the release"
