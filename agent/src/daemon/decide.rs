@@ -3,33 +3,13 @@
 //! below.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 use updater_format::channel::{self, Channel};
 
 use super::strategy::{self, Ready};
 use crate::config::{MaintenanceWindow, Strategy};
 use crate::state::{Phase, UpdateState};
 
-/// What the daemon does about the channel's release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "action", rename_all = "kebab-case")]
-pub enum Action {
-    /// Nothing to do.
-    Idle,
-    /// Install the release into the inactive slot, then boot it as a trial
-    /// when `activate`.
-    Install {
-        /// Boot it right after installing.
-        activate: bool,
-    },
-    /// Boot the already installed release as a trial.
-    Activate,
-    /// The release is installed; it boots later.
-    Wait {
-        /// When it may boot (none: only by `updater activate`).
-        until: Option<DateTime<Utc>>,
-    },
-}
+pub use super::action::Action;
 
 /// Everything the decision looks at.
 #[derive(Debug, Clone)]

@@ -19,6 +19,7 @@
 //! systemd it is `Type=notify`: READY=1 once configured, WATCHDOG=1 while
 //! its loop makes progress, STATUS= with what it is doing.
 
+pub mod action;
 pub mod decide;
 pub mod poll;
 pub mod run;

@@ -3,8 +3,26 @@
 
 use anyhow::Result;
 
-use super::reboot::Restart;
 use crate::session::Session;
+
+/// How to restart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// Through firmware and bootloader.
+    Reboot,
+    /// Into the kernel loaded with kexec_file_load.
+    Kexec,
+}
+
+impl Restart {
+    /// The word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Restart::Reboot => "reboot",
+            Restart::Kexec => "kexec",
+        }
+    }
+}
 
 /// Why a boot method cannot boot the trial on this device. A refusal is a
 /// value, not an error: `kexec.policy` decides, in one place

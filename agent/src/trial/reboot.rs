@@ -14,24 +14,7 @@ use super::method::{BootMethod, MethodError};
 use crate::error::BootError;
 use crate::session::Session;
 
-/// How to restart.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
-    /// Through firmware and bootloader.
-    Reboot,
-    /// Into the kernel loaded with kexec_file_load.
-    Kexec,
-}
-
-impl Restart {
-    /// The word for it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Restart::Reboot => "reboot",
-            Restart::Kexec => "kexec",
-        }
-    }
-}
+pub use super::method::Restart;
 
 /// Restarts the machine.
 pub trait Rebooter {

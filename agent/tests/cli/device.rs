@@ -39,6 +39,7 @@ pub struct Builder {
     boot: Boot,
     fixed_clock: bool,
     trial: bool,
+    channel: bool,
     checkpoint_ms: u64,
     extra: String,
 }
@@ -50,6 +51,7 @@ impl Builder {
             boot: Boot::File,
             fixed_clock: false,
             trial: false,
+            channel: false,
             checkpoint_ms: 50,
             extra: String::new(),
         }
@@ -71,6 +73,14 @@ impl Builder {
     /// A recorded reboot command and a passing health check (`10-ok`).
     pub fn trials(mut self) -> Builder {
         self.trial = true;
+        self
+    }
+
+    /// A channel key (c1) in the keyring, a device id, and the channel
+    /// `stable.json` (naming the release, issued with it) that
+    /// `daemon.channel` follows.
+    pub fn channel(mut self) -> Builder {
+        self.channel = true;
         self
     }
 
@@ -99,7 +109,19 @@ impl Builder {
             boot: self.boot,
             now: self.fixed_clock.then(|| NOW.to_string()),
         };
+        if self.channel {
+            dev.env.keygen("c1");
+            dev.env.reinit_ring(&[
+                ("--manifest-key", "m1"),
+                ("--kernel-key", "k1"),
+                ("--channel-key", "c1"),
+            ]);
+        }
         dev.publish("rootfs.img", "1.2.0");
+        if self.channel {
+            dev.publish_channel(&["--release", "acme-gw=manifest.json"])
+                .assert_ok();
+        }
         let e = &dev.env;
         std::fs::create_dir_all(e.p("dev/slots")).unwrap();
         std::fs::write(e.p("dev/slots/A.rootfs"), pattern(ROOTFS_LEN, 3)).unwrap();
@@ -151,6 +173,12 @@ policy = "never"
             ));
             std::fs::create_dir_all(e.p("dev/health.d")).unwrap();
         }
+        if self.channel {
+            config.push_str(&format!(
+                "[device]\nid = \"device-0001\"\n[daemon]\nchannel = \"{}\"\n",
+                dev.server.url("stable.json")
+            ));
+        }
         config.push_str(&self.extra);
         std::fs::write(e.p("dev/config.toml"), config).unwrap();
         if self.trial {
@@ -181,6 +209,17 @@ impl Dev {
     /// Publish `image` as release `version` (security version 5, signed by
     /// m1) in `rel/`, replacing what was there.
     pub fn publish(&self, image: &str, version: &str) {
+        // The root versions and the channel stay beside the new release.
+        let kept: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(self.env.p("rel"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.ends_with(".root.json") || n == "stable.json"
+            })
+            .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
+            .collect();
         let _ = std::fs::remove_dir_all(self.env.p("rel"));
         let key = self.env.s("keys/m1.key");
         let mut extra = vec!["--chunk-size", "262144"];
@@ -190,6 +229,22 @@ impl Dev {
         self.env
             .release_by("rel", image, ["--key", &key], version, "5", &extra)
             .assert_ok();
+        for (name, bytes) in kept {
+            std::fs::write(self.env.p("rel").join(name), bytes).unwrap();
+        }
+    }
+
+    /// `updater-vendor channel publish --out rel/stable.json --key c1 ARGS`
+    /// (issued at [`CREATED`] on a fixed clock).
+    pub fn publish_channel(&self, args: &[&str]) -> Run {
+        let out = self.env.s("rel/stable.json");
+        let key = self.env.s("keys/c1.key");
+        let mut all = vec!["channel", "publish", "--out", &out, "--key", &key];
+        if self.now.is_some() {
+            all.extend(["--issued", CREATED]);
+        }
+        all.extend_from_slice(args);
+        vendor(&all)
     }
 
     /// The arguments every command gets: the configuration and the clock.

@@ -10,6 +10,7 @@ mod fleet;
 mod hardening;
 mod hsm;
 mod install;
+mod json;
 mod kexec;
 mod packaging;
 mod rejects;

@@ -2,7 +2,7 @@
 //! `updater activate`.
 
 use super::Ready;
-use crate::daemon::decide::Action;
+use crate::daemon::action::Action;
 
 /// Install; never boot by itself.
 pub fn decide(r: &Ready) -> (Action, String) {

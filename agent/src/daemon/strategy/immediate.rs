@@ -2,7 +2,7 @@
 //! from the channel's `not_before`).
 
 use super::Ready;
-use crate::daemon::decide::Action;
+use crate::daemon::action::Action;
 
 /// Install now; boot now, or from `not_before`.
 pub fn decide(r: &Ready) -> (Action, String) {

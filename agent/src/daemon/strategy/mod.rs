@@ -7,7 +7,7 @@ mod window;
 
 use chrono::{DateTime, Utc};
 
-use super::decide::Action;
+use super::action::Action;
 use crate::config::{MaintenanceWindow, Strategy};
 
 /// What a strategy sees once the release is one this device should run.

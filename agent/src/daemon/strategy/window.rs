@@ -4,7 +4,7 @@
 
 use super::Ready;
 use crate::config::MaintenanceWindow;
-use crate::daemon::decide::Action;
+use crate::daemon::action::Action;
 use crate::daemon::window::window_next_open;
 
 /// Install now; boot when the window is open.
