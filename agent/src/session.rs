@@ -18,7 +18,7 @@ use updater_format::manifest::Policy;
 use crate::bootloader::Bootloader;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::slots::{PathSlots, SlotBackend};
+use crate::slots::SlotBackend;
 use crate::state::intent::{self, Intent};
 use crate::state::{Phase, StateStore, TransitionError, UpdateState};
 
@@ -44,18 +44,9 @@ pub fn read_cmdline(settings: &Settings) -> Result<String> {
     })
 }
 
-/// The configured slot backend.
-pub fn slot_backend(settings: &Settings) -> PathSlots<'_> {
-    PathSlots::new(
-        &settings.slots,
-        &settings.cmdline_path,
-        &settings.kexec.sys_root,
-    )
-}
-
 /// The booted group, without a session (`status`, `check`).
 pub fn booted_group(settings: &Settings) -> Result<String> {
-    slot_backend(settings).booted(&read_cmdline(settings)?)
+    crate::slots::open(settings)?.booted(&read_cmdline(settings)?)
 }
 
 /// Lock the state folder, after checking that nobody else can change it.
@@ -72,17 +63,12 @@ fn open_store(settings: &Settings) -> Result<StateStore> {
 impl<'a> Session<'a> {
     /// Lock the state folder, find the booted group, read the state (a fresh
     /// one is written when there is none) and open the configured
-    /// bootloader.
+    /// bootloader and slot backend.
     pub fn open(settings: &'a Settings, clock: Clock) -> Result<Session<'a>> {
         let store = open_store(settings)?;
         let boot = crate::bootloader::open(settings)?;
-        Self::with_parts(
-            settings,
-            clock,
-            store,
-            boot,
-            Box::new(slot_backend(settings)),
-        )
+        let slots = crate::slots::open(settings)?;
+        Self::with_parts(settings, clock, store, boot, slots)
     }
 
     /// The same with a given bootloader backend (tests, other backends).
@@ -92,13 +78,20 @@ impl<'a> Session<'a> {
         boot: Box<dyn Bootloader + 'a>,
     ) -> Result<Session<'a>> {
         let store = open_store(settings)?;
-        Self::with_parts(
-            settings,
-            clock,
-            store,
-            boot,
-            Box::new(slot_backend(settings)),
-        )
+        let slots = crate::slots::open(settings)?;
+        Self::with_parts(settings, clock, store, boot, slots)
+    }
+
+    /// The same with given bootloader and slot backends: a backend that is
+    /// not one of the configuration's (a test double) is registered here.
+    pub fn open_with_backends(
+        settings: &'a Settings,
+        clock: Clock,
+        boot: Box<dyn Bootloader + 'a>,
+        slots: Box<dyn SlotBackend + 'a>,
+    ) -> Result<Session<'a>> {
+        let store = open_store(settings)?;
+        Self::with_parts(settings, clock, store, boot, slots)
     }
 
     fn with_parts(

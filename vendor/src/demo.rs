@@ -33,6 +33,19 @@ fn say(line: impl AsRef<str>) {
     updater_release::say!("    {}", line.as_ref());
 }
 
+/// What the vendor's act leaves for the device's: where the release and
+/// the device's keyring are.
+struct Vendor {
+    /// The generated root filesystem of release 1.0.0.
+    rootfs: PathBuf,
+    /// Release 1.0.0's folder.
+    release: PathBuf,
+    /// How release 1.0.0 was made (release 1.1.0 reuses it).
+    opts: CreateOptions,
+    /// The device's keyring folder.
+    keyring: PathBuf,
+}
+
 /// Run the demo in `dir` (or a new temporary folder, removed afterwards).
 pub fn run(dir: Option<PathBuf>) -> Result<()> {
     let tmp;
@@ -51,7 +64,17 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     // against the same "now".
     let now = chrono::Utc::now();
     let mut n = Narrator { step: 0 };
+    let vendor = vendor_act(&mut n, &root, now)?;
+    refusals_act(&mut n, &vendor, now)?;
+    let dev = root.join("device");
+    let settings = first_update_act(&mut n, &vendor, &dev)?;
+    failed_update_act(&mut n, &root, &vendor, &settings, &dev)?;
+    updater_release::say!("\ndemo finished: every step behaved as expected");
+    Ok(())
+}
 
+/// The vendor: keys, release 1.0.0, and the keyring a device trusts.
+fn vendor_act(n: &mut Narrator, root: &Path, now: chrono::DateTime<chrono::Utc>) -> Result<Vendor> {
     n.step("vendor: make a manifest-signing key and a kernel-signing key");
     let (_, mkey, mpub) = keygen(&root.join("vendor"), "release")?;
     let (_, kkey, kpub) = keygen(&root.join("vendor"), "kernel")?;
@@ -116,12 +139,24 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
             threshold: 1,
         },
     )?;
-    let ring = Keyring::load(&ring_dir)?;
+    Keyring::load(&ring_dir)?;
     say(format!(
         "{} written",
         ring_dir.join("keyring.toml").display()
     ));
 
+    Ok(Vendor {
+        rootfs,
+        release: rel,
+        opts: release_opts,
+        keyring: ring_dir,
+    })
+}
+
+/// The device refuses what it must: a tampered release, another device's.
+fn refusals_act(n: &mut Narrator, v: &Vendor, now: chrono::DateTime<chrono::Utc>) -> Result<()> {
+    let ring = Keyring::load(&v.keyring)?;
+    let rel = &v.release;
     n.step("device: verify the release before anything else happens");
     let policy = Policy {
         compatible: Some("acme-demo-gw".into()),
@@ -155,14 +190,20 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         Err(e) => say(format!("refused (exit code 3): {e}")),
     }
 
+    Ok(())
+}
+
+/// The first update: installed through a dropped connection, tried by a
+/// one-shot reboot, committed when its checks pass.
+fn first_update_act(n: &mut Narrator, v: &Vendor, dev: &Path) -> Result<updater::config::Settings> {
+    let (rootfs, rel, ring_dir) = (&v.rootfs, &v.release, &v.keyring);
     n.step("device: a simulated device with file-backed slots A (booted) and B");
-    let dev = root.join("device");
-    let settings = write_device(&dev, &ring_dir)?;
+    let settings = write_device(dev, ring_dir)?;
     say(format!("config {}", dev.join("config.toml").display()));
     say("slot A runs (updater.slot=A on the simulated kernel command line); B is the install target");
 
     n.step("vendor: serve the release over loopback HTTP; the network drops the first download");
-    let server = updater_release::serve::Server::start(&rel, "127.0.0.1:0")?;
+    let server = updater_release::serve::Server::start(rel, "127.0.0.1:0")?;
     server.fault(
         updater_release::serve::Fault::DropAfter(5 << 20),
         Some("rootfs.img.zst"),
@@ -176,13 +217,13 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     n.step("device: updater apply URL --reboot — verify, mark B unbootable, stream verified chunks into B, start a trial");
     let a_before = updater_format::Sha256Digest::of(&std::fs::read(dev.join("slots/A.rootfs"))?);
     let reboots = DemoRebooter;
-    let mut progress = updater::progress::Progress::new(false);
+    let mut progress = updater::cli::progress::Progress::new(false);
     let out = apply_reboot(&settings, &url, &reboots, &mut progress)?;
     say(format!(
         "installed {} into slot {}: {} bytes fetched, {} retry after the dropped connection (resumed with a Range request)",
         out.version, out.group, out.bytes_fetched, out.retries
     ));
-    if std::fs::read(dev.join("slots/B.rootfs"))? != std::fs::read(&rootfs)? {
+    if std::fs::read(dev.join("slots/B.rootfs"))? != std::fs::read(rootfs)? {
         bail!("slot B does not hold the release image");
     }
     let a_after = updater_format::Sha256Digest::of(&std::fs::read(dev.join("slots/A.rootfs"))?);
@@ -190,20 +231,35 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         bail!("the booted slot A was written");
     }
     say("slot B holds exactly the signed image; slot A (booted) is byte-for-byte unchanged");
-    say(format!("boot env now: {}", env_line(&dev)?));
+    say(format!("boot env now: {}", env_line(dev)?));
     show_status(&settings)?;
 
     n.step("bootloader: the one-shot trial is consumed, then slot B boots");
-    say(format!("booted slot {}", simulate_bootloader(&dev)?));
+    say(format!("booted slot {}", simulate_bootloader(dev)?));
 
     n.step("device (slot B): updater health — the health checks pass, so B is committed");
     report_health(health(&settings, &reboots)?);
-    say(format!("boot env now: {}", env_line(&dev)?));
+    say(format!("boot env now: {}", env_line(dev)?));
     show_status(&settings)?;
 
+    Ok(settings)
+}
+
+/// Release 1.1.0, whose application does not start: installed by delta,
+/// tried, marked bad, and the device back on 1.0.0.
+fn failed_update_act(
+    n: &mut Narrator,
+    root: &Path,
+    v: &Vendor,
+    settings: &updater::config::Settings,
+    dev: &Path,
+) -> Result<()> {
+    let reboots = DemoRebooter;
+    let mut progress = updater::cli::progress::Progress::new(false);
+    let (rootfs, release_opts) = (&v.rootfs, &v.opts);
     n.step("vendor: release 1.1.0, whose application does not start (six bytes changed)");
     let broken = root.join("build/rootfs-1.1.0.img");
-    let mut img = std::fs::read(&rootfs)?;
+    let mut img = std::fs::read(rootfs)?;
     img[..6].copy_from_slice(b"BROKEN");
     std::fs::write(&broken, img)?;
     let rel2 = root.join("releases/1.1.0");
@@ -221,7 +277,7 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
         "device (slot B): updater apply URL --reboot — installs into slot A by delta, the slot not booted",
     );
     let out = apply_reboot(
-        &settings,
+        settings,
         &server2.url("manifest.json"),
         &reboots,
         &mut progress,
@@ -237,24 +293,26 @@ pub fn run(dir: Option<PathBuf>) -> Result<()> {
     }
 
     n.step("bootloader: the one-shot trial boots slot A");
-    say(format!("booted slot {}", simulate_bootloader(&dev)?));
+    say(format!("booted slot {}", simulate_bootloader(dev)?));
 
     n.step("device (slot A): updater health — the application check fails");
-    report_health(health(&settings, &reboots)?);
+    report_health(health(settings, &reboots)?);
 
     n.step("bootloader: slot A is not bootable, B is still the default: B boots");
-    say(format!("booted slot {}", simulate_bootloader(&dev)?));
-    report_health(health(&settings, &reboots)?);
-    show_status(&settings)?;
-    let st = updater::status::status(&settings)?;
-    if st["booted"] != "B"
-        || st["groups"]["A"]["status"] != "bad"
-        || st["groups"]["B"]["status"] != "good"
+    say(format!("booted slot {}", simulate_bootloader(dev)?));
+    report_health(health(settings, &reboots)?);
+    show_status(settings)?;
+    let st = updater::flow::status(settings)?;
+    if st.booted.as_deref() != Some("B")
+        || st.groups["A"].status != "bad"
+        || st.groups["B"].status != "good"
     {
-        bail!("the failed release did not roll back as expected: {st}");
+        bail!(
+            "the failed release did not roll back as expected: {}",
+            serde_json::to_string(&st)?
+        );
     }
 
-    updater_release::say!("\ndemo finished: every step behaved as expected");
     Ok(())
 }
 
@@ -310,44 +368,45 @@ kernel = "{d}/slots/B.vmlinuz"
     updater::config::load(Some(&dev.join("config.toml")))
 }
 
-/// `updater apply URL --reboot` on the simulated device: one session, the
-/// install, then the reboot trial.
+/// `updater apply URL --reboot` on the simulated device: the apply flow,
+/// with the demo's machine (a rebooter that only says what it would do, a
+/// kexec loader that refuses).
 fn apply_reboot(
     settings: &updater::config::Settings,
     url: &str,
     reboots: &DemoRebooter,
-    progress: &mut updater::progress::Progress,
+    progress: &mut updater::cli::progress::Progress,
 ) -> Result<updater::install::Installed> {
     let mut session = Session::open(settings, Clock::system())?;
-    let out = updater::install::install(
-        &mut session,
-        url,
-        None,
-        progress,
-        &updater::install::Options::default(),
-    )?;
     let machine = Machine {
         rebooter: reboots,
         loader: &NoKexec,
         watchdog: None,
     };
-    updater::trial::start(
+    let applied = updater::flow::apply(
         &mut session,
-        &out.group,
-        &out.manifest,
-        How::Reboot,
+        &updater::flow::Request {
+            source: url,
+            trial: Some(How::Reboot),
+            ..Default::default()
+        },
         machine,
         progress,
     )?;
-    Ok(out)
+    match applied {
+        updater::flow::Applied::Installed { installed, .. } => Ok(installed),
+        updater::flow::Applied::FinishedStart(_) => {
+            bail!("the demo's device had no trial to finish")
+        }
+    }
 }
 
 /// `updater health` on the simulated device.
 fn health(
     settings: &updater::config::Settings,
     reboots: &DemoRebooter,
-) -> Result<updater::mark::HealthOutcome> {
-    updater::mark::health(Session::open(settings, Clock::system())?, reboots)
+) -> Result<updater::flow::HealthOutcome> {
+    updater::flow::health(Session::open(settings, Clock::system())?, reboots)
 }
 
 /// Stands in for the machine's restart: the demo runs on a developer's
@@ -429,17 +488,16 @@ fn env_line(dev: &Path) -> Result<String> {
 }
 
 fn show_status(settings: &updater::config::Settings) -> Result<()> {
-    let st = updater::status::status(settings)?;
-    for g in ["A", "B"] {
-        let e = &st["groups"][g];
+    let st = updater::flow::status(settings)?;
+    for (g, e) in &st.groups {
         say(format!(
             "status: slot {g}: {:<10} version {:<6} bootable {:<5}{}{}",
-            e["status"].as_str().unwrap_or("?"),
-            e["version"].as_str().unwrap_or("-"),
-            e["bootable"],
-            if e["booted"] == true { " (booted)" } else { "" },
-            e["last_error"]
-                .as_str()
+            e.status,
+            e.version.as_deref().unwrap_or("-"),
+            e.bootable.map_or("?".to_string(), |b| b.to_string()),
+            if e.booted { " (booted)" } else { "" },
+            e.last_error
+                .as_deref()
                 .map(|r| format!(" — {r}"))
                 .unwrap_or_default()
         ));
@@ -447,8 +505,8 @@ fn show_status(settings: &updater::config::Settings) -> Result<()> {
     Ok(())
 }
 
-fn report_health(outcome: updater::mark::HealthOutcome) {
-    use updater::mark::HealthOutcome as H;
+fn report_health(outcome: updater::flow::HealthOutcome) {
+    use updater::flow::HealthOutcome as H;
     match outcome {
         H::NothingPending { .. } => say("health: no trial pending"),
         H::Committed { group, checks } => say(format!(

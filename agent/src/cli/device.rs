@@ -5,10 +5,11 @@ use anyhow::Result;
 use clap::Args;
 
 use super::print_json;
+use super::progress::Progress;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::usage;
-use crate::progress::Progress;
+use crate::flow;
 use crate::session::Session;
 use crate::trial::{How, KexecOutcome, RealMachine};
 
@@ -58,71 +59,61 @@ pub(super) fn apply(settings: &Settings, clock: Clock, a: ApplyArgs) -> Result<(
         .source
         .or_else(|| settings.source.clone())
         .ok_or_else(|| usage("no SOURCE given and no `source` in the configuration"))?;
-    let mut progress = Progress::new(a.json);
-    let how = if a.kexec {
+    let trial = if a.kexec {
         Some(How::Kexec { dry_run: a.dry_run })
     } else if a.reboot {
         Some(How::Reboot)
     } else {
         None
     };
+    let mut progress = Progress::new(a.json);
     let mut session = Session::open(settings, clock)?;
-    // Run again after a crash between recording the trial and restarting:
-    // the release is installed and the trial recorded, so finish its start.
-    if let (Some(how), Some(g)) = (how, crate::trial::interrupted_start(&session)) {
-        if session.install_target()? == g && !a.dry_run {
-            let mut machine = RealMachine::new(settings);
-            let out =
-                crate::trial::activate(&mut session, None, how, machine.parts(), &mut progress)?;
+    let mut machine = RealMachine::new(settings);
+    let applied = flow::apply(
+        &mut session,
+        &flow::Request {
+            source: &source,
+            trial,
+            dry_run: a.dry_run,
+            max_download: a.max_download,
+            expect: None,
+        },
+        machine.parts(),
+        &mut progress,
+    )?;
+    render_applied(&applied, &mut progress, a.json, a.reboot);
+    Ok(())
+}
+
+/// Print what `apply` did: JSON's last line, or a sentence.
+fn render_applied(applied: &flow::Applied, progress: &mut Progress, json: bool, reboot: bool) {
+    let (out, kexec) = match applied {
+        flow::Applied::FinishedStart(a) => {
             crate::say!(
                 "slot {} ({}): finished starting the trial a stopped command recorded",
-                out.group,
-                out.version
+                a.group,
+                a.version
             );
-            return Ok(());
+            return;
         }
-    }
-    let opts = crate::install::Options {
-        dry_run: a.dry_run && !a.kexec,
-        max_download: a.max_download,
+        flow::Applied::Installed {
+            installed, kexec, ..
+        } => (installed, kexec.as_ref()),
     };
-    let out = crate::install::install(&mut session, &source, None, &mut progress, &opts)?;
-    if opts.dry_run {
-        if a.json {
-            progress.event("result", serde_json::to_value(&out).unwrap_or_default());
+    if out.dry_run {
+        if json {
+            progress.event("result", serde_json::to_value(out).unwrap_or_default());
         } else {
             crate::say!(
-                "dry run: {} {} into slot {} would cost:
-{}",
-                session
-                    .state()
-                    .group(&out.group)
-                    .version()
-                    .map(|_| "release")
-                    .unwrap_or("release"),
+                "dry run: release {} into slot {} would cost:\n{}",
                 out.version,
                 out.group,
-                crate::install::describe_plan(&out)
+                crate::install::describe_plan(out)
             );
         }
-        return Ok(());
+        return;
     }
-    // The install ends at "installed"; the trial is started by its owner.
-    let kexec = match how {
-        Some(how) => {
-            let mut machine = RealMachine::new(settings);
-            crate::trial::start(
-                &mut session,
-                &out.group,
-                &out.manifest,
-                how,
-                machine.parts(),
-                &mut progress,
-            )?
-        }
-        None => None,
-    };
-    if a.json {
+    if json {
         // The last line: what the install cost.
         progress.event(
             "result",
@@ -137,9 +128,9 @@ pub(super) fn apply(settings: &Settings, clock: Clock, a: ApplyArgs) -> Result<(
                 "resumed": out.resumed,
             }),
         );
+        return;
     }
-    print_outcome(&out, kexec.as_ref(), a.json, a.reboot);
-    Ok(())
+    print_outcome(out, kexec, reboot);
 }
 
 /// A size in bytes: digits, optionally followed by K, M or G (or KiB, MiB,
@@ -171,16 +162,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(v)
 }
 
-/// Print what `apply` did.
-fn print_outcome(
-    out: &crate::install::Installed,
-    kexec: Option<&KexecOutcome>,
-    json: bool,
-    reboot: bool,
-) {
-    if json {
-        return;
-    }
+/// Print what `apply` installed and how its trial starts.
+fn print_outcome(out: &crate::install::Installed, kexec: Option<&KexecOutcome>, reboot: bool) {
     crate::say!(
         "installed {} into slot {} ({} bytes fetched, {} reused{}{}){}",
         out.version,
@@ -205,84 +188,85 @@ fn print_outcome(
 }
 
 pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
-    let v = crate::status::status(settings)?;
+    let st = flow::status(settings)?;
     if a.json {
-        print_json(&v);
+        print_json(&serde_json::to_value(&st)?);
         return Ok(());
     }
-    match v["booted"].as_str() {
+    render_status(&st);
+    Ok(())
+}
+
+/// `status` for people.
+fn render_status(st: &flow::Status) {
+    match &st.booted {
         Some(b) => crate::say!("booted: slot {b}"),
         None => crate::say!(
             "booted: unknown ({})",
-            v["booted_error"].as_str().unwrap_or("")
+            st.booted_error.as_deref().unwrap_or("")
         ),
     }
-    if let Some(p) = v["primary"].as_str() {
+    if let Some(p) = &st.primary {
         crate::say!("primary: slot {p}");
     }
-    if let Some(groups) = v["groups"].as_object() {
-        for (name, g) in groups {
-            let version = g["version"].as_str().unwrap_or("-");
-            let bootable = match g["bootable"].as_bool() {
-                Some(true) => "bootable",
-                Some(false) => "unbootable",
-                None => "bootable?",
-            };
-            crate::say!(
-                "slot {name}: {:<10} {version:<12} {bootable}",
-                g["status"].as_str().unwrap_or("?")
-            );
-            if let Some(e) = g["last_error"].as_str() {
-                crate::say!("  last error: {e}");
-            }
+    for (name, g) in &st.groups {
+        let bootable = match g.bootable {
+            Some(true) => "bootable",
+            Some(false) => "unbootable",
+            None => "bootable?",
+        };
+        crate::say!(
+            "slot {name}: {:<10} {:<12} {bootable}",
+            g.status,
+            g.version.as_deref().unwrap_or("-")
+        );
+        if let Some(e) = &g.last_error {
+            crate::say!("  last error: {e}");
         }
     }
-    if let Some(bad) = v["bad_releases"].as_array().filter(|b| !b.is_empty()) {
+    if !st.bad_releases.is_empty() {
         crate::say!("releases that failed here (never installed again by the daemon):");
-        for b in bad {
+        for b in &st.bad_releases {
             crate::say!(
                 "  {} ({}): {}",
-                b["version"].as_str().unwrap_or("?"),
-                &b["digest"].as_str().unwrap_or("?")
-                    [..12.min(b["digest"].as_str().unwrap_or("?").len())],
-                b["reason"].as_str().unwrap_or("")
+                b.version.as_deref().unwrap_or("?"),
+                &b.digest[..12.min(b.digest.len())],
+                b.reason
             );
         }
     }
-    if let Some(l) = v["last_install"].as_object() {
+    if let Some(l) = &st.last_install {
         crate::say!(
             "last install: {} into slot {}, {} bytes fetched, {} reused",
-            l.get("version").and_then(|x| x.as_str()).unwrap_or("?"),
-            l.get("group").and_then(|x| x.as_str()).unwrap_or("?"),
-            l.get("bytes_fetched").and_then(|x| x.as_u64()).unwrap_or(0),
-            l.get("bytes_reused").and_then(|x| x.as_u64()).unwrap_or(0),
+            l.version,
+            l.group,
+            l.bytes_fetched,
+            l.bytes_reused
         );
     }
-    if let Ok(k) =
-        serde_json::from_value::<crate::trial::kexec::kernel::KernelFacts>(v["kernel"].clone())
-    {
-        crate::say!("kernel: {}", k.summary());
+    crate::say!("kernel: {}", st.kernel.summary());
+    match &st.root {
+        Some(flow::status::RootStatus::Trusted {
+            version,
+            expires,
+            from,
+            ..
+        }) => crate::say!("trusted root: version {version}, expires {expires} (from the {from})"),
+        Some(flow::status::RootStatus::Unreadable { error }) => {
+            crate::say!("trusted root: unreadable: {error}")
+        }
+        None => {}
     }
-    match (v["root"]["version"].as_u64(), v["root"]["error"].as_str()) {
-        (Some(n), _) => crate::say!(
-            "trusted root: version {n}, expires {} (from the {})",
-            v["root"]["expires"].as_str().unwrap_or("?"),
-            v["root"]["from"].as_str().unwrap_or("?")
-        ),
-        (None, Some(e)) => crate::say!("trusted root: unreadable: {e}"),
-        (None, None) => {}
-    }
-    if let Some(n) = v["reports_pending"].as_u64().filter(|n| *n > 0) {
+    if let Some(n) = st.reports_pending.filter(|n| *n > 0) {
         crate::say!("{n} status report(s) waiting to be sent");
     }
-    if let Some(i) = v["install"].as_object() {
+    if let Some(i) = &st.install {
         crate::say!(
             "interrupted install of {} into slot {} (run apply again to resume)",
-            i["version"].as_str().unwrap_or("?"),
-            i["group"].as_str().unwrap_or("?")
+            i.version,
+            i.group
         );
     }
-    Ok(())
 }
 
 /// Arguments of `updater health`.
@@ -302,21 +286,21 @@ pub struct MarkBadArgs {
 
 pub(super) fn health(settings: &Settings, clock: Clock, a: HealthArgs) -> Result<()> {
     let machine = RealMachine::new(settings);
-    let outcome = crate::mark::health(Session::open(settings, clock)?, machine.rebooter())?;
+    let outcome = flow::health(Session::open(settings, clock)?, machine.rebooter())?;
     // The exit status tells boot-complete.target whether this boot is good:
     // 7 when the booted slot failed its trial and was marked bad. A trial
     // found lost from the fallback slot leaves this (fallback) boot good.
     let failed = match &outcome {
-        crate::mark::HealthOutcome::Failed { group, reason, .. } => Some(
-            crate::error::TrialFailedError(format!("slot {group} failed its trial: {reason}")),
-        ),
+        flow::HealthOutcome::Failed { group, reason, .. } => Some(crate::error::TrialFailedError(
+            format!("slot {group} failed its trial: {reason}"),
+        )),
         _ => None,
     };
     if a.json {
         print_json(&serde_json::to_value(&outcome)?);
         return failed.map_or(Ok(()), |e| Err(e.into()));
     }
-    use crate::mark::HealthOutcome as H;
+    use flow::HealthOutcome as H;
     match &outcome {
         H::NothingPending { discrepancies } => {
             crate::say!("no trial pending");
@@ -357,19 +341,19 @@ pub(super) fn health(settings: &Settings, clock: Clock, a: HealthArgs) -> Result
 }
 
 pub(super) fn mark_good(settings: &Settings, clock: Clock) -> Result<()> {
-    let g = crate::mark::mark_good(&mut Session::open(settings, clock)?)?;
+    let g = flow::mark_good(&mut Session::open(settings, clock)?)?;
     crate::say!("slot {g} marked good and made the default");
     Ok(())
 }
 
 pub(super) fn mark_bad(settings: &Settings, clock: Clock, a: MarkBadArgs) -> Result<()> {
-    let g = crate::mark::mark_bad(&mut Session::open(settings, clock)?, a.group.as_deref())?;
+    let g = flow::mark_bad(&mut Session::open(settings, clock)?, a.group.as_deref())?;
     crate::say!("slot {g} marked bad");
     Ok(())
 }
 
 pub(super) fn rollback(settings: &Settings, clock: Clock) -> Result<()> {
-    let g = crate::mark::rollback(&mut Session::open(settings, clock)?)?;
+    let g = flow::rollback(&mut Session::open(settings, clock)?)?;
     crate::say!("slot {g} is the default again; reboot to boot it");
     Ok(())
 }

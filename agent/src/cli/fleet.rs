@@ -4,10 +4,12 @@ use anyhow::Result;
 use clap::Args;
 
 use super::print_json;
+use super::progress::Progress;
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::daemon::{Action, DaemonOptions};
-use crate::progress::Progress;
+use crate::daemon::DaemonOptions;
+use crate::fleet::Action;
+use crate::flow;
 use crate::session::Session;
 use crate::trial::{How, KexecOutcome, RealMachine};
 
@@ -42,8 +44,7 @@ pub struct ActivateArgs {
 }
 
 pub(super) fn check(settings: &Settings, clock: Clock, a: CheckArgs) -> Result<()> {
-    let clock = clock.with_floor(crate::state::floor::floor(&settings.state_dir)?);
-    let plan = crate::daemon::plan(settings, clock.now())?;
+    let plan = flow::check(settings, clock)?;
     if a.json {
         print_json(&serde_json::to_value(&plan)?);
         return Ok(());
@@ -105,7 +106,7 @@ pub(super) fn activate(settings: &Settings, clock: Clock, a: ActivateArgs) -> Re
     };
     let mut session = Session::open(settings, clock)?;
     let mut machine = RealMachine::new(settings);
-    let out = crate::trial::activate(
+    let out = flow::activate(
         &mut session,
         None,
         how,

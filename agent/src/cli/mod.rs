@@ -2,6 +2,7 @@
 
 mod device;
 mod fleet;
+pub mod progress;
 mod root;
 mod verify;
 

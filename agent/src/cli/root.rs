@@ -6,8 +6,6 @@ use clap::{Args, Subcommand};
 
 use crate::clock::Clock;
 use crate::config::Settings;
-use crate::error::usage;
-use crate::session::Session;
 
 /// Arguments of `updater root`.
 #[derive(Debug, Args)]
@@ -36,33 +34,18 @@ pub struct RefreshArgs {
 
 pub(super) fn run(settings: &Settings, clock: Clock, a: RootArgs) -> Result<()> {
     let RootCommand::Refresh(a) = a.command;
-    let mut fetcher = match (a.source, &settings.daemon.channel, &settings.source) {
-        (Some(s), _, _) => crate::fetch::open_source(&s, &settings.http)?,
-        (None, Some(c), _) => crate::fetch::channel_fetcher(c, &settings.http)?,
-        (None, None, Some(s)) => crate::fetch::open_source(s, &settings.http)?,
-        (None, None, None) => {
-            return Err(usage(
-                "no SOURCE given, and neither daemon.channel nor source is configured: name the release or channel URL whose folder holds the root versions",
-            ))
-        }
-    };
-    let session = Session::open(settings, clock)?;
-    let mut budget = crate::fetch::RetryBudget::new(&settings.http);
-    let r = crate::trust::rebuild(
-        settings,
-        session.store(),
-        session.now(),
-        fetcher.as_mut(),
-        &mut budget,
-    )?;
+    let r = crate::flow::root::refresh(settings, clock, a.source.as_deref())?;
     crate::say!(
         "root chain from {}: root version {} (the image's) to {}, verified link by link; {} link(s) written{}",
-        fetcher.describe(),
-        r.factory,
-        r.head.version(),
-        r.written.len(),
-        if r.kept < r.head.version() {
-            format!(" (what verified on the device before ended at version {})", r.kept)
+        r.source,
+        r.rebuilt.factory,
+        r.rebuilt.head.version(),
+        r.rebuilt.written.len(),
+        if r.rebuilt.kept < r.rebuilt.head.version() {
+            format!(
+                " (what verified on the device before ended at version {})",
+                r.rebuilt.kept
+            )
         } else {
             String::new()
         }

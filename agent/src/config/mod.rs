@@ -64,6 +64,9 @@ pub struct Settings {
     pub cmdline_path: PathBuf,
     /// The bootloader backend.
     pub bootloader: BootloaderConfig,
+    /// The slot backend (`[slots] backend`, "paths" by default): which
+    /// `slots::open` opens.
+    pub slot_backend: String,
     /// Slot groups by name, in configuration order.
     pub slots: Vec<SlotGroupConfig>,
     /// HTTP settings.
@@ -150,7 +153,7 @@ struct RawConfig {
     trial: Option<trial::RawTrial>,
     health: Option<trial::RawHealth>,
     kexec: Option<kexec::Raw>,
-    slots: Option<BTreeMap<String, slots::Raw>>,
+    slots: Option<BTreeMap<String, slots::Entry>>,
     device: Option<device::RawDevice>,
     daemon: Option<daemon::Raw>,
     report: Option<device::RawReport>,
@@ -279,6 +282,7 @@ fn validate(raw: RawConfig, files: Vec<PathBuf>) -> Result<Settings> {
             .cmdline_path
             .unwrap_or_else(|| PathBuf::from("/proc/cmdline")),
         bootloader: bootloader::validate(raw.bootloader, &origin)?,
+        slot_backend: slots::validate_backend(raw.slots.as_ref(), &origin)?,
         slots: slots::validate(raw.slots, &origin)?,
         http: http::validate(raw.http.unwrap_or_default(), &origin)?,
         install: install::validate(raw.install.unwrap_or_default(), &origin)?,
@@ -323,6 +327,45 @@ rootfs = "/dev/vda3"
         let s = load(Some(&p)).unwrap();
         assert_eq!(s.slots.len(), 2);
         assert!(matches!(s.bootloader, BootloaderConfig::Grub(_)));
+    }
+
+    #[test]
+    fn the_slot_backend_is_chosen_by_name_and_paths_by_default() {
+        let d = tempfile::tempdir().unwrap();
+        let with = |extra: &str| {
+            let main = write(d.path(), "config.toml", &format!("{BASE}{extra}"));
+            load(Some(&main))
+        };
+        // Every configuration from before the key means the paths backend.
+        let s = with("").unwrap();
+        assert_eq!(s.slot_backend, "paths");
+        assert_eq!(crate::slots::open(&s).unwrap().name(), "paths");
+        let s = with("[slots]\nbackend = \"paths\"\n").unwrap();
+        assert_eq!(s.slot_backend, "paths");
+        assert_eq!(s.slots.len(), 2);
+        // A name no backend has: refused where backends are opened, naming
+        // the key and the names there are.
+        let s = with("[slots]\nbackend = \"ostree\"\n").unwrap();
+        let e = crate::slots::open(&s).err().unwrap().to_string();
+        assert!(
+            e.contains("slots.backend = \"ostree\"") && e.contains("[\"paths\"]"),
+            "{e}"
+        );
+        // Not a name, or a group called `backend`.
+        let e = with("[slots]\nbackend = 3\n").unwrap_err().to_string();
+        assert!(
+            e.contains("backend = 3") && e.contains("a slot group's table"),
+            "{e}"
+        );
+        let e = with("[slots.backend.targets]\nrootfs = \"/dev/vda4\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("may not be called \"backend\""), "{e}");
+        // A group given as a string.
+        let e = with("[slots]\nC = \"/dev/vda5\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("slots.C"), "{e}");
     }
 
     #[test]

@@ -1,4 +1,6 @@
-//! `[slots.NAME]`: the slot groups and the target of each image class.
+//! `[slots]`: the slot backend (`backend = "paths"`, the default: block
+//! devices or files) and, `[slots.NAME]`, the slot groups and the target of
+//! each image class.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -28,11 +30,62 @@ pub(super) struct Raw {
     targets: Option<BTreeMap<String, PathBuf>>,
 }
 
+/// A key of `[slots]`: `backend = "NAME"`, or a group's table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "`backend = \"NAME\"` or a slot group's table ([slots.NAME] with targets)"
+)]
+pub(super) enum Entry {
+    /// `backend = "paths"`.
+    Backend(String),
+    /// `[slots.NAME]`.
+    Group(Raw),
+}
+
+/// The default slot backend: what every configuration before `[slots]
+/// backend` existed means.
+pub const DEFAULT_BACKEND: &str = "paths";
+
+/// The backend `[slots] backend` names (the default when it names none).
+/// Which names exist is `slots::open`'s to say: the one place that opens a
+/// backend refuses a name it does not know (exit 2, naming the key), so a
+/// new backend is registered there alone.
+pub(super) fn validate_backend(
+    raw: Option<&BTreeMap<String, Entry>>,
+    origin: &Origin,
+) -> Result<String> {
+    match raw.and_then(|r| r.get("backend")) {
+        None => Ok(DEFAULT_BACKEND.to_string()),
+        Some(Entry::Backend(b)) if !b.is_empty() => Ok(b.clone()),
+        Some(Entry::Backend(_)) => Err(origin.invalid("slots.backend", " is empty")),
+        Some(Entry::Group(_)) => Err(origin.invalid(
+            "slots.backend",
+            " must be a backend's name (a string), such as \"paths\"; a slot group may not be called \"backend\"",
+        )),
+    }
+}
+
 pub(super) fn validate(
-    raw: Option<BTreeMap<String, Raw>>,
+    raw: Option<BTreeMap<String, Entry>>,
     origin: &Origin,
 ) -> Result<Vec<SlotGroupConfig>> {
-    let raw = raw.unwrap_or_default();
+    let mut groups = BTreeMap::new();
+    for (name, e) in raw.unwrap_or_default() {
+        match e {
+            Entry::Group(g) => {
+                groups.insert(name, g);
+            }
+            Entry::Backend(_) if name == "backend" => {}
+            Entry::Backend(v) => {
+                return Err(origin.invalid(
+                    &format!("slots.{name}"),
+                    format!(" = {v:?}: a slot group is a table ([slots.{name}] with targets)"),
+                ))
+            }
+        }
+    }
+    let raw = groups;
     if raw.len() < 2 {
         return Err(origin.invalid(
             "slots",

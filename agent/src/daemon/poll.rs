@@ -1,156 +1,19 @@
-//! One poll: fetch and verify the channel, decide, and carry the decision
-//! out.
+//! One poll: the plan (`flow::check`), then what it says, carried out by
+//! the flows in one session.
 
-use anyhow::{Context, Result};
-use chrono::{DateTime, Utc};
+use anyhow::Result;
 use serde::Serialize;
-use updater_format::channel::{self, ChannelRelease};
-use updater_format::error::Rejected;
+use updater_format::channel::ChannelRelease;
 
-use super::decide::{decide, Action, Inputs};
 use crate::clock::Clock;
 use crate::config::{Settings, Strategy};
-use crate::error::usage;
-use crate::progress::Progress;
+use crate::events::Logged;
+use crate::fleet::Action;
+use crate::flow::{self, Plan};
 use crate::report::{self, Details, EventKind};
 use crate::session::Session;
-use crate::state::{read_state, UpdateState, STATE_FILE};
 use crate::trial::{How, RealMachine};
 use crate::util::notify;
-
-/// The result of one poll: what the daemon would do and why.
-#[derive(Debug, Clone, Serialize)]
-pub struct Plan {
-    /// The channel URL.
-    pub channel_url: String,
-    /// The channel's name.
-    pub channel: String,
-    /// When the channel was issued.
-    pub issued: DateTime<Utc>,
-    /// When it expires.
-    pub expires: DateTime<Utc>,
-    /// This device's id.
-    pub device: String,
-    /// This device's compatible string.
-    pub compatible: String,
-    /// The booted slot group.
-    pub booted: String,
-    /// The version the booted group runs, if known.
-    pub running: Option<String>,
-    /// The channel's release for this device.
-    pub release: Option<ChannelRelease>,
-    /// The release's manifest URL, resolved.
-    pub manifest_url: Option<String>,
-    /// This device's bucket for the release (0..10000).
-    pub bucket: Option<u32>,
-    /// Buckets in the rollout (percent × 100).
-    pub rollout_buckets: Option<u32>,
-    /// The strategy.
-    pub strategy: Strategy,
-    /// What to do.
-    #[serde(flatten)]
-    pub action: Action,
-    /// Why, in words.
-    pub reason: String,
-}
-
-/// Fetch and verify the channel and decide. Read-only, and lock-free:
-/// `check` uses it as is; the daemon then records the channel's issue time.
-pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
-    let url = settings.daemon.channel.as_deref().ok_or_else(|| {
-        usage("no channel configured: set daemon.channel to the channel document's URL")
-    })?;
-    let device = settings.device.id()?;
-    let mut fetcher = crate::fetch::channel_fetcher(url, &settings.http)?;
-    let mut budget = crate::fetch::RetryBudget::new(&settings.http);
-    // The root chain beside the channel first: the keyring the channel is
-    // verified with.
-    // Lock-free: roots are persisted only if the state lock is free, and a
-    // chain another command grew meanwhile is followed from where it is.
-    let keyring = crate::trust::refresh(
-        settings,
-        now,
-        fetcher.as_mut(),
-        &mut budget,
-        crate::trust::Persist::TryLock,
-    )?
-    .keyring;
-    channel::require_channel_role(&keyring)?;
-    let name = channel_name(settings)?;
-    let bytes = crate::fetch::fetch_channel(fetcher.as_mut(), &mut budget)?;
-    let expect = channel::Expect {
-        name: &name,
-        now,
-        max_validity: settings.daemon.max_channel_validity,
-    };
-    let ch = channel::verify(&bytes, &keyring, &expect)
-        .with_context(|| format!("verifying the channel from {url}"))?;
-    let slots = crate::session::slot_backend(settings);
-    let booted = crate::session::booted_group(settings)?;
-    let target = crate::slots::SlotBackend::install_target(&slots, &booted)?;
-    let state = read_state(&settings.state_dir.join(STATE_FILE))?
-        .unwrap_or_else(|| UpdateState::fresh(&settings.group_names(), &booted));
-    // A trusted root's reset that clears the replay floors and waits for
-    // the next install to apply it: the floors are already void.
-    let floors_reset = crate::trust::read_trust_state(&settings.state_dir)?
-        .pending
-        .is_some_and(|p| p.channels);
-    if let Some(seen) = state
-        .channels_issued()
-        .get(&ch.name)
-        .filter(|seen| ch.issued < **seen && !floors_reset)
-    {
-        return Err(Rejected::Channel(format!(
-            "channel {:?} from {url} was issued at {}, before the one this device already followed ({}): a replayed or rolled-back channel; the server (or a mirror or proxy in between) serves an old copy — re-publish the channel",
-            ch.name,
-            ch.issued.to_rfc3339(),
-            seen.to_rfc3339()
-        ))
-        .into());
-    }
-    let kept = crate::state::kept_manifest(&settings.state_dir, &target).is_file();
-    let d = decide(&Inputs {
-        compatible: &settings.compatible,
-        strategy: settings.daemon.strategy,
-        window: settings.daemon.window.as_ref(),
-        state: &state,
-        booted: &booted,
-        target: &target,
-        channel: &ch,
-        device: &device,
-        kept_manifest: kept,
-        now,
-    });
-    let release = ch.release_for(&settings.compatible).cloned();
-    let manifest_url = match &release {
-        Some(r) => Some(crate::fetch::resolve(url, &r.manifest)?),
-        None => None,
-    };
-    Ok(Plan {
-        channel_url: url.to_string(),
-        channel: ch.name.clone(),
-        issued: ch.issued,
-        expires: ch.expires,
-        device,
-        compatible: settings.compatible.clone(),
-        running: state.group(&booted).version().map(str::to_string),
-        booted,
-        rollout_buckets: release.as_ref().map(|r| r.rollout_buckets()),
-        release,
-        manifest_url,
-        bucket: d.bucket,
-        strategy: settings.daemon.strategy,
-        action: d.action,
-        reason: d.reason,
-    })
-}
-
-/// The channel name this device follows.
-pub fn channel_name(settings: &Settings) -> Result<String> {
-    settings.daemon.channel_name.clone().ok_or_else(|| {
-        usage("the channel URL has no file name to take the channel name from; set daemon.channel_name")
-    })
-}
 
 /// What one poll did.
 #[derive(Debug, Clone, Serialize)]
@@ -170,7 +33,7 @@ pub fn poll(
     release: &mut Option<Details>,
 ) -> Result<PollOutcome> {
     let clock = clock.with_floor(crate::state::floor::floor(&settings.state_dir)?);
-    let plan = plan(settings, clock.now())?;
+    let plan = flow::check::plan(settings, clock.now())?;
     let mut session = Session::open(settings, clock)?;
     // A root the plan accepted may reset floors: applied under the lock,
     // before the channel raises its replay floor again.
@@ -193,7 +56,7 @@ pub fn poll(
     };
     *release = Some(details.clone());
     let digest = details.digest.clone();
-    let mut progress = Progress::Quiet;
+    let mut events = Logged;
     let did = match &plan.action {
         Action::Idle | Action::Wait { .. } => plan.reason.clone(),
         Action::Install {
@@ -207,13 +70,19 @@ pub fn poll(
                 details.clone(),
                 clock.now(),
             );
-            let out = crate::install::install(
+            let applied = flow::apply(
                 &mut session,
-                url,
-                digest.as_deref(),
-                &mut progress,
-                &crate::install::Options::default(),
+                &flow::Request {
+                    source: url,
+                    expect: digest.as_deref(),
+                    ..Default::default()
+                },
+                RealMachine::new(settings).parts(),
+                &mut events,
             )?;
+            let flow::Applied::Installed { installed: out, .. } = applied else {
+                unreachable!("an install without a trial never finishes a trial start")
+            };
             report::record(
                 settings,
                 EventKind::Installed,
@@ -229,7 +98,7 @@ pub fn poll(
                     .daemon
                     .window
                     .as_ref()
-                    .is_some_and(|w| super::window::window_contains(w, clock.now())),
+                    .is_some_and(|w| crate::fleet::window::window_contains(w, clock.now())),
                 _ => true,
             };
             if *then_boot && still {
@@ -257,12 +126,12 @@ fn activate(session: &mut Session, digest: Option<&str>) -> Result<()> {
     notify::notify("STATUS=booting the new release as a trial");
     let settings = session.settings();
     let mut machine = RealMachine::new(settings);
-    crate::trial::activate(
+    flow::activate(
         session,
         digest,
         How::from_policy(settings),
         machine.parts(),
-        &mut Progress::Quiet,
+        &mut Logged,
     )?;
     Ok(())
 }

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 
-use super::decide::Action;
-use super::poll::{channel_name, poll};
+use super::poll::poll;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::error::{usage, ExitCode, OneLine};
+use crate::fleet::Action;
+use crate::flow::check::channel_name;
 use crate::report::{self, EventKind};
 use crate::util::notify;
 

@@ -27,7 +27,7 @@ pub struct DeltaSource<'a> {
     fetcher: &'a mut dyn Fetcher,
     pins: &'a IndexPins<'a>,
     plan: &'a Plan,
-    seed: Option<&'a SlotReader>,
+    seed: Option<&'a dyn SlotReader>,
     budget: &'a mut RetryBudget,
     /// Most bytes the fetcher may have received in all.
     limit: Option<u64>,
@@ -51,7 +51,7 @@ impl<'a> DeltaSource<'a> {
         fetcher: &'a mut dyn Fetcher,
         pins: &'a IndexPins<'a>,
         plan: &'a Plan,
-        seed: Option<&'a SlotReader>,
+        seed: Option<&'a dyn SlotReader>,
         budget: &'a mut RetryBudget,
         limit: Option<u64>,
     ) -> DeltaSource<'a> {

@@ -1,21 +1,27 @@
 //! `updater apply`, first half: put a verified release into the inactive
 //! slot group. The install ends at "installed"; starting a trial is the
-//! trial module's (`trial::start`).
+//! trial module's (`trial::start`), and `flow::apply` runs the two.
 //!
-//! The order of durable steps (each one fsynced before the next starts):
+//! The steps, each a function below, in this order (every durable one
+//! fsynced before the next starts):
 //!
-//! 1. fetch the manifest (size-capped) and verify it completely — nothing
-//!    else is requested before this passes;
-//! 2. mark the target group unbootable in the bootloader env;
-//! 3. record the target `installing` (with the release digest) in the state;
-//! 4. stream each image through the pipeline ([`runner`]): chunk source,
-//!    verification, slot sink; at each checkpoint, sync the slot, then record
-//!    the chunks written in the state;
-//! 5. sync, check size and whole-image sha256;
-//! 6. keep the verified manifest, then record the group `installed`.
+//! 1. [`verify_release`]: the root chain beside the source, then the
+//!    manifest (size-capped), verified completely — nothing else is
+//!    requested before this passes;
+//! 2. [`plan_images`]: what each image needs (its index or chunk table) and
+//!    where each chunk comes from (in place, the booted slot, the network),
+//!    checked against the download budget — still nothing written;
+//! 3. [`mark_installing`]: the target group unbootable in the bootloader
+//!    env, then `installing` (with the release digest) in the state;
+//! 4. [`write_images`]: each image through the pipeline ([`runner`]): chunk
+//!    source, verification, slot sink; at each checkpoint, sync the slot,
+//!    then record the chunks written in the state;
+//! 5. [`finish`]: keep the indexes and the verified manifest, then record
+//!    the group `installed`.
 //!
-//! A crash anywhere leaves the group unbootable (2 happened before any byte),
-//! and a new `apply` of the same release resumes from the checkpoint.
+//! A crash anywhere leaves the group unbootable (3 happened before any
+//! byte), and a new `apply` of the same release resumes from the checkpoint
+//! (docs/boot-control.md lists every durable write).
 
 pub mod delta;
 pub mod index;
@@ -33,10 +39,10 @@ use updater_format::manifest::verify::{check_chunk_table, verify, MANIFEST_SIZE_
 use updater_format::Sha256Digest;
 
 use crate::error::{usage, OneLine, Rejected};
+use crate::events::Events;
 use crate::fetch::{fetch_small, open_source, Fetcher, RetryBudget};
-use crate::progress::Progress;
 use crate::session::Session;
-use crate::slots::SlotReader;
+use crate::slots::{ImageTargets, Installer, SlotReader};
 use crate::state::{Release, TransitionError};
 use pins::{IndexPins, TablePins};
 use plan::Plan;
@@ -121,14 +127,21 @@ enum Prepared {
         params: updater_format::chunker::ChunkParams,
         bytes: Vec<u8>,
         plan: Box<Plan>,
-        seed: Option<SlotReader>,
+        seed: Option<Box<dyn SlotReader>>,
     },
+}
+
+/// The session's slot backend's image targets: how this backend installs.
+fn targets<'s>(session: &'s Session) -> &'s dyn ImageTargets {
+    match session.slots().installer() {
+        Installer::Images(t) => t,
+    }
 }
 
 /// Open a slot read-only for a plan; a slot that cannot be read is no seed
 /// (said in the log), never a failure of the install.
-fn reader(session: &Session, group: &str, class: &str) -> Option<SlotReader> {
-    match session.slots().open_reader(group, class) {
+fn reader(session: &Session, group: &str, class: &str) -> Option<Box<dyn SlotReader>> {
+    match targets(session).open_reader(group, class) {
         Ok(r) => r,
         Err(e) => {
             tracing::debug!("slot {group} {class} is not read for reuse: {e:#}");
@@ -191,9 +204,9 @@ fn prepare(
     let mut p = plan::plan(
         &pins,
         &plan::Inputs {
-            target: target_reader.as_ref(),
+            target: target_reader.as_deref(),
             target_kept: target_kept.as_ref().map(|(_, e)| e.as_slice()),
-            booted: seed.as_ref().map(|r| (r, booted.as_str())),
+            booted: seed.as_deref().map(|r| (r, booted.as_str())),
             booted_kept: booted_kept.as_ref().map(|(_, e)| e.as_slice()),
         },
     )?;
@@ -270,16 +283,34 @@ pub fn describe_plan(out: &Installed) -> String {
     s
 }
 
-/// Install the release at `source` into the inactive group. With `expect`,
-/// the release's digest must be that one (the channel pins it).
+/// A release verified for this device (step 1).
+struct Verified {
+    /// The manifest's bytes as received (kept in the state folder).
+    bytes: Vec<u8>,
+    /// The manifest.
+    manifest: updater_format::manifest::types::Manifest,
+    /// Its digest (hex).
+    digest: String,
+}
+
+/// What the plan found (step 2).
+struct Planned {
+    /// Per image, in the manifest's order.
+    prepared: Vec<Prepared>,
+    /// What the install will cost, as reported.
+    outcome: Installed,
+}
+
+/// Install the release at `source` into the inactive group: the steps of
+/// the module's documentation, in order. With `expect`, the release's
+/// digest must be that one (the channel pins it).
 pub fn install(
     session: &mut Session,
     source: &str,
     expect: Option<&str>,
-    progress: &mut Progress,
+    events: &mut dyn Events,
     opts: &Options,
 ) -> Result<Installed> {
-    let settings = session.settings();
     let target = session.install_target()?;
     // Refused before anything is fetched (the transition would refuse it
     // too, after the download of the manifest).
@@ -290,39 +321,86 @@ pub fn install(
         }
         .into());
     }
+    let settings = session.settings();
     let mut fetcher = open_source(source, &settings.http)?;
     let mut budget = RetryBudget::new(&settings.http);
-    // 0. The root chain first: the keyring everything else is verified with.
+    let release = verify_release(
+        session,
+        fetcher.as_mut(),
+        &mut budget,
+        &target,
+        expect,
+        opts,
+        events,
+    )?;
+    let planned = plan_images(
+        session,
+        fetcher.as_mut(),
+        &mut budget,
+        &release,
+        &target,
+        opts,
+        events,
+    )?;
+    if opts.dry_run {
+        return Ok(planned.outcome);
+    }
+    let chunks_done = mark_installing(session, &release, &target)?;
+    let misses = write_images(
+        session,
+        fetcher.as_mut(),
+        &mut budget,
+        &release,
+        &planned.prepared,
+        &target,
+        &chunks_done,
+        opts,
+        events,
+    )?;
+    let mut outcome = planned.outcome;
+    finish(session, &release, &planned.prepared, &target)?;
+    outcome.bytes_fetched = fetcher.received();
+    outcome.requests = fetcher.requests();
+    outcome.bytes_reused -= misses.min(outcome.bytes_reused);
+    outcome.bytes_from_booted -= misses.min(outcome.bytes_from_booted);
+    outcome.resumed = chunks_done.values().any(|n| *n > 0);
+    outcome.retries = budget.retried;
+    save_last(&session.settings().state_dir, &outcome, session.now());
+    events.step(
+        "installed",
+        &serde_json::to_value(&outcome).unwrap_or_default(),
+    );
+    crate::failpoint!("after-state-installed");
+    Ok(outcome)
+}
+
+/// Step 1: the root chain beside the source (the keyring everything else
+/// is verified with), then the manifest, verified before anything else is
+/// fetched; the clock floor raised to its signed time; the release checked
+/// against what the channel pins and what the target group can hold.
+fn verify_release(
+    session: &mut Session,
+    fetcher: &mut dyn Fetcher,
+    budget: &mut RetryBudget,
+    target: &str,
+    expect: Option<&str>,
+    opts: &Options,
+    events: &mut dyn Events,
+) -> Result<Verified> {
+    let settings = session.settings();
     let persist = if opts.dry_run {
         crate::trust::Persist::Not
     } else {
         crate::trust::Persist::Held(session.store())
     };
-    let keyring = crate::trust::refresh(
-        settings,
-        session.now(),
-        fetcher.as_mut(),
-        &mut budget,
-        persist,
-    )?
-    .keyring;
+    let keyring = crate::trust::refresh(settings, session.now(), fetcher, budget, persist)?.keyring;
     if !opts.dry_run {
         session.apply_root_reset()?;
     }
-    let max_download = opts.max_download.or(settings.install.max_download_bytes);
-
-    // 1. The manifest, verified before anything else is fetched.
-    let bytes = fetch_small(
-        fetcher.as_mut(),
-        None,
-        0,
-        MANIFEST_SIZE_CAP,
-        "manifest",
-        &mut budget,
-    )?;
+    let bytes = fetch_small(fetcher, None, 0, MANIFEST_SIZE_CAP, "manifest", budget)?;
     let verified = verify(&bytes, &keyring, &session.policy())
         .with_context(|| format!("verifying the manifest from {}", fetcher.describe()))?;
-    let m = &verified.manifest;
+    let m = verified.manifest;
     let digest = verified.digest.hex();
     if !opts.dry_run {
         // A signed time: no time this device uses may be earlier from now on.
@@ -338,19 +416,19 @@ pub fn install(
         }
         .into());
     }
-    progress.event(
+    events.step(
         "verified",
-        json!({"product": m.product, "version": m.version.to_string(), "digest": digest, "group": target, "schema": m.schema}),
+        &json!({"product": m.product, "version": m.version.to_string(), "digest": digest, "group": target, "schema": m.schema}),
     );
     for img in &m.images {
-        if !session.slots().has_target(&target, img.class.as_str()) {
+        if !targets(session).has_target(target, img.class.as_str()) {
             return Err(usage(format!(
                 "the release has an image of class {}, but slot group {target} has no target for it; add slots.{target}.targets.{} to the configuration",
                 img.class, img.class
             )));
         }
     }
-    if session.bootloader().primary()?.as_deref() == Some(target.as_str()) {
+    if session.bootloader().primary()?.as_deref() == Some(target) {
         // Booted from one slot while the bootloader's default is the other
         // (after a rollback, before the reboot): writing the default would
         // leave it unbootable.
@@ -359,13 +437,29 @@ pub fn install(
             session.booted()
         )));
     }
+    Ok(Verified {
+        bytes,
+        manifest: m,
+        digest,
+    })
+}
 
-    // 2. What each image needs, and the plan: before anything is written,
-    // so that a plan over the budget changes nothing.
+/// Step 2: what each image needs, and the plan, before anything is written,
+/// so that a plan over the budget changes nothing.
+fn plan_images(
+    session: &Session,
+    fetcher: &mut dyn Fetcher,
+    budget: &mut RetryBudget,
+    release: &Verified,
+    target: &str,
+    opts: &Options,
+    events: &mut dyn Events,
+) -> Result<Planned> {
+    let m = &release.manifest;
     let mut prepared = Vec::with_capacity(m.images.len());
     for img in &m.images {
         prepared.push(
-            prepare(session, fetcher.as_mut(), &mut budget, img, &target)
+            prepare(session, fetcher, budget, img, target)
                 .with_context(|| format!("planning image {}", img.class))?,
         );
     }
@@ -385,10 +479,10 @@ pub fn install(
         })
         .sum();
     let planned_bytes = fetcher.received() + chunk_bytes;
-    let mut outcome = Installed {
-        group: target.clone(),
+    let outcome = Installed {
+        group: target.to_string(),
         version: m.version.to_string(),
-        digest: digest.clone(),
+        digest: release.digest.clone(),
         bytes_fetched: fetcher.received(),
         bytes_reused: images.iter().map(|i| i.in_place_bytes + i.seed_bytes).sum(),
         bytes_in_place: images.iter().map(|i| i.in_place_bytes).sum(),
@@ -399,162 +493,206 @@ pub fn install(
         retries: budget.retried,
         dry_run: opts.dry_run,
         images,
-        manifest: bytes.clone(),
+        manifest: release.bytes.clone(),
     };
-    progress.event(
+    events.step(
         "plan",
-        json!({
+        &json!({
             "planned_bytes": planned_bytes,
             "bytes_reused": outcome.bytes_reused,
             "images": outcome.images,
         }),
     );
     tracing::info!("plan:\n{}", describe_plan(&outcome));
+    let max_download = opts
+        .max_download
+        .or(session.settings().install.max_download_bytes);
     if let Some(max) = max_download.filter(|max| planned_bytes > *max) {
         return Err(BudgetError(format!(
             "the install needs {planned_bytes} bytes of downloads, more than the {max} bytes allowed (install.max_download_bytes or --max-download); nothing was changed. Raise the limit, or see `updater apply --dry-run` for the plan"
         ))
         .into());
     }
-    if opts.dry_run {
-        return Ok(outcome);
-    }
+    Ok(Planned { prepared, outcome })
+}
 
-    // 3 + 4. Unbootable everywhere, durably, before the first byte.
+/// Step 3: unbootable everywhere, durably, before the first byte: the env
+/// first, then the state. Returns the chunks per image class an interrupted
+/// install of the same release already wrote.
+fn mark_installing(
+    session: &mut Session,
+    release: &Verified,
+    target: &str,
+) -> Result<std::collections::BTreeMap<String, u64>> {
     session
         .bootloader_mut()
-        .set_bootable(&target, false)
+        .set_bootable(target, false)
         .with_context(|| format!("marking slot {target} unbootable"))?;
     crate::failpoint!("after-mark-unbootable");
-    let release = Release {
-        digest: digest.clone(),
-        version: m.version.to_string(),
-        security_version: m.security_version,
+    let r = Release {
+        digest: release.digest.clone(),
+        version: release.manifest.version.to_string(),
+        security_version: release.manifest.security_version,
     };
-    let chunks_done = session.transition(|s, now| s.begin_install(&target, &release, now))?;
-    let resumed = chunks_done.values().any(|n| *n > 0);
+    let chunks_done = session.transition(|s, now| s.begin_install(target, &r, now))?;
     crate::failpoint!("after-state-installing");
+    Ok(chunks_done)
+}
 
-    // 5. The images.
-    let dir = settings.state_dir.clone();
+/// Step 4: each image through the pipeline into its target, checkpointed.
+/// On a failure the group stays unbootable and the state records why (the
+/// checkpoint is kept for a resume). Returns the bytes the plan meant to
+/// read from the booted slot that had to be fetched instead.
+#[allow(clippy::too_many_arguments)]
+fn write_images(
+    session: &mut Session,
+    fetcher: &mut dyn Fetcher,
+    budget: &mut RetryBudget,
+    release: &Verified,
+    prepared: &[Prepared],
+    target: &str,
+    chunks_done: &std::collections::BTreeMap<String, u64>,
+    opts: &Options,
+    events: &mut dyn Events,
+) -> Result<u64> {
     let mut misses = 0u64;
     let result = (|| -> Result<()> {
-        for (img, prep) in m.images.iter().zip(&prepared) {
+        for (img, prep) in release.manifest.images.iter().zip(prepared) {
             let class = img.class.as_str();
-            let mut sink = session.slots().open_sink(&target, class, img.size)?;
-            let what = format!("installing {class} into {}", sink.describe());
-            let mut checkpoint =
-                |n: u64| session.transition(|s, _| s.checkpoint(&target, class, n));
-            let n = match prep {
-                Prepared::Table(table) => {
-                    let pins = TablePins::new(img, table);
-                    let start = chunks_done
-                        .get(class)
-                        .copied()
-                        .unwrap_or(0)
-                        .min(table.chunks.len() as u64);
-                    let mut source = StreamSource::new(
-                        fetcher.as_mut(),
-                        &pins,
-                        img.compressed_size,
-                        &mut budget,
-                    );
-                    runner::install_image(
-                        &settings.install,
-                        &mut source,
-                        sink.as_mut(),
-                        &pins,
-                        start as usize,
-                        progress,
-                        &mut checkpoint,
-                    )
-                    .context(what)?;
-                    table.chunks.len() as u64
-                }
-                Prepared::Index {
-                    entries,
-                    params,
-                    bytes,
-                    plan,
-                    seed,
-                } => {
-                    // Kept first: a resumed install reads its pages here.
-                    let staged = crate::state::staged_index(&dir, &target, class);
-                    std::fs::create_dir_all(crate::util::fs::parent_dir(&staged))
-                        .with_context(|| format!("creating {}", staged.display()))?;
-                    crate::util::fs::write_atomic(&staged, bytes, 0o644)?;
-                    let pins = IndexPins::new(img, *params, entries);
-                    let mut source = delta::DeltaSource::new(
-                        fetcher.as_mut(),
-                        &pins,
-                        plan,
-                        seed.as_ref(),
-                        &mut budget,
-                        max_download,
-                    );
-                    let r = runner::install_image(
-                        &settings.install,
-                        &mut source,
-                        sink.as_mut(),
-                        &pins,
-                        0,
-                        progress,
-                        &mut checkpoint,
-                    );
-                    misses += source.seed_miss_bytes;
-                    r.context(what)?;
-                    entries.len() as u64
-                }
-            };
-            session.transition(|s, _| s.checkpoint(&target, class, n))?;
+            let start = chunks_done.get(class).copied().unwrap_or(0);
+            let n = write_image(
+                session,
+                fetcher,
+                budget,
+                img,
+                prep,
+                target,
+                start,
+                opts,
+                events,
+                &mut misses,
+            )?;
+            session.transition(|s, _| s.checkpoint(target, class, n))?;
         }
         Ok(())
     })();
-
     if let Err(e) = result {
-        // The group stays unbootable; record why, keep the checkpoint.
         let reason = OneLine(&e).to_string();
-        if let Err(save_err) = session.transition(|s, now| s.install_failed(&target, &reason, now))
-        {
+        if let Err(save_err) = session.transition(|s, now| s.install_failed(target, &reason, now)) {
             tracing::error!("could not record the failure in the state: {save_err:#}");
         }
         return Err(e);
     }
+    Ok(misses)
+}
 
-    // 6. Installed: the indexes and the manifest kept first, so an installed
-    // group always has them.
-    for (img, prep) in m.images.iter().zip(&prepared) {
+/// One image of step 4: its source (one stream for schema 1, the plan's
+/// seeds and ranges for schema 2), run into the target's sink. Returns the
+/// image's chunk count.
+#[allow(clippy::too_many_arguments)]
+fn write_image(
+    session: &mut Session,
+    fetcher: &mut dyn Fetcher,
+    budget: &mut RetryBudget,
+    img: &Image,
+    prep: &Prepared,
+    target: &str,
+    start: u64,
+    opts: &Options,
+    events: &mut dyn Events,
+    misses: &mut u64,
+) -> Result<u64> {
+    let class = img.class.as_str();
+    let settings = session.settings();
+    let install = settings.install.clone();
+    let dir = settings.state_dir.clone();
+    let max_download = opts.max_download.or(install.max_download_bytes);
+    let mut sink = targets(session).open_sink(target, class, img.size)?;
+    let what = format!("installing {class} into {}", sink.describe());
+    let mut checkpoint = |n: u64| session.transition(|s, _| s.checkpoint(target, class, n));
+    match prep {
+        Prepared::Table(table) => {
+            let pins = TablePins::new(img, table);
+            let start = start.min(table.chunks.len() as u64);
+            let mut source = StreamSource::new(fetcher, &pins, img.compressed_size, budget);
+            runner::install_image(
+                &install,
+                &mut source,
+                sink.as_mut(),
+                &pins,
+                start as usize,
+                events,
+                &mut checkpoint,
+            )
+            .context(what)?;
+            Ok(table.chunks.len() as u64)
+        }
+        Prepared::Index {
+            entries,
+            params,
+            bytes,
+            plan,
+            seed,
+        } => {
+            // Kept first: a resumed install reads its pages here.
+            let staged = crate::state::staged_index(&dir, target, class);
+            std::fs::create_dir_all(crate::util::fs::parent_dir(&staged))
+                .with_context(|| format!("creating {}", staged.display()))?;
+            crate::util::fs::write_atomic(&staged, bytes, 0o644)?;
+            let pins = IndexPins::new(img, *params, entries);
+            let mut source = delta::DeltaSource::new(
+                fetcher,
+                &pins,
+                plan,
+                seed.as_deref(),
+                budget,
+                max_download,
+            );
+            let r = runner::install_image(
+                &install,
+                &mut source,
+                sink.as_mut(),
+                &pins,
+                0,
+                events,
+                &mut checkpoint,
+            );
+            *misses += source.seed_miss_bytes;
+            r.context(what)?;
+            Ok(entries.len() as u64)
+        }
+    }
+}
+
+/// Step 5: installed. The indexes and the manifest are kept first, so that
+/// an installed group always has them; then the state says `installed`.
+fn finish(
+    session: &mut Session,
+    release: &Verified,
+    prepared: &[Prepared],
+    target: &str,
+) -> Result<()> {
+    let dir = session.settings().state_dir.clone();
+    for (img, prep) in release.manifest.images.iter().zip(prepared) {
         let class = img.class.as_str();
-        let kept = crate::state::kept_index(&dir, &target, class);
+        let kept = crate::state::kept_index(&dir, target, class);
         match prep {
             Prepared::Index { .. } => {
-                let staged = crate::state::staged_index(&dir, &target, class);
+                let staged = crate::state::staged_index(&dir, target, class);
                 crate::util::fs::rename_durable(&staged, &kept)
                     .context("keeping the index of the release installed")?;
             }
             Prepared::Table(_) => crate::util::fs::remove_durable(&kept)?,
         }
     }
-    let kept = session.kept_manifest(&target);
+    let kept = session.kept_manifest(target);
     std::fs::create_dir_all(crate::util::fs::parent_dir(&kept))
         .with_context(|| format!("creating {}", kept.display()))?;
-    crate::util::fs::write_atomic(&kept, &bytes, 0o644)?;
+    crate::util::fs::write_atomic(&kept, &release.bytes, 0o644)?;
     crate::util::fs::sync_dir(crate::util::fs::parent_dir(&kept))?;
     crate::failpoint!("before-state-installed");
-    session.transition(|s, now| s.finish_install(&target, now))?;
-    outcome.bytes_fetched = fetcher.received();
-    outcome.requests = fetcher.requests();
-    outcome.bytes_reused -= misses.min(outcome.bytes_reused);
-    outcome.bytes_from_booted -= misses.min(outcome.bytes_from_booted);
-    outcome.resumed = resumed;
-    outcome.retries = budget.retried;
-    save_last(&dir, &outcome, session.now());
-    progress.event(
-        "installed",
-        serde_json::to_value(&outcome).unwrap_or_default(),
-    );
-    crate::failpoint!("after-state-installed");
-    Ok(outcome)
+    session.transition(|s, now| s.finish_install(target, now))?;
+    Ok(())
 }
 
 /// Keep what the last install cost, for `status`. Best effort: the install

@@ -136,11 +136,11 @@ impl Plan {
 /// What the plan reads on the device.
 pub struct Inputs<'a> {
     /// The target slot, read-only (None: it does not exist yet).
-    pub target: Option<&'a SlotReader>,
+    pub target: Option<&'a dyn SlotReader>,
     /// The index kept of the release the target slot held.
     pub target_kept: Option<&'a [Entry]>,
     /// The booted slot, read-only, with its group name.
-    pub booted: Option<(&'a SlotReader, &'a str)>,
+    pub booted: Option<(&'a dyn SlotReader, &'a str)>,
     /// The index kept of the booted release, when its chunk sizes are the
     /// new release's.
     pub booted_kept: Option<&'a [Entry]>,

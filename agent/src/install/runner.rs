@@ -34,7 +34,7 @@ use updater_format::Sha256Digest;
 use super::pins::Pins;
 use super::source::{ChunkSource, Got};
 use crate::config::InstallSettings;
-use crate::progress::Progress;
+use crate::events::Events;
 use crate::slots::SlotSink;
 
 /// When to make the slot durable and record progress: every `bytes` bytes
@@ -122,7 +122,7 @@ pub fn install_image(
     sink: &mut dyn SlotSink,
     pins: &dyn Pins,
     start: usize,
-    progress: &mut Progress,
+    progress: &mut dyn Events,
     checkpoint: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<Written> {
     let class = pins.class().to_string();
@@ -138,7 +138,7 @@ pub fn install_image(
     } else {
         pins.image_size()
     };
-    progress.begin(&class, done_bytes, pins.image_size());
+    progress.image_begin(&class, done_bytes, pins.image_size());
     let mut out = Written::default();
     if start < pins.count() {
         crate::failpoint!("before-first-write");
@@ -164,7 +164,7 @@ pub fn install_image(
             .into());
         }
     }
-    progress.finish(&class, pins.image_size());
+    progress.image_done(&class, pins.image_size());
     Ok(out)
 }
 
@@ -213,7 +213,7 @@ fn run(
     pins: &dyn Pins,
     start: usize,
     whole: Option<&mut Sha256>,
-    progress: &mut Progress,
+    progress: &mut dyn Events,
     checkpoint: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<Written> {
     std::thread::scope(|s| -> Result<Written> {
@@ -343,7 +343,7 @@ fn write_stage(
     sink: &mut dyn SlotSink,
     start: usize,
     mut whole: Option<&mut Sha256>,
-    progress: &mut Progress,
+    progress: &mut dyn Events,
     checkpoint: &mut dyn FnMut(u64) -> Result<()>,
     rx: Receiver<Batch>,
     back: Sender<Batch>,
@@ -390,7 +390,8 @@ fn write_stage(
         done += bytes;
         let due = policy.wrote(bytes);
         let _ = back.send(batch);
-        progress.update(&class, done, pins.image_size());
+        crate::util::heartbeat::beat();
+        progress.image_progress(&class, done, pins.image_size());
         for _ in 0..items {
             crate::failpoint!("chunk-written");
         }

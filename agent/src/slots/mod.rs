@@ -21,8 +21,34 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use crate::config::Settings;
 pub use paths::PathSlots;
-pub use sink::{FileSink, SlotReader, SlotSink};
+pub use sink::{FileReader, FileSink, SlotReader, SlotSink};
+
+/// The slot backends this agent knows, by the name `[slots] backend` takes.
+pub const BACKENDS: &[&str] = &["paths"];
+
+/// Open the configured slot backend: the one place that chooses it, and
+/// where a new backend is registered (its name in [`BACKENDS`], its arm).
+pub fn open(settings: &Settings) -> Result<Box<dyn SlotBackend + '_>> {
+    match settings.slot_backend.as_str() {
+        "paths" => Ok(Box::new(PathSlots::new(
+            &settings.slots,
+            &settings.cmdline_path,
+            &settings.kexec.sys_root,
+        ))),
+        // The configuration accepts only the names in BACKENDS.
+        other => Err(crate::error::usage(format!(
+            "configuration ({}): slots.backend = {other:?} is not a slot backend this agent has; use one of {BACKENDS:?}",
+            settings
+                .files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
 
 /// Where the slot groups' contents live.
 pub trait SlotBackend {
@@ -35,6 +61,30 @@ pub trait SlotBackend {
     /// The group an install writes, given the booted one; refuses when the
     /// targets of that group are the booted group's storage.
     fn install_target(&self, booted: &str) -> Result<String>;
+    /// How a release is installed into this backend's groups.
+    fn installer(&self) -> Installer<'_>;
+    /// The file the group's kernel is in (kexec reads it).
+    fn kernel(&self, group: &str) -> Option<PathBuf>;
+    /// The file the group's initrd is in.
+    fn initrd(&self, group: &str) -> Option<PathBuf>;
+    /// What the group's kernel needs on its command line to find its root
+    /// (`root=DEVICE` for a partition; a deployment backend names its
+    /// deployment), beside the agent's own `updater.*` parameters.
+    fn boot_args(&self, group: &str) -> Vec<String>;
+}
+
+/// How a backend installs a release. Image backends (partitions, files)
+/// hand the install pipeline a target per image class and it writes the
+/// chunks; a backend that keeps releases its own way (deployments) adds its
+/// variant here, with its own installer, and the install flow's match on
+/// this enum is where it is called.
+pub enum Installer<'a> {
+    /// The chunk pipeline writes each image into a target of the group.
+    Images(&'a dyn ImageTargets),
+}
+
+/// The targets of an image backend: one per image class and group.
+pub trait ImageTargets {
     /// Whether `group` has a target for images of `class`.
     fn has_target(&self, group: &str, class: &str) -> bool;
     /// Open the target of `class` in `group` for writing an image of `size`
@@ -43,11 +93,5 @@ pub trait SlotBackend {
     /// Open the target of `class` in `group` read-only (a delta reads the
     /// booted slot's chunks; it is never written). None when the group has
     /// no target of that class.
-    fn open_reader(&self, group: &str, class: &str) -> Result<Option<SlotReader>>;
-    /// The file the group's kernel is in (kexec reads it).
-    fn kernel(&self, group: &str) -> Option<PathBuf>;
-    /// The file the group's initrd is in.
-    fn initrd(&self, group: &str) -> Option<PathBuf>;
-    /// The root device the group's kernel mounts (`root=`).
-    fn root_device(&self, group: &str) -> Option<String>;
+    fn open_reader(&self, group: &str, class: &str) -> Result<Option<Box<dyn SlotReader>>>;
 }

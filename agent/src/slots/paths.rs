@@ -6,9 +6,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::identity;
-use super::sink::FileSink;
-use super::sink::SlotReader;
-use super::{SlotBackend, SlotSink};
+use super::sink::{FileReader, FileSink, SlotReader};
+use super::{ImageTargets, Installer, SlotBackend, SlotSink};
 use crate::config::SlotGroupConfig;
 use crate::error::usage;
 
@@ -141,6 +140,27 @@ impl SlotBackend for PathSlots<'_> {
         Ok(target.name.clone())
     }
 
+    fn installer(&self) -> Installer<'_> {
+        Installer::Images(self)
+    }
+
+    fn kernel(&self, group: &str) -> Option<PathBuf> {
+        self.target(group, "kernel").cloned()
+    }
+
+    fn initrd(&self, group: &str) -> Option<PathBuf> {
+        self.target(group, "initrd").cloned()
+    }
+
+    fn boot_args(&self, group: &str) -> Vec<String> {
+        self.group(group)
+            .and_then(|g| g.root_device.clone())
+            .map(|r| vec![format!("root={r}")])
+            .unwrap_or_default()
+    }
+}
+
+impl ImageTargets for PathSlots<'_> {
     fn has_target(&self, group: &str, class: &str) -> bool {
         self.target(group, class).is_some()
     }
@@ -156,24 +176,12 @@ impl SlotBackend for PathSlots<'_> {
         ))
     }
 
-    fn open_reader(&self, group: &str, class: &str) -> Result<Option<SlotReader>> {
+    fn open_reader(&self, group: &str, class: &str) -> Result<Option<Box<dyn SlotReader>>> {
         match self.target(group, class) {
             None => Ok(None),
-            Some(path) => SlotReader::open(path)
-                .map(Some)
+            Some(path) => FileReader::open(path)
+                .map(|r| Some(Box::new(r) as Box<dyn SlotReader>))
                 .with_context(|| format!("slot {group} {class}")),
         }
-    }
-
-    fn kernel(&self, group: &str) -> Option<PathBuf> {
-        self.target(group, "kernel").cloned()
-    }
-
-    fn initrd(&self, group: &str) -> Option<PathBuf> {
-        self.target(group, "initrd").cloned()
-    }
-
-    fn root_device(&self, group: &str) -> Option<String> {
-        self.group(group).and_then(|g| g.root_device.clone())
     }
 }

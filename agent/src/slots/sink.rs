@@ -104,47 +104,60 @@ impl SlotSink for FileSink {
     }
 }
 
-/// A slot target opened read-only: the booted slot, as a delta's seed. It is
-/// opened without write access, so no bug in the install can write it.
-pub struct SlotReader {
+/// A slot target read, never written: the booted slot as a delta's seed,
+/// or the target's own old contents. A trait, so that a backend whose
+/// groups are not block devices or files reads them its own way.
+pub trait SlotReader: Send + Sync {
+    /// What is read, for messages.
+    fn describe(&self) -> String;
+    /// Its size in bytes.
+    fn len(&self) -> u64;
+    /// Whether it holds no bytes.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Read `buf.len()` bytes at `offset`; false when they are not all there.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool>;
+    /// A sequential reader from the start (cutting a seed that has no
+    /// index), at most `limit` bytes.
+    fn stream(&self, limit: u64) -> Result<Box<dyn std::io::Read + '_>>;
+}
+
+/// A block device or a file opened read-only, so that no bug in the install
+/// can write it.
+pub struct FileReader {
     file: File,
     path: PathBuf,
     len: u64,
 }
 
-impl SlotReader {
+impl FileReader {
     /// Open `path` read-only (a block device or a file).
-    pub fn open(path: &Path) -> Result<SlotReader> {
+    pub fn open(path: &Path) -> Result<FileReader> {
         let mut file =
             File::open(path).with_context(|| format!("opening {} to read", path.display()))?;
         // The size of a block device is where its end is, not st_size.
         let len = file
             .seek(SeekFrom::End(0))
             .with_context(|| format!("reading the size of {}", path.display()))?;
-        Ok(SlotReader {
+        Ok(FileReader {
             file,
             path: path.to_path_buf(),
             len,
         })
     }
+}
 
-    /// What is read, for messages.
-    pub fn describe(&self) -> String {
+impl SlotReader for FileReader {
+    fn describe(&self) -> String {
         self.path.display().to_string()
     }
 
-    /// Its size in bytes.
-    pub fn len(&self) -> u64 {
+    fn len(&self) -> u64 {
         self.len
     }
 
-    /// Whether it holds no bytes.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// Read `buf.len()` bytes at `offset`; false when they are not all there.
-    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
         match self.file.read_exact_at(buf, offset) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(false),
@@ -154,9 +167,7 @@ impl SlotReader {
         }
     }
 
-    /// A sequential reader from the start (cutting a seed that has no
-    /// index), at most `limit` bytes.
-    pub fn stream(&self, limit: u64) -> Result<impl std::io::Read> {
+    fn stream(&self, limit: u64) -> Result<Box<dyn std::io::Read + '_>> {
         use std::io::Read;
         let mut f = self
             .file
@@ -164,6 +175,6 @@ impl SlotReader {
             .with_context(|| format!("reading {}", self.path.display()))?;
         f.seek(SeekFrom::Start(0))
             .with_context(|| format!("reading {}", self.path.display()))?;
-        Ok(f.take(limit))
+        Ok(Box::new(f.take(limit)))
     }
 }

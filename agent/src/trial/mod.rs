@@ -26,14 +26,12 @@ pub mod kexec;
 pub mod method;
 pub mod reboot;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::json;
-use updater_format::keys::Keyring;
-use updater_format::manifest::verify::verify;
 
 use crate::config::{KexecPolicy, Settings};
-use crate::error::{usage, Rejected};
-use crate::progress::Progress;
+use crate::error::usage;
+use crate::events::Events;
 use crate::report::{self, Details, EventKind};
 use crate::session::Session;
 use crate::state::Phase;
@@ -167,7 +165,7 @@ pub fn start(
     manifest: &[u8],
     how: How,
     machine: Machine<'_>,
-    progress: &mut Progress,
+    progress: &mut dyn Events,
 ) -> Result<Option<KexecOutcome>> {
     let resume = interrupted_start(session).as_deref() == Some(group);
     if resume {
@@ -182,18 +180,18 @@ pub fn start(
     }
     match how {
         How::Reboot => {
-            progress.event("trial", json!({"group": group, "how": "reboot"}));
+            progress.step("trial", &json!({"group": group, "how": "reboot"}));
             let mut m = RebootMethod::new(machine.rebooter);
             run_reboot(session, &mut m, group, manifest, resume)?;
             Ok(None)
         }
         How::Kexec { dry_run } => {
-            progress.event(
+            progress.step(
                 "trial",
-                json!({"group": group, "how": "kexec", "dry_run": dry_run}),
+                &json!({"group": group, "how": "kexec", "dry_run": dry_run}),
             );
             let k = start_kexec(session, group, manifest, dry_run, resume, machine)?;
-            progress.event("kexec", serde_json::to_value(&k).unwrap_or_default());
+            progress.step("kexec", &serde_json::to_value(&k).unwrap_or_default());
             Ok(Some(k))
         }
     }
@@ -297,90 +295,4 @@ fn start_kexec(
     tracing::info!("kexec into slot {group}");
     k.jump()?;
     Ok(KexecOutcome::Jumped { cmdline })
-}
-
-/// `updater activate`: boot the release already installed in the inactive
-/// group as a trial (after `apply` without a trial, or the daemon's
-/// download-only and window strategies). Its kept manifest is verified
-/// again first — the device's floor or the release's expiry may have moved.
-/// With `expect`, the installed release must be that digest (the daemon
-/// boots what the channel pins, not whatever happens to be installed).
-pub fn activate(
-    session: &mut Session,
-    expect: Option<&str>,
-    how: How,
-    machine: Machine<'_>,
-    progress: &mut Progress,
-) -> Result<Activated> {
-    let target = session.install_target()?;
-    let resume = interrupted_start(session).as_deref() == Some(target.as_str());
-    if let Some(t) = session.state().trial().filter(|_| !resume) {
-        return Err(crate::state::TransitionError::TrialPending {
-            trial: t.group.clone(),
-            doing: "starting another",
-        }
-        .into());
-    }
-    let g = session.state().group(&target).clone();
-    if !resume && session.state().phase(&target) != Phase::Installed {
-        return Err(usage(format!(
-            "slot {target} holds no installed release to boot (it is {}); install one with `updater apply`",
-            session.state().phase(&target)
-        )));
-    }
-    let kept = session.kept_manifest(&target);
-    let bytes = std::fs::read(&kept).with_context(|| {
-        format!(
-            "reading {}, the manifest of the release in slot {target}; install it again with `updater apply`",
-            kept.display()
-        )
-    })?;
-    let keyring: Keyring = session.keyring()?;
-    let verified = verify(&bytes, &keyring, &session.policy())
-        .with_context(|| format!("verifying {} again before booting it", kept.display()))?;
-    let digest = verified.digest.hex();
-    session.raise_floor(
-        verified.manifest.created,
-        &format!("created of release {}", verified.manifest.version),
-    )?;
-    if let Some(want) = expect.filter(|w| *w != digest) {
-        return Err(Rejected::Mismatch {
-            what: format!("the release in slot {target}"),
-            reason: format!(
-                "is {digest}, the channel names {want}; the daemon installs that one first"
-            ),
-        }
-        .into());
-    }
-    if g.digest() != Some(digest.as_str()) {
-        return Err(Rejected::Mismatch {
-            what: kept.display().to_string(),
-            reason: format!(
-                "holds release {digest}, the state says slot {target} holds {}",
-                g.digest().unwrap_or("nothing")
-            ),
-        }
-        .into());
-    }
-    let kexec = start(session, &target, &bytes, how, machine, progress)?;
-    Ok(Activated {
-        group: target,
-        version: verified.manifest.version.to_string(),
-        digest,
-        kexec,
-    })
-}
-
-/// What `activate` did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Activated {
-    /// The group booted.
-    pub group: String,
-    /// Its release version.
-    pub version: String,
-    /// Its release digest.
-    pub digest: String,
-    /// What the kexec step did, when the trial was by kexec.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kexec: Option<KexecOutcome>,
 }

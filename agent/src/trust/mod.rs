@@ -150,19 +150,3 @@ pub fn keyring(settings: &Settings) -> Result<Keyring> {
         ),
     }
 }
-
-/// `updater status --json`'s `root`: version, expiry and origin, the floor
-/// reset waiting to be applied, or null.
-pub fn status(settings: &Settings) -> serde_json::Value {
-    match current(settings) {
-        Ok(Some((r, from))) => serde_json::json!({
-            "version": r.version(),
-            "expires": r.root.expires.to_rfc3339(),
-            "from": from,
-            "max_security_step": r.root.max_security_step,
-            "reset_pending": read_trust_state(&settings.state_dir).ok().and_then(|t| t.pending).map(|p| p.root),
-        }),
-        Ok(None) => serde_json::Value::Null,
-        Err(e) => serde_json::json!({ "error": format!("{e:#}") }),
-    }
-}

@@ -85,14 +85,15 @@ pub enum KexecOutcome {
 /// first cold boot).
 pub const KEXEC_MARK: &str = "updater.kexec=1";
 
-/// The command line for a kexec trial of `slot`: the manifest's, the
-/// group's root device, then `updater.slot=SLOT updater.trial=1
-/// updater.kexec=1 updater.deadline=SECS`. The deadline is the trial's
+/// The command line for a kexec trial of `slot`: the manifest's, what the
+/// slot backend says the group's kernel needs to find its root (`root=` for
+/// a partition), then `updater.slot=SLOT updater.trial=1 updater.kexec=1
+/// updater.deadline=SECS`. The deadline is the trial's
 /// (`trial.deadline_secs`): under systemd the package's generator makes it
 /// the bound on the trial boot reaching boot-complete.target.
 pub fn compose_cmdline(
     base: Option<&str>,
-    root: Option<&str>,
+    boot_args: &[String],
     slot: &str,
     deadline: std::time::Duration,
 ) -> Result<CString> {
@@ -101,13 +102,19 @@ pub fn compose_cmdline(
         check_cmdline(b)?;
         parts.extend(b.split_whitespace().map(str::to_string));
     }
-    if let Some(r) = root {
-        if r.is_empty() || r.contains(char::is_whitespace) || r.contains('\0') {
+    for a in boot_args {
+        // One word each, and never one of the agent's own parameters (the
+        // backend's configuration is not trusted to set those).
+        if a.is_empty()
+            || a.contains(char::is_whitespace)
+            || a.contains('\0')
+            || a.starts_with("updater.")
+        {
             return Err(usage(format!(
-                "root device {r:?} cannot go on a kernel command line"
+                "the slot's boot argument {a:?} cannot go on a kernel command line"
             )));
         }
-        parts.push(format!("root={r}"));
+        parts.push(a.clone());
     }
     parts.push(format!("updater.slot={slot}"));
     parts.push("updater.trial=1".into());
@@ -170,7 +177,7 @@ pub fn prepare(
     };
     let cmdline = compose_cmdline(
         m.cmdline.as_deref(),
-        slots.root_device(group).as_deref(),
+        &slots.boot_args(group),
         group,
         deadline,
     )?;
@@ -350,25 +357,33 @@ mod tests {
     #[test]
     fn cmdline_composition_and_limits() {
         let t = std::time::Duration::from_secs(600);
-        let c = compose_cmdline(Some("console=ttyS0  quiet"), Some("/dev/vda3"), "B", t).unwrap();
+        let root = |r: &str| vec![format!("root={r}")];
+        let c = compose_cmdline(Some("console=ttyS0  quiet"), &root("/dev/vda3"), "B", t).unwrap();
         assert_eq!(
             c.to_str().unwrap(),
             "console=ttyS0 quiet root=/dev/vda3 updater.slot=B updater.trial=1 updater.kexec=1 updater.deadline=600"
         );
-        let c = compose_cmdline(None, None, "A", std::time::Duration::from_millis(10)).unwrap();
+        let c = compose_cmdline(None, &[], "A", std::time::Duration::from_millis(10)).unwrap();
         assert_eq!(
             c.to_str().unwrap(),
             "updater.slot=A updater.trial=1 updater.kexec=1 updater.deadline=1"
         );
-        assert!(compose_cmdline(Some("quiet updater.slot=A"), None, "B", t).is_err());
-        assert!(compose_cmdline(Some("a\0b"), None, "B", t).is_err());
-        assert!(compose_cmdline(Some("quiet"), Some("/dev/x y"), "B", t).is_err());
+        assert!(compose_cmdline(Some("quiet updater.slot=A"), &[], "B", t).is_err());
+        assert!(compose_cmdline(Some("a\0b"), &[], "B", t).is_err());
+        assert!(compose_cmdline(Some("quiet"), &root("/dev/x y"), "B", t).is_err());
+        assert!(compose_cmdline(Some("quiet"), &["updater.slot=A".into()], "B", t).is_err());
+        // A deployment backend's own argument goes on as it is.
+        let c = compose_cmdline(None, &["ostree=/ostree/boot.1/os/0".into()], "B", t).unwrap();
+        assert!(c
+            .to_str()
+            .unwrap()
+            .starts_with("ostree=/ostree/boot.1/os/0 updater.slot=B"));
         // 1536 bytes from the manifest fit; a root device that pushes the
         // line past 2048 does not.
         let long = "x".repeat(1536);
-        assert!(compose_cmdline(Some(&long), None, "B", t).is_ok());
-        let root = format!("/dev/{}", "r".repeat(600));
-        let e = compose_cmdline(Some(&long), Some(&root), "B", t)
+        assert!(compose_cmdline(Some(&long), &[], "B", t).is_ok());
+        let dev = format!("/dev/{}", "r".repeat(600));
+        let e = compose_cmdline(Some(&long), &root(&dev), "B", t)
             .unwrap_err()
             .to_string();
         assert!(e.contains("over the kernel's 2048-byte limit"), "{e}");

@@ -4,8 +4,8 @@
 
 use super::Ready;
 use crate::config::MaintenanceWindow;
-use crate::daemon::action::Action;
-use crate::daemon::window::window_next_open;
+use crate::fleet::action::Action;
+use crate::fleet::window::window_next_open;
 
 /// Install now; boot when the window is open.
 pub fn decide(r: &Ready, w: &MaintenanceWindow) -> (Action, String) {

@@ -2,7 +2,7 @@
 //! `updater activate`.
 
 use super::Ready;
-use crate::daemon::action::Action;
+use crate::fleet::action::Action;
 
 /// Install; never boot by itself.
 pub fn decide(r: &Ready) -> (Action, String) {

@@ -2,7 +2,7 @@
 //! from the channel's `not_before`).
 
 use super::Ready;
-use crate::daemon::action::Action;
+use crate::fleet::action::Action;
 
 /// Install now; boot now, or from `not_before`.
 pub fn decide(r: &Ready) -> (Action, String) {

@@ -1,5 +1,5 @@
-//! Progress reporting: a one-line bar on a terminal, JSON lines with
-//! `--json`, nothing otherwise.
+//! The CLI's renderer of a flow's events: a one-line progress bar on a
+//! terminal, JSON lines with `--json`, nothing otherwise.
 //!
 //! The bar is a few lines of our own rather than a progress-bar crate: it
 //! redraws one line on stderr at most a few times a second, which is all an
@@ -9,6 +9,8 @@ use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+
+use crate::events::Events;
 
 /// The terminal bar's state for one image.
 pub struct Bar {
@@ -106,6 +108,10 @@ impl Progress {
 
     /// An event with fields, as one JSON line (JSON mode only).
     pub fn event(&mut self, event: &str, fields: serde_json::Value) {
+        self.line(event, &fields)
+    }
+
+    fn line(&mut self, event: &str, fields: &serde_json::Value) {
         if let Progress::Json { .. } = self {
             let mut v = json!({ "event": event });
             if let (Some(o), Some(f)) = (v.as_object_mut(), fields.as_object()) {
@@ -116,9 +122,14 @@ impl Progress {
             let _ = out.flush();
         }
     }
+}
 
-    /// An image starts: `done` of `total` bytes already in place.
-    pub fn begin(&mut self, class: &str, done: u64, total: u64) {
+impl Events for Progress {
+    fn step(&mut self, name: &str, fields: &serde_json::Value) {
+        self.line(name, fields)
+    }
+
+    fn image_begin(&mut self, class: &str, done: u64, total: u64) {
         match self {
             Progress::Bar(bar) => {
                 let mut b = Bar {
@@ -141,9 +152,7 @@ impl Progress {
         }
     }
 
-    /// Bytes written so far in the current image.
-    pub fn update(&mut self, class: &str, written: u64, total: u64) {
-        crate::util::heartbeat::beat();
+    fn image_progress(&mut self, class: &str, written: u64, total: u64) {
         match self {
             Progress::Bar(Some(b)) => b.draw(written, false),
             Progress::Json { last }
@@ -159,8 +168,7 @@ impl Progress {
         }
     }
 
-    /// The current image is done.
-    pub fn finish(&mut self, class: &str, total: u64) {
+    fn image_done(&mut self, class: &str, total: u64) {
         match self {
             Progress::Bar(bar) => {
                 if let Some(mut b) = bar.take() {
