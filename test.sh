@@ -30,7 +30,7 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}"
 fi
 
-log "no import cycles between the top-level modules of any crate (tools/cycles.py)"
+log "no import cycles between the modules of any crate, at two levels (tools/cycles.py)"
 python3 tools/cycles.py .
 
 log "cargo fmt --check"
@@ -38,6 +38,9 @@ cargo fmt --all -- --check
 
 log "cargo clippy (warnings are errors)"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+
+log "cargo doc (warnings are errors: every link in the documentation resolves)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked --no-deps --workspace
 
 log "cargo test"
 cargo test --locked --workspace

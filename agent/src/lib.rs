@@ -1,25 +1,26 @@
 //! `updater`: an A/B update agent for immutable Linux systems.
 //!
 //! The library holds all the work; `main.rs` only parses arguments, sets up
-//! logging and maps errors to exit codes. One module per concern:
+//! logging and maps errors to exit codes. The release format and its
+//! verification are the `updater_format` crate; the vendor tooling
+//! (releases, channels, keys, the loopback server and the demo) lives in
+//! `updater-release` and `updater-vendor`, which this crate never depends
+//! on. The modules, lowest layer first (docs/architecture.md has the
+//! table, and which files each kind of extension touches):
 //!
-//! The release format and its verification are the `updater_format` crate;
-//! the vendor tooling (releases, channels, keys, the loopback server and the
-//! demo) lives in `updater-release` and `updater-vendor`, which this crate
-//! never depends on.
-//!
-//! - [`cli`]: the command-line interface;
-//! - [`config`]: configuration fragments merged into validated settings;
-//! - [`slots`]: booted-group detection and the install target;
-//! - [`state`]: the agent's durable, locked state file;
-//! - [`boot`]: bootloader backends;
-//! - [`trial`]: trial boots, health reconciliation, commit, rollback;
-//! - [`kexec`]: sealed kernels, kexec_file_load, the watchdog, the jump;
-//! - [`health`]: the health checks;
-//! - [`fetch`]: HTTP and local-folder fetching with bounded retries;
-//! - [`install`]: `apply`, the verified streaming install pipeline;
-//! - [`trust`]: the root of trust, its rotations and the keyring they give;
-//! - [`error`]: failure classes and exit codes.
+//! - [`util`], [`clock`], [`bootenv`]: durable writes and failpoints, the
+//!   command's clock, the pure GRUB and U-Boot env codecs;
+//! - [`config`], [`state`], [`events`]: settings; the update state machine,
+//!   its store and the intent record; the event sink flows report to;
+//! - [`error`], [`bootloader`], [`slots`], [`fetch`], [`health`], [`report`]:
+//!   exit codes; bootloader backends; slot backends; fetching; health
+//!   checks; the report outbox;
+//! - [`trust`]: the root of trust and its persisted chain;
+//! - [`session`]: one command's hold on the device;
+//! - [`install`], [`trial`], [`fleet`]: the install pipeline, starting a
+//!   trial (reboot or kexec), the channel decision;
+//! - [`flow`]: one function per device operation;
+//! - [`cli`], [`daemon`]: the front ends.
 
 pub mod bootenv;
 pub mod bootloader;

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use updater_format::keys::Keyring;
+use updater_format::limits::Limit;
 use updater_format::manifest::Policy;
 
 use crate::bootloader::Bootloader;
@@ -346,8 +347,20 @@ impl<'a> Session<'a> {
             installed_version: installed,
             min_security_version: self.state.highest_security_version(),
             agent_version: Some(crate::agent_version()),
-            max_validity: Some(self.settings.install.max_release_validity),
-            max_security_step: root_step.or(self.settings.install.max_security_step),
+            max_validity: Some(Limit {
+                value: self.settings.install.max_release_validity,
+                setting: "install.max_release_validity_days",
+            }),
+            max_security_step: match root_step {
+                Some(step) => Some(Limit {
+                    value: step,
+                    setting: "the trusted root's max_security_step",
+                }),
+                None => self.settings.install.max_security_step.map(|value| Limit {
+                    value,
+                    setting: "install.max_security_step",
+                }),
+            },
         }
     }
 

@@ -122,7 +122,7 @@ pub struct Expect<'a> {
     pub now: DateTime<Utc>,
     /// The longest validity (`expires - issued`) accepted: the publisher
     /// cannot switch freeze detection off with an expiry years ahead.
-    pub max_validity: chrono::Duration,
+    pub max_validity: crate::limits::Limit<chrono::Duration>,
 }
 
 /// The error when a keyring cannot verify channels.
@@ -131,7 +131,7 @@ pub fn require_channel_role(keyring: &Keyring) -> Result<()> {
         Ok(())
     } else {
         Err(usage(
-            "the keyring has no channel keys: add a [channel] role (`updater keyring init ... --channel-key KEY`, format in keys/README.md)",
+            "the keyring has no channel keys: add a [channel] role (`updater-vendor keyring init ... --channel-key KEY`, format in keys/README.md)",
         ))
     }
 }
@@ -174,23 +174,24 @@ fn verify_signed(bytes: &[u8], keyring: &Keyring, expect: &Expect) -> Result<Cha
     check_structure(&channel).map_err(Rejected::Channel)?;
     if channel.name != expect.name {
         return Err(Rejected::Channel(format!(
-            "the document is channel {:?}, this device follows {:?}; check daemon.channel and daemon.channel_name, or the server's files",
+            "the document is channel {:?}, this device follows {:?}; check which channel the device is set to follow, or the server's files",
             channel.name, expect.name
         )));
     }
-    if channel.expires - channel.issued > expect.max_validity {
+    if channel.expires - channel.issued > expect.max_validity.value {
         return Err(Rejected::Channel(format!(
-            "channel {:?} is valid for {} days ({} to {}), longer than the {} days this device accepts (daemon.max_channel_validity_days); publish it with a shorter --expires",
+            "channel {:?} is valid for {} days ({} to {}), longer than the {} days this device accepts ({}); publish it with a shorter --expires",
             channel.name,
             (channel.expires - channel.issued).num_days(),
             channel.issued.to_rfc3339(),
             channel.expires.to_rfc3339(),
-            expect.max_validity.num_days()
+            expect.max_validity.value.num_days(),
+            expect.max_validity.setting
         )));
     }
     if now > channel.expires {
         return Err(Rejected::Channel(format!(
-            "channel {:?} expired at {} (now {}); the publisher must re-sign it (`updater channel publish`): a channel that stops being refreshed may be frozen by an attacker",
+            "channel {:?} expired at {} (now {}); the publisher must re-sign it (`updater-vendor channel publish`): a channel that stops being refreshed may be frozen by an attacker",
             channel.name,
             channel.expires.to_rfc3339(),
             now.to_rfc3339()

@@ -1,90 +1,18 @@
-//! Failure classes and the exit codes they map to.
-//!
-//! Errors travel as `anyhow::Error` with context; the class is decided once,
-//! in each binary's `main`, by looking for one of the typed errors below in
-//! the chain. Callers that need to branch (is this a security rejection or a
-//! network problem?) match on the typed errors directly. The classes live
-//! here, with the format, because the device agent and the vendor tooling
-//! promise the same exit codes.
+//! The errors the format produces: a document refused ([`Rejected`]) and a
+//! bad argument or file ([`UsageError`]). Which exit code each means is the
+//! binaries' to say (the device agent's `updater::error`, the vendor tool's
+//! `updater_release::cli`), by looking for these types in an error's chain;
+//! the failure classes only the device has (boot control, a busy state
+//! lock, a pending trial...) are the agent's own.
 
 use std::fmt;
 
-/// Exit codes, documented in the README and in `updater --help`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExitCode {
-    /// Success.
-    Ok = 0,
-    /// An unexpected internal failure that fits no class below.
-    Internal = 1,
-    /// Bad command-line usage or configuration.
-    Usage = 2,
-    /// Rejected for security: signature, threshold, expiry, compatibility,
-    /// downgrade, hash or size mismatch.
-    Security = 3,
-    /// A fetch failed after its retries.
-    Fetch = 4,
-    /// Local I/O or slot write failure.
-    Io = 5,
-    /// Boot-control failure (bootloader environment, trial, kexec).
-    Boot = 6,
-    /// `updater health`: the booted slot failed its trial (a check failed,
-    /// the deadline passed) and was marked bad.
-    TrialFailed = 7,
-    /// Another updater is running (it holds the state lock).
-    Busy = 8,
-    /// A trial is pending: only its outcome (`updater health`, or
-    /// `updater mark-bad`) may change what boots next.
-    TrialPending = 9,
-    /// The state file is corrupt, or of a version this agent does not read.
-    StateCorrupt = 10,
-    /// The install would download more than `install.max_download_bytes`
-    /// (or `--max-download`) allows.
-    OverBudget = 11,
-}
-
-impl ExitCode {
-    /// The process exit status.
-    pub fn code(self) -> i32 {
-        self as i32
-    }
-}
-
-/// A usage or configuration error (exit code 2).
+/// A usage or configuration error: a bad argument, a bad file.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// A boot-control error (exit code 6).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BootError(pub String);
-
-/// Another updater holds the state lock (exit code 8).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BusyError(pub String);
-
-/// The state file cannot be used as it is (exit code 10).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct StateCorruptError(pub String);
-
-/// The download would exceed the configured budget (exit code 11).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BudgetError(pub String);
-
-/// The booted slot failed its trial and was marked bad (exit code 7).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TrialFailedError(pub String);
-
-/// A fetch that failed for good (exit code 4).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct FetchError(pub String);
-
-/// Why a release was refused (exit code 3). Every variant renders as one line
+/// Why a document was refused (a security rejection). Every variant renders as one line
 /// that names what was wrong.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Rejected {
@@ -206,40 +134,6 @@ fn fmt_problems(problems: &[String]) -> String {
     } else {
         format!(" ({})", problems.join("; "))
     }
-}
-
-/// Decide the exit code of a failed command from the errors in its chain.
-pub fn classify(err: &anyhow::Error) -> ExitCode {
-    for cause in err.chain() {
-        if cause.is::<Rejected>() {
-            return ExitCode::Security;
-        }
-        if cause.is::<UsageError>() {
-            return ExitCode::Usage;
-        }
-        if cause.is::<FetchError>() {
-            return ExitCode::Fetch;
-        }
-        if cause.is::<BootError>() {
-            return ExitCode::Boot;
-        }
-        if cause.is::<BusyError>() {
-            return ExitCode::Busy;
-        }
-        if cause.is::<StateCorruptError>() {
-            return ExitCode::StateCorrupt;
-        }
-        if cause.is::<TrialFailedError>() {
-            return ExitCode::TrialFailed;
-        }
-        if cause.is::<BudgetError>() {
-            return ExitCode::OverBudget;
-        }
-    }
-    if err.chain().any(|c| c.is::<std::io::Error>()) {
-        return ExitCode::Io;
-    }
-    ExitCode::Internal
 }
 
 /// Render an error chain on one line, outermost context first.

@@ -49,3 +49,14 @@ pub const MAX_CHANNEL_RELEASES: usize = 1024;
 pub fn max_compressed(size: u64) -> u64 {
     size.saturating_add(size >> 7).saturating_add(1024)
 }
+
+/// A limit a device sets on what it accepts, and the name of the setting
+/// that sets it: a refusal names the setting, which this crate does not
+/// otherwise know of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit<T> {
+    /// The limit.
+    pub value: T,
+    /// Where it comes from, for the refusal (a configuration key).
+    pub setting: &'static str,
+}

@@ -1,4 +1,4 @@
-//! `updater release create`: chunk, compress and hash images, then write and
+//! `updater-vendor release create`: chunk, compress and hash images, then write and
 //! sign the manifest.
 
 use std::fs::File;

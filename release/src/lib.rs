@@ -8,7 +8,7 @@
 //! build on `updater-format`, so what is signed here is verified there by the
 //! same code.
 //!
-//! - [`create`], [`sign`]: `release create` and `release sign`;
+//! - [`mod@create`], [`mod@sign`]: `release create` and `release sign`;
 //! - [`keys`]: `keygen` and `keyring init`;
 //! - [`publish`]: `channel publish`;
 //! - [`schema`]: the JSON Schemas of the format;

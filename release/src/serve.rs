@@ -4,7 +4,7 @@
 //!
 //! It serves GET and HEAD of the files in one folder, with single byte-range
 //! requests (`Range: bytes=N-` / `N-M`), a strong ETag and `If-Range`. Faults
-//! are armed through [`Server::faults`]; each fires a given number of times.
+//! are armed through [`Server::fault`]; each fires a given number of times.
 //! It binds only to loopback addresses.
 
 use std::collections::VecDeque;

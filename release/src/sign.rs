@@ -1,4 +1,4 @@
-//! `updater release sign`: add a signature to an existing manifest, so that
+//! `updater-vendor release sign`: add a signature to an existing manifest, so that
 //! several key holders can meet a threshold without sharing keys.
 
 use std::path::Path;

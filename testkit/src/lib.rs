@@ -13,7 +13,7 @@ use std::process::Output;
 pub use updater_release::serve::{Fault, RequestLog, Server};
 
 use updater_format::envelope::{Envelope, MANIFEST_PAYLOAD_TYPE};
-use updater_format::error::{classify, OneLine};
+use updater_format::error::OneLine;
 use updater_format::keys::{read_private_key, PrivateKey};
 use updater_format::manifest::Manifest;
 
@@ -54,7 +54,7 @@ impl From<anyhow::Result<()>> for Run {
                 stderr: String::new(),
             },
             Err(e) => Run {
-                code: classify(&e).code(),
+                code: updater_release::cli::exit_code(&e),
                 stdout: String::new(),
                 stderr: format!("error: {}\n", OneLine(&e)),
             },

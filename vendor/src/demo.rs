@@ -1,4 +1,4 @@
-//! `updater demo`: the whole job on a simulated device, narrated step by step.
+//! `updater-vendor demo`: the whole job on a simulated device, narrated step by step.
 //!
 //! Everything happens in one folder: the vendor's keys, a release built from
 //! a generated root filesystem, and the device's keyring. Each step prints

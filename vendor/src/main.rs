@@ -7,7 +7,7 @@ mod demo;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use updater_format::error::{classify, OneLine};
+use updater_format::error::OneLine;
 
 /// The vendor side of updater: make keys, keyrings, releases and channels.
 #[derive(Debug, Parser)]
@@ -60,7 +60,7 @@ fn main() {
         Ok(()) => 0,
         Err(err) => {
             eprintln!("error: {}", OneLine(&err));
-            classify(&err).code()
+            updater_release::cli::exit_code(&err)
         }
     };
     std::process::exit(code);

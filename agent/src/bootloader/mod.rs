@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | [`grub`]  | `ORDER="A B"` (first is primary) | `A_OK=1` / `0` | `B_TRY=1` |
 //! | [`uboot`] | `BOOT_ORDER="A B"` | `BOOT_A_LEFT` > 0 | `BOOT_TRY=B` |
-//! | [`file`]  | `ORDER=A B` | `A_OK=1` / `0` | `TRY=B` |
+//! | [`mod@file`]  | `ORDER=A B` | `A_OK=1` / `0` | `TRY=B` |
 //!
 //! The bootloader side (packaging/grub, packaging/uboot) boots the one-shot
 //! group after clearing the variable and saving the env — so a reset during

@@ -14,23 +14,9 @@ use clap::{Parser, Subcommand};
 
 use crate::clock::Clock;
 
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  unexpected internal failure
-  2  usage or configuration error
-  3  rejected for security (signature, threshold, expiry, compatibility, downgrade, hash mismatch)
-  4  fetch failed after retries
-  5  local I/O or slot write failure
-  6  boot-control failure
-  7  health: the booted slot failed its trial and was marked bad
-  8  another updater is running
-  9  a trial is pending (updater health decides it)
- 10  the state file is corrupt or of another version";
-
 /// An A/B update agent for immutable Linux systems.
 #[derive(Debug, Parser)]
-#[command(name = "updater", version, about, after_help = EXIT_CODES)]
+#[command(name = "updater", version, about, after_help = crate::error::help())]
 pub struct Cli {
     /// Log more (repeat for more detail); UPDATER_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -52,40 +38,40 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Verify a release manifest against a keyring and the device's policy.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     Verify(verify::VerifyArgs),
     /// Install a release into the inactive slot group.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     Apply(device::ApplyArgs),
     /// Boot the release installed in the inactive slot as a trial (after a
     /// download-only install).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     Activate(fleet::ActivateArgs),
     /// Poll the configured channel once and say what the daemon would do.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     Check(fleet::CheckArgs),
     /// Follow the configured channel: poll, install, boot in the allowed
     /// time, report (systemd Type=notify service).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     Daemon(fleet::DaemonArgs),
     /// Show the slot groups, what they hold, and any failure or pending trial.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     Status(device::StatusArgs),
     /// Reconcile a pending trial at boot: run the health checks and commit, or mark the slot bad.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     Health(device::HealthArgs),
     /// Confirm the booted slot as good and make it the default.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     MarkGood,
     /// Mark a slot bad (default: the booted one) so it is never booted again.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     MarkBad(device::MarkBadArgs),
     /// Make the other good slot the default again.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     Rollback,
     /// The root of trust: fetch the root chain again and verify it from the
     /// image's root.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = crate::error::help())]
     Root(root::RootArgs),
 }
 

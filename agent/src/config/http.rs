@@ -63,7 +63,7 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    /// The defaults (what an empty [http] table gives).
+    /// The defaults (what an empty `[http]` table gives).
     pub fn defaults() -> HttpSettings {
         HttpSettings {
             connect_timeout: Duration::from_secs(DEFAULT_CONNECT_TIMEOUT_SECS),

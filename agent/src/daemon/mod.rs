@@ -3,7 +3,7 @@
 //! `fleet::decide`), then, in one session, the flow the decision names
 //! (`flow::apply`, `flow::activate`), its events logged.
 //!
-//! The daemon ([`run`]) polls at an interval plus random jitter; a failed
+//! The daemon ([`mod@run`]) polls at an interval plus random jitter; a failed
 //! poll is retried after a delay that doubles up to `retry_max`. Under
 //! systemd it is `Type=notify`: READY=1 once configured, WATCHDOG=1 while
 //! its loop makes progress, STATUS= with what it is doing.

@@ -86,10 +86,14 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
     let expect = channel::Expect {
         name: &name,
         now,
-        max_validity: settings.daemon.max_channel_validity,
+        max_validity: updater_format::limits::Limit {
+            value: settings.daemon.max_channel_validity,
+            setting: "daemon.max_channel_validity_days",
+        },
     };
-    let ch = channel::verify(&bytes, &keyring, &expect)
-        .with_context(|| format!("verifying the channel from {url}"))?;
+    let ch = channel::verify(&bytes, &keyring, &expect).with_context(|| {
+        format!("verifying the channel from {url} (daemon.channel, channel name {name:?})")
+    })?;
     let slots = crate::slots::open(settings)?;
     let booted = slots.booted(&crate::session::read_cmdline(settings)?)?;
     let target = slots.install_target(&booted)?;

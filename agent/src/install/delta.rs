@@ -13,8 +13,8 @@
 
 use std::io::Read;
 
+use crate::error::BudgetError;
 use anyhow::Result;
-use updater_format::error::BudgetError;
 
 use super::pins::{IndexPins, Pins};
 use super::plan::{From, Plan};

@@ -5,18 +5,18 @@
 //! The steps, each a function below, in this order (every durable one
 //! fsynced before the next starts):
 //!
-//! 1. [`verify_release`]: the root chain beside the source, then the
+//! 1. `verify_release`: the root chain beside the source, then the
 //!    manifest (size-capped), verified completely — nothing else is
 //!    requested before this passes;
-//! 2. [`plan_images`]: what each image needs (its index or chunk table) and
+//! 2. `plan_images`: what each image needs (its index or chunk table) and
 //!    where each chunk comes from (in place, the booted slot, the network),
 //!    checked against the download budget — still nothing written;
-//! 3. [`mark_installing`]: the target group unbootable in the bootloader
+//! 3. `mark_installing`: the target group unbootable in the bootloader
 //!    env, then `installing` (with the release digest) in the state;
-//! 4. [`write_images`]: each image through the pipeline ([`runner`]): chunk
+//! 4. `write_images`: each image through the pipeline ([`runner`]): chunk
 //!    source, verification, slot sink; at each checkpoint, sync the slot,
 //!    then record the chunks written in the state;
-//! 5. [`finish`]: keep the indexes and the verified manifest, then record
+//! 5. `finish`: keep the indexes and the verified manifest, then record
 //!    the group `installed`.
 //!
 //! A crash anywhere leaves the group unbootable (3 happened before any
@@ -30,9 +30,9 @@ pub mod plan;
 pub mod runner;
 pub mod source;
 
+use crate::error::BudgetError;
 use anyhow::{Context, Result};
 use serde_json::json;
-use updater_format::error::BudgetError;
 use updater_format::index::Entry;
 use updater_format::manifest::types::{ChunkTable, Image};
 use updater_format::manifest::verify::{check_chunk_table, verify, MANIFEST_SIZE_CAP};

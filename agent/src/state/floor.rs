@@ -14,10 +14,10 @@
 
 use std::path::Path;
 
+use super::store::StateCorruptError;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use updater_format::error::StateCorruptError;
 
 use super::{read_state, STATE_FILE};
 use crate::util::fs::write_atomic;

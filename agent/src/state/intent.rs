@@ -19,10 +19,10 @@
 
 use std::path::{Path, PathBuf};
 
+use super::store::StateCorruptError;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use updater_format::error::StateCorruptError;
 
 use crate::util::fs::{remove_durable, write_atomic};
 

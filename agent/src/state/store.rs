@@ -12,8 +12,17 @@ use anyhow::{Context, Result};
 use serde::Deserialize;
 
 use super::{UpdateState, STATE_VERSION};
+/// Another updater holds the state lock (exit code 8).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BusyError(pub String);
+
+/// The state cannot be used as it is: corrupt, or of a version this agent
+/// does not read (exit code 10).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct StateCorruptError(pub String);
 use crate::util::fs::write_atomic;
-use updater_format::error::{BusyError, StateCorruptError};
 
 /// The state file's name in the state directory.
 pub const STATE_FILE: &str = "state.json";

@@ -35,9 +35,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::error::StateCorruptError;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use updater_format::error::StateCorruptError;
 use updater_format::root::TrustedRoot;
 
 use crate::util::fs::write_atomic;

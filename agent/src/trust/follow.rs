@@ -11,9 +11,9 @@
 //! below the one on disk is never written, and no command ever verifies
 //! with a root older than the one on disk when it finished.
 
+use crate::error::{BusyError, StateCorruptError};
 use anyhow::{anyhow, Result};
 use chrono::{DateTime, Utc};
-use updater_format::error::{BusyError, StateCorruptError};
 use updater_format::keys::Keyring;
 use updater_format::root::{TrustedRoot, MAX_ROOT_ROTATIONS, ROOT_SIZE_CAP};
 

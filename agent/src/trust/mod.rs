@@ -25,9 +25,9 @@ pub use follow::{rebuild, refresh, Persist, Rebuilt, Refreshed};
 
 use std::path::Path;
 
+use crate::error::StateCorruptError;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use updater_format::error::StateCorruptError;
 use updater_format::keys::{test_keys_allowed, Keyring};
 use updater_format::root::{factory_root, FloorReset, TrustedRoot};
 

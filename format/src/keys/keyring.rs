@@ -171,7 +171,7 @@ impl Keyring {
         let index = dir.join(KEYRING_FILE);
         let text = std::fs::read_to_string(&index).with_context(|| {
             format!(
-                "reading keyring {} (make one with `updater keyring init`)",
+                "reading keyring {} (make one with `updater-vendor keyring init`)",
                 index.display()
             )
         })?;

@@ -79,14 +79,14 @@ impl PublicKey {
     }
 }
 
-/// Read a PKCS#8 PEM ed25519 private key (as `updater keygen` or
+/// Read a PKCS#8 PEM ed25519 private key (as `updater-vendor keygen` or
 /// `openssl genpkey -algorithm ed25519` writes it).
 pub fn read_private_key(path: &Path) -> Result<PrivateKey> {
     let pem = std::fs::read_to_string(path)
         .with_context(|| format!("reading private key {}", path.display()))?;
     let key = SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
         usage(format!(
-            "{} is not a PKCS#8 PEM ed25519 private key ({e}); make one with `updater keygen` or `openssl genpkey -algorithm ed25519`",
+            "{} is not a PKCS#8 PEM ed25519 private key ({e}); make one with `updater-vendor keygen` or `openssl genpkey -algorithm ed25519`",
             path.display()
         ))
     })?;

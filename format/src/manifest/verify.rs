@@ -64,11 +64,11 @@ pub struct Policy {
     pub agent_version: Option<semver::Version>,
     /// The longest validity (`expires - created`) accepted (None: not
     /// checked): an expiry years ahead would switch freeze detection off.
-    pub max_validity: Option<Duration>,
+    pub max_validity: Option<crate::limits::Limit<Duration>>,
     /// The most a release may raise security_version above
     /// `min_security_version` (None: not checked): one signed release with
     /// an absurd value would otherwise lock out every genuine one.
-    pub max_security_step: Option<u64>,
+    pub max_security_step: Option<crate::limits::Limit<u64>>,
 }
 
 impl Policy {
@@ -553,13 +553,14 @@ pub fn check_policy(m: &Manifest, p: &Policy) -> Result<(), Rejected> {
         });
     }
     if let Some(max) = p.max_validity {
-        if m.expires - m.created > max {
+        if m.expires - m.created > max.value {
             return Err(Rejected::Invalid(format!(
-                "the release is valid for {} days ({} to {}), longer than the {} days this device accepts (install.max_release_validity_days); ask the vendor to sign it with a shorter --expires",
+                "the release is valid for {} days ({} to {}), longer than the {} days this device accepts ({}); ask the vendor to sign it with a shorter --expires",
                 (m.expires - m.created).num_days(),
                 m.created.to_rfc3339(),
                 m.expires.to_rfc3339(),
-                max.num_days()
+                max.value.num_days(),
+                max.setting
             )));
         }
     }
@@ -588,10 +589,10 @@ pub fn check_policy(m: &Manifest, p: &Policy) -> Result<(), Rejected> {
         });
     }
     if let Some(step) = p.max_security_step {
-        if m.security_version > p.min_security_version.saturating_add(step) {
+        if m.security_version > p.min_security_version.saturating_add(step.value) {
             return Err(Rejected::Invalid(format!(
-                "security_version {} is more than {step} above this device's floor {}: a release may raise it by at most install.max_security_step (a root version can allow a larger step with max_security_step)",
-                m.security_version, p.min_security_version
+                "security_version {} is more than {} above this device's floor {}: a release may raise it by at most {} (a root version can allow a larger step with max_security_step)",
+                m.security_version, step.value, p.min_security_version, step.setting
             )));
         }
     }

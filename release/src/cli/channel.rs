@@ -33,7 +33,7 @@ pub struct PublishArgs {
     /// `release create --signer`; repeat for several).
     #[arg(long = "signer")]
     pub signers: Vec<String>,
-    /// COMPATIBLE=MANIFEST_URL[@PERCENT]: the release devices of COMPATIBLE
+    /// COMPATIBLE=MANIFEST_URL or COMPATIBLE=MANIFEST_URL@PERCENT: the release devices of COMPATIBLE
     /// should run, and the share of them that should run it yet (default 100).
     #[arg(long = "release", required = true)]
     pub releases: Vec<ReleaseArg>,

@@ -1,4 +1,4 @@
-//! `updater keygen` and `updater keyring`.
+//! `updater-vendor keygen` and `updater-vendor keyring`.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::print_json;
 
-/// Arguments of `updater keygen`.
+/// Arguments of `updater-vendor keygen`.
 #[derive(Debug, Args)]
 pub struct KeygenArgs {
     /// Folder for the key files (created if missing).
@@ -22,14 +22,14 @@ pub struct KeygenArgs {
     pub json: bool,
 }
 
-/// `updater keyring` subcommands.
+/// `updater-vendor keyring` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum KeyringCommand {
     /// Create a keyring folder from public keys (format in keys/README.md).
     Init(KeyringInitArgs),
 }
 
-/// Arguments of `updater keyring init`.
+/// Arguments of `updater-vendor keyring init`.
 #[derive(Debug, Args)]
 pub struct KeyringInitArgs {
     /// The keyring folder to create.

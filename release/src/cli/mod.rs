@@ -27,6 +27,25 @@ Exit codes:
   3  rejected for security (signature, threshold, expiry, compatibility, hash mismatch)
   5  local I/O failure";
 
+/// The exit status of a failed vendor command: 3 when a document was
+/// refused, 2 for bad usage or files, 5 for local I/O, else 1 (the table
+/// above).
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    use updater_format::error::{Rejected, UsageError};
+    for cause in err.chain() {
+        if cause.is::<Rejected>() {
+            return 3;
+        }
+        if cause.is::<UsageError>() {
+            return 2;
+        }
+    }
+    if err.chain().any(|c| c.is::<std::io::Error>()) {
+        return 5;
+    }
+    1
+}
+
 /// The vendor commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {

@@ -1,4 +1,4 @@
-//! `updater release create` and `updater release sign`.
+//! `updater-vendor release create` and `updater-vendor release sign`.
 
 use std::path::PathBuf;
 
@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use crate::{CreateOptions, Expiry, DEFAULT_EXPIRY_DAYS};
 
-/// `updater release` subcommands.
+/// `updater-vendor release` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
     /// Make a signed release folder, ready to be served by any static HTTP server.
@@ -19,7 +19,7 @@ pub enum ReleaseCommand {
     Sign(SignArgs),
 }
 
-/// Arguments of `updater release create`.
+/// Arguments of `updater-vendor release create`.
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Output folder (created; must be empty).
@@ -88,7 +88,7 @@ pub struct CreateArgs {
     pub zstd_level: i32,
 }
 
-/// Arguments of `updater release sign`.
+/// Arguments of `updater-vendor release sign`.
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// Manifest-role private key.
