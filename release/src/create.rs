@@ -113,9 +113,54 @@ pub fn tool_version() -> semver::Version {
     semver::Version::parse(env!("CARGO_PKG_VERSION")).expect("the crate version is semver")
 }
 
-/// Create a signed release folder. Returns the manifest written.
+/// Create a signed release folder. Returns the manifest written. Every
+/// input is checked before anything is written; the manifest is written
+/// last, so that a folder without one is visibly unfinished.
 pub fn create(opts: &CreateOptions) -> Result<Manifest> {
-    // Validate every input before writing anything.
+    let signers = check_signers(opts)?;
+    let layout = layout(opts)?;
+    if let Some(c) = &opts.cmdline {
+        check_cmdline(c).map_err(|e| usage(format!("--cmdline: {e}")))?;
+    }
+    let sources = image_sources(opts)?;
+    let (created, expires) = validity(opts)?;
+    prepare_out_dir(&opts.out)?;
+    let images = pack_images(opts, &sources, layout)?;
+    let kernel = sign_kernel(&images, &signers.kernel)?;
+    let manifest = Manifest {
+        schema: opts.schema,
+        product: opts.product.clone(),
+        compatible: opts.compatible.clone(),
+        version: opts.version.clone(),
+        security_version: opts.security_version,
+        created,
+        expires,
+        min_agent_version: opts.min_agent_version.clone().unwrap_or_else(tool_version),
+        initrd: blob(&images, "initrd"),
+        kernel,
+        images,
+        cmdline: opts.cmdline.clone(),
+    };
+    check_structure(&manifest).map_err(|e| usage(format!("the release would be invalid: {e}")))?;
+    let payload = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
+    let env = Envelope::seal_with(
+        MANIFEST_PAYLOAD_TYPE,
+        &payload,
+        &crate::signer::refs(&signers.manifest),
+    )?;
+    write_atomic(&opts.out.join("manifest.json"), &env.to_json(), 0o644)?;
+    Ok(manifest)
+}
+
+/// The manifest's and the kernel's signers, loaded and checked apart.
+struct Signers {
+    manifest: Vec<Box<dyn updater_format::envelope::Signer>>,
+    kernel: Vec<Box<dyn updater_format::envelope::Signer>>,
+}
+
+/// The signers of both roles: at least one for the manifest, kernel signers
+/// exactly when there is a kernel, no key in both roles, none twice.
+fn check_signers(opts: &CreateOptions) -> Result<Signers> {
     if opts.keys.is_empty() && opts.signers.is_empty() {
         return Err(usage(
             "release create needs at least one --key or --signer (manifest role)",
@@ -143,13 +188,21 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
             k.key_id().short()
         )));
     }
+    Ok(Signers {
+        manifest: keys,
+        kernel: kernel_keys,
+    })
+}
+
+/// How the images are cut, from the schema and `--chunk-size`.
+fn layout(opts: &CreateOptions) -> Result<Layout> {
     if !(MIN_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&opts.schema) {
         return Err(usage(format!(
             "--schema {}: this tool writes schemas {MIN_SCHEMA_VERSION} to {SCHEMA_VERSION}",
             opts.schema
         )));
     }
-    let layout = match (opts.schema, opts.chunk_size) {
+    Ok(match (opts.schema, opts.chunk_size) {
         (1, size) => {
             let size = size.unwrap_or(DEFAULT_CHUNK_SIZE);
             if !(1..=1 << 30).contains(&size) {
@@ -174,10 +227,12 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
                 })?;
             Layout::Cdc(Some(p))
         }
-    };
-    if let Some(c) = &opts.cmdline {
-        check_cmdline(c).map_err(|e| usage(format!("--cmdline: {e}")))?;
-    }
+    })
+}
+
+/// Each image to pack, by class: `--image`s, then the kernel and initrd;
+/// each a non-empty regular file.
+fn image_sources(opts: &CreateOptions) -> Result<Vec<(ClassName, PathBuf)>> {
     let mut sources: Vec<(ClassName, PathBuf)> = Vec::new();
     for (class, path) in &opts.images {
         let c = ClassName::new(class).map_err(usage)?;
@@ -208,7 +263,12 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
             )));
         }
     }
-    // Whole seconds: RFC 3339 with fractions is legal but noisy in manifests.
+    Ok(sources)
+}
+
+/// When the release was made (whole seconds: RFC 3339 with fractions is
+/// legal but noisy in manifests) and when it expires, after that.
+fn validity(opts: &CreateOptions) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
     let created = opts.created.trunc_subsecs(0);
     let expires = match opts.expires {
         Expiry::At(t) => t,
@@ -219,10 +279,17 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
             "--expires {expires} is not after the creation time {created}"
         )));
     }
-    prepare_out_dir(&opts.out)?;
+    Ok((created, expires))
+}
 
+/// Cut, compress and hash every image into the output folder.
+fn pack_images(
+    opts: &CreateOptions,
+    sources: &[(ClassName, PathBuf)],
+    layout: Layout,
+) -> Result<Vec<Image>> {
     let mut images = Vec::new();
-    for (class, path) in &sources {
+    for (class, path) in sources {
         images.push(
             match layout {
                 Layout::Fixed(size) => write_image(class, path, &opts.out, size, opts.zstd_level),
@@ -233,52 +300,39 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
             .with_context(|| format!("packing image {class} from {}", path.display()))?,
         );
     }
-    let blob = |class: &str| {
-        images
-            .iter()
-            .find(|i: &&Image| i.class.as_str() == class)
-            .map(|i| BlobInfo {
-                size: i.size,
-                sha256: i.sha256,
-            })
+    Ok(images)
+}
+
+/// The size and sha256 of the image of `class`, if the release has one.
+fn blob(images: &[Image], class: &str) -> Option<BlobInfo> {
+    images
+        .iter()
+        .find(|i| i.class.as_str() == class)
+        .map(|i| BlobInfo {
+            size: i.size,
+            sha256: i.sha256,
+        })
+}
+
+/// The kernel's entry: its size and hash, signed by every kernel signer
+/// (over the hash and size, docs/architecture.md "Departures").
+fn sign_kernel(
+    images: &[Image],
+    signers: &[Box<dyn updater_format::envelope::Signer>],
+) -> Result<Option<KernelInfo>> {
+    let Some(b) = blob(images, "kernel") else {
+        return Ok(None);
     };
-    let kernel = blob("kernel").map(|b| KernelInfo {
+    let statement = kernel_statement(&b.sha256, b.size);
+    let mut signatures = Vec::new();
+    for s in signers {
+        signatures.push(sign_with(KERNEL_PAYLOAD_TYPE, &statement, s.as_ref())?);
+    }
+    Ok(Some(KernelInfo {
         size: b.size,
         sha256: b.sha256,
-        signatures: Vec::new(),
-    });
-    // Signed outside the closure: an external signer can fail.
-    let kernel = match kernel {
-        Some(mut k) => {
-            let statement = kernel_statement(&k.sha256, k.size);
-            for s in &kernel_keys {
-                k.signatures
-                    .push(sign_with(KERNEL_PAYLOAD_TYPE, &statement, s.as_ref())?);
-            }
-            Some(k)
-        }
-        None => None,
-    };
-    let manifest = Manifest {
-        schema: opts.schema,
-        product: opts.product.clone(),
-        compatible: opts.compatible.clone(),
-        version: opts.version.clone(),
-        security_version: opts.security_version,
-        created,
-        expires,
-        min_agent_version: opts.min_agent_version.clone().unwrap_or_else(tool_version),
-        initrd: blob("initrd"),
-        kernel,
-        images,
-        cmdline: opts.cmdline.clone(),
-    };
-    check_structure(&manifest).map_err(|e| usage(format!("the release would be invalid: {e}")))?;
-    let payload = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
-    let env = Envelope::seal_with(MANIFEST_PAYLOAD_TYPE, &payload, &crate::signer::refs(&keys))?;
-    // The manifest is written last: a folder without one is visibly unfinished.
-    write_atomic(&opts.out.join("manifest.json"), &env.to_json(), 0o644)?;
-    Ok(manifest)
+        signatures,
+    }))
 }
 
 /// How images are cut.

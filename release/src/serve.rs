@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -353,6 +353,27 @@ fn respond_empty(out: &mut TcpStream, status: u16, reason: &str) -> Result<()> {
 }
 
 /// Serve one request; returns whether the connection stays open.
+/// One request's entry in the request log.
+struct Logger<'a> {
+    shared: &'a Shared,
+    name: &'a str,
+    if_range_matched: Option<bool>,
+}
+
+impl Logger<'_> {
+    fn log(&self, status: u16, start: Option<u64>) {
+        self.shared.log.lock().unwrap().push(RequestLog {
+            path: self.name.to_string(),
+            range_start: start,
+            status,
+            if_range_matched: self.if_range_matched,
+        });
+    }
+}
+
+/// Answer one request: the file opened (or an early answer), the range
+/// chosen, the head, then the body with any fault armed for it. Returns
+/// whether the connection may serve another request.
 fn serve_one(
     out: &mut TcpStream,
     method: &str,
@@ -368,47 +389,12 @@ fn serve_one(
         .next()
         .unwrap_or("")
         .to_string();
-    let if_range_matched = std::cell::Cell::new(None);
-    let log = |status: u16, start: Option<u64>| {
-        shared.log.lock().unwrap().push(RequestLog {
-            path: name.clone(),
-            range_start: start,
-            status,
-            if_range_matched: if_range_matched.get(),
-        });
+    let mut logger = Logger {
+        shared,
+        name: &name,
+        if_range_matched: None,
     };
-    if method != "GET" && method != "HEAD" {
-        log(405, None);
-        respond_empty(out, 405, "Method Not Allowed")?;
-        return Ok(true);
-    }
-    // Plain names only: the server never leaves its folder.
-    if updater_format::names::check_plain_name(&name, "path").is_err() {
-        log(404, None);
-        respond_empty(out, 404, "Not Found")?;
-        return Ok(true);
-    }
-    if take_fault(shared, &name, |f| matches!(f, Fault::Hold)).is_some() {
-        shared.held.fetch_add(1, Ordering::SeqCst);
-        let (lock, cv) = &shared.released;
-        // Bounded: a test that forgets to release must not hang forever.
-        let _ = cv
-            .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(120), |r| !*r)
-            .unwrap();
-    }
-    // Faults are taken before the file is opened, so that an injected
-    // status also stands for a file that is not there (a private S3 bucket
-    // answers 403 for a missing object).
-    if let Some(Fault::Status(code)) = take_fault(shared, &name, |f| matches!(f, Fault::Status(_)))
-    {
-        log(code, None);
-        respond_empty(out, code, "Injected")?;
-        return Ok(true);
-    }
-    let path: PathBuf = dir.join(&name);
-    let Ok(mut file) = File::open(&path) else {
-        log(404, None);
-        respond_empty(out, 404, "Not Found")?;
+    let Some(file) = open_or_answer(out, method, dir, &logger)? else {
         return Ok(true);
     };
     let fault = take_fault(shared, &name, |f| {
@@ -417,7 +403,7 @@ fn serve_one(
     let md = file.metadata()?;
     let len = md.len();
     let tag = etag(&md, shared.generation.load(Ordering::SeqCst));
-    if_range_matched.set(if_range.as_deref().map(|v| v == tag));
+    logger.if_range_matched = if_range.as_deref().map(|v| v == tag);
     let ignore_range = fault == Some(Fault::IgnoreRange);
     // If-Range: honour the range only if the client's validator still matches.
     let range_ok = !ignore_range && if_range.as_deref().is_none_or(|v| v == tag);
@@ -425,7 +411,7 @@ fn serve_one(
         RangeAsk::Whole => (0, len, false),
         RangeAsk::Part { start, end } => (start, end, true),
         RangeAsk::Unsatisfiable { start } => {
-            log(416, Some(start));
+            logger.log(416, Some(start));
             write!(out, "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\nContent-Length: 0\r\n\r\n")?;
             return Ok(true);
         }
@@ -436,12 +422,91 @@ fn serve_one(
         _ => body_len,
     };
     let status = if partial { 206 } else { 200 };
-    log(status, partial.then_some(start));
+    logger.log(status, partial.then_some(start));
+    write_head(
+        out,
+        status,
+        declared,
+        &tag,
+        partial.then_some((start, end, len)),
+    )?;
+    if method == "HEAD" {
+        return Ok(true);
+    }
+    let whole = send_body(
+        out,
+        file,
+        &name,
+        start,
+        body_len,
+        status,
+        partial,
+        fault.as_ref(),
+        shared,
+    )?;
+    // A body a fault cut closes the connection; a lying Content-Length can
+    // only be followed by closing it too.
+    Ok(whole && !matches!(fault, Some(Fault::ShortBody(_))))
+}
+
+/// Before the file: the method, a plain name, a request held, an injected
+/// status (taken before the file is opened, so that it also stands for a
+/// file that is not there: a private S3 bucket answers 403 for a missing
+/// object), and a missing file. The file, or None when answered already.
+fn open_or_answer(
+    out: &mut TcpStream,
+    method: &str,
+    dir: &Path,
+    logger: &Logger<'_>,
+) -> Result<Option<File>> {
+    let (shared, name) = (logger.shared, logger.name);
+    if method != "GET" && method != "HEAD" {
+        logger.log(405, None);
+        respond_empty(out, 405, "Method Not Allowed")?;
+        return Ok(None);
+    }
+    // Plain names only: the server never leaves its folder.
+    if updater_format::names::check_plain_name(name, "path").is_err() {
+        logger.log(404, None);
+        respond_empty(out, 404, "Not Found")?;
+        return Ok(None);
+    }
+    if take_fault(shared, name, |f| matches!(f, Fault::Hold)).is_some() {
+        shared.held.fetch_add(1, Ordering::SeqCst);
+        let (lock, cv) = &shared.released;
+        // Bounded: a test that forgets to release must not hang forever.
+        let _ = cv
+            .wait_timeout_while(lock.lock().unwrap(), Duration::from_secs(120), |r| !*r)
+            .unwrap();
+    }
+    if let Some(Fault::Status(code)) = take_fault(shared, name, |f| matches!(f, Fault::Status(_))) {
+        logger.log(code, None);
+        respond_empty(out, code, "Injected")?;
+        return Ok(None);
+    }
+    match File::open(dir.join(name)) {
+        Ok(f) => Ok(Some(f)),
+        Err(_) => {
+            logger.log(404, None);
+            respond_empty(out, 404, "Not Found")?;
+            Ok(None)
+        }
+    }
+}
+
+/// The response head; `range` is (start, end, file length) of a 206.
+fn write_head(
+    out: &mut TcpStream,
+    status: u16,
+    declared: u64,
+    tag: &str,
+    range: Option<(u64, u64, u64)>,
+) -> Result<()> {
     let mut head = format!(
         "HTTP/1.1 {status} {}\r\nContent-Length: {declared}\r\nETag: {tag}\r\nAccept-Ranges: bytes\r\nContent-Type: application/octet-stream\r\n",
-        if partial { "Partial Content" } else { "OK" }
+        if range.is_some() { "Partial Content" } else { "OK" }
     );
-    if partial {
+    if let Some((start, end, len)) = range {
         head.push_str(&format!(
             "Content-Range: bytes {start}-{}/{len}\r\n",
             end - 1
@@ -449,27 +514,43 @@ fn serve_one(
     }
     head.push_str("\r\n");
     out.write_all(head.as_bytes())?;
-    if method == "HEAD" {
-        return Ok(true);
+    Ok(())
+}
+
+/// `DONE ID BYTES` in the request log file when a body ends, however it
+/// ends (done, a fault, or the client went away).
+struct Done<'a> {
+    shared: &'a Shared,
+    id: u64,
+    sent: std::cell::Cell<u64>,
+}
+
+impl Drop for Done<'_> {
+    fn drop(&mut self) {
+        if let Some(f) = self.shared.log_file.lock().unwrap().as_mut() {
+            let _ = writeln!(f, "DONE {} {}", self.id, self.sent.get());
+        }
     }
+}
+
+/// The body: `body_len` bytes of `file` from `start`, at the configured
+/// rate, with the fault armed for it (cut, stall, flip a byte). Whether it
+/// was sent whole (false: a fault cut it).
+#[allow(clippy::too_many_arguments)]
+fn send_body(
+    out: &mut TcpStream,
+    mut file: File,
+    name: &str,
+    start: u64,
+    body_len: u64,
+    status: u16,
+    partial: bool,
+    fault: Option<&Fault>,
+    shared: &Shared,
+) -> Result<bool> {
     file.seek(SeekFrom::Start(start))?;
     let mut reader = file.take(body_len);
     let mut buf = vec![0u8; 64 * 1024];
-    let mut sent = 0u64;
-    // Logged when the answer starts, and however its body ends (done, a
-    // fault, or the client went away).
-    struct Logged<'a> {
-        shared: &'a Shared,
-        id: u64,
-        sent: &'a std::cell::Cell<u64>,
-    }
-    impl Drop for Logged<'_> {
-        fn drop(&mut self) {
-            if let Some(f) = self.shared.log_file.lock().unwrap().as_mut() {
-                let _ = writeln!(f, "DONE {} {}", self.id, self.sent.get());
-            }
-        }
-    }
     let id = shared.next_id.fetch_add(1, Ordering::SeqCst);
     if let Some(f) = shared.log_file.lock().unwrap().as_mut() {
         let at = if partial {
@@ -479,12 +560,12 @@ fn serve_one(
         };
         let _ = writeln!(f, "REQ {id} {name} {status} {at}");
     }
-    let sent_cell = std::cell::Cell::new(0u64);
-    let _logged = Logged {
+    let done = Done {
         shared,
         id,
-        sent: &sent_cell,
+        sent: std::cell::Cell::new(0),
     };
+    let mut sent = 0u64;
     let began = Instant::now();
     loop {
         // A slow rate is sent in small pieces (at most a second's worth at a
@@ -495,14 +576,12 @@ fn serve_one(
         } else {
             buf.len()
         };
-        let n = reader.read(&mut buf[..piece])?;
+        let mut n = reader.read(&mut buf[..piece])?;
         if n == 0 {
             break;
         }
-        let mut n = n;
-        if let Some(Fault::DropAfter(at))
-        | Some(Fault::StallAfter(at, _))
-        | Some(Fault::DropAndReplace(at)) = &fault
+        if let Some(Fault::DropAfter(at) | Fault::StallAfter(at, _) | Fault::DropAndReplace(at)) =
+            fault
         {
             if sent + n as u64 > *at {
                 n = at.saturating_sub(sent) as usize;
@@ -510,21 +589,21 @@ fn serve_one(
         }
         if let Some(Fault::FlipByte(off)) = fault {
             let pos = start + sent;
-            if off >= pos && off < pos + n as u64 {
+            if *off >= pos && *off < pos + n as u64 {
                 buf[(off - pos) as usize] ^= 0x01;
             }
         }
         out.write_all(&buf[..n])?;
         sent += n as u64;
-        sent_cell.set(sent);
+        done.sent.set(sent);
         shared.body_bytes.fetch_add(n as u64, Ordering::SeqCst);
         *shared
             .by_file
             .lock()
             .unwrap()
-            .entry(name.clone())
+            .entry(name.to_string())
             .or_insert(0) += n as u64;
-        match &fault {
+        match fault {
             Some(Fault::DropAfter(at)) if sent >= *at => return Ok(false),
             Some(Fault::DropAndReplace(at)) if sent >= *at => {
                 shared.generation.fetch_add(1, Ordering::SeqCst);
@@ -546,8 +625,7 @@ fn serve_one(
         }
     }
     out.flush()?;
-    // A lying Content-Length can only be followed by closing the connection.
-    Ok(!matches!(fault, Some(Fault::ShortBody(_))))
+    Ok(true)
 }
 
 #[cfg(test)]

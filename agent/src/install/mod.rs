@@ -29,6 +29,8 @@ pub mod pins;
 pub mod plan;
 pub mod runner;
 pub mod source;
+#[cfg(test)]
+mod testutil;
 
 use crate::error::BudgetError;
 use anyhow::{Context, Result};

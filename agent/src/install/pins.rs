@@ -231,3 +231,42 @@ impl Pins for IndexPins<'_> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::install::testutil::{bytes, entries, image, params};
+
+    #[test]
+    fn index_pins_place_each_chunk_and_refuse_any_other_bytes() {
+        let data = bytes(200_000, 1);
+        let e = entries(&data);
+        let img = image(&data, &e);
+        let pins = IndexPins::new(&img, params(), &e);
+        assert!(pins.count() > 10);
+        // Offsets run back to back over the image and the file as served.
+        let mut off = 0u64;
+        for i in 0..pins.count() {
+            assert_eq!(pins.offset(i), off);
+            assert_eq!(pins.coffset(i), off, "stored chunks: the same layout");
+            assert!(pins.stored(i));
+            let chunk = &data[off as usize..off as usize + pins.size(i)];
+            pins.check_fetched(i, chunk).unwrap();
+            pins.check_plain(i, chunk).unwrap();
+            off += pins.size(i) as u64;
+        }
+        assert_eq!(off, pins.image_size());
+        // A flipped byte, another chunk, one byte short: refused, naming the
+        // file and the chunk.
+        let first = &data[..pins.size(0)];
+        let mut flipped = first.to_vec();
+        flipped[7] ^= 1;
+        let e1 = pins.check_fetched(0, &flipped).unwrap_err().to_string();
+        assert!(e1.contains("rootfs.img.zst chunk 0"), "{e1}");
+        let second = &data[pins.offset(1) as usize..][..pins.size(1)];
+        assert!(pins.check_plain(0, second).is_err());
+        assert!(pins.check_plain(0, &first[1..]).is_err());
+        // Schema 2 leans on the index: no whole-image hash to check.
+        assert!(pins.whole_image().is_none());
+    }
+}

@@ -408,3 +408,166 @@ impl Plan {
         s
     }
 }
+
+#[cfg(test)]
+mod unit {
+    //! The plan as a pure function of what the device holds: slots read
+    //! from memory, the index made by the format's chunker.
+
+    use super::*;
+    use crate::install::testutil::{bytes, entries, image, params};
+
+    /// A slot held in memory.
+    struct Mem(Vec<u8>);
+
+    impl SlotReader for Mem {
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+        fn len(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
+            let at = offset as usize;
+            match self.0.get(at..at + buf.len()) {
+                Some(src) => {
+                    buf.copy_from_slice(src);
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        }
+        fn stream(&self, limit: u64) -> Result<Box<dyn std::io::Read + '_>> {
+            let n = (limit as usize).min(self.0.len());
+            Ok(Box::new(&self.0[..n]))
+        }
+    }
+
+    const NONE: Inputs<'static> = Inputs {
+        target: None,
+        target_kept: None,
+        booted: None,
+        booted_kept: None,
+    };
+
+    #[test]
+    fn with_nothing_on_the_device_everything_is_fetched_in_one_request() {
+        let data = bytes(300_000, 2);
+        let e = entries(&data);
+        let img = image(&data, &e);
+        let p = plan(&IndexPins::new(&img, params(), &e), &NONE).unwrap();
+        assert!(p.from.iter().all(|f| *f == From::Fetch));
+        assert_eq!((p.fetch_chunks, p.fetch_requests), (e.len(), 1));
+        assert_eq!(p.fetch_bytes, p.compressed_size);
+        assert_eq!(p.requests, vec![0..p.compressed_size]);
+        assert_eq!(p.in_place_bytes + p.seed_bytes, 0);
+        assert!(p.seed.is_none());
+    }
+
+    #[test]
+    fn a_target_that_holds_the_image_needs_nothing_fetched() {
+        let data = bytes(300_000, 3);
+        let e = entries(&data);
+        let img = image(&data, &e);
+        let target = Mem(data.clone());
+        let p = plan(
+            &IndexPins::new(&img, params(), &e),
+            &Inputs {
+                target: Some(&target),
+                ..NONE
+            },
+        )
+        .unwrap();
+        assert!(p.from.iter().all(|f| *f == From::InPlace));
+        assert_eq!((p.fetch_bytes, p.fetch_requests), (0, 0));
+        assert_eq!(p.in_place_bytes, data.len() as u64);
+    }
+
+    #[test]
+    fn a_booted_slot_with_one_change_seeds_all_but_the_chunks_around_it() {
+        let old = bytes(400_000, 4);
+        let mut new = old.clone();
+        for b in &mut new[200_000..200_100] {
+            *b ^= 0xff;
+        }
+        let e = entries(&new);
+        let img = image(&new, &e);
+        let pins = IndexPins::new(&img, params(), &e);
+        let booted = Mem(old.clone());
+        // Without an index kept of the booted release: the slot is cut.
+        let cut = plan(
+            &pins,
+            &Inputs {
+                booted: Some((&booted, "A")),
+                ..NONE
+            },
+        )
+        .unwrap();
+        // With the booted release's index kept: the same answer, no read.
+        let kept = entries(&old);
+        let with_index = plan(
+            &pins,
+            &Inputs {
+                booted: Some((&booted, "A")),
+                booted_kept: Some(&kept),
+                ..NONE
+            },
+        )
+        .unwrap();
+        for p in [&cut, &with_index] {
+            assert_eq!(p.from, cut.from);
+            // The change is within one or two chunks (content-defined cuts
+            // realign after it); everything else comes from the slot.
+            assert!((1..=3).contains(&p.fetch_chunks), "{}", p.fetch_chunks);
+            assert_eq!(p.fetch_requests, 1, "adjacent chunks are one request");
+            assert_eq!(p.seed_bytes + p.fetch_bytes, new.len() as u64);
+            // Every seed offset holds exactly the chunk's bytes in the slot.
+            for (i, f) in p.from.iter().enumerate() {
+                if let From::Seed(off) = f {
+                    let at = *off as usize;
+                    pins.check_plain(i, &old[at..at + pins.size(i)]).unwrap();
+                }
+            }
+        }
+        assert_eq!(cut.seed.as_ref().unwrap().kind, SeedKind::Cut);
+        assert!(cut.seed.as_ref().unwrap().bytes_read >= old.len() as u64);
+        let s = with_index.seed.as_ref().unwrap();
+        assert_eq!((s.kind, s.bytes_read), (SeedKind::KeptIndex, 0));
+    }
+
+    #[test]
+    fn an_interrupted_install_resumes_in_place_and_seeds_the_rest() {
+        let old = bytes(300_000, 5);
+        let mut new = old.clone();
+        new[..50_000].copy_from_slice(&bytes(50_000, 6));
+        let e = entries(&new);
+        let img = image(&new, &e);
+        let pins = IndexPins::new(&img, params(), &e);
+        // The target got the first half of the new image before the cut.
+        let mut target = vec![0u8; new.len()];
+        target[..150_000].copy_from_slice(&new[..150_000]);
+        let (target, booted) = (Mem(target), Mem(old));
+        let p = plan(
+            &pins,
+            &Inputs {
+                target: Some(&target),
+                booted: Some((&booted, "A")),
+                ..NONE
+            },
+        )
+        .unwrap();
+        // Chunks wholly in the written half are in place, none after it.
+        for (i, f) in p.from.iter().enumerate() {
+            let end = pins.offset(i) + pins.size(i) as u64;
+            if end <= 150_000 {
+                assert_eq!(*f, From::InPlace, "chunk {i}");
+            } else {
+                assert_ne!(*f, From::InPlace, "chunk {i}");
+            }
+        }
+        // The changed first region was written, so nothing is fetched: the
+        // rest is the booted slot's.
+        assert_eq!(p.fetch_chunks, 0);
+        assert_eq!(p.in_place_bytes + p.seed_bytes, new.len() as u64);
+    }
+}

@@ -418,3 +418,199 @@ fn write_run(
     sink.write_at(offset, &output[start..start + len])
         .with_context(|| format!("writing the chunks before chunk {before}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::events::Silent;
+    use crate::install::pins::IndexPins;
+    use crate::install::testutil::{bytes, entries, image, params};
+
+    /// Hands out each chunk as read and checked on the device, recording
+    /// how far ahead of the writer it was asked to go.
+    struct Ahead<'a> {
+        data: &'a [u8],
+        pins: &'a IndexPins<'a>,
+        written: Arc<AtomicU64>,
+        most_ahead: u64,
+        asked: Vec<usize>,
+    }
+
+    impl ChunkSource for Ahead<'_> {
+        fn chunk(&mut self, i: usize, out: &mut Vec<u8>) -> Result<Got> {
+            self.asked.push(i);
+            let (off, size) = (self.pins.offset(i), self.pins.size(i));
+            let ahead = off + size as u64 - self.written.load(Ordering::SeqCst);
+            self.most_ahead = self.most_ahead.max(ahead);
+            out.extend_from_slice(&self.data[off as usize..off as usize + size]);
+            Ok(Got::Verified)
+        }
+    }
+
+    /// A slot in memory that records every write and counts syncs.
+    struct Slot {
+        bytes: Vec<u8>,
+        writes: Vec<(u64, usize)>,
+        syncs: Arc<AtomicU64>,
+        written: Arc<AtomicU64>,
+    }
+
+    impl Slot {
+        fn new(written: Arc<AtomicU64>) -> Slot {
+            Slot {
+                bytes: Vec::new(),
+                writes: Vec::new(),
+                syncs: Arc::new(AtomicU64::new(0)),
+                written,
+            }
+        }
+    }
+
+    impl SlotSink for Slot {
+        fn describe(&self) -> String {
+            "memory".into()
+        }
+        fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+            let end = offset as usize + data.len();
+            if self.bytes.len() < end {
+                self.bytes.resize(end, 0);
+            }
+            self.bytes[offset as usize..end].copy_from_slice(data);
+            self.writes.push((offset, data.len()));
+            self.written.fetch_max(end as u64, Ordering::SeqCst);
+            Ok(())
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
+            match self.bytes.get(offset as usize..offset as usize + buf.len()) {
+                Some(s) => {
+                    buf.copy_from_slice(s);
+                    Ok(true)
+                }
+                None => Ok(false),
+            }
+        }
+        fn sync(&mut self) -> Result<()> {
+            self.syncs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn finish(&mut self, size: u64) -> Result<()> {
+            self.bytes.truncate(size as usize);
+            Ok(())
+        }
+    }
+
+    fn settings(checkpoint_bytes: u64) -> InstallSettings {
+        InstallSettings {
+            checkpoint_interval: Duration::from_secs(3600),
+            checkpoint_bytes,
+            max_release_validity: chrono::Duration::days(366),
+            max_download_bytes: None,
+            max_security_step: None,
+        }
+    }
+
+    #[test]
+    fn chunks_are_written_in_order_and_checkpoints_follow_the_syncs() {
+        let data = bytes(6 << 20, 7);
+        let e = entries(&data);
+        let img = image(&data, &e);
+        let pins = IndexPins::new(&img, params(), &e);
+        let written = Arc::new(AtomicU64::new(0));
+        let mut source = Ahead {
+            data: &data,
+            pins: &pins,
+            written: written.clone(),
+            most_ahead: 0,
+            asked: Vec::new(),
+        };
+        let mut slot = Slot::new(written.clone());
+        let syncs = slot.syncs.clone();
+        // Each checkpoint: the chunks it promises, the syncs so far, and how
+        // far the slot was written.
+        let mut cps: Vec<(u64, u64, u64)> = Vec::new();
+        let out = install_image(
+            &settings(512 * 1024),
+            &mut source,
+            &mut slot,
+            &pins,
+            0,
+            &mut Silent,
+            &mut |n| {
+                cps.push((
+                    n,
+                    syncs.load(Ordering::SeqCst),
+                    written.load(Ordering::SeqCst),
+                ));
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(slot.bytes, data, "the slot holds the image");
+        assert_eq!(out.written, data.len() as u64);
+        // The source was asked for every chunk once, in order.
+        assert_eq!(source.asked, (0..pins.count()).collect::<Vec<_>>());
+        // Writes go forward, one run after another, without gaps.
+        let mut at = 0u64;
+        for (off, len) in &slot.writes {
+            assert_eq!(*off, at, "writes out of order: {:?}", slot.writes);
+            at += *len as u64;
+        }
+        // Checkpoints count up; each comes after one more sync, and promises
+        // only chunks the slot had been written with.
+        assert!(cps.len() >= 4, "{cps:?}");
+        for (k, (n, synced, end)) in cps.iter().enumerate() {
+            assert_eq!(
+                *synced,
+                k as u64 + 1,
+                "checkpoint {k} without its sync: {cps:?}"
+            );
+            assert!(pins.offset(*n as usize) <= *end, "{cps:?}");
+            if k > 0 {
+                assert!(cps[k - 1].0 < *n, "{cps:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn memory_stays_bounded_whatever_the_image_size() {
+        // The source may run ahead of the writer by a few batches (one in
+        // each stage, and the one being filled), never more: memory is a few
+        // MiB for any image.
+        let data = bytes(24 << 20, 8);
+        let e = entries(&data);
+        let img = image(&data, &e);
+        let pins = IndexPins::new(&img, params(), &e);
+        let written = Arc::new(AtomicU64::new(0));
+        let mut source = Ahead {
+            data: &data,
+            pins: &pins,
+            written: written.clone(),
+            most_ahead: 0,
+            asked: Vec::new(),
+        };
+        let mut slot = Slot::new(written);
+        install_image(
+            &settings(u64::MAX),
+            &mut source,
+            &mut slot,
+            &pins,
+            0,
+            &mut Silent,
+            &mut |_| Ok(()),
+        )
+        .unwrap();
+        assert_eq!(slot.bytes.len(), data.len());
+        let bound = 5 * (BATCH_BYTES as u64 + params().max as u64);
+        assert!(
+            source.most_ahead <= bound,
+            "the source ran {} bytes ahead of the slot (bound {bound})",
+            source.most_ahead
+        );
+        // And each write is at most one batch.
+        let largest = slot.writes.iter().map(|w| w.1).max().unwrap();
+        assert!(largest <= BATCH_BYTES + params().max as usize, "{largest}");
+    }
+}
