@@ -13,40 +13,40 @@
 //! uninterrupted run ended: the same state, boot env, slots and kept
 //! releases, and nothing left over (no temporary file, no intent).
 
-use crate::device::{Boot, Builder, Dev};
+use crate::device::{Boot, Builder, Device};
 
 /// A command to sweep, from a device made ready by `setup`.
 struct Case {
     name: &'static str,
     boot: Boot,
-    setup: fn(&Dev),
-    command: fn(&Dev) -> Vec<String>,
+    setup: fn(&Device),
+    command: fn(&Device) -> Vec<String>,
     /// Also power-cycle between the crash and the run again (for commands
     /// an operator runs again after a power cut: they do not restart the
     /// device themselves).
     power_cycle: bool,
 }
 
-fn fresh(_: &Dev) {}
+fn fresh(_: &Device) {}
 
-fn installed(d: &Dev) {
+fn installed(d: &Device) {
     d.run(&["apply", &d.url()]).assert_ok();
 }
 
 /// B booted on trial (a one-shot reboot trial).
-fn on_trial(d: &Dev) {
+fn on_trial(d: &Device) {
     d.run(&["apply", &d.url(), "--reboot"]).assert_ok();
     assert_eq!(d.reset(), "B");
 }
 
 /// B on trial, and its health check fails.
-fn on_trial_failing(d: &Dev) {
+fn on_trial_failing(d: &Device) {
     on_trial(d);
     d.check("20-fail", "echo 'the app did not start' >&2; exit 1");
 }
 
 /// B committed, the default, and booted; A still good.
-fn b_committed(d: &Dev) {
+fn b_committed(d: &Device) {
     on_trial(d);
     d.run(&["health"]).assert_ok();
     assert_eq!(d.status()["groups"]["B"]["status"], "good");
@@ -54,7 +54,7 @@ fn b_committed(d: &Dev) {
 
 /// B committed and booted; the server has release 1.3.0, a few chunks
 /// changed: the next install into A reuses B's chunks (a delta).
-fn b_committed_delta_ready(d: &Dev) {
+fn b_committed_delta_ready(d: &Device) {
     b_committed(d);
     let mut img = std::fs::read(d.env.p("rootfs.img")).unwrap();
     for b in &mut img[600_000..610_000] {
@@ -161,7 +161,7 @@ fn cases() -> Vec<Case> {
 }
 
 /// The failpoints a run of `cmd` reaches, in order, as `name@N`.
-fn trace(d: &Dev, cmd: &[&str]) -> (Vec<String>, Option<i32>) {
+fn trace(d: &Device, cmd: &[&str]) -> (Vec<String>, Option<i32>) {
     let path = d.env.p("trace");
     let _ = std::fs::remove_file(&path);
     let code = d.run_with(
@@ -195,7 +195,7 @@ fn sweep(case: &Case) -> usize {
     let cmd = (case.command)(&d);
     let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
     // The uninterrupted run, and where it ends.
-    let before = d.reboots();
+    let before = d.reboots().len();
     let (points, code) = trace(&d, &cmd);
     assert!(
         matches!(code, Some(0 | 7)),
@@ -221,7 +221,7 @@ fn sweep(case: &Case) -> usize {
         }
         for fp in &points {
             d.restore("start");
-            let before = d.reboots();
+            let before = d.reboots().len();
             let code = d.run_with(&[("UPDATER_FAILPOINTS", fp)], &cmd);
             assert_eq!(
                 code, None,
@@ -315,7 +315,7 @@ sweeps! {
 
 // --- The four cases of issue 21, each on its own. -------------------------
 
-fn device(boot: Boot) -> Dev {
+fn device(boot: Boot) -> Device {
     Builder::new().boot(boot).fixed_clock().trials().build()
 }
 
@@ -660,7 +660,7 @@ pub fn campaign(seed: u64, max_steps: u64, budget: std::time::Duration) -> Tally
             }
         }
         let booted_before = slot_hash(&booted);
-        let reboots = d.reboots();
+        let reboots = d.reboots().len();
         let primary_before = d.boot_env()["ORDER"]
             .split_whitespace()
             .next()
@@ -742,7 +742,7 @@ pub fn campaign(seed: u64, max_steps: u64, budget: std::time::Duration) -> Tally
         // A power cut after a kill (one time in two), or the restart the
         // agent asked for: the boot script, then health as the boot unit.
         let mut settled = !killed;
-        if (killed && rng.below(2) == 0) || d.reboots() > reboots {
+        if (killed && rng.below(2) == 0) || d.reboots().len() > reboots {
             t.boots += 1;
             history.push(format!("boot into {}", boot_until_settled(&d)));
             settled = true;
@@ -774,7 +774,7 @@ pub fn campaign(seed: u64, max_steps: u64, budget: std::time::Duration) -> Tally
         // end: it must succeed (or find the trial it recorded pending, when
         // the device did not restart since).
         if killed && cmd[0] == "apply" && (settled || rng.below(2) == 0) {
-            let reboots = d.reboots();
+            let reboots = d.reboots().len();
             let again: Vec<&str> = cmd.iter().map(String::as_str).collect();
             let r = d.run(&again);
             t.steps += 1;
@@ -784,7 +784,7 @@ pub fn campaign(seed: u64, max_steps: u64, budget: std::time::Duration) -> Tally
                 r.code,
                 r.stderr
             );
-            if d.reboots() > reboots {
+            if d.reboots().len() > reboots {
                 t.boots += 1;
                 history.push(format!("boot into {}", boot_until_settled(&d)));
             }
@@ -797,12 +797,12 @@ pub fn campaign(seed: u64, max_steps: u64, budget: std::time::Duration) -> Tally
 
 /// Power-cycle, and again for as long as `health` asks for a restart (a
 /// failed trial reboots back). Returns the slot finally booted.
-fn boot_until_settled(d: &Dev) -> String {
+fn boot_until_settled(d: &Device) -> String {
     let mut slot = String::new();
     for _ in 0..3 {
-        let before = d.reboots();
+        let before = d.reboots().len();
         slot = d.boot();
-        if d.reboots() == before {
+        if d.reboots().len() == before {
             break;
         }
     }
@@ -833,7 +833,7 @@ fn a_randomized_crash_campaign_keeps_every_invariant() {
 
 /// What each `durable-write` failpoint of a run of `cmd` was about to do, in
 /// order (`write PATH`, `rename A to B`, `remove PATH`).
-fn durable_writes_raw(d: &Dev, cmd: &[&str]) -> Vec<String> {
+fn durable_writes_raw(d: &Device, cmd: &[&str]) -> Vec<String> {
     let path = d.env.p("trace");
     let _ = std::fs::remove_file(&path);
     d.run_with(
@@ -852,7 +852,7 @@ fn durable_writes_raw(d: &Dev, cmd: &[&str]) -> Vec<String> {
 /// lists them: each file relative to the device's folder (`state/...`, the
 /// boot env), a removal marked, the named steps between them in brackets,
 /// runs of the same line counted.
-fn durable_writes(d: &Dev, cmd: &[&str]) -> Vec<String> {
+fn durable_writes(d: &Device, cmd: &[&str]) -> Vec<String> {
     let path = d.env.p("trace");
     let _ = std::fs::remove_file(&path);
     d.run_with(

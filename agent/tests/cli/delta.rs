@@ -3,10 +3,10 @@
 //! or by cutting the booted slot) and fetches only the rest, against the
 //! loopback server, which counts the bytes it sends.
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::device::{Builder, Device};
 use serde_json::Value;
 use updater_format::Sha256Digest;
 use updater_testkit::{Fault, Server};
@@ -42,140 +42,68 @@ fn changed(base: &[u8]) -> Vec<u8> {
     img
 }
 
-/// A device whose booted slot A holds release 1; release 2 is served.
-struct DeltaDevice {
-    env: TestEnv,
-    server: Server,
-    base: Vec<u8>,
-    new: Vec<u8>,
-    a_hash: Sha256Digest,
+/// A device whose booted slot A holds release 1 (the base image, made into
+/// `rel1/`); release 2 (the base changed) is served. `kept`: whether the
+/// index of release 1 is kept for slot A (as after an install by the
+/// agent); without it slot A is a factory image.
+fn delta_device(kept: bool) -> Device {
+    let base = noise(BASE_LEN, 1);
+    Builder::new()
+        .image(changed(&base))
+        .factory(base)
+        .release_args(&[])
+        .factory_release(kept)
+        .set("http", "retries", "6")
+        .build()
 }
 
-impl DeltaDevice {
-    /// `kept`: whether the index of release 1 is kept for slot A (as after
-    /// an install by the agent); without it slot A is a factory image.
-    fn new(kept: bool) -> DeltaDevice {
-        let env = TestEnv::new();
-        let base = noise(BASE_LEN, 1);
-        let new = changed(&base);
-        std::fs::write(env.p("v1.img"), &base).unwrap();
-        std::fs::write(env.p("v2.img"), &new).unwrap();
-        env.release_of("rel1", "v1.img", &[]).assert_ok();
-        env.release_of("rel2", "v2.img", &[]).assert_ok();
-        std::fs::create_dir_all(env.p("dev/slots")).unwrap();
-        std::fs::write(env.p("dev/slots/A.rootfs"), &base).unwrap();
-        std::fs::write(env.p("dev/cmdline"), "console=ttyS0 updater.slot=A\n").unwrap();
-        std::fs::write(env.p("dev/boot.env"), "ORDER=A B\nA_OK=1\nB_OK=0\nTRY=\n").unwrap();
-        let d = env.s("dev");
-        let config = format!(
-            r#"compatible = "acme-gw"
-state_dir = "{d}/state"
-keyring = "{ring}"
-cmdline_path = "{d}/cmdline"
-[bootloader]
-backend = "file"
-path = "{d}/boot.env"
-[http]
-connect_timeout_secs = 2
-stall_timeout_secs = 2
-retries = 6
-backoff_initial_ms = 20
-backoff_max_ms = 200
-[install]
-checkpoint_interval_ms = 50
-[slots.A.targets]
-rootfs = "{d}/slots/A.rootfs"
-[slots.B.targets]
-rootfs = "{d}/slots/B.rootfs"
-"#,
-            ring = env.s("ring")
-        );
-        std::fs::write(env.p("dev/config.toml"), config).unwrap();
-        if kept {
-            std::fs::create_dir_all(env.p("dev/state/releases")).unwrap();
-            std::fs::copy(
-                env.p("rel1/rootfs.index"),
-                env.p("dev/state/releases/A.rootfs.index"),
-            )
-            .unwrap();
-        }
-        let server = Server::start(&env.p("rel2"), "127.0.0.1:0").unwrap();
-        let a_hash = Sha256Digest::of(&base);
-        DeltaDevice {
-            env,
-            server,
-            base,
-            new,
-            a_hash,
-        }
-    }
+/// The last JSON line of `apply ... --json`.
+fn result(r: &Run) -> Value {
+    let last = r.stdout.lines().last().expect("a result line");
+    let v: Value = serde_json::from_str(last).unwrap();
+    assert_eq!(v["event"], "result", "{}", r.stdout);
+    v
+}
 
-    fn run(&self, args: &[&str]) -> Run {
-        let cfg = self.env.s("dev/config.toml");
-        let mut all = vec!["--config", &cfg];
-        all.extend_from_slice(args);
-        updater(&all)
-    }
+/// `apply --dry-run --json`: the plan, with the bytes the server sent for
+/// it reset afterwards.
+fn plan_of(dev: &Device) -> Value {
+    let r = dev.run(&["apply", &dev.url(), "--dry-run", "--json"]);
+    r.assert_ok();
+    dev.server.reset_counter();
+    result(&r)
+}
 
-    fn url(&self) -> String {
-        self.server.url("manifest.json")
-    }
+/// `apply --json`, which must succeed: its result line.
+fn apply(dev: &Device) -> Value {
+    let r = dev.run(&["apply", &dev.url(), "--json"]);
+    r.assert_ok();
+    result(&r)
+}
 
-    /// The last JSON line of `apply ... --json`.
-    fn result(r: &Run) -> Value {
-        let last = r.stdout.lines().last().expect("a result line");
-        let v: Value = serde_json::from_str(last).unwrap();
-        assert_eq!(v["event"], "result", "{}", r.stdout);
-        v
-    }
+/// The size of release 2's image file.
+fn image_file_len(dev: &Device) -> u64 {
+    std::fs::metadata(dev.env.p("rel/rootfs.img.zst"))
+        .unwrap()
+        .len()
+}
 
-    /// `apply --dry-run --json`: the plan, with the bytes the server sent
-    /// for it reset afterwards.
-    fn plan(&self) -> Value {
-        let r = self.run(&["apply", &self.url(), "--dry-run", "--json"]);
-        r.assert_ok();
-        self.server.reset_counter();
-        Self::result(&r)
-    }
+/// The size of release 2's index.
+fn index_len(dev: &Device) -> u64 {
+    std::fs::metadata(dev.env.p("rel/rootfs.index"))
+        .unwrap()
+        .len()
+}
 
-    fn apply(&self) -> Value {
-        let r = self.run(&["apply", &self.url(), "--json"]);
-        r.assert_ok();
-        Self::result(&r)
-    }
-
-    fn b(&self) -> Vec<u8> {
-        std::fs::read(self.env.p("dev/slots/B.rootfs")).unwrap_or_default()
-    }
-
-    fn image_file_len(&self) -> u64 {
-        std::fs::metadata(self.env.p("rel2/rootfs.img.zst"))
-            .unwrap()
-            .len()
-    }
-
-    fn index_len(&self) -> u64 {
-        std::fs::metadata(self.env.p("rel2/rootfs.index"))
-            .unwrap()
-            .len()
-    }
-
-    /// Slot B holds release 2, byte for byte, and slot A is untouched.
-    fn assert_exact(&self) {
-        assert!(self.b() == self.new, "slot B is not release 2's image");
-        let a = std::fs::read(self.env.p("dev/slots/A.rootfs")).unwrap();
-        assert_eq!(
-            Sha256Digest::of(&a),
-            self.a_hash,
-            "the booted slot was written"
-        );
-    }
-
-    fn status(&self) -> Value {
-        let r = self.run(&["status", "--json"]);
-        r.assert_ok();
-        serde_json::from_str(r.stdout.trim()).unwrap()
-    }
+/// Slot B holds release 2, byte for byte, and slot A is untouched.
+fn assert_exact(dev: &Device) {
+    assert!(dev.b() == dev.expected(), "slot B is not release 2's image");
+    let a = std::fs::read(dev.env.p("dev/slots/A.rootfs")).unwrap();
+    assert_eq!(
+        Sha256Digest::of(&a),
+        dev.a_hash,
+        "the booted slot was written"
+    );
 }
 
 fn image_plan(plan: &Value) -> &Value {
@@ -184,8 +112,8 @@ fn image_plan(plan: &Value) -> &Value {
 
 #[test]
 fn the_booted_slot_and_its_kept_index_leave_only_the_changes_to_fetch() {
-    let dev = DeltaDevice::new(true);
-    let plan = dev.plan();
+    let dev = delta_device(true);
+    let plan = plan_of(&dev);
     // A dry run changes nothing.
     assert!(!dev.env.p("dev/slots/B.rootfs").exists());
     assert_eq!(dev.status()["groups"]["B"]["status"], "empty");
@@ -193,7 +121,7 @@ fn the_booted_slot_and_its_kept_index_leave_only_the_changes_to_fetch() {
     assert_eq!(p["seed"]["kind"], "kept-index", "{plan}");
     assert_eq!(p["seed"]["group"], "A");
     let fetch = p["fetch_bytes"].as_u64().unwrap();
-    let whole = dev.image_file_len();
+    let whole = image_file_len(&dev);
     // 2.25 MiB of 16 MiB changed (14%), plus at most the largest chunk
     // (32 KiB) around each of the 25 changes.
     let changed = ((24 * 96) << 10) + 5000;
@@ -204,11 +132,11 @@ fn the_booted_slot_and_its_kept_index_leave_only_the_changes_to_fetch() {
     // The index, fetched by difference against the kept one (a change every
     // 680 KiB touches most 320 KiB pages; see the test below for one).
     let index = p["index_bytes"].as_u64().unwrap();
-    assert!(index < dev.index_len(), "{index} of {}", dev.index_len());
+    assert!(index < index_len(&dev), "{index} of {}", index_len(&dev));
     assert!(p["index_pages_local"].as_u64().unwrap() > 0, "{p}");
 
-    let out = dev.apply();
-    dev.assert_exact();
+    let out = apply(&dev);
+    assert_exact(&dev);
     // What the server sent is what the plan said, to the byte.
     assert_eq!(dev.server.bytes_of("rootfs.img.zst"), fetch);
     assert_eq!(dev.server.bytes_of("rootfs.index"), index);
@@ -230,12 +158,12 @@ fn the_booted_slot_and_its_kept_index_leave_only_the_changes_to_fetch() {
     );
     let reused = out["bytes_reused"].as_u64().unwrap();
     assert_eq!(reused, out["bytes_from_booted"].as_u64().unwrap());
-    assert!(reused > dev.new.len() as u64 * 80 / 100, "{out}");
+    assert!(reused > dev.expected().len() as u64 * 80 / 100, "{out}");
     // The new release's index is kept for the next update, and the figures
     // for `status`.
     assert_eq!(
         std::fs::read(dev.env.p("dev/state/releases/B.rootfs.index")).unwrap(),
-        std::fs::read(dev.env.p("rel2/rootfs.index")).unwrap()
+        std::fs::read(dev.env.p("rel/rootfs.index")).unwrap()
     );
     let st = dev.status();
     assert_eq!(st["last_install"]["bytes_fetched"], out["bytes_fetched"]);
@@ -246,17 +174,17 @@ fn the_booted_slot_and_its_kept_index_leave_only_the_changes_to_fetch() {
 
 #[test]
 fn a_factory_image_without_an_index_is_cut_to_find_the_same_chunks() {
-    let kept = DeltaDevice::new(true).plan();
-    let dev = DeltaDevice::new(false);
-    let plan = dev.plan();
+    let kept = plan_of(&delta_device(true));
+    let dev = delta_device(false);
+    let plan = plan_of(&dev);
     let p = image_plan(&plan);
     assert_eq!(p["seed"]["kind"], "cut", "{plan}");
     // The same chunks are found either way; only the index costs more
     // (all of it is fetched).
     assert_eq!(p["fetch_bytes"], image_plan(&kept)["fetch_bytes"]);
-    assert_eq!(p["index_bytes"].as_u64().unwrap(), dev.index_len());
-    let out = dev.apply();
-    dev.assert_exact();
+    assert_eq!(p["index_bytes"].as_u64().unwrap(), index_len(&dev));
+    let out = apply(&dev);
+    assert_exact(&dev);
     assert_eq!(out["bytes_fetched"], plan["planned_bytes"]);
     assert_eq!(
         dev.server.bytes_of("rootfs.img.zst"),
@@ -266,20 +194,20 @@ fn a_factory_image_without_an_index_is_cut_to_find_the_same_chunks() {
 
 #[test]
 fn a_modified_seed_lowers_the_reuse_and_never_puts_a_wrong_byte_in_the_slot() {
-    let mut dev = DeltaDevice::new(true);
+    let mut dev = delta_device(true);
     // The booted slot changed after its index was kept (fstrim, a repair):
     // three regions of it are zeros now.
-    let mut a = dev.base.clone();
+    let mut a = dev.factory();
     for at in [1 << 20, 7 << 20, 13 << 20] {
         a[at..at + (40 << 10)].fill(0);
     }
     std::fs::write(dev.env.p("dev/slots/A.rootfs"), &a).unwrap();
     dev.a_hash = Sha256Digest::of(&a);
-    let plan = dev.plan();
+    let plan = plan_of(&dev);
     let r = dev.run(&["apply", &dev.url(), "--json"]);
     r.assert_ok();
-    let out = DeltaDevice::result(&r);
-    dev.assert_exact();
+    let out = result(&r);
+    assert_exact(&dev);
     assert!(
         r.stderr.contains("does not match the index kept"),
         "{}",
@@ -301,21 +229,21 @@ fn a_modified_seed_lowers_the_reuse_and_never_puts_a_wrong_byte_in_the_slot() {
 
 #[test]
 fn without_a_seed_the_whole_image_costs_at_most_its_index_more() {
-    let dev = DeltaDevice::new(false);
+    let dev = delta_device(false);
     std::fs::write(dev.env.p("dev/slots/A.rootfs"), noise(BASE_LEN, 99)).unwrap();
     let mut dev = dev;
     dev.a_hash = Sha256Digest::of(&noise(BASE_LEN, 99));
-    let plan = dev.plan();
+    let plan = plan_of(&dev);
     assert_eq!(image_plan(&plan)["seed_bytes"], 0);
-    let out = dev.apply();
-    dev.assert_exact();
-    let whole = dev.image_file_len();
+    let out = apply(&dev);
+    assert_exact(&dev);
+    let whole = image_file_len(&dev);
     assert_eq!(dev.server.bytes_of("rootfs.img.zst"), whole);
     let fetched = out["bytes_fetched"].as_u64().unwrap();
-    let manifest = std::fs::metadata(dev.env.p("rel2/manifest.json"))
+    let manifest = std::fs::metadata(dev.env.p("rel/manifest.json"))
         .unwrap()
         .len();
-    assert_eq!(fetched, whole + dev.index_len() + manifest);
+    assert_eq!(fetched, whole + index_len(&dev) + manifest);
     // Incompressible data: the index is 40 bytes per 8 KiB chunk.
     assert!(
         (fetched as f64) < whole as f64 * 1.01,
@@ -325,53 +253,53 @@ fn without_a_seed_the_whole_image_costs_at_most_its_index_more() {
 
 #[test]
 fn a_truncated_target_keeps_what_it_has() {
-    let mut dev = DeltaDevice::new(false);
+    let mut dev = delta_device(false);
     let unrelated = noise(BASE_LEN, 42);
     std::fs::write(dev.env.p("dev/slots/A.rootfs"), &unrelated).unwrap();
     dev.a_hash = Sha256Digest::of(&unrelated);
     // Slot B holds the first 40% of release 2 (an earlier attempt, copied
     // by hand, cut short).
-    let cut = dev.new.len() * 40 / 100;
-    std::fs::write(dev.env.p("dev/slots/B.rootfs"), &dev.new[..cut]).unwrap();
-    let plan = dev.plan();
+    let cut = dev.expected().len() * 40 / 100;
+    std::fs::write(dev.env.p("dev/slots/B.rootfs"), &dev.expected()[..cut]).unwrap();
+    let plan = plan_of(&dev);
     let in_place = image_plan(&plan)["in_place_bytes"].as_u64().unwrap();
     assert!(
         in_place > cut as u64 - (64 << 10) && in_place <= cut as u64,
         "{in_place} of {cut}"
     );
-    let out = dev.apply();
-    dev.assert_exact();
+    let out = apply(&dev);
+    assert_exact(&dev);
     assert_eq!(out["bytes_in_place"].as_u64().unwrap(), in_place);
-    assert!(dev.server.bytes_of("rootfs.img.zst") < dev.image_file_len() * 62 / 100);
+    assert!(dev.server.bytes_of("rootfs.img.zst") < image_file_len(&dev) * 62 / 100);
 }
 
 #[test]
 fn a_server_that_ignores_range_still_works_at_the_cost_of_more_bytes() {
-    let dev = DeltaDevice::new(true);
-    let plan = dev.plan();
+    let dev = delta_device(true);
+    let plan = plan_of(&dev);
     dev.server.fault(Fault::IgnoreRange, None, u32::MAX);
-    let out = dev.apply();
-    dev.assert_exact();
+    let out = apply(&dev);
+    assert_exact(&dev);
     let fetched = out["bytes_fetched"].as_u64().unwrap();
     assert!(fetched > plan["planned_bytes"].as_u64().unwrap());
     // One pass over each file, not one per range.
     assert!(
-        fetched <= dev.image_file_len() + 2 * dev.index_len() + 10_000,
+        fetched <= image_file_len(&dev) + 2 * index_len(&dev) + 10_000,
         "{fetched}"
     );
 }
 
 #[test]
 fn dropped_connections_in_a_delta_resume_where_they_broke() {
-    let dev = DeltaDevice::new(true);
-    let plan = dev.plan();
+    let dev = delta_device(true);
+    let plan = plan_of(&dev);
     let fetch = image_plan(&plan)["fetch_bytes"].as_u64().unwrap();
     // Three requests for the image file break after 10 KB each (the first
     // region's range, then the rest of it twice).
     dev.server
         .fault(Fault::DropAfter(10_000), Some("rootfs.img.zst"), 3);
-    let out = dev.apply();
-    dev.assert_exact();
+    let out = apply(&dev);
+    assert_exact(&dev);
     // Each break costs nothing but the reconnection: the bytes already
     // received are not fetched again.
     assert_eq!(dev.server.bytes_of("rootfs.img.zst"), fetch);
@@ -386,18 +314,11 @@ fn dropped_connections_in_a_delta_resume_where_they_broke() {
 
 #[test]
 fn a_killed_delta_resumes_and_fetches_less_than_what_was_left() {
-    let dev = DeltaDevice::new(true);
-    let plan = dev.plan();
+    let dev = delta_device(true);
+    let plan = plan_of(&dev);
     let fetch = image_plan(&plan)["fetch_bytes"].as_u64().unwrap();
     dev.server.set_rate(400_000);
-    let cfg = dev.env.s("dev/config.toml");
-    let mut child = Command::new(bin())
-        .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1")
-        .args(["--config", &cfg, "apply", &dev.url()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = dev.spawn_apply();
     let t = Instant::now();
     while dev.server.bytes_of("rootfs.img.zst") < fetch / 2 && t.elapsed() < Duration::from_secs(30)
     {
@@ -409,8 +330,8 @@ fn a_killed_delta_resumes_and_fetches_less_than_what_was_left() {
     assert!(first < fetch, "the first run finished before it was killed");
     dev.server.set_rate(0);
     dev.server.reset_counter();
-    let out = dev.apply();
-    dev.assert_exact();
+    let out = apply(&dev);
+    assert_exact(&dev);
     let second = dev.server.bytes_of("rootfs.img.zst");
     // What the first run wrote is found in place; the rest is fetched.
     assert!(out["bytes_in_place"].as_u64().unwrap() > 0, "{out}");
@@ -422,8 +343,8 @@ fn a_killed_delta_resumes_and_fetches_less_than_what_was_left() {
 
 #[test]
 fn a_plan_over_the_budget_is_refused_before_anything_changes() {
-    let dev = DeltaDevice::new(true);
-    let plan = dev.plan();
+    let dev = delta_device(true);
+    let plan = plan_of(&dev);
     let planned = plan["planned_bytes"].as_u64().unwrap();
     let small = (planned - 1).to_string();
     let r = dev.run(&["apply", &dev.url(), "--max-download", &small]);
@@ -448,14 +369,14 @@ fn a_plan_over_the_budget_is_refused_before_anything_changes() {
         .assert_fails(11, "install.max_download_bytes");
     dev.run(&["apply", &dev.url(), "--max-download", "64M"])
         .assert_ok();
-    dev.assert_exact();
+    assert_exact(&dev);
     dev.run(&["apply", &dev.url(), "--max-download", "12X"])
         .assert_fails(2, "K, M or G");
 }
 
 #[test]
 fn the_dry_run_says_what_it_would_cost_in_words() {
-    let dev = DeltaDevice::new(true);
+    let dev = delta_device(true);
     let r = dev.run(&["apply", &dev.url(), "--dry-run"]);
     r.assert_ok();
     for line in [
@@ -474,8 +395,8 @@ fn the_dry_run_says_what_it_would_cost_in_words() {
 
 #[test]
 fn one_change_costs_a_few_index_pages_not_the_whole_index() {
-    let dev = DeltaDevice::new(true);
-    let mut one = dev.base.clone();
+    let dev = delta_device(true);
+    let mut one = dev.factory();
     one[5 << 20..(5 << 20) + 4096].copy_from_slice(&noise(4096, 5));
     std::fs::write(dev.env.p("v3.img"), &one).unwrap();
     dev.env.release_of("rel3", "v3.img", &[]).assert_ok();
@@ -505,32 +426,32 @@ fn one_change_costs_a_few_index_pages_not_the_whole_index() {
 fn a_damaged_or_foreign_kept_index_costs_fetches_never_a_wrong_byte() {
     // A flipped byte in a page of the kept index: that index is not used
     // (its own root no longer pins it), the slot is cut instead.
-    let dev = DeltaDevice::new(true);
+    let dev = delta_device(true);
     let kept = dev.env.p("dev/state/releases/A.rootfs.index");
     let mut bytes = std::fs::read(&kept).unwrap();
     let at = bytes.len() - 1000;
     bytes[at] ^= 0x40;
     std::fs::write(&kept, &bytes).unwrap();
-    let plan = dev.plan();
+    let plan = plan_of(&dev);
     assert_eq!(image_plan(&plan)["seed"]["kind"], "cut", "{plan}");
-    dev.apply();
-    dev.assert_exact();
+    apply(&dev);
+    assert_exact(&dev);
 
     // An index that is consistent in itself (so trusted for the plan) but
     // not of what slot A holds: every chunk read through it fails its hash
     // and is fetched instead; the slot is still exact.
-    let mut dev = DeltaDevice::new(true);
-    let mut a = dev.base.clone();
+    let mut dev = delta_device(true);
+    let mut a = dev.factory();
     a.rotate_left(4096);
     std::fs::write(dev.env.p("dev/slots/A.rootfs"), &a).unwrap();
     dev.a_hash = Sha256Digest::of(&a);
-    let plan = dev.plan();
+    let plan = plan_of(&dev);
     assert!(
         image_plan(&plan)["seed_bytes"].as_u64().unwrap() > 0,
         "{plan}"
     );
-    let out = dev.apply();
-    dev.assert_exact();
+    let out = apply(&dev);
+    assert_exact(&dev);
     assert_eq!(out["bytes_from_booted"], 0, "{out}");
-    assert!(out["bytes_fetched"].as_u64().unwrap() >= dev.image_file_len());
+    assert!(out["bytes_fetched"].as_u64().unwrap() >= image_file_len(&dev));
 }

@@ -1,16 +1,20 @@
-//! One device for the CLI tests, built as each test needs it: slots as
-#![allow(dead_code)]
+//! The one device of the CLI tests, built as each test needs it: slots as
 //! files, a boot env of the chosen backend (the agent's file env, or a real
 //! GRUB environment block made by grub-editenv), a kernel command line, a
 //! state folder, a release served by the loopback test server, and,
 //! optionally, a reboot command that only records the request, health
-//! checks, and a fixed clock. `reset` plays the backend's boot script, so a
-//! test can power-cycle the device as often as it likes.
+//! checks, a channel to follow, a root key, a release of the factory image
+//! (with its index kept, for deltas), a fixed clock, and any further
+//! setting. `reset` plays the backend's boot script, so a test can
+//! power-cycle the device as often as it likes.
+//!
+//! Every test builds its device with [`Builder`]; the device's
+//! configuration file is written in one place, [`Builder::build`].
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 
 use crate::common::*;
 use serde_json::Value;
@@ -34,26 +38,86 @@ pub const CREATED: &str = "2026-03-01T00:00:00Z";
 /// How big the test image is: ten chunks of 256 KiB, and a bit.
 pub const ROOTFS_LEN: usize = 2_500_000;
 
+/// In a setting's value, the device's folder (`dev/` of the workspace).
+pub const DEV: &str = "{dev}";
+
+/// The configuration file's text: tables of `key = value` lines, in the
+/// order they were first set; the top-level keys (table `""`) first.
+#[derive(Default)]
+struct Config {
+    tables: Vec<(String, Vec<(String, String)>)>,
+}
+
+impl Config {
+    /// Set `key = value` in `[table]`, replacing a value set before.
+    fn set(&mut self, table: &str, key: &str, value: &str) {
+        let i = match self.tables.iter().position(|(t, _)| t == table) {
+            Some(i) => i,
+            None => {
+                self.tables.push((table.to_string(), Vec::new()));
+                self.tables.len() - 1
+            }
+        };
+        let lines = &mut self.tables[i].1;
+        match lines.iter_mut().find(|(k, _)| k == key) {
+            Some(line) => line.1 = value.to_string(),
+            None => lines.push((key.to_string(), value.to_string())),
+        }
+    }
+
+    /// The text, with [`DEV`] in values replaced by `dev`.
+    fn text(&self, dev: &str) -> String {
+        let (top, tables): (Vec<_>, Vec<_>) = self.tables.iter().partition(|(t, _)| t.is_empty());
+        let mut out = String::new();
+        for (table, lines) in top.into_iter().chain(tables) {
+            if !table.is_empty() {
+                out.push_str(&format!("[{table}]\n"));
+            }
+            for (k, v) in lines {
+                out.push_str(&format!("{k} = {}\n", v.replace(DEV, dev)));
+            }
+        }
+        out
+    }
+}
+
 /// What to build.
 pub struct Builder {
     boot: Boot,
     fixed_clock: bool,
     trial: bool,
     channel: bool,
+    root_key: bool,
     checkpoint_ms: u64,
-    extra: String,
+    factory: Vec<u8>,
+    image: Vec<u8>,
+    release_args: Vec<String>,
+    factory_release: Option<bool>,
+    settings: Vec<(String, String, String)>,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder::new()
+    }
 }
 
 impl Builder {
-    /// A file-env device with the wall clock, no reboot command, no checks.
+    /// A file-env device with the wall clock, no reboot command, no checks,
+    /// no channel; the keyring trusts m1 (manifests) and k1 (kernels).
     pub fn new() -> Builder {
         Builder {
             boot: Boot::File,
             fixed_clock: false,
             trial: false,
             channel: false,
+            root_key: false,
             checkpoint_ms: 50,
-            extra: String::new(),
+            factory: pattern(ROOTFS_LEN, 3),
+            image: pattern(ROOTFS_LEN, 11),
+            release_args: vec!["--chunk-size".into(), "262144".into()],
+            factory_release: None,
+            settings: Vec::new(),
         }
     }
 
@@ -63,14 +127,15 @@ impl Builder {
         self
     }
 
-    /// Every command runs at [`NOW`], and the release is made at
+    /// Every command runs at [`NOW`], and the releases are made at
     /// [`CREATED`]: runs that do the same leave byte-identical states.
     pub fn fixed_clock(mut self) -> Builder {
         self.fixed_clock = true;
         self
     }
 
-    /// A recorded reboot command and a passing health check (`10-ok`).
+    /// A recorded reboot command (`[trial]`) and a passing health check
+    /// (`10-ok` in `[health]`'s folder).
     pub fn trials(mut self) -> Builder {
         self.trial = true;
         self
@@ -84,6 +149,12 @@ impl Builder {
         self
     }
 
+    /// A root key (r1) in the keyring: the factory keyring is root version 1.
+    pub fn root_key(mut self) -> Builder {
+        self.root_key = true;
+        self
+    }
+
     /// Checkpoints only every `ms` milliseconds (a long one makes the
     /// number of durable writes of an install the same in every run).
     pub fn checkpoint_ms(mut self, ms: u64) -> Builder {
@@ -91,46 +162,119 @@ impl Builder {
         self
     }
 
-    /// More configuration, appended as written.
-    pub fn config(mut self, text: &str) -> Builder {
-        self.extra.push_str(text);
-        self.extra.push('\n');
+    /// What slot A holds (the factory image; `factory.img` in the
+    /// workspace). Default: [`ROOTFS_LEN`] bytes of pattern 3.
+    pub fn factory(mut self, image: Vec<u8>) -> Builder {
+        self.factory = image;
         self
     }
 
+    /// The image of the release served (`rootfs.img` in the workspace).
+    /// Default: [`ROOTFS_LEN`] bytes of pattern 11.
+    pub fn image(mut self, image: Vec<u8>) -> Builder {
+        self.image = image;
+        self
+    }
+
+    /// The `release create` arguments of the releases the device makes
+    /// (default `--chunk-size 262144`; none: the vendor tool's defaults).
+    pub fn release_args(mut self, args: &[&str]) -> Builder {
+        self.release_args = args.iter().map(|a| a.to_string()).collect();
+        self
+    }
+
+    /// The factory image is a release too, made into `rel1/` (not served);
+    /// with `kept_index`, its index is kept for slot A in the state folder,
+    /// as after an install by the agent (a delta then has it as its seed).
+    pub fn factory_release(mut self, kept_index: bool) -> Builder {
+        self.factory_release = Some(kept_index);
+        self
+    }
+
+    /// Set `key = value` (the value as TOML, [`DEV`] standing for the
+    /// device's folder) in `[table]` (`""`: the top level), replacing what
+    /// the builder would write there.
+    pub fn set(mut self, table: &str, key: &str, value: &str) -> Builder {
+        self.settings
+            .push((table.to_string(), key.to_string(), value.to_string()));
+        self
+    }
+
+    /// [`Builder::set`] for each `key = value` line of `lines`.
+    pub fn lines(mut self, table: &str, lines: &str) -> Builder {
+        for line in lines.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (k, v) = line
+                .split_once('=')
+                .unwrap_or_else(|| panic!("not a `key = value` line: {line:?}"));
+            self = self.set(table, k.trim(), v.trim());
+        }
+        self
+    }
+
+    /// `lines` in `[http]`.
+    pub fn http(self, lines: &str) -> Builder {
+        self.lines("http", lines)
+    }
+
     /// Make it.
-    pub fn build(self) -> Dev {
+    pub fn build(self) -> Device {
         let env = TestEnv::new();
-        std::fs::write(env.p("rootfs.img"), pattern(ROOTFS_LEN, 11)).unwrap();
-        let dev = Dev {
+        std::fs::write(env.p("rootfs.img"), &self.image).unwrap();
+        std::fs::write(env.p("factory.img"), &self.factory).unwrap();
+        let dev = Device {
             server: Server::start(&env.p("rel"), "127.0.0.1:0").unwrap(),
             env,
-            a_hash: Sha256Digest::of(&pattern(ROOTFS_LEN, 3)),
+            a_hash: Sha256Digest::of(&self.factory),
             boot: self.boot,
             now: self.fixed_clock.then(|| NOW.to_string()),
+            release_args: self.release_args.clone(),
         };
-        if self.channel {
-            dev.env.keygen("c1");
-            dev.env.reinit_ring(&[
-                ("--manifest-key", "m1"),
-                ("--kernel-key", "k1"),
-                ("--channel-key", "c1"),
-            ]);
+        let e = &dev.env;
+        if self.channel || self.root_key {
+            let mut roles = vec![("--manifest-key", "m1"), ("--kernel-key", "k1")];
+            if self.channel {
+                e.keygen("c1");
+                roles.push(("--channel-key", "c1"));
+            }
+            if self.root_key {
+                e.keygen("r1");
+                roles.push(("--root-key", "r1"));
+            }
+            e.reinit_ring(&roles);
         }
         dev.publish("rootfs.img", "1.2.0");
+        if let Some(kept_index) = self.factory_release {
+            let args: Vec<&str> = self.release_args.iter().map(String::as_str).collect();
+            dev.make_release("rel1", "factory.img", "1.2.0", &args)
+                .assert_ok();
+            if kept_index {
+                std::fs::create_dir_all(e.p("dev/state/releases")).unwrap();
+                std::fs::copy(
+                    e.p("rel1/rootfs.index"),
+                    e.p("dev/state/releases/A.rootfs.index"),
+                )
+                .unwrap();
+            }
+        }
         if self.channel {
             dev.publish_channel(&["--release", "acme-gw=manifest.json"])
                 .assert_ok();
         }
-        let e = &dev.env;
         std::fs::create_dir_all(e.p("dev/slots")).unwrap();
-        std::fs::write(e.p("dev/slots/A.rootfs"), pattern(ROOTFS_LEN, 3)).unwrap();
+        std::fs::write(e.p("dev/slots/A.rootfs"), &self.factory).unwrap();
         std::fs::write(e.p("dev/cmdline"), "console=ttyS0 updater.slot=A quiet\n").unwrap();
-        let d = e.s("dev");
-        let bootloader = match self.boot {
+
+        let q = |s: &str| format!("\"{s}\"");
+        let mut c = Config::default();
+        c.set("", "compatible", &q("acme-gw"));
+        c.set("", "state_dir", &q("{dev}/state"));
+        c.set("", "keyring", &q(&e.s("ring")));
+        c.set("", "cmdline_path", &q("{dev}/cmdline"));
+        match self.boot {
             Boot::File => {
                 std::fs::write(e.p("dev/boot.env"), "ORDER=A B\nA_OK=1\nB_OK=0\nTRY=\n").unwrap();
-                format!("backend = \"file\"\npath = \"{d}/boot.env\"")
+                c.set("bootloader", "backend", &q("file"));
+                c.set("bootloader", "path", &q("{dev}/boot.env"));
             }
             Boot::Grub => {
                 let g = e.p("dev/grubenv");
@@ -139,48 +283,41 @@ impl Builder {
                     &g,
                     &["set", "ORDER=A B", "A_OK=1", "B_OK=0", "A_TRY=0", "B_TRY=0"],
                 );
-                format!("backend = \"grub\"\npath = \"{d}/grubenv\"")
+                c.set("bootloader", "backend", &q("grub"));
+                c.set("bootloader", "path", &q("{dev}/grubenv"));
             }
-        };
-        let mut config = format!(
-            r#"compatible = "acme-gw"
-state_dir = "{d}/state"
-keyring = "{ring}"
-cmdline_path = "{d}/cmdline"
-[bootloader]
-{bootloader}
-[http]
-connect_timeout_secs = 2
-stall_timeout_secs = 2
-retries = 4
-backoff_initial_ms = 20
-backoff_max_ms = 200
-[install]
-checkpoint_interval_ms = {cp}
-[slots.A.targets]
-rootfs = "{d}/slots/A.rootfs"
-[slots.B.targets]
-rootfs = "{d}/slots/B.rootfs"
-[kexec]
-policy = "never"
-"#,
-            ring = e.s("ring"),
-            cp = self.checkpoint_ms,
+        }
+        c.set("http", "connect_timeout_secs", "2");
+        c.set("http", "stall_timeout_secs", "2");
+        c.set("http", "retries", "4");
+        c.set("http", "backoff_initial_ms", "20");
+        c.set("http", "backoff_max_ms", "200");
+        c.set(
+            "install",
+            "checkpoint_interval_ms",
+            &self.checkpoint_ms.to_string(),
         );
+        c.set("slots.A.targets", "rootfs", &q("{dev}/slots/A.rootfs"));
+        c.set("slots.B.targets", "rootfs", &q("{dev}/slots/B.rootfs"));
+        c.set("kexec", "policy", &q("never"));
         if self.trial {
-            config.push_str(&format!(
-                "[trial]\nreboot_command = [\"sh\", \"-c\", \"echo \\\"$0\\\" >> {d}/reboots\"]\n[health]\ndir = \"{d}/health.d\"\ncheck_timeout_secs = 5\n"
-            ));
+            c.set(
+                "trial",
+                "reboot_command",
+                r#"["sh", "-c", "echo \"$0\" >> {dev}/reboots"]"#,
+            );
+            c.set("health", "dir", &q("{dev}/health.d"));
+            c.set("health", "check_timeout_secs", "5");
             std::fs::create_dir_all(e.p("dev/health.d")).unwrap();
         }
         if self.channel {
-            config.push_str(&format!(
-                "[device]\nid = \"device-0001\"\n[daemon]\nchannel = \"{}\"\n",
-                dev.server.url("stable.json")
-            ));
+            c.set("device", "id", &q("device-0001"));
+            c.set("daemon", "channel", &q(&dev.server.url("stable.json")));
         }
-        config.push_str(&self.extra);
-        std::fs::write(e.p("dev/config.toml"), config).unwrap();
+        for (table, key, value) in &self.settings {
+            c.set(table, key, value);
+        }
+        std::fs::write(e.p("dev/config.toml"), c.text(&e.s("dev"))).unwrap();
         if self.trial {
             dev.check("10-ok", "exit 0");
         }
@@ -189,26 +326,52 @@ policy = "never"
 }
 
 /// A built device.
-pub struct Dev {
+pub struct Device {
     /// The test workspace (keys, keyring, releases, `dev/` the device).
     pub env: TestEnv,
     /// The release server, serving `rel/`.
     pub server: Server,
-    /// What slot A held when the device was built.
+    /// What slot A holds: the factory image's digest (a test that changes
+    /// slot A on purpose sets it anew).
     pub a_hash: Sha256Digest,
     boot: Boot,
     now: Option<String>,
+    release_args: Vec<String>,
 }
 
-impl Dev {
+impl Device {
     /// The configuration file.
     pub fn config(&self) -> String {
         self.env.s("dev/config.toml")
     }
 
-    /// Publish `image` as release `version` (security version 5, signed by
-    /// m1) in `rel/`, replacing what was there.
+    /// The release's URL.
+    pub fn url(&self) -> String {
+        self.server.url("manifest.json")
+    }
+
+    /// `release create` into `folder` (replacing it): `image` as gw
+    /// `version`, security version 5, signed by m1, with `args` (and, on a
+    /// fixed clock, made at [`CREATED`] unless `args` says when).
+    pub fn make_release(&self, folder: &str, image: &str, version: &str, args: &[&str]) -> Run {
+        let _ = std::fs::remove_dir_all(self.env.p(folder));
+        let key = self.env.s("keys/m1.key");
+        let mut extra = args.to_vec();
+        if self.now.is_some() && !args.contains(&"--created") {
+            extra.extend(["--created", CREATED]);
+        }
+        self.env
+            .release_by(folder, image, ["--key", &key], version, "5", &extra)
+    }
+
+    /// Publish `image` as release `version` in `rel/` (the release
+    /// arguments of the builder), replacing what was there.
     pub fn publish(&self, image: &str, version: &str) {
+        self.publish_with(image, version, &[]);
+    }
+
+    /// [`Device::publish`] with `extra` arguments to `release create`.
+    pub fn publish_with(&self, image: &str, version: &str, extra: &[&str]) {
         // The root versions and the channel stay beside the new release.
         let kept: Vec<(std::ffi::OsString, Vec<u8>)> = std::fs::read_dir(self.env.p("rel"))
             .into_iter()
@@ -220,18 +383,17 @@ impl Dev {
             })
             .map(|e| (e.file_name(), std::fs::read(e.path()).unwrap()))
             .collect();
-        let _ = std::fs::remove_dir_all(self.env.p("rel"));
-        let key = self.env.s("keys/m1.key");
-        let mut extra = vec!["--chunk-size", "262144"];
-        if self.now.is_some() {
-            extra.extend(["--created", CREATED]);
-        }
-        self.env
-            .release_by("rel", image, ["--key", &key], version, "5", &extra)
-            .assert_ok();
+        let mut args: Vec<&str> = self.release_args.iter().map(String::as_str).collect();
+        args.extend_from_slice(extra);
+        self.make_release("rel", image, version, &args).assert_ok();
         for (name, bytes) in kept {
             std::fs::write(self.env.p("rel").join(name), bytes).unwrap();
         }
+    }
+
+    /// A second loopback server, serving `folder` of the workspace.
+    pub fn serve(&self, folder: &str) -> Server {
+        Server::start(&self.env.p(folder), "127.0.0.1:0").unwrap()
     }
 
     /// `updater-vendor channel publish --out rel/stable.json --key c1 ARGS`
@@ -264,23 +426,51 @@ impl Dev {
         updater(&a)
     }
 
+    /// The device binary with the device's arguments, never restarting
+    /// this machine.
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.args(self.base_args())
+            .env_remove("UPDATER_LOG")
+            .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1");
+        cmd
+    }
+
     /// `updater ARGS` with extra environment variables; its exit code (None
     /// when it was killed or aborted).
     pub fn run_with(&self, vars: &[(&str, &str)], args: &[&str]) -> Option<i32> {
-        let mut cmd = Command::new(bin());
-        cmd.args(self.base_args())
-            .args(args)
-            .env_remove("UPDATER_LOG")
-            .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1");
+        let mut cmd = self.command();
+        cmd.args(args);
         for (k, v) in vars {
             cmd.env(k, v);
         }
         cmd.output().expect("running updater").status.code()
     }
 
-    /// The release's URL.
-    pub fn url(&self) -> String {
-        self.server.url("manifest.json")
+    /// `updater ARGS` stopped at the failpoint `fp` (`NAME` or `NAME@N`):
+    /// its exit code, None when the failpoint stopped it.
+    pub fn run_failpoint(&self, fp: &str, args: &[&str]) -> Option<i32> {
+        self.run_with(&[("UPDATER_FAILPOINTS", fp)], args)
+    }
+
+    /// `updater apply URL` running in the background, its output dropped.
+    pub fn spawn_apply(&self) -> Child {
+        self.command()
+            .args(["apply", &self.url()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
+    /// `updater apply URL`.
+    pub fn apply_url(&self) -> Run {
+        self.run(&["apply", &self.url()])
+    }
+
+    /// `updater apply URL --reboot`.
+    pub fn apply_reboot(&self) -> Run {
+        self.run(&["apply", &self.url(), "--reboot"])
     }
 
     /// `updater status --json`, which must succeed.
@@ -290,6 +480,89 @@ impl Dev {
         serde_json::from_str(r.stdout.trim()).unwrap()
     }
 
+    /// What slot B holds (nothing when it does not exist).
+    pub fn b(&self) -> Vec<u8> {
+        std::fs::read(self.env.p("dev/slots/B.rootfs")).unwrap_or_default()
+    }
+
+    /// The image of the release served (as the builder made it).
+    pub fn expected(&self) -> Vec<u8> {
+        std::fs::read(self.env.p("rootfs.img")).unwrap()
+    }
+
+    /// The factory image (what slot A held when the device was built).
+    pub fn factory(&self) -> Vec<u8> {
+        std::fs::read(self.env.p("factory.img")).unwrap()
+    }
+
+    /// The invariants after any install run: A untouched, the state parses,
+    /// B not bootable unless installed.
+    pub fn check_install_invariants(&self) {
+        let a = std::fs::read(self.env.p("dev/slots/A.rootfs")).unwrap();
+        assert_eq!(
+            Sha256Digest::of(&a),
+            self.a_hash,
+            "the booted slot was written"
+        );
+        let st = self.status();
+        assert_eq!(st["groups"]["A"]["status"], "good");
+        // Once anything was attempted on B, B is unbootable until tried.
+        if st["groups"]["B"]["status"] != "empty" {
+            assert_eq!(st["groups"]["B"]["bootable"], false, "{st}");
+        }
+    }
+
+    /// Slot A still holds what it held at the start.
+    pub fn check_invariants_a_intact(&self) {
+        let a = std::fs::read(self.env.p("dev/slots/A.rootfs")).unwrap();
+        assert_eq!(Sha256Digest::of(&a), self.a_hash, "slot A was written");
+    }
+
+    /// Slot B holds the release served, installed, and the install
+    /// invariants hold.
+    pub fn assert_installed(&self) {
+        assert!(
+            self.b() == self.expected(),
+            "slot B does not hold the release image"
+        );
+        let st = self.status();
+        assert_eq!(st["groups"]["B"]["status"], "installed", "{st}");
+        assert_eq!(st["groups"]["B"]["version"], "1.2.0");
+        assert!(st["install"].is_null());
+        self.check_install_invariants();
+    }
+
+    /// The boot invariants, checked after every step of a trial, crash or
+    /// not: the default is bootable, and good or a confirmed trial; a slot
+    /// that is bad, installing or installed is not bootable.
+    pub fn check_boot_invariants(&self) {
+        let st = self.status(); // parses, or the test fails
+        let env = self.boot_env();
+        let primary = env["ORDER"].split_whitespace().next().unwrap().to_string();
+        assert_eq!(
+            env.get(&format!("{primary}_OK")).map(String::as_str),
+            Some("1"),
+            "primary {primary} is not bootable: {env:?}"
+        );
+        let pstatus = st["groups"][&primary]["status"].as_str().unwrap();
+        let confirmed_trial =
+            st["trial"]["group"] == primary.as_str() && st["trial"]["confirmed"] == true;
+        assert!(
+            pstatus == "good" || confirmed_trial,
+            "primary {primary} is {pstatus} (not good, not a confirmed trial): {st}"
+        );
+        for g in ["A", "B"] {
+            let s = st["groups"][g]["status"].as_str().unwrap();
+            if matches!(s, "bad" | "installing" | "installed") {
+                assert_eq!(
+                    env[&format!("{g}_OK")],
+                    "0",
+                    "slot {g} is {s} but bootable: {env:?}"
+                );
+            }
+        }
+    }
+
     /// Write the health check `NAME` with `body` (a shell script).
     pub fn check(&self, name: &str, body: &str) {
         let p = self.env.p(&format!("dev/health.d/{name}"));
@@ -297,12 +570,14 @@ impl Dev {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
-    /// The reboots the agent asked for so far.
-    pub fn reboots(&self) -> usize {
+    /// The reboots the agent asked for so far, each as the reboot command
+    /// recorded it (`reboot`).
+    pub fn reboots(&self) -> Vec<String> {
         std::fs::read_to_string(self.env.p("dev/reboots"))
             .unwrap_or_default()
             .lines()
-            .count()
+            .map(str::to_string)
+            .collect()
     }
 
     /// The boot env's variables.
@@ -330,6 +605,25 @@ impl Dev {
         }
     }
 
+    /// Clear the one-shot trial armed for `slot`, durably, as the boot
+    /// script does before booting it.
+    fn disarm(&self, slot: &str) {
+        match self.boot {
+            Boot::File => {
+                let mut e = self.boot_env();
+                e.insert("TRY".into(), String::new());
+                let text: String = e.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+                std::fs::write(self.env.p("dev/boot.env"), text).unwrap();
+            }
+            Boot::Grub => {
+                grub_editenv(
+                    &self.env.p("dev/grubenv"),
+                    &["set", &format!("{slot}_TRY=0")],
+                );
+            }
+        }
+    }
+
     /// What the backend's boot script does at a reset (packaging/grub/
     /// grub.cfg, and the file env's chooser): a one-shot trial is cleared,
     /// durably, before it is booted; else the first bootable slot of ORDER;
@@ -339,17 +633,7 @@ impl Dev {
         let env = self.boot_env();
         let (slot, trial) = match self.armed() {
             Some(g) => {
-                match self.boot {
-                    Boot::File => {
-                        let mut e = env.clone();
-                        e.insert("TRY".into(), String::new());
-                        let text: String = e.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-                        std::fs::write(self.env.p("dev/boot.env"), text).unwrap();
-                    }
-                    Boot::Grub => {
-                        grub_editenv(&self.env.p("dev/grubenv"), &["set", &format!("{g}_TRY=0")]);
-                    }
-                }
+                self.disarm(&g);
                 (g, true)
             }
             None => {
@@ -371,6 +655,20 @@ impl Dev {
         slot
     }
 
+    /// The state a kexec trial of B leaves, booted: the trial recorded, the
+    /// env untouched (no one-shot: a reset goes back to A), and B's kernel
+    /// started by the agent's kexec (`updater.kexec=1`). The kexec itself
+    /// runs in-process in kexec.rs and in a QEMU guest (integration/).
+    pub fn kexec_into_b(&self) {
+        self.apply_reboot().assert_ok();
+        self.disarm("B");
+        std::fs::write(
+            self.env.p("dev/cmdline"),
+            "console=ttyS0 updater.slot=B updater.trial=1 updater.kexec=1\n",
+        )
+        .unwrap();
+    }
+
     /// Power-cycle: the boot script, then `updater health` as the boot unit
     /// runs it. Returns the slot booted.
     pub fn boot(&self) -> String {
@@ -388,10 +686,10 @@ impl Dev {
     pub fn settle(&self, since: usize) {
         let mut seen = since;
         for _ in 0..3 {
-            if self.reboots() == seen && self.armed().is_none() {
+            if self.reboots().len() == seen && self.armed().is_none() {
                 return;
             }
-            seen = self.reboots();
+            seen = self.reboots().len();
             self.boot();
         }
     }

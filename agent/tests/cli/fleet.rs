@@ -12,14 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::common::{bin, pattern, vendor, Run, Verify};
-use crate::trial::TrialDevice;
-
-/// A device following a channel served by the in-repo loopback server, with
-/// a GRUB env, a recorded reboot command and passing health checks.
-struct FleetDevice {
-    t: TrialDevice,
-}
+use crate::common::{bin, pattern, vendor, Verify};
+use crate::device::{Boot, Builder, Device};
+use updater_testkit::Server;
 
 /// A report receiver on loopback: records POSTed bodies; answers 503 while
 /// `down` is set.
@@ -105,111 +100,50 @@ impl Receiver {
     }
 }
 
-impl FleetDevice {
-    fn new(daemon_extra: &str) -> FleetDevice {
-        Self::with(daemon_extra, "")
-    }
+/// A device following a channel served by the in-repo loopback server, with
+/// a GRUB env, a recorded reboot command and passing health checks.
+fn fleet_device() -> Device {
+    fleet().build()
+}
 
-    /// `daemon_extra`: lines in [daemon]; `more`: further tables.
-    fn with(daemon_extra: &str, more: &str) -> FleetDevice {
-        let t = TrialDevice::new();
-        let env = &t.dev.env;
-        // The keyring gains a channel key (c1).
-        env.keygen("c1");
-        reinit_ring(env, true);
-        let d = FleetDevice { t };
-        d.publish(&["--release", "acme-gw=manifest.json"])
-            .assert_ok();
-        let cfg = std::fs::read_to_string(d.t.dev.config()).unwrap();
-        let cfg = format!(
-            "{cfg}\n[kexec]\npolicy = \"never\"\n[device]\nid = \"device-0001\"\n[daemon]\nchannel = \"{}\"\n{daemon_extra}\n{more}\n",
-            d.t.dev.server.url("stable.json")
-        );
-        std::fs::write(d.t.dev.config(), cfg).unwrap();
-        d
-    }
+/// [`fleet_device`]'s builder, for more options (`[daemon]` lines, more
+/// tables).
+fn fleet() -> Builder {
+    Builder::new().boot(Boot::Grub).trials().channel()
+}
 
-    fn publish(&self, args: &[&str]) -> Run {
-        let out = self.t.dev.env.s("rel/stable.json");
-        let key = self.t.dev.env.s("keys/c1.key");
-        let mut all = vec!["channel", "publish", "--out", &out, "--key", &key];
-        all.extend_from_slice(args);
-        vendor(&all)
-    }
+/// `updater check --json EXTRA...`, which must succeed.
+fn check_json(d: &Device, extra: &[&str]) -> Value {
+    let mut args = vec!["check", "--json"];
+    args.extend_from_slice(extra);
+    let r = d.run(&args);
+    r.assert_ok();
+    serde_json::from_str(r.stdout.trim()).unwrap()
+}
 
-    fn run(&self, args: &[&str]) -> Run {
-        self.t.run(args)
-    }
+/// Requests the release server logged for the release manifest.
+fn manifest_requests(d: &Device) -> usize {
+    d.server
+        .log()
+        .iter()
+        .filter(|l| l.path.trim_start_matches('/') == "manifest.json")
+        .count()
+}
 
-    fn check(&self, extra: &[&str]) -> Value {
-        let mut args = vec!["check", "--json"];
-        args.extend_from_slice(extra);
-        let r = self.run(&args);
-        r.assert_ok();
-        serde_json::from_str(r.stdout.trim()).unwrap()
-    }
+/// Sign the release served in rel/ again, as made at `created` (valid for
+/// 90 days from then): for tests that run the device on a fixed clock, so
+/// the manifest is valid at that time whatever day the suite runs.
+fn release_made_at(d: &Device, created: &str) {
+    d.publish_with("rootfs.img", "1.2.0", &["--created", created]);
+}
 
-    /// Requests the release server logged for the release manifest.
-    fn manifest_requests(&self) -> usize {
-        self.t
-            .dev
-            .server
-            .log()
-            .iter()
-            .filter(|l| l.path.trim_start_matches('/') == "manifest.json")
-            .count()
-    }
-
-    /// Sign the release served in rel/ again, as made at `created` (valid
-    /// for 90 days from then): for tests that run the device on a fixed
-    /// clock, so the manifest is valid at that time whatever day the suite
-    /// runs.
-    fn release_made_at(&self, created: &str) {
-        let env = &self.t.dev.env;
-        for f in std::fs::read_dir(env.p("rel")).unwrap() {
-            let f = f.unwrap().path();
-            if f.file_name().unwrap() != "stable.json" {
-                std::fs::remove_file(f).unwrap();
-            }
-        }
-        std::fs::create_dir_all(env.p("made")).unwrap();
-        env.release(
-            "made/rel",
-            &["--chunk-size", "262144", "--created", created],
-        )
+/// A second release, 1.3.0, in rel2/ (different image), served by a second
+/// server; returns it.
+fn release_v2(d: &Device) -> Server {
+    std::fs::write(d.env.p("rootfs2.img"), pattern(700_000, 21)).unwrap();
+    d.make_release("rel2", "rootfs2.img", "1.3.0", &[])
         .assert_ok();
-        for f in std::fs::read_dir(env.p("made/rel")).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::rename(&f, env.p("rel").join(f.file_name().unwrap())).unwrap();
-        }
-    }
-
-    /// A second release, 1.3.0, in rel2/ (different image), served by a
-    /// second server; returns it.
-    fn release_v2(&self) -> updater_testkit::Server {
-        let env = &self.t.dev.env;
-        std::fs::write(env.p("rootfs2.img"), pattern(700_000, 21)).unwrap();
-        vendor(&[
-            "release",
-            "create",
-            "--out",
-            &env.s("rel2"),
-            "--key",
-            &env.s("keys/m1.key"),
-            "--product",
-            "gw",
-            "--version",
-            "1.3.0",
-            "--security-version",
-            "5",
-            "--compatible",
-            "acme-gw",
-            "--image",
-            &format!("rootfs={}", env.s("rootfs2.img")),
-        ])
-        .assert_ok();
-        updater_testkit::Server::start(&env.p("rel2"), "127.0.0.1:0").unwrap()
-    }
+    d.serve("rel2")
 }
 
 /// Replace the device's keyring: m1 (manifest), k1 (kernel) and, with
@@ -225,7 +159,7 @@ fn reinit_ring(env: &crate::common::TestEnv, channel: bool) {
 /// `updater daemon` with a real notify socket and a 1 s systemd watchdog;
 /// the socket reads time out after `read_timeout`. Keep the folder alive.
 fn spawn_notified_daemon(
-    d: &FleetDevice,
+    d: &Device,
     read_timeout: Duration,
 ) -> (tempfile::TempDir, UnixDatagram, std::process::Child) {
     let dir = tempfile::tempdir().unwrap();
@@ -233,7 +167,7 @@ fn spawn_notified_daemon(
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(read_timeout)).unwrap();
     let child = Command::new(bin())
-        .args(["--config", &d.t.dev.config(), "daemon"])
+        .args(["--config", &d.config(), "daemon"])
         .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1")
         .env("NOTIFY_SOCKET", &sock_path)
         .env("WATCHDOG_USEC", "1000000")
@@ -253,8 +187,8 @@ fn expected_bucket(device: &str, version: &str) -> u64 {
 
 #[test]
 fn check_reports_bucket_and_plan_without_changing_anything() {
-    let d = FleetDevice::new("");
-    let p = d.check(&[]);
+    let d = fleet_device();
+    let p = check_json(&d, &[]);
     let digest = p["release"]["digest"].as_str().unwrap().to_string();
     let bucket = expected_bucket("device-0001", p["release"]["version"].as_str().unwrap());
     assert_eq!(p["bucket"], bucket, "{p}");
@@ -262,13 +196,13 @@ fn check_reports_bucket_and_plan_without_changing_anything() {
     assert_eq!(p["activate"], true, "{p}");
     assert_eq!(p["channel"], "stable");
     // The digest pinned is the one `verify` reports for the manifest.
-    let v = d.t.dev.env.verify("rel/manifest.json", &["--json"]);
+    let v = d.env.verify("rel/manifest.json", &["--json"]);
     v.assert_ok();
     assert!(v.stdout.contains(&digest), "{}", v.stdout);
     // A rollout that excludes the bucket: idle, and says why.
     let pct = format!("acme-gw=manifest.json@{}", bucket as f64 / 100.0);
-    d.publish(&["--release", &pct]).assert_ok();
-    let p = d.check(&[]);
+    d.publish_channel(&["--release", &pct]).assert_ok();
+    let p = check_json(&d, &[]);
     assert_eq!(p["action"], "idle", "{p}");
     assert!(
         p["reason"].as_str().unwrap().contains("not in the rollout"),
@@ -276,24 +210,23 @@ fn check_reports_bucket_and_plan_without_changing_anything() {
     );
     // One bucket more includes it.
     let pct = format!("acme-gw=manifest.json@{}", (bucket + 1) as f64 / 100.0);
-    d.publish(&["--release", &pct]).assert_ok();
-    assert_eq!(d.check(&[])["action"], "install");
+    d.publish_channel(&["--release", &pct]).assert_ok();
+    assert_eq!(check_json(&d, &[])["action"], "install");
     // check wrote nothing and fetched no manifest.
-    assert!(!d.t.dev.env.p("dev/state/state.json").exists());
-    assert_eq!(d.manifest_requests(), 0);
+    assert!(!d.env.p("dev/state/state.json").exists());
+    assert_eq!(manifest_requests(&d), 0);
 }
 
 #[test]
 fn immediate_daemon_updates_end_to_end_and_reports() {
     let rx = Receiver::start();
-    let d = FleetDevice::with("", &format!("[report]\nurl = \"{}\"\n", rx.url));
+    let d = fleet()
+        .set("report", "url", &format!("\"{}\"", rx.url))
+        .build();
     d.run(&["daemon", "--once"]).assert_ok();
-    assert!(
-        d.t.dev.b() == d.t.dev.expected(),
-        "slot B does not hold the release"
-    );
-    assert_eq!(d.t.reboots(), vec!["reboot"]);
-    assert_eq!(d.t.reset(), "B");
+    assert!(d.b() == d.expected(), "slot B does not hold the release");
+    assert_eq!(d.reboots(), vec!["reboot"]);
+    assert_eq!(d.reset(), "B");
     let h = d.run(&["health"]);
     h.assert_ok();
     assert!(h.stdout.contains("committed"), "{}", h.stdout);
@@ -313,23 +246,24 @@ fn immediate_daemon_updates_end_to_end_and_reports() {
         assert_eq!(e["version"], "1.2.0");
     }
     assert_eq!(ev[3]["slot"], "B");
-    assert_eq!(d.t.status()["groups"]["B"]["status"], "good");
+    assert_eq!(d.status()["groups"]["B"]["status"], "good");
 }
 
 #[test]
 fn download_only_installs_and_waits_for_activate() {
-    let d = FleetDevice::new("strategy = \"download-only\"");
+    let d = fleet()
+        .set("daemon", "strategy", "\"download-only\"")
+        .build();
     d.run(&["daemon", "--once"]).assert_ok();
-    d.t.dev.assert_installed();
-    assert!(d.t.reboots().is_empty());
+    d.assert_installed();
+    assert!(d.reboots().is_empty());
     assert_eq!(
-        d.t.env()["B_OK"],
+        d.boot_env()["B_OK"],
         "0",
         "an installed slot is not bootable yet"
     );
     let release_requests = || {
-        d.t.dev
-            .server
+        d.server
             .log()
             .iter()
             .filter(|l| !l.path.ends_with("stable.json"))
@@ -341,25 +275,28 @@ fn download_only_installs_and_waits_for_activate() {
     assert!(r.stdout.contains("updater activate"), "{}", r.stdout);
     assert_eq!(release_requests(), served, "release files fetched again");
     d.run(&["activate"]).assert_ok();
-    assert_eq!(d.t.reboots(), vec!["reboot"]);
-    assert_eq!(d.t.reset(), "B");
+    assert_eq!(d.reboots(), vec!["reboot"]);
+    assert_eq!(d.reset(), "B");
     d.run(&["health"]).assert_ok();
-    assert_eq!(d.t.status()["groups"]["B"]["status"], "good");
+    assert_eq!(d.status()["groups"]["B"]["status"], "good");
 }
 
 #[test]
 fn window_strategy_boots_only_inside_the_window() {
     // Weekdays 02:00-04:00 in Berlin; 2026-11-27 is a Friday (UTC+1).
-    let d = FleetDevice::with(
-        "strategy = \"window\"",
-        "[daemon.window]\ndays = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\nstart = \"02:00\"\nend = \"04:00\"\ntimezone = \"Europe/Berlin\"\n",
-    );
+    let d = fleet()
+        .set("daemon", "strategy", "\"window\"")
+        .lines(
+            "daemon.window",
+            "days = [\"mon\", \"tue\", \"wed\", \"thu\", \"fri\"]\nstart = \"02:00\"\nend = \"04:00\"\ntimezone = \"Europe/Berlin\"",
+        )
+        .build();
     // The whole test runs on a fixed clock: the release is made a week
     // before, the channel is issued on the Friday morning and the daemon is
     // run at fixed times after it, so the result is the same whatever day
     // the suite runs.
-    d.release_made_at("2026-11-20T00:00:00Z");
-    d.publish(&[
+    release_made_at(&d, "2026-11-20T00:00:00Z");
+    d.publish_channel(&[
         "--release",
         "acme-gw=manifest.json",
         "--issued",
@@ -369,7 +306,7 @@ fn window_strategy_boots_only_inside_the_window() {
     ])
     .assert_ok();
     // Friday 12:00 UTC: install now, boot on Monday 02:00 Berlin.
-    let p = d.check(&["--now", "2026-11-27T12:00:00Z"]);
+    let p = check_json(&d, &["--now", "2026-11-27T12:00:00Z"]);
     assert_eq!(
         (p["action"].as_str(), p["activate"].as_bool()),
         (Some("install"), Some(false)),
@@ -377,28 +314,28 @@ fn window_strategy_boots_only_inside_the_window() {
     );
     d.run(&["daemon", "--once", "--now", "2026-11-27T12:00:00Z"])
         .assert_ok();
-    d.t.dev.assert_installed();
-    assert!(d.t.reboots().is_empty());
-    let p = d.check(&["--now", "2026-11-28T02:30:00Z"]);
+    d.assert_installed();
+    assert!(d.reboots().is_empty());
+    let p = check_json(&d, &["--now", "2026-11-28T02:30:00Z"]);
     assert_eq!(p["action"], "wait", "{p}");
     assert_eq!(p["until"], "2026-11-30T01:00:00Z", "{p}");
     // Saturday 01:30 UTC = 02:30 Berlin, but Saturday: still waiting.
     d.run(&["daemon", "--once", "--now", "2026-11-28T01:30:00Z"])
         .assert_ok();
-    assert!(d.t.reboots().is_empty());
+    assert!(d.reboots().is_empty());
     // Monday 01:30 UTC = 02:30 Berlin: boots.
     d.run(&["daemon", "--once", "--now", "2026-11-30T01:30:00Z"])
         .assert_ok();
-    assert_eq!(d.t.reboots(), vec!["reboot"]);
+    assert_eq!(d.reboots(), vec!["reboot"]);
 }
 
 #[test]
 fn not_before_holds_the_boot_but_not_the_download() {
-    let d = FleetDevice::new("");
+    let d = fleet_device();
     // Fixed clock: the release made in May, the channel issued on the 1st,
     // boots allowed from the 3rd, the daemon runs on the 2nd.
-    d.release_made_at("2026-05-01T00:00:00Z");
-    d.publish(&[
+    release_made_at(&d, "2026-05-01T00:00:00Z");
+    d.publish_channel(&[
         "--release",
         "acme-gw=manifest.json",
         "--issued",
@@ -411,9 +348,9 @@ fn not_before_holds_the_boot_but_not_the_download() {
     .assert_ok();
     d.run(&["daemon", "--once", "--now", "2026-06-02T00:00:00Z"])
         .assert_ok();
-    d.t.dev.assert_installed();
-    assert!(d.t.reboots().is_empty());
-    let p = d.check(&["--now", "2026-06-02T12:00:00Z"]);
+    d.assert_installed();
+    assert!(d.reboots().is_empty());
+    let p = check_json(&d, &["--now", "2026-06-02T12:00:00Z"]);
     assert_eq!(
         (p["action"].as_str(), p["until"].as_str()),
         (Some("wait"), Some("2026-06-03T00:00:00Z")),
@@ -422,24 +359,26 @@ fn not_before_holds_the_boot_but_not_the_download() {
     // From the 3rd it boots.
     d.run(&["daemon", "--once", "--now", "2026-06-03T00:00:01Z"])
         .assert_ok();
-    assert_eq!(d.t.reboots(), vec!["reboot"]);
+    assert_eq!(d.reboots(), vec!["reboot"]);
 }
 
 #[test]
 fn a_release_that_failed_here_is_never_retried_until_a_newer_one() {
     let rx = Receiver::start();
-    let d = FleetDevice::with("", &format!("[report]\nurl = \"{}\"\n", rx.url));
-    d.t.check("20-fail", "echo app did not start; exit 1");
+    let d = fleet()
+        .set("report", "url", &format!("\"{}\"", rx.url))
+        .build();
+    d.check("20-fail", "echo app did not start; exit 1");
     d.run(&["daemon", "--once"]).assert_ok();
-    assert_eq!(d.t.reset(), "B");
+    assert_eq!(d.reset(), "B");
     let h = d.run(&["health"]);
     // Exit 7: the booted slot failed its trial (docs: exit codes).
     assert_eq!(h.code, 7, "{} {}", h.stdout, h.stderr);
     assert!(h.stdout.contains("marked bad"), "{}", h.stdout);
-    assert_eq!(d.t.reboots(), vec!["reboot", "reboot"]);
-    assert_eq!(d.t.reset(), "A");
+    assert_eq!(d.reboots(), vec!["reboot", "reboot"]);
+    assert_eq!(d.reset(), "A");
     d.run(&["health"]).assert_ok();
-    let before = d.manifest_requests();
+    let before = manifest_requests(&d);
     assert_eq!(before, 1, "the release was fetched once");
     for _ in 0..3 {
         let r = d.run(&["daemon", "--once"]);
@@ -447,11 +386,11 @@ fn a_release_that_failed_here_is_never_retried_until_a_newer_one() {
         assert!(r.stdout.contains("failed on this device"), "{}", r.stdout);
     }
     assert_eq!(
-        d.manifest_requests(),
+        manifest_requests(&d),
         before,
         "the bad release was fetched again"
     );
-    assert_eq!(d.t.reboots().len(), 2);
+    assert_eq!(d.reboots().len(), 2);
     let kinds = rx.kinds();
     assert_eq!(
         kinds,
@@ -463,21 +402,21 @@ fn a_release_that_failed_here_is_never_retried_until_a_newer_one() {
         .to_string();
     assert!(reason.contains("app did not start"), "{reason}");
     // A newer release is installed.
-    d.t.check("20-fail", "exit 0");
-    let v2 = d.release_v2();
+    d.check("20-fail", "exit 0");
+    let v2 = release_v2(&d);
     // An absolute manifest URL, on another server.
     let rel = format!("acme-gw={}", v2.url("manifest.json"));
-    d.publish(&["--release", &rel]).assert_ok();
+    d.publish_channel(&["--release", &rel]).assert_ok();
     d.run(&["daemon", "--once"]).assert_ok();
-    assert_eq!(d.t.status()["groups"]["B"]["version"], "1.3.0");
-    assert_eq!(d.t.reboots().len(), 3);
+    assert_eq!(d.status()["groups"]["B"]["version"], "1.3.0");
+    assert_eq!(d.reboots().len(), 3);
 }
 
 #[test]
 fn refused_channels() {
-    let d = FleetDevice::new("");
+    let d = fleet_device();
     // Expired: issued and checked on a fixed clock, a day after expiry.
-    d.publish(&[
+    d.publish_channel(&[
         "--release",
         "acme-gw=manifest.json",
         "--issued",
@@ -494,43 +433,43 @@ fn refused_channels() {
     d.run(&["check", "--now", "2025-12-31T00:00:00Z"])
         .assert_fails(3, "in the future");
     // Signed by a manifest key instead of a channel key.
-    let out = d.t.dev.env.s("rel/stable.json");
+    let out = d.env.s("rel/stable.json");
     vendor(&[
         "channel",
         "publish",
         "--out",
         &out,
         "--key",
-        &d.t.dev.env.s("keys/m1.key"),
+        &d.env.s("keys/m1.key"),
         "--release",
         "acme-gw=manifest.json",
     ])
     .assert_ok();
     d.run(&["check"]).assert_fails(3, "manifest-role key");
     // Replay: the device follows a newer channel, then is served an older one.
-    d.publish(&["--release", "acme-gw=manifest.json@0"])
+    d.publish_channel(&["--release", "acme-gw=manifest.json@0"])
         .assert_ok();
-    let old = std::fs::read(d.t.dev.env.p("rel/stable.json")).unwrap();
+    let old = std::fs::read(d.env.p("rel/stable.json")).unwrap();
     std::thread::sleep(Duration::from_millis(1100));
-    d.publish(&["--release", "acme-gw=manifest.json@0"])
+    d.publish_channel(&["--release", "acme-gw=manifest.json@0"])
         .assert_ok();
     d.run(&["daemon", "--once"]).assert_ok();
-    std::fs::write(d.t.dev.env.p("rel/stable.json"), old).unwrap();
+    std::fs::write(d.env.p("rel/stable.json"), old).unwrap();
     d.run(&["daemon", "--once"]).assert_fails(3, "replayed");
     // A channel pinning another digest than the served manifest: refused
     // before anything is written.
-    d.publish(&["--release", "acme-gw=manifest.json"])
+    d.publish_channel(&["--release", "acme-gw=manifest.json"])
         .assert_ok();
-    let _v2 = d.release_v2();
-    for f in std::fs::read_dir(d.t.dev.env.p("rel2")).unwrap() {
+    let _v2 = release_v2(&d);
+    for f in std::fs::read_dir(d.env.p("rel2")).unwrap() {
         let f = f.unwrap().path();
-        std::fs::copy(&f, d.t.dev.env.p("rel").join(f.file_name().unwrap())).unwrap();
+        std::fs::copy(&f, d.env.p("rel").join(f.file_name().unwrap())).unwrap();
     }
     d.run(&["daemon", "--once"])
         .assert_fails(3, "the channel pins release");
-    assert!(d.t.dev.b().is_empty(), "slot B was written");
+    assert!(d.b().is_empty(), "slot B was written");
     // A keyring without channel keys: a configuration error.
-    reinit_ring(&d.t.dev.env, false);
+    reinit_ring(&d.env, false);
     d.run(&["check"]).assert_fails(2, "no channel keys");
 }
 
@@ -538,12 +477,12 @@ fn refused_channels() {
 fn reports_wait_in_the_outbox_through_network_loss() {
     let rx = Receiver::start();
     rx.down.store(true, Ordering::SeqCst);
-    let d = FleetDevice::with(
-        "strategy = \"download-only\"",
-        &format!("[report]\nurl = \"{}\"\n", rx.url),
-    );
+    let d = fleet()
+        .set("daemon", "strategy", "\"download-only\"")
+        .set("report", "url", &format!("\"{}\"", rx.url))
+        .build();
     d.run(&["daemon", "--once"]).assert_ok();
-    let outbox = d.t.dev.env.p("dev/state/outbox");
+    let outbox = d.env.p("dev/state/outbox");
     let pending = |dir: &std::path::Path| {
         std::fs::read_dir(dir)
             .unwrap()
@@ -561,7 +500,7 @@ fn reports_wait_in_the_outbox_through_network_loss() {
     // The operator activates; the device reboots into B and commits while
     // the server is still down.
     d.run(&["activate"]).assert_ok();
-    d.t.reset();
+    d.reset();
     d.run(&["health"]).assert_ok();
     assert_eq!(pending(&outbox), 4);
     // A redirect is not followed (a redirected POST would arrive as a GET
@@ -595,7 +534,12 @@ fn reports_wait_in_the_outbox_through_network_loss() {
 
 #[test]
 fn daemon_speaks_sd_notify_and_feeds_the_watchdog() {
-    let d = FleetDevice::new("strategy = \"download-only\"\ninterval_secs = 3600\njitter_secs = 1");
+    let d = fleet()
+        .lines(
+            "daemon",
+            "strategy = \"download-only\"\ninterval_secs = 3600\njitter_secs = 1",
+        )
+        .build();
     let (_dir, sock, mut child) = spawn_notified_daemon(&d, Duration::from_secs(1));
     let mut got = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -627,14 +571,14 @@ fn daemon_speaks_sd_notify_and_feeds_the_watchdog() {
 
 #[test]
 fn publish_refuses_bad_input() {
-    let d = FleetDevice::new("");
-    d.publish(&["--release", "other-board=manifest.json"])
+    let d = fleet_device();
+    d.publish_channel(&["--release", "other-board=manifest.json"])
         .assert_fails(2, "not for \"other-board\"");
-    d.publish(&["--release", "acme-gw=missing.json"])
+    d.publish_channel(&["--release", "acme-gw=missing.json"])
         .assert_fails(5, "missing.json");
-    d.publish(&["--release", "acme-gw=manifest.json@150"])
+    d.publish_channel(&["--release", "acme-gw=manifest.json@150"])
         .assert_fails(2, "between 0 and 100");
-    d.publish(&[
+    d.publish_channel(&[
         "--release",
         "acme-gw=manifest.json",
         "--issued",
@@ -647,46 +591,45 @@ fn publish_refuses_bad_input() {
 
 #[test]
 fn an_operator_rollback_is_not_undone_by_the_daemon() {
-    let d = FleetDevice::new("");
+    let d = fleet_device();
     d.run(&["daemon", "--once"]).assert_ok();
-    assert_eq!(d.t.reset(), "B");
+    assert_eq!(d.reset(), "B");
     d.run(&["health"]).assert_ok();
-    assert_eq!(d.t.status()["groups"]["B"]["status"], "good");
+    assert_eq!(d.status()["groups"]["B"]["status"], "good");
     // Slot A holds the factory release, which the state knows as good.
     d.run(&["rollback"]).assert_ok();
-    assert_eq!(d.t.reset(), "A");
+    assert_eq!(d.reset(), "A");
     d.run(&["health"]).assert_ok();
-    let reboots = d.t.reboots().len();
+    let reboots = d.reboots().len();
     let r = d.run(&["daemon", "--once"]);
     r.assert_ok();
     assert!(r.stdout.contains("failed on this device"), "{}", r.stdout);
-    assert_eq!(d.t.reboots().len(), reboots);
-    assert_eq!(d.t.status()["booted"], "A");
+    assert_eq!(d.reboots().len(), reboots);
+    assert_eq!(d.status()["booted"], "A");
 }
 
 #[test]
 fn a_bad_release_re_signed_with_a_new_expiry_is_still_not_retried() {
-    let d = FleetDevice::new("");
-    d.t.check("20-fail", "exit 1");
+    let d = fleet_device();
+    d.check("20-fail", "exit 1");
     d.run(&["daemon", "--once"]).assert_ok();
-    d.t.reset();
+    d.reset();
     assert_eq!(d.run(&["health"]).code, 7, "B fails its check");
-    d.t.reset();
+    d.reset();
     d.run(&["health"]).assert_ok();
-    let old = d.t.status()["bad_releases"][0]["digest"].clone();
+    let old = d.status()["bad_releases"][0]["digest"].clone();
     // The vendor re-signs the same 1.2.0 (new created/expires: a new digest).
     std::thread::sleep(Duration::from_millis(1100));
-    d.t.dev
-        .env
+    d.env
         .release("resigned", &["--chunk-size", "262144"])
         .assert_ok();
-    for f in std::fs::read_dir(d.t.dev.env.p("resigned")).unwrap() {
+    for f in std::fs::read_dir(d.env.p("resigned")).unwrap() {
         let f = f.unwrap().path();
-        std::fs::copy(&f, d.t.dev.env.p("rel").join(f.file_name().unwrap())).unwrap();
+        std::fs::copy(&f, d.env.p("rel").join(f.file_name().unwrap())).unwrap();
     }
-    d.publish(&["--release", "acme-gw=manifest.json"])
+    d.publish_channel(&["--release", "acme-gw=manifest.json"])
         .assert_ok();
-    let p = d.check(&[]);
+    let p = check_json(&d, &[]);
     assert_ne!(
         p["release"]["digest"], old,
         "the re-signed release has a new digest"
@@ -704,23 +647,23 @@ fn a_bad_release_re_signed_with_a_new_expiry_is_still_not_retried() {
 #[test]
 fn daemon_configuration_errors_stop_it() {
     // A keyring without channel keys: exit 2 before the first poll.
-    let d = FleetDevice::new("");
-    reinit_ring(&d.t.dev.env, false);
+    let d = fleet_device();
+    reinit_ring(&d.env, false);
     d.run(&["daemon"]).assert_fails(2, "no channel keys");
     // No channel configured: nothing to follow, not a failure.
-    let cfg = std::fs::read_to_string(d.t.dev.config()).unwrap();
+    let cfg = std::fs::read_to_string(d.config()).unwrap();
     let cfg: String = cfg
         .lines()
         .filter(|l| !l.starts_with("channel ="))
         .map(|l| format!("{l}\n"))
         .collect();
-    std::fs::write(d.t.dev.config(), cfg).unwrap();
+    std::fs::write(d.config(), cfg).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let sock_path = dir.path().join("notify");
     let sock = UnixDatagram::bind(&sock_path).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let out = Command::new(bin())
-        .args(["--config", &d.t.dev.config(), "daemon"])
+        .args(["--config", &d.config(), "daemon"])
         .env("NOTIFY_SOCKET", &sock_path)
         .output()
         .unwrap();
@@ -731,16 +674,13 @@ fn daemon_configuration_errors_stop_it() {
     let n = sock.recv(&mut buf).unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("READY=1"));
     // No keyring at all: a configuration error too (exit 2), not an I/O one.
-    std::fs::remove_dir_all(d.t.dev.env.p("ring")).unwrap();
-    let cfg = std::fs::read_to_string(d.t.dev.config()).unwrap();
+    std::fs::remove_dir_all(d.env.p("ring")).unwrap();
+    let cfg = std::fs::read_to_string(d.config()).unwrap();
     std::fs::write(
-        d.t.dev.config(),
+        d.config(),
         cfg.replace(
             "[daemon]\n",
-            &format!(
-                "[daemon]\nchannel = \"{}\"\n",
-                d.t.dev.server.url("stable.json")
-            ),
+            &format!("[daemon]\nchannel = \"{}\"\n", d.server.url("stable.json")),
         ),
     )
     .unwrap();
@@ -749,14 +689,14 @@ fn daemon_configuration_errors_stop_it() {
 
 #[test]
 fn channel_name_and_validity_are_enforced() {
-    let d = FleetDevice::new("");
+    let d = fleet_device();
     // A validly signed channel of another name, served at this URL.
-    d.publish(&["--release", "acme-gw=manifest.json", "--name", "beta"])
+    d.publish_channel(&["--release", "acme-gw=manifest.json", "--name", "beta"])
         .assert_ok();
     d.run(&["check"])
         .assert_fails(3, "this device follows \"stable\"");
     // A channel valid for a year: freeze detection switched off.
-    d.publish(&["--release", "acme-gw=manifest.json", "--expires", "365d"])
+    d.publish_channel(&["--release", "acme-gw=manifest.json", "--expires", "365d"])
         .assert_ok();
     d.run(&["check"]).assert_fails(3, "longer than the 31 days");
 }
@@ -766,7 +706,7 @@ fn watchdog_pings_stop_while_the_daemon_is_stuck() {
     // The channel server accepts and never answers; the HTTP stall timeout
     // is far longer than the watchdog interval, so the daemon is stuck in
     // one read and systemd must stop hearing from it.
-    let d = FleetDevice::new("jitter_secs = 1");
+    let d = fleet().set("daemon", "jitter_secs", "1").build();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let held = Arc::new(Mutex::new(Vec::new()));
@@ -776,7 +716,7 @@ fn watchdog_pings_stop_while_the_daemon_is_stuck() {
             h.lock().unwrap().push(s);
         }
     });
-    let frag = d.t.dev.env.p("dev/config.d/90-stuck.toml");
+    let frag = d.env.p("dev/config.d/90-stuck.toml");
     crate::common::write(
         &frag,
         format!(
@@ -818,8 +758,8 @@ fn a_channel_key_rotation_voids_the_replay_floor_it_pushed_up() {
     // stolen channel key (c1) signs a channel issued ahead of the genuine
     // ones; once a root replaces every channel key, the replay floor it
     // pushed up is void.
-    let d = FleetDevice::new("");
-    let env = &d.t.dev.env;
+    let d = fleet_device();
+    let env = &d.env;
     env.keygen("r1");
     env.keygen("c2");
     env.reinit_ring(&[
@@ -891,7 +831,7 @@ fn a_channel_key_rotation_voids_the_replay_floor_it_pushed_up() {
     // The genuine channel signed by c2: followed, the old floor void.
     channel("c2", "2026-03-05T00:00:00Z");
     d.run(&now).assert_ok();
-    let st = d.t.dev.status();
+    let st = d.status();
     assert_eq!(st["root"]["version"], 2);
     assert_eq!(
         st["channels_issued"]["stable"], "2026-03-05T00:00:00Z",

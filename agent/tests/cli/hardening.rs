@@ -11,9 +11,14 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::common::*;
-use crate::install::Device;
-use crate::trial::TrialDevice;
+use crate::device::{Boot, Builder, Device};
 use updater_testkit::{Fault, Server};
+
+/// A device with a GRUB env, a recorded reboot command and a passing
+/// health check.
+fn trial() -> Builder {
+    Builder::new().boot(Boot::Grub).trials()
+}
 
 /// Rewrite the device's config with `f`.
 fn edit_config(dev: &Device, f: impl FnOnce(String) -> String) {
@@ -36,7 +41,7 @@ fn b_rootfs_at(dev: &Device, path: &std::path::Path) {
 fn every_alias_of_the_booted_slot_is_refused_before_a_byte_is_written() {
     // A hard link and a symlink to slot A's image, as slot B's target.
     for how in ["hard link", "symlink"] {
-        let dev = Device::new();
+        let dev = Builder::new().build();
         let alias = dev.env.p("dev/alias.img");
         let a = dev.env.p("dev/slots/A.rootfs");
         if how == "hard link" {
@@ -54,24 +59,41 @@ fn every_alias_of_the_booted_slot_is_refused_before_a_byte_is_written() {
     }
 }
 
+/// Two block device nodes of one device as slots A and B are refused.
+///
+/// Needs mknod of block device nodes (root, or CAP_MKNOD). Where that is not
+/// permitted the test is SKIPPED, and says so and why where the run shows
+/// it (`common::can_run`: a `SKIPPED` line on stderr and in
+/// `target/test-skips/`; a failure instead with `UPDATER_NO_SKIP=1`).
 #[test]
 fn a_second_device_node_of_the_booted_partition_is_refused() {
     // Two nodes with the same device number in a test folder. Neither is
     // ever opened: the refusal comes from stat alone. (The numbers are a
     // loop device minor no test machine uses; nothing could be written to
     // it even if the check were missing, as opening it fails.)
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let (a, b) = (dev.env.p("dev/nodeA"), dev.env.p("dev/nodeB"));
-    let mknod = |p: &std::path::Path| {
-        Command::new("mknod")
-            .arg(p)
-            .args(["b", "7", "243"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
+    let mknod = |p: &std::path::Path| match Command::new("mknod")
+        .arg(p)
+        .args(["b", "7", "243"])
+        .output()
+    {
+        Ok(o) if o.status.success() => Ok(()),
+        Ok(o) => Err(format!(
+            "`mknod PATH b 7 243` failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("mknod could not be run: {e}")),
     };
-    if !(mknod(&a) && mknod(&b)) {
-        eprintln!("skipped: mknod is not permitted here");
+    let why = mknod(&a).and_then(|()| mknod(&b)).err();
+    if !can_run(
+        why.is_none(),
+        &format!(
+            "block device nodes cannot be made here: {}",
+            why.unwrap_or_default()
+        ),
+    ) {
         return;
     }
     let d = dev.env.s("dev");
@@ -90,23 +112,44 @@ fn a_second_device_node_of_the_booted_partition_is_refused() {
     assert_eq!(dev.server.body_bytes(), 0);
 }
 
+/// A loop device over slot A's image, as slot B, is refused.
+///
+/// Needs a loop device (losetup, root, /dev/loop-control). Where none can
+/// be set up the test is SKIPPED, and says so and why where the run shows
+/// it (`common::can_run`: a `SKIPPED` line on stderr and in
+/// `target/test-skips/`; a failure instead with `UPDATER_NO_SKIP=1`).
 #[test]
 fn a_loop_device_over_the_booted_image_is_refused() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let a = dev.env.p("dev/slots/A.rootfs");
     let out = Command::new("losetup")
         .args(["--find", "--show", "--read-only"])
         .arg(&a)
         .output();
-    let Some(loopdev) = out
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .filter(|s| !s.is_empty())
-    else {
-        eprintln!("skipped: no loop devices on this machine");
-        return;
+    let loopdev = match out {
+        Ok(o) if o.status.success() => {
+            let name = String::from_utf8_lossy(&o.stdout).trim().to_string();
+            if name.is_empty() {
+                Err("`losetup --find --show` named no loop device".to_string())
+            } else {
+                Ok(name)
+            }
+        }
+        Ok(o) => Err(format!(
+            "`losetup --find --show --read-only` failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
+        Err(e) => Err(format!("losetup could not be run: {e}")),
     };
+    let why = loopdev.as_ref().err().cloned().unwrap_or_default();
+    if !can_run(
+        loopdev.is_ok(),
+        &format!("no loop device can be set up here: {why}"),
+    ) {
+        return;
+    }
+    let loopdev = loopdev.unwrap();
     // A read-only loop device over slot A's image, named as slot B.
     b_rootfs_at(&dev, std::path::Path::new(&loopdev));
     let r = dev.apply_url();
@@ -117,7 +160,7 @@ fn a_loop_device_over_the_booted_image_is_refused() {
 
 #[test]
 fn two_inactive_groups_never_share_storage() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let d = dev.env.s("dev");
     std::fs::write(dev.env.p("dev/slots/B.rootfs"), b"").unwrap();
     std::fs::hard_link(
@@ -139,7 +182,7 @@ fn two_inactive_groups_never_share_storage() {
 
 #[test]
 fn a_state_folder_or_keyring_others_can_change_is_refused() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let state = dev.env.p("dev/state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -161,7 +204,7 @@ fn a_state_folder_or_keyring_others_can_change_is_refused() {
 
 #[test]
 fn a_planted_lock_link_is_refused() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let state = dev.env.p("dev/state");
     std::fs::create_dir_all(&state).unwrap();
     std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).unwrap();
@@ -188,7 +231,7 @@ fn forge(env: &TestEnv, edit: impl FnOnce(&mut Value, &TestEnv)) {
 #[test]
 fn signed_metadata_that_asks_too_much_is_refused_with_a_line() {
     // A validly signed chunk table (schema 1) that declares 1 TiB chunks.
-    let dev = Device::new();
+    let dev = Builder::new().build();
     std::fs::remove_dir_all(dev.env.p("rel")).unwrap();
     dev.env
         .release("rel", &["--chunk-size", "262144", "--schema", "1"])
@@ -226,7 +269,7 @@ fn signed_metadata_that_asks_too_much_is_refused_with_a_line() {
         ("size", "over the 1099511627776-byte limit"),
         ("cmdline", "never closed"),
     ] {
-        let dev = Device::new();
+        let dev = Builder::new().build();
         forge(&dev.env, |v, _| match what {
             "images" => {
                 let img = v["images"][0].clone();
@@ -249,7 +292,7 @@ fn signed_metadata_that_asks_too_much_is_refused_with_a_line() {
             "{what}: more than the manifest was fetched"
         );
     }
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let mut env: Value =
         serde_json::from_slice(&std::fs::read(dev.env.p("rel/manifest.json")).unwrap()).unwrap();
     let sig = env["signatures"][0].clone();
@@ -282,7 +325,7 @@ fn a_quoted_slot_on_the_manifest_command_line_is_refused() {
 #[test]
 fn a_link_that_drops_every_megabyte_or_quarter_still_completes_fetching_each_byte_once() {
     for every in [1u64 << 20, 256 << 10] {
-        let dev = Device::new();
+        let dev = Builder::new().build();
         dev.server
             .fault(Fault::DropAfter(every), Some("rootfs.img.zst"), u32::MAX);
         let r = dev.run(&["apply", &dev.server.url("manifest.json"), "--json"]);
@@ -307,9 +350,9 @@ fn a_link_that_drops_every_megabyte_or_quarter_still_completes_fetching_each_byt
 
 #[test]
 fn a_server_that_trickles_is_given_up_on_within_the_bound() {
-    let dev = Device::with_http(
-        "min_speed_bytes_per_sec = 2000\nmin_speed_window_secs = 2\nretry_budget_secs = 4",
-    );
+    let dev = Builder::new()
+        .http("min_speed_bytes_per_sec = 2000\nmin_speed_window_secs = 2\nretry_budget_secs = 4")
+        .build();
     dev.server.set_rate(1);
     let t = Instant::now();
     let r = dev.apply_url();
@@ -353,7 +396,7 @@ fn redirector(to: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicBo
 
 #[test]
 fn redirects_go_only_where_they_may() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let (url, _stop) = redirector(format!("http://{}", dev.server.addr()));
     let to = format!("{url}/manifest.json");
     dev.run(&["apply", &to]).assert_fails(4, "another host");
@@ -377,8 +420,8 @@ fn health_fails_closed_and_says_so_with_exit_7() {
         ("not executable", 1),
         ("writable by others", 2),
     ] {
-        let t = TrialDevice::new();
-        let dir = t.dev.env.p("dev/health.d");
+        let t = trial().build();
+        let dir = t.env.p("dev/health.d");
         match setup {
             0 => std::fs::remove_dir_all(&dir).unwrap(),
             1 => {
@@ -399,7 +442,7 @@ fn health_fails_closed_and_says_so_with_exit_7() {
         let why = st["groups"]["B"]["last_error"].as_str().unwrap();
         let expect = ["never a pass", "not executable", "writable by every user"][setup];
         assert!(why.contains(expect), "{case}: {why}");
-        t.check_invariants();
+        t.check_boot_invariants();
     }
 }
 
@@ -409,7 +452,7 @@ fn a_clock_set_back_cannot_revive_an_expired_release() {
     // February is installed on 15 February. Set back to 20 January, the
     // clock would make 1.2.0 valid again: the floor (the latest signed time
     // seen) says no.
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let env = &dev.env;
     std::fs::write(env.p("rootfs2.img"), pattern(200_000, 5)).unwrap();
     let (out, key, img) = (
@@ -473,7 +516,7 @@ fn a_clock_set_back_cannot_revive_an_expired_release() {
 
 #[test]
 fn a_clock_set_ahead_after_boot_does_not_fail_a_healthy_trial() {
-    let t = TrialDevice::new();
+    let t = trial().build();
     t.apply_reboot().assert_ok();
     assert_eq!(t.reset(), "B");
     // Ten years ahead: by the wall clock the trial's deadline (ten minutes)
@@ -482,13 +525,7 @@ fn a_clock_set_ahead_after_boot_does_not_fail_a_healthy_trial() {
     r.assert_ok();
     assert!(r.stdout.contains("committed"), "{}", r.stdout);
     // An overdue trial (by the boot's clock) still fails.
-    let t = TrialDevice::new();
-    let cfg = std::fs::read_to_string(t.dev.config()).unwrap();
-    std::fs::write(
-        t.dev.config(),
-        cfg.replace("[trial]\n", "[trial]\ndeadline_secs = 1\n"),
-    )
-    .unwrap();
+    let t = trial().set("trial", "deadline_secs", "1").build();
     t.apply_reboot().assert_ok();
     assert_eq!(t.reset(), "B");
     std::thread::sleep(Duration::from_millis(2100));
@@ -506,12 +543,12 @@ fn a_clock_set_ahead_after_boot_does_not_fail_a_healthy_trial() {
 
 #[test]
 fn distinct_exit_codes_for_busy_trial_pending_and_corrupt_state() {
-    let t = TrialDevice::new();
+    let t = trial().build();
     t.apply_reboot().assert_ok();
-    let url = t.dev.server.url("manifest.json");
+    let url = t.server.url("manifest.json");
     t.run(&["apply", &url])
         .assert_fails(9, "a trial of slot B is pending");
-    let dev = Device::new();
+    let dev = Builder::new().build();
     std::fs::create_dir_all(dev.env.p("dev/state")).unwrap();
     std::fs::set_permissions(
         dev.env.p("dev/state"),
@@ -560,33 +597,23 @@ fn output_into_a_closed_pipe_is_not_a_crash() {
 
 #[test]
 fn a_failing_reboot_command_disarms_the_one_shot_and_says_how_to_retry() {
-    let t = TrialDevice::new();
-    let cfg = std::fs::read_to_string(t.dev.config()).unwrap();
-    let cfg = cfg
-        .lines()
-        .map(|l| {
-            if l.starts_with("reboot_command") {
-                "reboot_command = [\"false\"]".to_string()
-            } else {
-                l.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    std::fs::write(t.dev.config(), cfg).unwrap();
+    // A reboot command that fails.
+    let t = trial()
+        .set("trial", "reboot_command", "[\"false\"]")
+        .build();
     let r = t.apply_reboot();
     r.assert_fails(6, "the one-shot trial was disarmed");
     assert!(r.stderr.contains("updater activate"), "{}", r.stderr);
-    assert_eq!(t.env()["B_TRY"], "0");
+    assert_eq!(t.boot_env()["B_TRY"], "0");
     let st = t.status();
     assert_eq!(st["groups"]["B"]["status"], "installed", "{st}");
     assert!(st["trial"].is_null());
-    t.check_invariants();
+    t.check_boot_invariants();
 }
 
 #[test]
 fn a_missing_file_env_is_an_error_not_a_guess() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     std::fs::remove_file(dev.env.p("dev/boot.env")).unwrap();
     let r = dev.apply_url();
     r.assert_fails(6, "never invents one");
@@ -596,7 +623,7 @@ fn a_missing_file_env_is_an_error_not_a_guess() {
 
 #[test]
 fn a_release_valid_for_years_is_refused() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     std::fs::remove_dir_all(dev.env.p("rel")).unwrap();
     dev.env
         .release("rel", &["--chunk-size", "262144", "--expires", "800"])

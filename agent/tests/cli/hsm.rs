@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::common::*;
-use crate::install::Device;
+use crate::device::Builder;
 
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
 
@@ -108,7 +108,7 @@ fn signer(conf: &Path, id: &str) -> String {
 
 #[test]
 fn a_token_key_signs_a_release_and_a_root_that_a_device_accepts() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let env = &dev.env;
     let hsm = env.p("hsm");
     std::fs::create_dir_all(hsm.join("tokens")).unwrap();

@@ -5,154 +5,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
+use crate::device::{Builder, ROOTFS_LEN};
 use serde_json::Value;
 use updater_format::Sha256Digest;
-use updater_testkit::{Fault, Server};
-
-/// A device: config, keyring, boot env, file slots; slot A booted.
-pub struct Device {
-    pub env: TestEnv,
-    pub server: Server,
-    pub a_hash: Sha256Digest,
-}
-
-const ROOTFS_LEN: usize = 2_500_000;
-
-impl Device {
-    pub fn new() -> Device {
-        Self::with_http("")
-    }
-
-    /// A device whose config has `http_extra` lines in its [http] table.
-    pub fn with_http(http_extra: &str) -> Device {
-        let env = TestEnv::new();
-        std::fs::write(env.p("rootfs.img"), pattern(ROOTFS_LEN, 11)).unwrap();
-        env.release("rel", &["--chunk-size", "262144"]).assert_ok();
-        std::fs::create_dir_all(env.p("dev/slots")).unwrap();
-        let a = pattern(ROOTFS_LEN, 3);
-        std::fs::write(env.p("dev/slots/A.rootfs"), &a).unwrap();
-        std::fs::write(env.p("dev/cmdline"), "console=ttyS0 updater.slot=A quiet\n").unwrap();
-        // The file backend's env, as the device's slot chooser keeps it.
-        std::fs::write(env.p("dev/boot.env"), "ORDER=A B\nA_OK=1\nB_OK=0\nTRY=\n").unwrap();
-        let d = env.s("dev");
-        let config = format!(
-            r#"compatible = "acme-gw"
-state_dir = "{d}/state"
-keyring = "{ring}"
-cmdline_path = "{d}/cmdline"
-[bootloader]
-backend = "file"
-path = "{d}/boot.env"
-[http]
-connect_timeout_secs = 2
-stall_timeout_secs = 2
-retries = 4
-backoff_initial_ms = 20
-backoff_max_ms = 200
-{http_extra}
-[install]
-checkpoint_interval_ms = 50
-[slots.A.targets]
-rootfs = "{d}/slots/A.rootfs"
-[slots.B.targets]
-rootfs = "{d}/slots/B.rootfs"
-"#,
-            ring = env.s("ring")
-        );
-        std::fs::write(env.p("dev/config.toml"), config).unwrap();
-        let server = Server::start(&env.p("rel"), "127.0.0.1:0").unwrap();
-        Device {
-            env,
-            server,
-            a_hash: Sha256Digest::of(&a),
-        }
-    }
-
-    pub fn config(&self) -> String {
-        self.env.s("dev/config.toml")
-    }
-
-    pub fn run(&self, args: &[&str]) -> Run {
-        let cfg = self.config();
-        let mut all = vec!["--config", &cfg];
-        all.extend_from_slice(args);
-        updater(&all)
-    }
-
-    /// `updater apply URL` running in the background.
-    pub fn spawn_apply(&self) -> std::process::Child {
-        Command::new(bin())
-            .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1")
-            .args([
-                "--config",
-                &self.config(),
-                "apply",
-                &self.server.url("manifest.json"),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    }
-
-    pub fn apply_url(&self) -> Run {
-        let url = self.server.url("manifest.json");
-        self.run(&["apply", &url])
-    }
-
-    pub fn status(&self) -> Value {
-        let r = self.run(&["status", "--json"]);
-        r.assert_ok();
-        serde_json::from_str(r.stdout.trim()).unwrap()
-    }
-
-    pub fn b(&self) -> Vec<u8> {
-        std::fs::read(self.env.p("dev/slots/B.rootfs")).unwrap_or_default()
-    }
-
-    pub fn expected(&self) -> Vec<u8> {
-        std::fs::read(self.env.p("rootfs.img")).unwrap()
-    }
-
-    /// The invariants after any run: A untouched, state parses, B not
-    /// bootable unless installed.
-    pub fn check_invariants(&self) {
-        let a = std::fs::read(self.env.p("dev/slots/A.rootfs")).unwrap();
-        assert_eq!(
-            Sha256Digest::of(&a),
-            self.a_hash,
-            "the booted slot was written"
-        );
-        let st = self.status();
-        assert_eq!(st["groups"]["A"]["status"], "good");
-        // Once anything was attempted on B, B is unbootable until tried.
-        if st["groups"]["B"]["status"] != "empty" {
-            assert_eq!(st["groups"]["B"]["bootable"], false, "{st}");
-        }
-    }
-
-    /// Slot A still holds what it held at the start.
-    pub fn check_invariants_a_intact(&self) {
-        let a = std::fs::read(self.env.p("dev/slots/A.rootfs")).unwrap();
-        assert_eq!(Sha256Digest::of(&a), self.a_hash, "slot A was written");
-    }
-
-    pub fn assert_installed(&self) {
-        assert!(
-            self.b() == self.expected(),
-            "slot B does not hold the release image"
-        );
-        let st = self.status();
-        assert_eq!(st["groups"]["B"]["status"], "installed", "{st}");
-        assert_eq!(st["groups"]["B"]["version"], "1.2.0");
-        assert!(st["install"].is_null());
-        self.check_invariants();
-    }
-}
+use updater_testkit::Fault;
 
 #[test]
 fn apply_over_http_then_status() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let r = dev.apply_url();
     r.assert_ok();
     assert!(
@@ -180,7 +40,7 @@ fn apply_over_http_then_status() {
 
 #[test]
 fn apply_from_a_local_folder() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let rel = dev.env.s("rel");
     dev.run(&["apply", &rel]).assert_ok();
     dev.assert_installed();
@@ -191,7 +51,7 @@ fn apply_from_a_local_folder() {
 
 #[test]
 fn json_progress_events() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let url = dev.server.url("manifest.json");
     let r = dev.run(&["apply", &url, "--json"]);
     r.assert_ok();
@@ -219,7 +79,7 @@ fn json_progress_events() {
 
 #[test]
 fn dropped_connections_are_resumed_with_ranges() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     dev.server
         .fault(Fault::DropAfter(700_000), Some("rootfs.img.zst"), 2);
     let r = dev.apply_url();
@@ -238,7 +98,7 @@ fn dropped_connections_are_resumed_with_ranges() {
 
 #[test]
 fn server_errors_are_retried() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     dev.server
         .fault(Fault::Status(503), Some("rootfs.img.zst"), 2);
     dev.server
@@ -249,11 +109,11 @@ fn server_errors_are_retried() {
 
 #[test]
 fn persistent_server_errors_fail_with_exit_4() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     dev.server
         .fault(Fault::Status(503), Some("rootfs.img.zst"), 100);
     dev.apply_url().assert_fails(4, "HTTP 503");
-    dev.check_invariants();
+    dev.check_install_invariants();
     let st = dev.status();
     assert_eq!(st["groups"]["B"]["status"], "installing");
     assert!(st["groups"]["B"]["last_error"]
@@ -264,18 +124,18 @@ fn persistent_server_errors_fail_with_exit_4() {
 
 #[test]
 fn not_found_is_not_retried() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     std::fs::remove_file(dev.env.p("rel/rootfs.img.zst")).unwrap();
     let t = Instant::now();
     dev.apply_url().assert_fails(4, "HTTP 404");
     assert!(dev.server.log().iter().filter(|l| l.status == 404).count() == 1);
     assert!(t.elapsed() < Duration::from_secs(10));
-    dev.check_invariants();
+    dev.check_install_invariants();
 }
 
 #[test]
 fn a_stalled_server_times_out_and_resumes() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     dev.server.fault(
         Fault::StallAfter(400_000, Duration::from_secs(6)),
         Some("rootfs.img.zst"),
@@ -287,7 +147,7 @@ fn a_stalled_server_times_out_and_resumes() {
 
 #[test]
 fn a_lying_content_length_is_survived() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     dev.server
         .fault(Fault::ShortBody(5000), Some("rootfs.img.zst"), 1);
     dev.apply_url().assert_ok();
@@ -296,7 +156,7 @@ fn a_lying_content_length_is_survived() {
 
 #[test]
 fn a_server_that_ignores_range_is_handled() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     dev.server
         .fault(Fault::DropAfter(900_000), Some("rootfs.img.zst"), 1);
     dev.server
@@ -312,12 +172,12 @@ fn a_server_that_ignores_range_is_handled() {
 
 #[test]
 fn a_flipped_byte_is_refused_before_it_is_written() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     dev.server
         .fault(Fault::FlipByte(1_500_000), Some("rootfs.img.zst"), 100);
     dev.apply_url()
         .assert_fails(3, "do not match the signed index");
-    dev.check_invariants();
+    dev.check_install_invariants();
     // Nothing from the corrupt chunk on reached the slot: the slot file
     // ends before that chunk's region.
     let chunks = updater_testkit::read_index(&dev.env.p("rel/rootfs.index"));
@@ -342,7 +202,7 @@ fn a_flipped_byte_is_refused_before_it_is_written() {
 
 #[test]
 fn a_chunk_from_another_release_is_refused() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     // Another release of the same product with different contents.
     std::fs::write(dev.env.p("other.img"), pattern(ROOTFS_LEN, 99)).unwrap();
     dev.env
@@ -354,12 +214,12 @@ fn a_chunk_from_another_release_is_refused() {
     )
     .unwrap();
     dev.apply_url().assert_fails(3, "");
-    dev.check_invariants();
+    dev.check_install_invariants();
 }
 
 #[test]
 fn a_file_replaced_mid_download_is_not_spliced() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     // The connection breaks mid-image and the file is "re-uploaded" (new
     // ETag) at that moment: the resume's If-Range no longer matches, the
     // server sends the whole file (200), and the agent skips to where it was,
@@ -388,15 +248,15 @@ fn a_file_replaced_mid_download_is_not_spliced() {
 
 #[test]
 fn an_oversized_manifest_is_refused() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     std::fs::write(dev.env.p("rel/manifest.json"), vec![b' '; 2 << 20]).unwrap();
     dev.apply_url().assert_fails(3, "");
-    dev.check_invariants();
+    dev.check_install_invariants();
 }
 
 #[test]
 fn an_untrusted_release_writes_nothing() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let (_, m) = dev.env.read("rel/manifest.json");
     dev.env.write_signed(
         "rel/manifest.json",
@@ -413,7 +273,7 @@ fn an_untrusted_release_writes_nothing() {
 
 #[test]
 fn booted_slot_detection_refuses_to_guess() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     std::fs::write(dev.env.p("dev/cmdline"), "console=ttyS0 root=/dev/sda9\n").unwrap();
     dev.apply_url()
         .assert_fails(2, "cannot tell which slot group is booted");
@@ -429,7 +289,7 @@ fn booted_slot_detection_refuses_to_guess() {
 
 #[test]
 fn booted_b_installs_into_a() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     // Booted from B: the install must go to A, never B.
     std::fs::write(dev.env.p("dev/slots/B.rootfs"), b"running system B").unwrap();
     std::fs::write(dev.env.p("dev/cmdline"), "updater.slot=B\n").unwrap();
@@ -445,7 +305,7 @@ fn booted_b_installs_into_a() {
 
 #[test]
 fn corrupt_state_is_reported_and_kept() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     std::fs::create_dir_all(dev.env.p("dev/state")).unwrap();
     std::fs::write(dev.env.p("dev/state/state.json"), b"{\"version\":1,").unwrap();
     dev.apply_url().assert_fails(10, "is corrupt");
@@ -458,7 +318,7 @@ fn corrupt_state_is_reported_and_kept() {
 
 #[test]
 fn two_agents_never_run_at_once() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     dev.server.set_rate(1_000_000);
     let mut first = dev.spawn_apply();
     std::thread::sleep(Duration::from_millis(500));
@@ -473,7 +333,7 @@ fn two_agents_never_run_at_once() {
 /// restarting.
 #[test]
 fn crash_anywhere_then_converge() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     dev.server.set_rate(1_000_000); // about 2.3 s per install
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
     let mut kills = 0;
@@ -490,7 +350,7 @@ fn crash_anywhere_then_converge() {
         }
         child.wait().unwrap();
         // After every crash: A intact, state parses, B unbootable.
-        dev.check_invariants();
+        dev.check_install_invariants();
         let st = dev.status();
         if st["groups"]["B"]["status"] == "installed" {
             // A finished run before the kill: start over from scratch so the

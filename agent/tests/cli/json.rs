@@ -8,7 +8,7 @@
 
 use serde_json::{json, Value};
 
-use crate::device::{Boot, Builder, Dev};
+use crate::device::{Boot, Builder, Device};
 
 /// The shape of a JSON value.
 fn shape(v: &Value) -> Value {
@@ -40,7 +40,7 @@ fn pinned(name: &str, v: &Value) {
 }
 
 /// `updater ARGS --json`, one document.
-fn doc(d: &Dev, args: &[&str]) -> Value {
+fn doc(d: &Device, args: &[&str]) -> Value {
     let r = d.run(args);
     assert!(matches!(r.code, 0 | 7), "{args:?}: {}", r.stderr);
     serde_json::from_str(r.stdout.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", r.stdout))
@@ -49,7 +49,7 @@ fn doc(d: &Dev, args: &[&str]) -> Value {
 /// `apply --json`'s lines as one document: the events in order, each with
 /// its shape (progress lines come at most twice a second, so how many there
 /// are is left out).
-fn lines(d: &Dev, args: &[&str]) -> Value {
+fn lines(d: &Device, args: &[&str]) -> Value {
     let r = d.run(args);
     r.assert_ok();
     Value::Array(

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use crate::common::*;
-use crate::install::Device;
+use crate::device::{Builder, Device};
 use nix::errno::Errno;
 use serde_json::Value;
 use updater::cli::progress::Progress;
@@ -88,129 +88,138 @@ impl Rebooter for FakeRebooter<'_> {
     }
 }
 
-struct KexecDevice {
-    dev: Device,
-    kernel: Vec<u8>,
-    initrd: Vec<u8>,
+/// The kernel of the release.
+fn kernel() -> Vec<u8> {
+    pattern(300_000, 21)
 }
 
-impl KexecDevice {
-    fn new(policy: &str) -> KexecDevice {
-        let dev = Device::new();
-        let kernel = pattern(300_000, 21);
-        let initrd = pattern(120_000, 22);
-        std::fs::write(dev.env.p("vmlinuz"), &kernel).unwrap();
-        std::fs::write(dev.env.p("initrd.img"), &initrd).unwrap();
-        // A release with a kernel, an initrd and a command line.
-        std::fs::remove_dir_all(dev.env.p("rel")).unwrap();
-        std::fs::create_dir_all(dev.env.p("rel")).unwrap();
-        let (k, i, kk) = (
-            dev.env.s("vmlinuz"),
-            dev.env.s("initrd.img"),
-            dev.env.s("keys/k1.key"),
-        );
-        dev.env
-            .release(
-                "rel",
-                &[
-                    "--kernel",
-                    &k,
-                    "--kernel-key",
-                    &kk,
-                    "--initrd",
-                    &i,
-                    "--cmdline",
-                    "console=ttyS0 quiet",
-                ],
-            )
-            .assert_ok();
-        let d = dev.env.s("dev");
-        let cfg = std::fs::read_to_string(dev.env.p("dev/config.toml")).unwrap();
-        let cfg = cfg
-            .replace(
-                "[slots.B.targets]\n",
-                &format!("[slots.B]\nroot_device = \"/dev/vda3\"\n[slots.B.targets]\nkernel = \"{d}/slots/B.vmlinuz\"\ninitrd = \"{d}/slots/B.initrd\"\n"),
-            )
-            .replace(
-                "[slots.A.targets]\n",
-                &format!("[slots.A.targets]\nkernel = \"{d}/slots/A.vmlinuz\"\ninitrd = \"{d}/slots/A.initrd\"\n"),
-            );
-        // A sysfs of the test's own: what the kernel reports about lockdown
-        // and kexec must not come from the build host.
-        std::fs::create_dir_all(dev.env.p("dev/sys")).unwrap();
-        let cfg = format!("{cfg}\n[kexec]\npolicy = \"{policy}\"\nwatchdog = \"/dev/watchdog\"\nwatchdog_timeout_secs = 45\nsys_root = \"{d}/sys\"\n");
-        std::fs::write(dev.env.p("dev/config.toml"), cfg).unwrap();
-        KexecDevice {
-            dev,
-            kernel,
-            initrd,
-        }
-    }
+/// The initrd of the release.
+fn initrd() -> Vec<u8> {
+    pattern(120_000, 22)
+}
 
-    fn settings(&self) -> updater::config::Settings {
-        updater::config::load(Some(&self.dev.env.p("dev/config.toml"))).unwrap()
-    }
-
-    /// `apply URL --kexec` with the doubles: the install, then the trial
-    /// start in the same session. Returns what the trial start did (the
-    /// install must succeed) and the log.
-    fn apply(
-        &self,
-        load: Result<(), Errno>,
-        survives: Result<(), String>,
-        dry_run: bool,
-    ) -> (anyhow::Result<Option<KexecOutcome>>, Vec<String>) {
-        let log = RefCell::new(Vec::new());
-        let settings = self.settings();
-        let loader = Recorder {
-            log: &log,
-            state_path: self.dev.env.p("dev/state/state.json"),
-            load_result: load,
-        };
-        let mut wd = FakeWatchdog {
-            log: &log,
-            survives,
-        };
-        let rb = FakeRebooter { log: &log };
-        let machine = Machine {
-            rebooter: &rb,
-            loader: &loader,
-            watchdog: Some(&mut wd),
-        };
-        let url = self.dev.server.url("manifest.json");
-        let mut session = Session::open(&settings, Clock::system()).unwrap();
-        let installed = updater::install::install(
-            &mut session,
-            &url,
-            None,
-            &mut Progress::Quiet,
-            &updater::install::Options::default(),
+/// A device whose slots have kernel and initrd targets (and B a root
+/// device), `kexec.policy = POLICY` with a watchdog and a sysfs of the
+/// test's own, and `kexec` lines more; the release served has a kernel, an
+/// initrd and a command line.
+fn device_with(policy: &str, kexec: &str) -> Device {
+    // What the kernel reports about lockdown and kexec (sys_root) must not
+    // come from the build host.
+    let dev = Builder::new()
+        .release_args(&[])
+        .set("kexec", "policy", &format!("\"{policy}\""))
+        .lines(
+            "kexec",
+            &format!(
+                "watchdog = \"/dev/watchdog\"\nwatchdog_timeout_secs = 45\nsys_root = \"{{dev}}/sys\"\n{kexec}"
+            ),
         )
-        .unwrap();
-        let r = updater::trial::start(
-            &mut session,
-            &installed.group,
-            &installed.manifest,
-            How::Kexec { dry_run },
-            machine,
-            &mut Progress::Quiet,
-        );
-        drop(session);
-        (r, log.into_inner())
-    }
+        .lines(
+            "slots.A.targets",
+            "kernel = \"{dev}/slots/A.vmlinuz\"\ninitrd = \"{dev}/slots/A.initrd\"",
+        )
+        .set("slots.B", "root_device", "\"/dev/vda3\"")
+        .lines(
+            "slots.B.targets",
+            "kernel = \"{dev}/slots/B.vmlinuz\"\ninitrd = \"{dev}/slots/B.initrd\"",
+        )
+        .build();
+    std::fs::create_dir_all(dev.env.p("dev/sys")).unwrap();
+    std::fs::write(dev.env.p("vmlinuz"), kernel()).unwrap();
+    std::fs::write(dev.env.p("initrd.img"), initrd()).unwrap();
+    // The release again, with a kernel, an initrd and a command line.
+    let (k, i, kk) = (
+        dev.env.s("vmlinuz"),
+        dev.env.s("initrd.img"),
+        dev.env.s("keys/k1.key"),
+    );
+    dev.publish_with(
+        "rootfs.img",
+        "1.2.0",
+        &[
+            "--kernel",
+            &k,
+            "--kernel-key",
+            &kk,
+            "--initrd",
+            &i,
+            "--cmdline",
+            "console=ttyS0 quiet",
+        ],
+    );
+    dev
+}
 
-    fn env(&self) -> String {
-        std::fs::read_to_string(self.dev.env.p("dev/boot.env")).unwrap()
-    }
+/// [`device_with`] and no more `kexec` lines.
+fn device(policy: &str) -> Device {
+    device_with(policy, "")
+}
+
+/// The device's settings, as the agent loads them.
+fn settings(dev: &Device) -> updater::config::Settings {
+    updater::config::load(Some(&dev.env.p("dev/config.toml"))).unwrap()
+}
+
+/// `apply URL --kexec` with the doubles: the install, then the trial start
+/// in the same session. Returns what the trial start did (the install must
+/// succeed) and the log.
+fn apply(
+    dev: &Device,
+    load: Result<(), Errno>,
+    survives: Result<(), String>,
+    dry_run: bool,
+) -> (anyhow::Result<Option<KexecOutcome>>, Vec<String>) {
+    let log = RefCell::new(Vec::new());
+    let settings = settings(dev);
+    let loader = Recorder {
+        log: &log,
+        state_path: dev.env.p("dev/state/state.json"),
+        load_result: load,
+    };
+    let mut wd = FakeWatchdog {
+        log: &log,
+        survives,
+    };
+    let rb = FakeRebooter { log: &log };
+    let machine = Machine {
+        rebooter: &rb,
+        loader: &loader,
+        watchdog: Some(&mut wd),
+    };
+    let url = dev.url();
+    let mut session = Session::open(&settings, Clock::system()).unwrap();
+    let installed = updater::install::install(
+        &mut session,
+        &url,
+        None,
+        &mut Progress::Quiet,
+        &updater::install::Options::default(),
+    )
+    .unwrap();
+    let r = updater::trial::start(
+        &mut session,
+        &installed.group,
+        &installed.manifest,
+        How::Kexec { dry_run },
+        machine,
+        &mut Progress::Quiet,
+    );
+    drop(session);
+    (r, log.into_inner())
+}
+
+/// The file boot env's text.
+fn env_text(dev: &Device) -> String {
+    std::fs::read_to_string(dev.env.p("dev/boot.env")).unwrap()
 }
 
 #[test]
 fn verify_record_load_arm_jump_in_that_order() {
-    let k = KexecDevice::new("require");
-    let (r, log) = k.apply(Ok(()), Ok(()), false);
+    let k = device("require");
+    let (r, log) = apply(&k, Ok(()), Ok(()), false);
     let out = r.unwrap();
-    let kd = Sha256Digest::of(&k.kernel).hex();
-    let id = Sha256Digest::of(&k.initrd).hex();
+    let kd = Sha256Digest::of(&kernel()).hex();
+    let id = Sha256Digest::of(&initrd()).hex();
     assert_eq!(
         log,
         vec![
@@ -220,11 +229,11 @@ fn verify_record_load_arm_jump_in_that_order() {
         ]
     );
     assert!(matches!(out, Some(KexecOutcome::Jumped { .. })));
-    let st = k.dev.status();
+    let st = k.status();
     assert_eq!(st["groups"]["B"]["status"], "trial");
     assert_eq!(st["trial"]["group"], "B");
     // The bootloader is untouched: A stays primary, no one-shot, B unbootable.
-    let env = k.env();
+    let env = env_text(&k);
     assert!(
         env.contains("ORDER=A B") && env.contains("B_OK=0") && env.contains("TRY=\n"),
         "{env}"
@@ -241,24 +250,24 @@ fn every_kernel_refusal_maps_to_its_message_and_exit_6_under_require() {
         (Errno::EOPNOTSUPP, "kexec_file_load"),
         (Errno::ENOEXEC, "bzImage"),
     ] {
-        let k = KexecDevice::new("require");
-        let (r, log) = k.apply(Err(errno), Ok(()), false);
+        let k = device("require");
+        let (r, log) = apply(&k, Err(errno), Ok(()), false);
         let e = r.unwrap_err();
         assert_eq!(classify(&e), ExitCode::Boot, "{errno}");
         assert!(format!("{e:#}").contains(word), "{errno}: {e:#}");
         // Loaded once, nothing armed, no restart; the trial is not left armed.
         assert_eq!(log.len(), 1, "{log:?}");
-        let st = k.dev.status();
+        let st = k.status();
         assert!(st["trial"].is_null(), "{st}");
         assert_eq!(st["groups"]["B"]["status"], "installed");
-        assert!(k.env().contains("TRY=\n"));
+        assert!(env_text(&k).contains("TRY=\n"));
     }
 }
 
 #[test]
 fn prefer_falls_back_to_a_reboot_trial_and_says_so() {
-    let k = KexecDevice::new("prefer");
-    let (r, log) = k.apply(Err(Errno::EKEYREJECTED), Ok(()), false);
+    let k = device("prefer");
+    let (r, log) = apply(&k, Err(Errno::EKEYREJECTED), Ok(()), false);
     let out = r.unwrap();
     match out {
         Some(KexecOutcome::FellBack { reason }) => {
@@ -271,16 +280,16 @@ fn prefer_falls_back_to_a_reboot_trial_and_says_so() {
         !log.iter().any(|l| l.starts_with("arm")),
         "the watchdog must not be armed for a reboot trial: {log:?}"
     );
-    assert!(k.env().contains("TRY=B"), "{}", k.env());
-    assert_eq!(k.dev.status()["trial"]["group"], "B");
+    assert!(env_text(&k).contains("TRY=B"), "{}", env_text(&k));
+    assert_eq!(k.status()["trial"]["group"], "B");
 }
 
 /// What the running kernel says about itself (sysfs, procfs) is reported by
 /// `status --json` and names the cause of a refusal.
 #[test]
 fn a_locked_down_kernel_is_reported_and_named_in_the_refusal() {
-    let k = KexecDevice::new("prefer");
-    let sys = k.dev.env.p("dev/sys");
+    let k = device("prefer");
+    let sys = k.env.p("dev/sys");
     std::fs::create_dir_all(sys.join("kernel/security")).unwrap();
     std::fs::write(
         sys.join("kernel/security/lockdown"),
@@ -288,11 +297,11 @@ fn a_locked_down_kernel_is_reported_and_named_in_the_refusal() {
     )
     .unwrap();
     std::fs::write(sys.join("kernel/kexec_loaded"), "0\n").unwrap();
-    let st = k.dev.status();
+    let st = k.status();
     assert_eq!(st["kernel"]["lockdown"], "integrity", "{st}");
     assert_eq!(st["kernel"]["kexec_sig"], "enforced", "{st}");
     assert_eq!(st["kernel"]["kexec_loaded"], false, "{st}");
-    let human = k.dev.run(&["status"]);
+    let human = k.run(&["status"]);
     human.assert_ok();
     assert!(
         human
@@ -302,7 +311,7 @@ fn a_locked_down_kernel_is_reported_and_named_in_the_refusal() {
         human.stdout
     );
 
-    let (r, _) = k.apply(Err(Errno::EPERM), Ok(()), false);
+    let (r, _) = apply(&k, Err(Errno::EPERM), Ok(()), false);
     match r.unwrap() {
         Some(KexecOutcome::FellBack { reason }) => assert!(
             reason.contains("enforces kexec signatures") && reason.contains("locked down"),
@@ -312,11 +321,11 @@ fn a_locked_down_kernel_is_reported_and_named_in_the_refusal() {
     }
 
     // kexec switched off until the next boot is named as that.
-    let k2 = KexecDevice::new("require");
-    let proc2 = k2.dev.env.p("dev/proc/sys/kernel");
+    let k2 = device("require");
+    let proc2 = k2.env.p("dev/proc/sys/kernel");
     std::fs::create_dir_all(&proc2).unwrap();
     std::fs::write(proc2.join("kexec_load_disabled"), "1\n").unwrap();
-    let (r, _) = k2.apply(Err(Errno::EPERM), Ok(()), false);
+    let (r, _) = apply(&k2, Err(Errno::EPERM), Ok(()), false);
     let e = r.unwrap_err();
     assert_eq!(classify(&e), ExitCode::Boot);
     assert!(
@@ -327,8 +336,8 @@ fn a_locked_down_kernel_is_reported_and_named_in_the_refusal() {
 
 #[test]
 fn policy_never_reboots_without_loading() {
-    let k = KexecDevice::new("never");
-    let (r, log) = k.apply(Ok(()), Ok(()), false);
+    let k = device("never");
+    let (r, log) = apply(&k, Ok(()), Ok(()), false);
     assert!(matches!(r.unwrap(), Some(KexecOutcome::FellBack { .. })));
     assert_eq!(log, vec!["restart reboot"]);
 }
@@ -336,37 +345,28 @@ fn policy_never_reboots_without_loading() {
 #[test]
 fn a_watchdog_that_stops_across_kexec_is_refused_or_warned() {
     let why = Err("the watchdog stops across a kexec".to_string());
-    let k = KexecDevice::new("require");
-    let (r, log) = k.apply(Ok(()), why.clone(), false);
+    let k = device("require");
+    let (r, log) = apply(&k, Ok(()), why.clone(), false);
     let e = r.unwrap_err();
     assert_eq!(classify(&e), ExitCode::Boot);
     assert!(log.is_empty(), "nothing may be loaded: {log:?}");
-    assert!(k.dev.status()["trial"].is_null());
+    assert!(k.status()["trial"].is_null());
 
-    let k = KexecDevice::new("prefer");
-    let (r, log) = k.apply(Ok(()), why.clone(), false);
+    let k = device("prefer");
+    let (r, log) = apply(&k, Ok(()), why.clone(), false);
     assert!(matches!(r.unwrap(), Some(KexecOutcome::FellBack { .. })));
     assert_eq!(log, vec!["restart reboot"]);
 
-    let k = KexecDevice::new("require");
-    let cfg = std::fs::read_to_string(k.dev.env.p("dev/config.toml")).unwrap();
-    std::fs::write(
-        k.dev.env.p("dev/config.toml"),
-        cfg.replace(
-            "watchdog_timeout_secs = 45",
-            "watchdog_timeout_secs = 45\nwatchdog_unsafe = \"warn\"",
-        ),
-    )
-    .unwrap();
-    let (r, log) = k.apply(Ok(()), why, false);
+    let k = device_with("require", "watchdog_unsafe = \"warn\"");
+    let (r, log) = apply(&k, Ok(()), why, false);
     assert!(matches!(r.unwrap(), Some(KexecOutcome::Jumped { .. })));
     assert_eq!(log.len(), 3);
 }
 
 #[test]
 fn dry_run_loads_and_unloads_and_changes_nothing() {
-    let k = KexecDevice::new("require");
-    let (r, log) = k.apply(Ok(()), Ok(()), true);
+    let k = device("require");
+    let (r, log) = apply(&k, Ok(()), Ok(()), true);
     match r.unwrap() {
         Some(KexecOutcome::DryRun {
             cmdline,
@@ -383,7 +383,7 @@ fn dry_run_loads_and_unloads_and_changes_nothing() {
     assert_eq!(log.len(), 2);
     assert!(log[0].contains("trial_recorded=false"));
     assert_eq!(log[1], "unload");
-    assert_eq!(k.dev.status()["groups"]["B"]["status"], "installed");
+    assert_eq!(k.status()["groups"]["B"]["status"], "installed");
 }
 
 /// A kernel or initrd changed on disk after the install, or a manifest whose
@@ -391,10 +391,10 @@ fn dry_run_loads_and_unloads_and_changes_nothing() {
 #[test]
 fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
     for what in ["kernel", "initrd", "cmdline"] {
-        let k = KexecDevice::new("require");
+        let k = device("require");
         // Install only.
-        let url = k.dev.server.url("manifest.json");
-        let settings = k.settings();
+        let url = k.server.url("manifest.json");
+        let settings = settings(&k);
         let mut session = Session::open(&settings, Clock::system()).unwrap();
         let installed = updater::install::install(
             &mut session,
@@ -412,7 +412,7 @@ fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
                 } else {
                     "initrd"
                 };
-                let p = k.dev.env.p(&format!("dev/slots/B.{ext}"));
+                let p = k.env.p(&format!("dev/slots/B.{ext}"));
                 let mut b = std::fs::read(&p).unwrap();
                 b[1000] ^= 1;
                 std::fs::write(&p, b).unwrap();
@@ -433,7 +433,7 @@ fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
         let log = RefCell::new(Vec::new());
         let loader = Recorder {
             log: &log,
-            state_path: k.dev.env.p("dev/state/state.json"),
+            state_path: k.env.p("dev/state/state.json"),
             load_result: Ok(()),
         };
         let mut wd = FakeWatchdog {
@@ -463,7 +463,7 @@ fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
         );
         drop(session);
         assert!(
-            k.dev.status()["trial"].is_null(),
+            k.status()["trial"].is_null(),
             "{what}: a trial was recorded"
         );
     }

@@ -5,24 +5,17 @@
 //! chain rules themselves are tested in format/tests/root.rs.
 
 use crate::common::*;
-use crate::install::Device;
+use crate::device::{Boot, Builder, Device};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use updater_format::keys::{Keyring, PrivateKey, PublicKey};
 use updater_format::root::{seal, Root};
 
 /// A device whose keyring is root version 1: manifest m1, kernel k1, root
-/// r1 (threshold 1).
+/// r1 (threshold 1); r2 is another root key, trusted by nobody yet.
 fn device() -> Device {
-    let dev = Device::new();
-    let env = &dev.env;
-    env.keygen("r1");
-    env.keygen("r2");
-    env.reinit_ring(&[
-        ("--manifest-key", "m1"),
-        ("--kernel-key", "k1"),
-        ("--root-key", "r1"),
-    ]);
+    let dev = Builder::new().root_key().build();
+    dev.env.keygen("r2");
     dev
 }
 
@@ -180,7 +173,7 @@ fn a_dry_run_follows_the_chain_without_persisting_it() {
 fn a_device_without_a_root_role_fetches_no_roots() {
     // Provisioned before roots: keyring.toml as it was, whatever a server
     // puts in root/.
-    let dev = Device::new();
+    let dev = Builder::new().build();
     write(&dev.env.p("rel/2.root.json"), b"not a root");
     dev.apply_url().assert_ok();
     assert!(dev.status()["root"].is_null());
@@ -213,21 +206,13 @@ fn publish_release(dev: &Device, key: &str, version: &str, security: &str) {
     }
 }
 
-/// A TrialDevice (GRUB env, recorded reboots) whose keyring is root 1.
-fn trial_device() -> crate::trial::TrialDevice {
-    let t = crate::trial::TrialDevice::new();
-    let env = &t.dev.env;
-    env.keygen("r1");
-    env.reinit_ring(&[
-        ("--manifest-key", "m1"),
-        ("--kernel-key", "k1"),
-        ("--root-key", "r1"),
-    ]);
-    t
+/// A device with a GRUB env and recorded reboots whose keyring is root 1.
+fn trial_device() -> Device {
+    Builder::new().boot(Boot::Grub).trials().root_key().build()
 }
 
 /// Install what the server serves by a one-shot trial and commit it.
-fn install_and_commit(t: &crate::trial::TrialDevice) -> String {
+fn install_and_commit(t: &Device) -> String {
     t.apply_reboot().assert_ok();
     let slot = t.reset();
     t.run(&["health"]).assert_ok();
@@ -237,7 +222,7 @@ fn install_and_commit(t: &crate::trial::TrialDevice) -> String {
 #[test]
 fn a_leaked_manifest_key_bricks_updates_until_a_root_rotation_recovers_them() {
     let t = trial_device();
-    let dev = &t.dev;
+    let dev = &t;
     // 1. The attacker holds m1, the manifest key: a validly signed release
     //    with the highest security_version and an absurd version installs
     //    and commits.
@@ -283,16 +268,15 @@ fn a_leaked_manifest_key_bricks_updates_until_a_root_rotation_recovers_them() {
 
 #[test]
 fn a_security_version_jump_over_the_step_is_refused_unless_the_root_allows_it() {
-    let t = trial_device();
-    let dev = &t.dev;
-    let cfg = dev.config();
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    let text = text.replace(
-        "checkpoint_interval_ms = 50\n",
-        "checkpoint_interval_ms = 50\nmax_security_step = 100\n",
-    );
-    assert!(text.contains("max_security_step"));
-    std::fs::write(&cfg, text).unwrap();
+    let t = Builder::new()
+        .boot(Boot::Grub)
+        .trials()
+        .root_key()
+        .set("install", "max_security_step", "100")
+        .build();
+    let dev = &t;
+    let text = std::fs::read_to_string(dev.config()).unwrap();
+    assert!(text.contains("max_security_step = 100\n"));
     publish_release(dev, "m1", "999999.0.0", "18446744073709551615");
     t.apply_reboot()
         .assert_fails(3, "is more than 100 above this device's floor 0");
@@ -310,7 +294,7 @@ fn a_security_version_jump_over_the_step_is_refused_unless_the_root_allows_it() 
 fn the_vendor_commands_make_and_co_sign_a_chain_devices_follow() {
     // Two root key holders, threshold 2: root 2 (m1 → m2) is written and
     // signed by one, refused by `root verify` until the other co-signs.
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let env = &dev.env;
     env.keygen("r1");
     env.keygen("r2");
@@ -565,14 +549,10 @@ fn root_refusals_name_the_root_version_and_its_url() {
 #[test]
 fn a_private_bucket_that_answers_403_for_a_missing_root_ends_the_chain_when_configured() {
     // S3 answers 403 for a missing object to a reader without ListBucket.
-    let dev = Device::with_http("absent_status = [403, 404, 410]");
-    let env = &dev.env;
-    env.keygen("r1");
-    env.reinit_ring(&[
-        ("--manifest-key", "m1"),
-        ("--kernel-key", "k1"),
-        ("--root-key", "r1"),
-    ]);
+    let dev = Builder::new()
+        .http("absent_status = [403, 404, 410]")
+        .root_key()
+        .build();
     dev.server
         .fault(updater_testkit::Fault::Status(403), Some("2.root.json"), 50);
     dev.apply_url().assert_ok();
@@ -585,45 +565,14 @@ fn a_private_bucket_that_answers_403_for_a_missing_root_ends_the_chain_when_conf
         .fault(updater_testkit::Fault::Status(403), Some("2.root.json"), 50);
     plain.apply_url().assert_fails(4, "403");
     // Only client errors can mean "missing".
-    let bad = Device::with_http("absent_status = [500]");
+    let bad = Builder::new().http("absent_status = [500]").build();
     bad.run(&["status"]).assert_fails(2, "http.absent_status");
 }
 
 /// A device following a channel (c1) whose keyring is root 1 (m1, k1, c1,
 /// r1).
 fn channel_device() -> Device {
-    let dev = Device::new();
-    let env = &dev.env;
-    env.keygen("r1");
-    env.keygen("c1");
-    env.reinit_ring(&[
-        ("--manifest-key", "m1"),
-        ("--kernel-key", "k1"),
-        ("--channel-key", "c1"),
-        ("--root-key", "r1"),
-    ]);
-    vendor(&[
-        "channel",
-        "publish",
-        "--out",
-        &env.s("rel/stable.json"),
-        "--key",
-        &env.s("keys/c1.key"),
-        "--release",
-        "acme-gw=manifest.json",
-    ])
-    .assert_ok();
-    let cfg = dev.config();
-    let text = std::fs::read_to_string(&cfg).unwrap();
-    std::fs::write(
-        &cfg,
-        format!(
-            "{text}\n[device]\nid = \"device-0001\"\n[daemon]\nchannel = \"{}\"\n",
-            dev.server.url("stable.json")
-        ),
-    )
-    .unwrap();
-    dev
+    Builder::new().channel().root_key().build()
 }
 
 /// Root `version` of a channel device: manifest key `manifest`, k1, c1, r1.

@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::install::Device;
+use crate::device::{Builder, Device};
 
 fn openssl(dir: &std::path::Path, args: &[&str]) {
     openssl_in(dir, args);
@@ -171,7 +171,7 @@ fn set_http(dev: &Device, lines: &str) {
 
 #[test]
 fn https_with_a_private_ca_and_mutual_tls() {
-    let dev = Device::new();
+    let dev = Builder::new().build();
     let pki = dev.env.p("pki");
     make_pki(&pki);
 

@@ -3,198 +3,28 @@
 //! test double of the bootloader that follows packaging/grub/grub.cfg's rules
 //! and a reboot command that only records the request.
 
-use std::collections::BTreeMap;
-use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use crate::common::*;
-use crate::install::Device;
+use crate::device::{grub_editenv, Boot, Builder, Device};
 use serde_json::Value;
 
-pub fn grub_editenv(env: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("grub-editenv")
-        .arg(env)
-        .args(args)
-        .output()
-        .expect("grub-editenv (Debian package grub-common) is needed; ./test.sh installs it");
-    assert!(
-        out.status.success(),
-        "grub-editenv {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// A device with a GRUB env, a recorded reboot command and a passing
+/// health check.
+fn trial_device() -> Device {
+    trial().build()
 }
 
-pub struct TrialDevice {
-    pub dev: Device,
-}
-
-impl TrialDevice {
-    pub fn new() -> TrialDevice {
-        let dev = Device::new();
-        let d = dev.env.s("dev");
-        let grubenv = dev.env.p("dev/grubenv");
-        grub_editenv(&grubenv, &["create"]);
-        grub_editenv(
-            &grubenv,
-            &["set", "ORDER=A B", "A_OK=1", "B_OK=0", "A_TRY=0", "B_TRY=0"],
-        );
-        let cfg = std::fs::read_to_string(dev.env.p("dev/config.toml")).unwrap();
-        let cfg = cfg.replace(
-            &format!("backend = \"file\"\npath = \"{d}/boot.env\""),
-            &format!("backend = \"grub\"\npath = \"{d}/grubenv\""),
-        );
-        assert!(cfg.contains("\"grub\""));
-        let cfg = format!(
-            "{cfg}\n[trial]\nreboot_command = [\"sh\", \"-c\", \"echo \\\"$0\\\" >> {d}/reboots\"]\n[health]\ndir = \"{d}/health.d\"\ncheck_timeout_secs = 5\n"
-        );
-        std::fs::write(dev.env.p("dev/config.toml"), cfg).unwrap();
-        std::fs::create_dir_all(dev.env.p("dev/health.d")).unwrap();
-        let t = TrialDevice { dev };
-        t.check("10-ok", "exit 0");
-        t
-    }
-
-    pub fn check(&self, name: &str, body: &str) {
-        let p = self.dev.env.p(&format!("dev/health.d/{name}"));
-        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-
-    pub fn env(&self) -> BTreeMap<String, String> {
-        grub_editenv(&self.dev.env.p("dev/grubenv"), &["list"])
-            .lines()
-            .filter_map(|l| {
-                l.split_once('=')
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-            })
-            .collect()
-    }
-
-    pub fn reboots(&self) -> Vec<String> {
-        std::fs::read_to_string(self.dev.env.p("dev/reboots"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    /// What GRUB does at the next reset (packaging/grub/grub.cfg): a
-    /// one-shot trial is consumed (saved) before it is booted; else the first
-    /// bootable slot of ORDER; else A. Returns the slot booted.
-    pub fn reset(&self) -> String {
-        let env = self.env();
-        let grubenv = self.dev.env.p("dev/grubenv");
-        let mut slot = None;
-        let mut trial = false;
-        for g in ["A", "B"] {
-            if env.get(&format!("{g}_TRY")).map(String::as_str) == Some("1") {
-                grub_editenv(&grubenv, &["set", &format!("{g}_TRY=0")]);
-                slot = Some(g.to_string());
-                trial = true;
-                break;
-            }
-        }
-        if slot.is_none() {
-            for g in env
-                .get("ORDER")
-                .map(String::as_str)
-                .unwrap_or("A")
-                .split_whitespace()
-            {
-                if env.get(&format!("{g}_OK")).map(String::as_str) == Some("1") {
-                    slot = Some(g.to_string());
-                    break;
-                }
-            }
-        }
-        let slot = slot.unwrap_or_else(|| "A".into());
-        let extra = if trial { " updater.trial=1" } else { "" };
-        std::fs::write(
-            self.dev.env.p("dev/cmdline"),
-            format!("console=ttyS0 updater.slot={slot}{extra}\n"),
-        )
-        .unwrap();
-        slot
-    }
-
-    pub fn run(&self, args: &[&str]) -> Run {
-        self.dev.run(args)
-    }
-
-    /// The state a kexec trial of B leaves, booted: the trial recorded, the
-    /// env untouched (no one-shot: a reset goes back to A), and B's kernel
-    /// started by the agent's kexec (`updater.kexec=1`). The kexec itself
-    /// runs in-process in kexec.rs and in a QEMU guest (integration/).
-    pub fn kexec_into_b(&self) {
-        self.apply_reboot().assert_ok();
-        grub_editenv(&self.dev.env.p("dev/grubenv"), &["set", "B_TRY=0"]);
-        std::fs::write(
-            self.dev.env.p("dev/cmdline"),
-            "console=ttyS0 updater.slot=B updater.trial=1 updater.kexec=1\n",
-        )
-        .unwrap();
-    }
-
-    pub fn run_failpoint(&self, fp: &str, args: &[&str]) -> Option<i32> {
-        let cfg = self.dev.config();
-        let mut all = vec!["--config", cfg.as_str()];
-        all.extend_from_slice(args);
-        Command::new(bin())
-            .args(&all)
-            .env("UPDATER_FAILPOINTS", fp)
-            .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1")
-            .output()
-            .unwrap()
-            .status
-            .code()
-    }
-
-    pub fn apply_reboot(&self) -> Run {
-        let url = self.dev.server.url("manifest.json");
-        self.run(&["apply", &url, "--reboot"])
-    }
-
-    pub fn status(&self) -> Value {
-        self.dev.status()
-    }
-
-    /// The invariants, checked after every step, crash or not.
-    pub fn check_invariants(&self) {
-        let st = self.status(); // parses, or the test fails
-        let env = self.env();
-        let primary = env["ORDER"].split_whitespace().next().unwrap().to_string();
-        assert_eq!(
-            env.get(&format!("{primary}_OK")).map(String::as_str),
-            Some("1"),
-            "primary {primary} is not bootable: {env:?}"
-        );
-        let pstatus = st["groups"][&primary]["status"].as_str().unwrap();
-        let confirmed_trial =
-            st["trial"]["group"] == primary.as_str() && st["trial"]["confirmed"] == true;
-        assert!(
-            pstatus == "good" || confirmed_trial,
-            "primary {primary} is {pstatus} (not good, not a confirmed trial): {st}"
-        );
-        for g in ["A", "B"] {
-            let s = st["groups"][g]["status"].as_str().unwrap();
-            if matches!(s, "bad" | "installing" | "installed") {
-                assert_eq!(
-                    env[&format!("{g}_OK")],
-                    "0",
-                    "slot {g} is {s} but bootable: {env:?}"
-                );
-            }
-        }
-    }
+/// [`trial_device`]'s builder, for more options.
+fn trial() -> Builder {
+    Builder::new().boot(Boot::Grub).trials()
 }
 
 #[test]
 fn reboot_trial_commits_when_healthy() {
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.apply_reboot().assert_ok();
     assert_eq!(t.reboots(), vec!["reboot"]);
-    let env = t.env();
+    let env = t.boot_env();
     assert_eq!(
         env["ORDER"], "A B",
         "the primary must not change before commit"
@@ -208,18 +38,18 @@ fn reboot_trial_commits_when_healthy() {
         st["highest_security_version"], 0,
         "the floor rises only at commit"
     );
-    t.check_invariants();
+    t.check_boot_invariants();
 
     assert_eq!(t.reset(), "B");
     assert_eq!(
-        t.env()["B_TRY"],
+        t.boot_env()["B_TRY"],
         "0",
         "the one-shot is consumed before booting"
     );
     let r = t.run(&["health"]);
     r.assert_ok();
     assert!(r.stdout.contains("committed"), "{}", r.stdout);
-    let env = t.env();
+    let env = t.boot_env();
     assert_eq!(env["ORDER"], "B A");
     assert_eq!((env["A_OK"].as_str(), env["B_OK"].as_str()), ("1", "1"));
     let st = t.status();
@@ -230,7 +60,7 @@ fn reboot_trial_commits_when_healthy() {
     );
     assert!(st["trial"].is_null());
     assert_eq!(st["highest_security_version"], 5);
-    t.check_invariants();
+    t.check_boot_invariants();
     // Next reset boots B by default; health has nothing to do.
     assert_eq!(t.reset(), "B");
     assert!(t.run(&["health"]).stdout.contains("no trial pending"));
@@ -238,7 +68,7 @@ fn reboot_trial_commits_when_healthy() {
 
 #[test]
 fn failed_check_marks_bad_and_reboots_back() {
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.check(
         "20-app",
         "echo 'app did not start: port 443 closed'; exit 1",
@@ -259,7 +89,7 @@ fn failed_check_marks_bad_and_reboots_back() {
         why.contains("20-app") && why.contains("port 443 closed"),
         "{why}"
     );
-    t.check_invariants();
+    t.check_boot_invariants();
     assert_eq!(t.reset(), "A", "the fallback boots");
     assert!(t.run(&["health"]).stdout.contains("no trial pending"));
     let st = t.status();
@@ -269,7 +99,7 @@ fn failed_check_marks_bad_and_reboots_back() {
 
 #[test]
 fn a_trial_that_never_confirms_is_marked_bad() {
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.apply_reboot().assert_ok();
     assert_eq!(t.reset(), "B");
     // B hangs: no health run. The watchdog resets the machine.
@@ -282,14 +112,14 @@ fn a_trial_that_never_confirms_is_marked_bad() {
         .as_str()
         .unwrap()
         .contains("trial did not confirm"));
-    t.check_invariants();
+    t.check_boot_invariants();
 }
 
 #[test]
 fn apply_is_refused_while_a_trial_is_pending() {
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.apply_reboot().assert_ok();
-    let url = t.dev.server.url("manifest.json");
+    let url = t.server.url("manifest.json");
     t.run(&["apply", &url])
         .assert_fails(9, "a trial of slot B is pending");
     // The restart it asked for never came (this boot goes on): asking again
@@ -310,18 +140,18 @@ fn apply_is_refused_while_a_trial_is_pending() {
 
 #[test]
 fn mark_good_mark_bad_and_rollback() {
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.apply_reboot().assert_ok();
     assert_eq!(t.reset(), "B");
     t.run(&["mark-good"]).assert_ok();
-    assert_eq!(t.env()["ORDER"], "B A");
-    t.check_invariants();
+    assert_eq!(t.boot_env()["ORDER"], "B A");
+    t.check_boot_invariants();
     let b_digest = t.status()["groups"]["B"]["digest"].clone();
     // Roll back to A: A is the default again; B, rolled back from, is bad
     // with the reason (status tells the truth), unbootable, and its
     // release is remembered so the daemon does not install it again.
     t.run(&["rollback"]).assert_ok();
-    let env = t.env();
+    let env = t.boot_env();
     assert_eq!((env["ORDER"].as_str(), env["B_OK"].as_str()), ("A B", "0"));
     let st = t.status();
     assert_eq!(st["groups"]["B"]["status"], "bad", "{st}");
@@ -334,13 +164,13 @@ fn mark_good_mark_bad_and_rollback() {
     );
     assert_eq!(st["bad_releases"][0]["digest"], b_digest, "{st}");
     assert_eq!(st["groups"]["A"]["status"], "good");
-    t.check_invariants();
+    t.check_boot_invariants();
     // Still running B: installing into A, the default, is refused.
     t.apply_reboot().assert_fails(
         2,
         "slot A is the bootloader's default but slot B is running",
     );
-    assert_eq!(t.env()["A_OK"], "1");
+    assert_eq!(t.boot_env()["A_OK"], "1");
     // B is bad and A the only good slot: A cannot be marked bad, there is
     // nothing to roll back to, and the bad B cannot be confirmed.
     t.run(&["mark-bad", "A"])
@@ -348,13 +178,13 @@ fn mark_good_mark_bad_and_rollback() {
     t.run(&["rollback"])
         .assert_fails(6, "nothing to roll back to");
     t.run(&["mark-good"]).assert_fails(2, "slot B is bad");
-    t.check_invariants();
+    t.check_boot_invariants();
     // The next boot is A, and nothing is pending there.
     assert_eq!(t.reset(), "A");
     assert!(t.run(&["health"]).stdout.contains("no trial pending"));
-    t.check_invariants();
+    t.check_boot_invariants();
     // An empty slot has nothing to mark bad.
-    let fresh = TrialDevice::new();
+    let fresh = trial_device();
     fresh
         .run(&["mark-bad", "B"])
         .assert_fails(2, "holds no release");
@@ -362,27 +192,27 @@ fn mark_good_mark_bad_and_rollback() {
 
 #[test]
 fn marking_the_default_bad_moves_the_default_first() {
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.apply_reboot().assert_ok();
     assert_eq!(t.reset(), "B");
     t.run(&["health"]).assert_ok();
-    assert_eq!(t.env()["ORDER"], "B A");
+    assert_eq!(t.boot_env()["ORDER"], "B A");
     // B is the default and runs; marking it bad makes A the default first.
     t.run(&["mark-bad", "B"]).assert_ok();
-    let env = t.env();
+    let env = t.boot_env();
     assert_eq!((env["ORDER"].as_str(), env["B_OK"].as_str()), ("A B", "0"));
     assert_eq!(t.status()["groups"]["B"]["status"], "bad");
-    t.check_invariants();
+    t.check_boot_invariants();
     assert_eq!(t.reset(), "A");
     t.run(&["health"]).assert_ok();
-    t.check_invariants();
+    t.check_boot_invariants();
 }
 
 #[test]
 fn bad_boot_envs_are_clear_errors() {
-    let t = TrialDevice::new();
-    let grubenv = t.dev.env.p("dev/grubenv");
-    let url = t.dev.server.url("manifest.json");
+    let t = trial_device();
+    let grubenv = t.env.p("dev/grubenv");
+    let url = t.server.url("manifest.json");
     grub_editenv(&grubenv, &["set", "ORDER=A C"]);
     t.run(&["apply", &url]).assert_fails(6, "names slot \"C\"");
     grub_editenv(&grubenv, &["set", "ORDER=A B"]);
@@ -398,15 +228,15 @@ fn bad_boot_envs_are_clear_errors() {
     .unwrap();
     t.run(&["apply", &url]).assert_fails(6, "not padded");
     // Nothing was written to slot B in any of these.
-    assert!(!t.dev.env.p("dev/slots/B.rootfs").exists());
+    assert!(!t.env.p("dev/slots/B.rootfs").exists());
 }
 
 #[test]
 fn state_disagreeing_with_the_env_is_reported() {
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.run(&["health"]).assert_ok();
     // Someone hand-edits the env: B becomes the default though B is empty.
-    grub_editenv(&t.dev.env.p("dev/grubenv"), &["set", "ORDER=B A", "B_OK=1"]);
+    grub_editenv(&t.env.p("dev/grubenv"), &["set", "ORDER=B A", "B_OK=1"]);
     let r = t.run(&["health"]);
     r.assert_ok();
     assert!(
@@ -438,39 +268,39 @@ fn crash_between_every_durable_step() {
         "state-save@4",
     ];
     for fp in points {
-        let t = TrialDevice::new();
-        let url = t.dev.server.url("manifest.json");
+        let t = trial_device();
+        let url = t.server.url("manifest.json");
         let mut crashed = false;
         // Install + trial, with the failpoint armed.
         let code = t.run_failpoint(fp, &["apply", &url, "--reboot"]);
         if code.is_none() {
             crashed = true;
         }
-        t.check_invariants();
+        t.check_boot_invariants();
         // Power comes back (or the reboot happens).
         t.reset();
-        t.check_invariants();
+        t.check_boot_invariants();
         let code = t.run_failpoint(fp, &["health"]);
         if code.is_none() {
             crashed = true;
             t.reset();
         }
-        t.check_invariants();
+        t.check_boot_invariants();
         // Keep going as a device would until B is committed: reconcile at
         // every boot, re-apply when no trial is pending.
         for _ in 0..4 {
             t.run(&["health"]).assert_ok();
-            t.check_invariants();
+            t.check_boot_invariants();
             let st = t.status();
-            if st["groups"]["B"]["status"] == "good" && t.env()["ORDER"].starts_with('B') {
+            if st["groups"]["B"]["status"] == "good" && t.boot_env()["ORDER"].starts_with('B') {
                 break;
             }
             if st["trial"].is_null() && st["booted"] == "A" {
                 t.apply_reboot().assert_ok();
-                t.check_invariants();
+                t.check_boot_invariants();
             }
             t.reset();
-            t.check_invariants();
+            t.check_boot_invariants();
         }
         assert!(crashed, "failpoint {fp} was never reached");
         let st = t.status();
@@ -478,26 +308,26 @@ fn crash_between_every_durable_step() {
             st["groups"]["B"]["status"], "good",
             "after a crash at {fp}: {st}"
         );
-        assert_eq!(t.env()["ORDER"], "B A", "after a crash at {fp}");
+        assert_eq!(t.boot_env()["ORDER"], "B A", "after a crash at {fp}");
         assert!(
-            t.dev.b() == t.dev.expected(),
+            t.b() == t.expected(),
             "after a crash at {fp}: slot B is wrong"
         );
-        t.dev.check_invariants_a_intact();
+        t.check_invariants_a_intact();
     }
 }
 
 #[test]
 fn crash_while_marking_bad() {
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.check("20-fail", "exit 1");
     t.apply_reboot().assert_ok();
     assert_eq!(t.reset(), "B");
     assert_eq!(t.run_failpoint("bad-after-unbootable", &["health"]), None);
-    t.check_invariants();
+    t.check_boot_invariants();
     assert_eq!(t.reset(), "A");
     t.run(&["health"]).assert_ok();
-    t.check_invariants();
+    t.check_boot_invariants();
     assert_eq!(t.status()["groups"]["B"]["status"], "bad");
 }
 
@@ -513,12 +343,12 @@ fn crash_while_rolling_back() {
         // not yet recorded bad.
         "state-save@2",
     ] {
-        let t = TrialDevice::new();
+        let t = trial_device();
         t.apply_reboot().assert_ok();
         assert_eq!(t.reset(), "B");
         t.run(&["health"]).assert_ok();
         assert_eq!(t.run_failpoint(fp, &["rollback"]), None, "{fp} not reached");
-        t.check_invariants();
+        t.check_boot_invariants();
         // The release rolled back from is remembered from the first step on.
         assert_eq!(
             t.status()["bad_releases"].as_array().unwrap().len(),
@@ -528,10 +358,10 @@ fn crash_while_rolling_back() {
         // Run again, it finishes what the first run started (the intent
         // it recorded first), whatever step it stopped after.
         t.run(&["rollback"]).assert_ok();
-        t.check_invariants();
+        t.check_boot_invariants();
         let st = t.status();
         assert_eq!(st["groups"]["B"]["status"], "bad", "after {fp}: {st}");
-        assert_eq!(t.env()["ORDER"], "A B", "after {fp}");
+        assert_eq!(t.boot_env()["ORDER"], "A B", "after {fp}");
         assert_eq!(t.reset(), "A", "after {fp}");
     }
 }
@@ -558,9 +388,19 @@ fn fw(config: &std::path::Path, tool: &str, args: &[&str]) -> String {
 /// falls back to the previous one for both.
 #[test]
 fn uboot_redundant_env_interoperates_with_fw_tools() {
-    let dev = Device::new();
-    let d = dev.env.s("dev");
     let size = 0x4000;
+    // The agent's U-Boot backend on the two copies fw_setenv writes below;
+    // a reboot command that does nothing, and no health checks.
+    let dev = Builder::new()
+        .lines(
+            "bootloader",
+            &format!(
+                "backend = \"uboot\"\npath = \"{{dev}}/env0\"\nredundant_path = \"{{dev}}/env1\"\nsize = {size}"
+            ),
+        )
+        .set("trial", "reboot_command", "[\"true\"]")
+        .build();
+    let d = dev.env.s("dev");
     for f in ["env0", "env1"] {
         std::fs::write(dev.env.p(&format!("dev/{f}")), vec![0xffu8; size]).unwrap();
     }
@@ -575,12 +415,6 @@ fn uboot_redundant_env_interoperates_with_fw_tools() {
     fw(&fwcfg, "fw_setenv", &["-f", &defenv, "BOOT_ORDER", "A B"]);
     fw(&fwcfg, "fw_setenv", &["BOOT_A_LEFT", "3"]);
     fw(&fwcfg, "fw_setenv", &["BOOT_B_LEFT", "3"]);
-    let cfg = std::fs::read_to_string(dev.env.p("dev/config.toml")).unwrap().replace(
-        &format!("backend = \"file\"\npath = \"{d}/boot.env\""),
-        &format!("backend = \"uboot\"\npath = \"{d}/env0\"\nredundant_path = \"{d}/env1\"\nsize = {size}"),
-    );
-    let cfg = format!("{cfg}\n[trial]\nreboot_command = [\"true\"]\n");
-    std::fs::write(dev.env.p("dev/config.toml"), cfg).unwrap();
 
     let url = dev.server.url("manifest.json");
     dev.run(&["apply", &url, "--reboot"]).assert_ok();
@@ -630,14 +464,14 @@ fn uboot_redundant_env_interoperates_with_fw_tools() {
 /// own; B becomes the default only when that boot confirms.
 #[test]
 fn a_kexec_commit_guards_the_first_cold_boot() {
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.kexec_into_b();
     let r = t.run(&["health", "--json"]);
     r.assert_ok();
     let v: Value = serde_json::from_str(r.stdout.trim()).unwrap();
     assert_eq!(v["outcome"], "cold-boot-pending", "{v}");
     assert_eq!(v["checks"].as_array().unwrap().len(), 1, "{v}");
-    let env = t.env();
+    let env = t.boot_env();
     assert_eq!(env["ORDER"], "A B", "A stays the default: {env:?}");
     assert_eq!(env["B_TRY"], "1", "B's first cold boot is armed: {env:?}");
     assert_eq!(env["B_OK"], "0", "{env:?}");
@@ -645,30 +479,30 @@ fn a_kexec_commit_guards_the_first_cold_boot() {
     assert_eq!(st["groups"]["B"]["status"], "trial", "{st}");
     assert_eq!(st["trial"]["group"], "B");
     assert_eq!(st["highest_security_version"], 0, "no commit yet: {st}");
-    t.check_invariants();
+    t.check_boot_invariants();
 
     // Health again in the same kexec boot: nothing to decide, nothing changes.
     let r = t.run(&["health"]);
     r.assert_ok();
     assert!(r.stdout.contains("will decide"), "{}", r.stdout);
-    assert_eq!(t.env(), env);
+    assert_eq!(t.boot_env(), env);
     // No other update until the cold boot decides; the error says what to do.
     t.apply_reboot().assert_fails(9, "reboot once");
 
     // The next boot goes through GRUB: the one-shot boots B, and B confirms.
     assert_eq!(t.reset(), "B");
-    assert_eq!(t.env()["B_TRY"], "0");
+    assert_eq!(t.boot_env()["B_TRY"], "0");
     let r = t.run(&["health"]);
     r.assert_ok();
     assert!(r.stdout.contains("committed"), "{}", r.stdout);
-    let env = t.env();
+    let env = t.boot_env();
     assert_eq!(env["ORDER"], "B A", "{env:?}");
     assert_eq!(env["B_OK"], "1");
     let st = t.status();
     assert_eq!(st["groups"]["B"]["status"], "good", "{st}");
     assert!(st["trial"].is_null());
     assert_eq!(st["highest_security_version"], 5);
-    t.check_invariants();
+    t.check_boot_invariants();
 }
 
 /// The bootloader cannot boot B (its kernel broken on the disk while the
@@ -676,13 +510,13 @@ fn a_kexec_commit_guards_the_first_cold_boot() {
 /// boots, and B is marked bad with the reason.
 #[test]
 fn a_failed_first_cold_boot_comes_back_to_a_with_the_reason() {
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.kexec_into_b();
     t.run(&["health"]).assert_ok();
     // GRUB consumes the one-shot, cannot load B and falls back to A
     // (packaging/grub/grub.cfg); a hang ends the same way via the watchdog.
-    grub_editenv(&t.dev.env.p("dev/grubenv"), &["set", "B_TRY=0"]);
-    std::fs::write(t.dev.env.p("dev/cmdline"), "console=ttyS0 updater.slot=A\n").unwrap();
+    grub_editenv(&t.env.p("dev/grubenv"), &["set", "B_TRY=0"]);
+    std::fs::write(t.env.p("dev/cmdline"), "console=ttyS0 updater.slot=A\n").unwrap();
     let r = t.run(&["health"]);
     r.assert_ok();
     let st = t.status();
@@ -693,12 +527,12 @@ fn a_failed_first_cold_boot_comes_back_to_a_with_the_reason() {
         why.contains("committed by kexec, failed its first cold boot"),
         "{why}"
     );
-    assert_eq!(t.env()["ORDER"], "A B");
+    assert_eq!(t.boot_env()["ORDER"], "A B");
     assert!(st["bad_releases"].as_array().unwrap().len() == 1, "{st}");
-    t.check_invariants();
+    t.check_boot_invariants();
 
     // A health failure in the cold boot is a failed trial like any other.
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.kexec_into_b();
     t.run(&["health"]).assert_ok();
     assert_eq!(t.reset(), "B");
@@ -712,34 +546,28 @@ fn a_failed_first_cold_boot_comes_back_to_a_with_the_reason() {
         .as_str()
         .unwrap()
         .contains("eth1 missing"));
-    t.check_invariants();
+    t.check_boot_invariants();
 }
 
 /// `trial.guard_cold_boot = false` commits in the kexec boot (round 1's
 /// behaviour); `mark-good` in the kexec boot confirms without the proof.
 #[test]
 fn the_cold_boot_guard_can_be_turned_off_or_overridden() {
-    let t = TrialDevice::new();
-    let cfg = std::fs::read_to_string(t.dev.env.p("dev/config.toml")).unwrap();
-    std::fs::write(
-        t.dev.env.p("dev/config.toml"),
-        cfg.replace("[trial]\n", "[trial]\nguard_cold_boot = false\n"),
-    )
-    .unwrap();
+    let t = trial().set("trial", "guard_cold_boot", "false").build();
     t.kexec_into_b();
     let r = t.run(&["health"]);
     r.assert_ok();
     assert!(r.stdout.contains("committed"), "{}", r.stdout);
-    assert_eq!(t.env()["ORDER"], "B A");
+    assert_eq!(t.boot_env()["ORDER"], "B A");
 
-    let t = TrialDevice::new();
+    let t = trial_device();
     t.kexec_into_b();
     t.run(&["health"]).assert_ok();
     t.run(&["mark-good"]).assert_ok();
-    let env = t.env();
+    let env = t.boot_env();
     assert_eq!(env["ORDER"], "B A", "{env:?}");
     assert_eq!(t.status()["groups"]["B"]["status"], "good");
-    t.check_invariants();
+    t.check_boot_invariants();
 }
 
 /// A crash at every durable step of the deferral, then resets and health
@@ -748,14 +576,14 @@ fn the_cold_boot_guard_can_be_turned_off_or_overridden() {
 #[test]
 fn crash_between_every_step_of_the_cold_boot_guard() {
     for fp in ["coldboot-after-arm", "coldboot-after-clock", "state-save@1"] {
-        let t = TrialDevice::new();
+        let t = trial_device();
         t.kexec_into_b();
         let code = t.run_failpoint(fp, &["health"]);
         assert_eq!(code, None, "failpoint {fp} was never reached");
-        t.check_invariants();
+        t.check_boot_invariants();
         for _ in 0..3 {
             t.reset();
-            t.check_invariants();
+            t.check_boot_invariants();
             let r = t.run(&["health"]);
             assert!(
                 r.code == 0 || r.code == 7,
@@ -763,19 +591,19 @@ fn crash_between_every_step_of_the_cold_boot_guard() {
                 r.stdout,
                 r.stderr
             );
-            t.check_invariants();
+            t.check_boot_invariants();
             if t.status()["trial"].is_null() {
                 break;
             }
         }
         let st = t.status();
         let b = st["groups"]["B"]["status"].as_str().unwrap();
-        let env = t.env();
+        let env = t.boot_env();
         // The one-shot is armed first, so every crash leaves B's cold boot
         // armed: the reset boots B through the bootloader, and it confirms.
         assert_eq!(b, "good", "{fp}: {st}");
         assert_eq!(env["ORDER"], "B A", "{fp}: {env:?}");
         assert!(st["trial"].is_null(), "{fp}: {st}");
-        t.dev.check_invariants_a_intact();
+        t.check_invariants_a_intact();
     }
 }
