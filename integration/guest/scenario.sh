@@ -8,14 +8,14 @@ apply_kexec() {
     mark "apply-start kexec"
     updater apply "$URL" --kexec > /tmp/apply.out 2>&1
     rc=$?
-    mark "apply rc=$rc $(tail -2 /tmp/apply.out | tr '\n' ' ')"
+    keep "apply rc=$rc $(tail -2 /tmp/apply.out | tr '\n' ' ')"
 }
 
 # A slot committed by kexec waits for its first boot through GRUB (the
 # cold-boot guard): health said so above; reset, and GRUB boots it once.
 cold_boot_if_pending() {
     if grep -q '"outcome":"cold-boot-pending"' /tmp/health.json; then
-        mark "cold-boot-reset"; sync; reboot -f
+        keep "cold-boot-reset"; reboot -f
     fi
 }
 
@@ -33,7 +33,7 @@ commit:2)
     # Boot 2 is the kexec trial: health passed and armed the first cold
     # boot. Boot 3 is that cold boot, through firmware and GRUB's one-shot:
     # health commits. Boot 4 is a plain reset: GRUB boots B by default.
-    if [ "$TRIAL" = yes ]; then mark "reset-after-commit"; sync; reboot -f; fi
+    if [ "$TRIAL" = yes ]; then keep "reset-after-commit"; reboot -f; fi
     finish ;;
 coldboot:1)
     if [ "$BOOTS" = 1 ]; then apply_kexec; fi
@@ -44,7 +44,7 @@ coldboot:2)
     # The kexec trial passed its checks (health above) and B's first cold
     # boot is armed. Break B's kernel as the bootloader sees it on the disk
     # (the kexec'd kernel was fine), then reset.
-    mount -t ext4 /dev/vda3 /mnt && : > /mnt/boot/vmlinuz && umount /mnt && mark "broke-b-kernel"
+    mount -t ext4 /dev/vda3 /mnt && : > /mnt/boot/vmlinuz && umount /mnt && keep "broke-b-kernel"
     sync
     reboot -f ;;
 health-fail:1)
@@ -52,7 +52,7 @@ health-fail:1)
     finish ;;
 health-fail:2)
     # Health failed above and rebooted; nothing more to do here.
-    mark "error: still running after a failed health check"
+    keep "error: still running after a failed health check"
     finish ;;
 hang:1)
     if [ "$BOOTS" = 1 ]; then apply_kexec; fi
@@ -61,7 +61,7 @@ powercut:1)
     if [ "$BOOTS" = 1 ]; then
         mark "apply-start install"
         updater apply "$URL" > /tmp/apply.out 2>&1
-        mark "error: the first install was not cut: rc=$? $(tail -1 /tmp/apply.out)"
+        keep "error: the first install was not cut: rc=$? $(tail -1 /tmp/apply.out)"
     else
         mark "after-cut $(updater status --json)"
         updater apply "$URL" > /tmp/apply.out 2>&1
@@ -88,7 +88,7 @@ daemon:1)
         modprobe i6300esb nowayout=1 && mark "watchdog nowayout=$(cat /sys/class/watchdog/watchdog0/nowayout 2>/dev/null)"
         mark "apply-start kexec"
         updater daemon --once > /tmp/daemon.out 2>&1
-        mark "apply rc=$? $(tail -2 /tmp/daemon.out | tr '\n' ' ')"
+        keep "apply rc=$? $(tail -2 /tmp/daemon.out | tr '\n' ' ')"
     fi
     finish ;;
 daemon:2)
@@ -114,7 +114,7 @@ delta:2)
         mark "delta-plan rc=$? $(tail -1 /tmp/plan.out)"
         mark "apply-start delta"
         updater apply "$URL3" --json > /tmp/delta.out 2>&1
-        mark "error: the delta was not cut: rc=$? $(tail -1 /tmp/delta.out)"
+        keep "error: the delta was not cut: rc=$? $(tail -1 /tmp/delta.out)"
     else
         mark "after-cut $(updater status --json)"
         updater apply "$URL3" --json > /tmp/delta.out 2>&1

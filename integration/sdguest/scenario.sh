@@ -6,6 +6,15 @@
 # TRIAL, KEXEC (this boot was started by the agent's kexec), BOOTS.
 E=/var/lib/updater/e2e
 mark() { echo "E2E-MARK $*"; }
+# A mark that must outlive what follows it (a jump, a reboot, the poweroff),
+# whose console copy may be cut off: appended to the data partition first
+# (with the boot's number), where integration/e2e.py reads it after the
+# run, then printed. (BOOTS is set below, before any keep.)
+keep() {
+    echo "boot=$BOOTS $*" >> $E/kept
+    sync
+    mark "$*"
+}
 SCENARIO=$(cat $E/scenario)
 VERSION=$(cat /etc/e2e/version)
 SLOT=$(sed -n 's/.*updater\.slot=\([A-Za-z0-9_-]*\).*/\1/p' /proc/cmdline)
@@ -38,9 +47,8 @@ pid1=no; ls -l /proc/1/fd 2>/dev/null | grep -q '/dev/watchdog' && pid1=yes
 mark "watchdog runtime=$(systemctl show -P RuntimeWatchdogUSec) kexec=$(systemctl show -P KExecWatchdogUSec) state=$(cat $W/state 2>/dev/null) timeout=$(cat $W/timeout 2>/dev/null) nowayout=$(cat $W/nowayout 2>/dev/null) pid1-holds=$pid1 root=$(findmnt -n -o FSTYPE,OPTIONS /)"
 
 finish() {
-    mark "status $(updater status --json 2>&1)"
-    sync
-    mark "FINAL"
+    keep "status $(updater status --json 2>&1)"
+    keep "FINAL"
     systemctl poweroff
     sleep 600
 }
@@ -64,13 +72,13 @@ apply_kexec() {
 cold_boot() {
     sleep 60
     mark "still-up uptime=$(cut -d' ' -f1 /proc/uptime) watchdog=$(cat /sys/class/watchdog/watchdog0/state 2>/dev/null)"
-    mark "cold-boot-reboot"
+    keep "cold-boot-reboot"
     systemctl reboot
     sleep 600
 }
 
 daemon_report() {
-    mark "daemon $(systemctl show -p Type -p ActiveState -p SubState -p WatchdogUSec -p NRestarts -p StatusText updater.service | tr '\n' ' ')"
+    keep "daemon $(systemctl show -p Type -p ActiveState -p SubState -p WatchdogUSec -p NRestarts -p StatusText updater.service | tr '\n' ' ')"
 }
 
 case "$SCENARIO:$VERSION" in
@@ -87,7 +95,7 @@ sd-daemon:1)
         # The daemon logs to the journal, which the next boot reads back.
         daemon_report
         sleep 600
-        mark "error: the daemon did not boot the release"
+        keep "error: the daemon did not boot the release"
     fi
     finish ;;
 sd-daemon:2)
@@ -101,9 +109,9 @@ sd-daemon:2)
 sd-health-fail:2)
     # Health failed and is rebooting back to A.
     sleep 600
-    mark "error: still running after a failed health check"
+    keep "error: still running after a failed health check"
     finish ;;
 *)
-    mark "error: no steps for $SCENARIO in version $VERSION"
+    keep "error: no steps for $SCENARIO in version $VERSION"
     finish ;;
 esac

@@ -189,24 +189,7 @@ pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOut
         return Ok(HealthOutcome::NothingPending { discrepancies: d });
     };
     let clock = TrialClock::load(&session.settings().state_dir, &trial.group, trial.started);
-    // The deadline on the boot's own clock when this agent recorded the
-    // trial (immune to a clock that jumps after boot), else on the wall
-    // clock, as an older agent recorded it.
-    let overdue = match &clock {
-        Some(c) => c.overdue().then(|| {
-            format!(
-                "the trial deadline of {}s passed before the health checks ran ({}s into the trial, by the boot's clock)",
-                c.deadline_secs,
-                c.elapsed().as_secs()
-            )
-        }),
-        None => (session.now() > trial.deadline).then(|| {
-            format!(
-                "the trial deadline {} passed before the health checks ran",
-                trial.deadline.to_rfc3339()
-            )
-        }),
-    };
+    let overdue = overdue(&session, &trial, clock.as_ref());
     let facts = Facts {
         trial: Some(&trial),
         booted: &booted,
@@ -240,7 +223,24 @@ pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOut
         )
         .map_err(|f| f.to_string()),
     };
-    match after_checks(&result, &facts) {
+    carry_out(
+        session,
+        after_checks(&result, &facts),
+        booted,
+        result,
+        rebooter,
+    )
+}
+
+/// Carry out what the checks' result leads to.
+fn carry_out(
+    mut session: Session,
+    next: AfterChecks,
+    booted: String,
+    result: Result<Vec<String>, String>,
+    rebooter: &dyn Rebooter,
+) -> Result<HealthOutcome> {
+    match next {
         AfterChecks::DeferToColdBoot => {
             defer_to_cold_boot(&mut session, &booted)?;
             tracing::info!(
@@ -283,6 +283,27 @@ pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOut
                 rebooting,
             })
         }
+    }
+}
+
+/// Why the trial's deadline has passed, when it has: on the boot's own
+/// clock when this agent recorded the trial (immune to a clock that jumps
+/// after boot), else on the wall clock, as an older agent recorded it.
+fn overdue(session: &Session, trial: &Trial, clock: Option<&TrialClock>) -> Option<String> {
+    match clock {
+        Some(c) => c.overdue().then(|| {
+            format!(
+                "the trial deadline of {}s passed before the health checks ran ({}s into the trial, by the boot's clock)",
+                c.deadline_secs,
+                c.elapsed().as_secs()
+            )
+        }),
+        None => (session.now() > trial.deadline).then(|| {
+            format!(
+                "the trial deadline {} passed before the health checks ran",
+                trial.deadline.to_rfc3339()
+            )
+        }),
     }
 }
 

@@ -146,120 +146,23 @@ pub struct Inputs<'a> {
     pub booted_kept: Option<&'a [Entry]>,
 }
 
-/// Plan the install of the image `pins` describes.
+/// Plan the install of the image `pins` describes: (1) what is in place,
+/// (2) what the booted slot holds, (3) the rest fetched in coalesced
+/// requests.
 pub fn plan(pins: &IndexPins<'_>, inputs: &Inputs<'_>) -> Result<Plan> {
-    let entries = pins.entries();
-    let n = entries.len();
+    let n = pins.entries().len();
     let mut from = vec![From::Fetch; n];
-
-    // 1. In place: the chunks the target's old index has at the same
-    // offset, and the run a previous attempt wrote from the start.
-    let mut in_place_bytes = 0;
-    if let Some(target) = inputs.target {
-        let old: HashMap<u64, ChunkHash> = inputs
-            .target_kept
-            .map(|k| offsets(k).map(|(off, e)| (off, e.hash)).collect())
-            .unwrap_or_default();
-        let mut buf = Vec::new();
-        let mut misses = 0;
-        for (i, slot) in from.iter_mut().enumerate() {
-            let (off, e) = (pins.offset(i), &entries[i]);
-            let candidate = misses < PROBE_MISSES || old.get(&off) == Some(&e.hash);
-            if !candidate {
-                continue;
-            }
-            buf.resize(e.size as usize, 0);
-            let hit = target.read_at(off, &mut buf)? && pins.check_plain(i, &buf).is_ok();
-            if hit {
-                *slot = From::InPlace;
-                in_place_bytes += u64::from(e.size);
-                misses = 0;
-            } else if misses < PROBE_MISSES {
-                misses += 1;
-            }
+    let in_place_bytes = match inputs.target {
+        Some(target) => in_place(pins, target, inputs.target_kept, &mut from)?,
+        None => 0,
+    };
+    let (seed, seed_bytes) = match inputs.booted {
+        Some((reader, group)) if from.contains(&From::Fetch) => {
+            let (info, bytes) = seeds(pins, reader, group, inputs.booted_kept, &mut from)?;
+            (Some(info), bytes)
         }
-    }
-
-    // 2. The booted slot.
-    let wanted: HashSet<u64> = entries
-        .iter()
-        .zip(&from)
-        .filter(|(_, f)| **f == From::Fetch)
-        .map(|(e, _)| e.hash.key())
-        .collect();
-    let mut seed = None;
-    let mut seed_at: HashMap<u64, (u64, u32, ChunkHash)> = HashMap::new();
-    if let (Some((reader, group)), false) = (inputs.booted, wanted.is_empty()) {
-        let (kind, bytes_read) = match inputs.booted_kept {
-            Some(kept) => {
-                for (off, e) in offsets(kept) {
-                    if wanted.contains(&e.hash.key()) && off + u64::from(e.size) <= reader.len() {
-                        seed_at.entry(e.hash.key()).or_insert((off, e.size, e.hash));
-                    }
-                }
-                (SeedKind::KeptIndex, 0)
-            }
-            None => {
-                // Up to twice the new image: an older image may have been
-                // larger, and a partition is often much larger than either.
-                let limit = reader.len().min(pins.image_size().saturating_mul(2));
-                tracing::info!(
-                    "no usable index is kept for slot {group}; reading {limit} bytes of {} to find chunks it already has",
-                    reader.describe()
-                );
-                let params = pins.params();
-                let mut read = 0u64;
-                let cut = chunk_stream::<_, anyhow::Error>(
-                    reader.stream(limit)?,
-                    params,
-                    |off, bytes| {
-                        let h = ChunkHash::of(bytes);
-                        if wanted.contains(&h.key()) {
-                            seed_at
-                                .entry(h.key())
-                                .or_insert((off, bytes.len() as u32, h));
-                        }
-                        read = off + bytes.len() as u64;
-                        crate::util::heartbeat::beat();
-                        // A slot that shares nothing with the new image in
-                        // its first 64 MiB is another system: stop paying
-                        // a hash per byte for it.
-                        if read >= GIVE_UP_AFTER && seed_at.is_empty() {
-                            return Err(anyhow::Error::new(Unrelated));
-                        }
-                        Ok(())
-                    },
-                );
-                match cut {
-                    Err(e) if e.is::<Unrelated>() => tracing::info!(
-                        "slot {group} shares no chunk with the new image in its first {read} bytes; not reading further"
-                    ),
-                    other => other?,
-                }
-                (SeedKind::Cut, read)
-            }
-        };
-        seed = Some(SeedInfo {
-            group: group.to_string(),
-            path: reader.describe(),
-            kind,
-            bytes_read,
-        });
-    }
-    let mut seed_bytes = 0;
-    for (slot, e) in from.iter_mut().zip(entries) {
-        if *slot != From::Fetch {
-            continue;
-        }
-        if let Some(&(off, size, hash)) = seed_at.get(&e.hash.key()) {
-            if size == e.size && hash == e.hash {
-                *slot = From::Seed(off);
-                seed_bytes += u64::from(e.size);
-            }
-        }
-    }
-
-    // 3. The rest, fetched.
+        _ => (None, 0),
+    };
     let requests = coalesce(pins, &from);
     let fetch_bytes = requests.iter().map(|r| r.end - r.start).sum();
     Ok(Plan {
@@ -280,6 +183,136 @@ pub fn plan(pins: &IndexPins<'_>, inputs: &Inputs<'_>) -> Result<Plan> {
         index_pages_local: 0,
         index_pages: 0,
     })
+}
+
+/// (1) The chunks the target already holds at their offset: those its old
+/// index has there, and the run a previous attempt wrote from the start
+/// (probed until [`PROBE_MISSES`] misses in a row). Marks them and returns
+/// their bytes.
+fn in_place(
+    pins: &IndexPins<'_>,
+    target: &dyn SlotReader,
+    target_kept: Option<&[Entry]>,
+    from: &mut [From],
+) -> Result<u64> {
+    let entries = pins.entries();
+    let old: HashMap<u64, ChunkHash> = target_kept
+        .map(|k| offsets(k).map(|(off, e)| (off, e.hash)).collect())
+        .unwrap_or_default();
+    let (mut buf, mut misses, mut bytes) = (Vec::new(), 0, 0);
+    for (i, slot) in from.iter_mut().enumerate() {
+        let (off, e) = (pins.offset(i), &entries[i]);
+        let candidate = misses < PROBE_MISSES || old.get(&off) == Some(&e.hash);
+        if !candidate {
+            continue;
+        }
+        buf.resize(e.size as usize, 0);
+        let hit = target.read_at(off, &mut buf)? && pins.check_plain(i, &buf).is_ok();
+        if hit {
+            *slot = From::InPlace;
+            bytes += u64::from(e.size);
+            misses = 0;
+        } else if misses < PROBE_MISSES {
+            misses += 1;
+        }
+    }
+    Ok(bytes)
+}
+
+/// (2) The chunks still to fetch that the booted slot holds: found through
+/// its kept index, or by cutting the slot. Marks them and returns how they
+/// were found and their bytes.
+fn seeds(
+    pins: &IndexPins<'_>,
+    reader: &dyn SlotReader,
+    group: &str,
+    kept: Option<&[Entry]>,
+    from: &mut [From],
+) -> Result<(SeedInfo, u64)> {
+    let entries = pins.entries();
+    let wanted: HashSet<u64> = entries
+        .iter()
+        .zip(from.iter())
+        .filter(|(_, f)| **f == From::Fetch)
+        .map(|(e, _)| e.hash.key())
+        .collect();
+    let mut seed_at: HashMap<u64, (u64, u32, ChunkHash)> = HashMap::new();
+    let (kind, bytes_read) = match kept {
+        Some(kept) => {
+            for (off, e) in offsets(kept) {
+                if wanted.contains(&e.hash.key()) && off + u64::from(e.size) <= reader.len() {
+                    seed_at.entry(e.hash.key()).or_insert((off, e.size, e.hash));
+                }
+            }
+            (SeedKind::KeptIndex, 0)
+        }
+        None => (
+            SeedKind::Cut,
+            cut(pins, reader, group, &wanted, &mut seed_at)?,
+        ),
+    };
+    let mut seed_bytes = 0;
+    for (slot, e) in from.iter_mut().zip(entries) {
+        if *slot != From::Fetch {
+            continue;
+        }
+        if let Some(&(off, size, hash)) = seed_at.get(&e.hash.key()) {
+            if size == e.size && hash == e.hash {
+                *slot = From::Seed(off);
+                seed_bytes += u64::from(e.size);
+            }
+        }
+    }
+    let info = SeedInfo {
+        group: group.to_string(),
+        path: reader.describe(),
+        kind,
+        bytes_read,
+    };
+    Ok((info, seed_bytes))
+}
+
+/// Read a slot that has no usable index and cut it with the new release's
+/// chunk sizes, noting where each wanted chunk is. Returns the bytes read.
+fn cut(
+    pins: &IndexPins<'_>,
+    reader: &dyn SlotReader,
+    group: &str,
+    wanted: &HashSet<u64>,
+    seed_at: &mut HashMap<u64, (u64, u32, ChunkHash)>,
+) -> Result<u64> {
+    // Up to twice the new image: an older image may have been larger, and a
+    // partition is often much larger than either.
+    let limit = reader.len().min(pins.image_size().saturating_mul(2));
+    tracing::info!(
+        "no usable index is kept for slot {group}; reading {limit} bytes of {} to find chunks it already has",
+        reader.describe()
+    );
+    let mut read = 0u64;
+    let cut =
+        chunk_stream::<_, anyhow::Error>(reader.stream(limit)?, pins.params(), |off, bytes| {
+            let h = ChunkHash::of(bytes);
+            if wanted.contains(&h.key()) {
+                seed_at
+                    .entry(h.key())
+                    .or_insert((off, bytes.len() as u32, h));
+            }
+            read = off + bytes.len() as u64;
+            crate::util::heartbeat::beat();
+            // A slot that shares nothing with the new image in its first 64 MiB
+            // is another system: stop paying a hash per byte for it.
+            if read >= GIVE_UP_AFTER && seed_at.is_empty() {
+                return Err(anyhow::Error::new(Unrelated));
+            }
+            Ok(())
+        });
+    match cut {
+        Err(e) if e.is::<Unrelated>() => tracing::info!(
+            "slot {group} shares no chunk with the new image in its first {read} bytes; not reading further"
+        ),
+        other => other?,
+    }
+    Ok(read)
 }
 
 /// The entries of an index with their offsets in the image.
