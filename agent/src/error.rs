@@ -81,6 +81,12 @@ pub fn help() -> String {
     s
 }
 
+/// A command's examples, then [`help`]: what `--help` and its man page
+/// show after the options.
+pub fn help_with_examples(examples: &str) -> String {
+    format!("{examples}\n\n{}", help())
+}
+
 /// A boot-control error (exit code 6).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]

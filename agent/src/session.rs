@@ -61,11 +61,62 @@ fn open_store(settings: &Settings) -> Result<StateStore> {
     Ok(store)
 }
 
+/// The verification policy of this device at `now`, with its state and
+/// booted group: what `apply` refuses, `verify` refuses too.
+pub fn device_policy(
+    settings: &Settings,
+    state: &UpdateState,
+    booted: &str,
+    now: DateTime<Utc>,
+) -> Policy {
+    let g = state.group(booted);
+    let mut installed = g.version().and_then(|v| semver::Version::parse(v).ok());
+    let trust = crate::trust::read_trust_state(&settings.state_dir).unwrap_or_default();
+    // A root's reset lowered the version floor while the release it found
+    // running (a compromised key's) still runs.
+    if let Some(f) = trust
+        .version_floor
+        .as_ref()
+        .filter(|f| f.while_booted.as_deref() == g.digest())
+    {
+        if let Ok(v) = semver::Version::parse(&f.version) {
+            installed = installed.map(|i| i.min(v));
+        }
+    }
+    let root_step = crate::trust::current(settings)
+        .ok()
+        .flatten()
+        .and_then(|(r, _)| r.root.max_security_step);
+    Policy {
+        now,
+        compatible: Some(settings.compatible.clone()),
+        installed_version: installed,
+        min_security_version: state.highest_security_version(),
+        agent_version: Some(crate::agent_version()),
+        max_validity: Some(Limit {
+            value: settings.install.max_release_validity,
+            setting: "install.max_release_validity_days",
+        }),
+        max_security_step: match root_step {
+            Some(step) => Some(Limit {
+                value: step,
+                setting: "the trusted root's max_security_step",
+            }),
+            None => settings.install.max_security_step.map(|value| Limit {
+                value,
+                setting: "install.max_security_step",
+            }),
+        },
+    }
+}
+
 impl<'a> Session<'a> {
     /// Lock the state folder, find the booted group, read the state (a fresh
     /// one is written when there is none) and open the configured
     /// bootloader and slot backend.
     pub fn open(settings: &'a Settings, clock: Clock) -> Result<Session<'a>> {
+        // The lock first: a backend's env may be rewritten in place by the
+        // command that holds it.
         let store = open_store(settings)?;
         let boot = crate::bootloader::open(settings)?;
         let slots = crate::slots::open(settings)?;
@@ -321,47 +372,7 @@ impl<'a> Session<'a> {
     /// The verification policy for this device now: its compatible string,
     /// the version it runs, the anti-rollback floor and this agent's version.
     pub fn policy(&self) -> Policy {
-        let booted = self.state.group(&self.booted);
-        let mut installed = booted
-            .version()
-            .and_then(|v| semver::Version::parse(v).ok());
-        let trust = crate::trust::read_trust_state(&self.settings.state_dir).unwrap_or_default();
-        // A root's reset lowered the version floor while the release it
-        // found running (a compromised key's) still runs.
-        if let Some(f) = trust
-            .version_floor
-            .as_ref()
-            .filter(|f| f.while_booted.as_deref() == booted.digest())
-        {
-            if let Ok(v) = semver::Version::parse(&f.version) {
-                installed = installed.map(|i| i.min(v));
-            }
-        }
-        let root_step = crate::trust::current(self.settings)
-            .ok()
-            .flatten()
-            .and_then(|(r, _)| r.root.max_security_step);
-        Policy {
-            now: self.now(),
-            compatible: Some(self.settings.compatible.clone()),
-            installed_version: installed,
-            min_security_version: self.state.highest_security_version(),
-            agent_version: Some(crate::agent_version()),
-            max_validity: Some(Limit {
-                value: self.settings.install.max_release_validity,
-                setting: "install.max_release_validity_days",
-            }),
-            max_security_step: match root_step {
-                Some(step) => Some(Limit {
-                    value: step,
-                    setting: "the trusted root's max_security_step",
-                }),
-                None => self.settings.install.max_security_step.map(|value| Limit {
-                    value,
-                    setting: "install.max_security_step",
-                }),
-            },
-        }
+        device_policy(self.settings, &self.state, &self.booted, self.now())
     }
 
     /// Apply a trusted root's floor reset that is still pending (under the

@@ -154,7 +154,7 @@ _updater() {
             return 0
             ;;
         updater__subcmd__apply)
-            opts="-v -h --no-reboot --reboot --kexec --dry-run --max-download --json --verbose --config --now --help"
+            opts="-v -h --no-reboot --reboot --kexec --dry-run --max-download --json --reinstall --verbose --config --now --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -31,6 +31,9 @@ use crate::fs::write_atomic;
 pub const DEFAULT_CHUNK_SIZE: u64 = 4 * 1024 * 1024;
 /// Default lifetime of a release.
 pub const DEFAULT_EXPIRY_DAYS: i64 = 90;
+/// The longest validity devices accept by default (their
+/// `install.max_release_validity_days`): a year and a day.
+pub const DEFAULT_MAX_VALIDITY_DAYS: u32 = 366;
 
 /// When a release expires.
 #[derive(Debug, Clone, Copy)]
@@ -94,6 +97,14 @@ pub struct CreateOptions {
     /// Creation time: the vendor's clock, or a fixed time for reproducible
     /// builds and tests (`--created`).
     pub created: DateTime<Utc>,
+    /// The vendor's clock now: a release already expired then is refused.
+    pub now: DateTime<Utc>,
+    /// The longest validity devices accept, in days (their
+    /// `install.max_release_validity_days`): a longer one is refused.
+    pub max_validity_days: u32,
+    /// Make the release although it is expired or valid for longer than
+    /// devices accept (a test vector), with a warning.
+    pub force: bool,
     /// Oldest agent allowed to install.
     pub min_agent_version: Option<semver::Version>,
     /// Schema 2: the average chunk size, a power of two (default: from each
@@ -278,6 +289,30 @@ fn validity(opts: &CreateOptions) -> Result<(DateTime<Utc>, DateTime<Utc>)> {
         return Err(usage(format!(
             "--expires {expires} is not after the creation time {created}"
         )));
+    }
+    let days = (expires - created).num_days();
+    let max = Duration::days(i64::from(opts.max_validity_days));
+    let mut problems = Vec::new();
+    if expires - created > max {
+        problems.push(format!(
+            "it would be valid for {days} days, and devices refuse a release valid for more than {} (their install.max_release_validity_days, 366 by default): sign it with a shorter --expires, or give --max-validity-days if your devices accept more",
+            opts.max_validity_days
+        ));
+    }
+    if expires <= opts.now {
+        problems.push(format!(
+            "it would be expired already (created {}, expires {}, now {}): every device refuses it; give a later --expires or --created",
+            created.to_rfc3339(),
+            expires.to_rfc3339(),
+            opts.now.to_rfc3339()
+        ));
+    }
+    for p in &problems {
+        if opts.force {
+            tracing::warn!("making the release anyway (--force): {p}");
+        } else {
+            return Err(usage(format!("{p} (--force makes it anyway)")));
+        }
     }
     Ok((created, expires))
 }

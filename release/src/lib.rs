@@ -28,6 +28,7 @@ pub mod signer;
 
 pub use create::{
     chunk_file, create, cut_file, CreateOptions, Expiry, DEFAULT_CHUNK_SIZE, DEFAULT_EXPIRY_DAYS,
+    DEFAULT_MAX_VALIDITY_DAYS,
 };
 pub use sign::add_signature;
 

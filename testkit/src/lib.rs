@@ -10,6 +10,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+pub mod manpages;
+
 pub use updater_release::serve::{Fault, RequestLog, Server};
 
 use updater_format::envelope::{Envelope, MANIFEST_PAYLOAD_TYPE};

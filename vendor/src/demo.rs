@@ -102,6 +102,9 @@ fn vendor_act(n: &mut Narrator, root: &Path, now: chrono::DateTime<chrono::Utc>)
         cmdline: Some("console=ttyS0 ro".into()),
         expires: Expiry::Days(30),
         created: now,
+        now,
+        max_validity_days: updater_release::DEFAULT_MAX_VALIDITY_DAYS,
+        force: false,
         min_agent_version: None,
         chunk_size: None,
         zstd_level: 3,
@@ -397,6 +400,9 @@ fn apply_reboot(
         updater::flow::Applied::Installed { installed, .. } => Ok(installed),
         updater::flow::Applied::FinishedStart(_) => {
             bail!("the demo's device had no trial to finish")
+        }
+        updater::flow::Applied::AlreadyRunning { group, version } => {
+            bail!("the demo's device already runs {version} in slot {group}")
         }
     }
 }

@@ -39,11 +39,15 @@ pub struct ApplyArgs {
     /// Refuse the install when it would download more than this (bytes, or
     /// with a suffix: 500K, 20M, 1G, powers of 1024); overrides
     /// install.max_download_bytes.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = crate::util::parse_size)]
     pub max_download: Option<u64>,
     /// Emit JSON-lines progress events on stdout instead of a progress bar.
     #[arg(long)]
     pub json: bool,
+    /// Install the release even when the booted slot runs it already (by
+    /// default that is nothing to do).
+    #[arg(long)]
+    pub reinstall: bool,
 }
 
 /// Arguments of `updater status`.
@@ -69,6 +73,7 @@ pub(super) fn apply(settings: &Settings, clock: Clock, a: ApplyArgs) -> Result<(
     let mut progress = Progress::new(a.json);
     let mut session = Session::open(settings, clock)?;
     let mut machine = RealMachine::new(settings);
+    super::progress::on_interrupt_say_how_to_resume();
     let applied = flow::apply(
         &mut session,
         &flow::Request {
@@ -77,6 +82,7 @@ pub(super) fn apply(settings: &Settings, clock: Clock, a: ApplyArgs) -> Result<(
             dry_run: a.dry_run,
             max_download: a.max_download,
             expect: None,
+            reinstall: a.reinstall,
         },
         machine.parts(),
         &mut progress,
@@ -94,6 +100,19 @@ fn render_applied(applied: &flow::Applied, progress: &mut Progress, json: bool, 
                 a.group,
                 a.version
             );
+            return;
+        }
+        flow::Applied::AlreadyRunning { group, version } => {
+            if json {
+                progress.event(
+                    "result",
+                    serde_json::json!({"already_running": true, "group": group, "version": version}),
+                );
+            } else {
+                crate::say!(
+                    "release {version} already runs in slot {group}: nothing to do (`--reinstall` installs it into the other slot anyway)"
+                );
+            }
             return;
         }
         flow::Applied::Installed {
@@ -133,35 +152,6 @@ fn render_applied(applied: &flow::Applied, progress: &mut Progress, json: bool, 
     print_outcome(out, kexec, reboot);
 }
 
-/// A size in bytes: digits, optionally followed by K, M or G (or KiB, MiB,
-/// GiB), powers of 1024.
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (bytes, or a number with K, M or G)"))?;
-    let mult: u64 = match unit.trim() {
-        "" => 1,
-        "K" | "k" | "KiB" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{s:?}: the unit must be K, M or G (powers of 1024)"
-            ))
-        }
-    };
-    let v = n
-        .checked_mul(mult)
-        .ok_or_else(|| format!("{s:?} is too large"))?;
-    if v == 0 {
-        return Err(format!("{s:?}: the limit must be positive"));
-    }
-    Ok(v)
-}
-
 /// Print what `apply` installed and how its trial starts.
 fn print_outcome(out: &crate::install::Installed, kexec: Option<&KexecOutcome>, reboot: bool) {
     crate::say!(
@@ -187,18 +177,18 @@ fn print_outcome(out: &crate::install::Installed, kexec: Option<&KexecOutcome>, 
     );
 }
 
-pub(super) fn status(settings: &Settings, a: StatusArgs) -> Result<()> {
+pub(super) fn status(settings: &Settings, a: StatusArgs, verbose: bool) -> Result<()> {
     let st = flow::status(settings)?;
     if a.json {
         print_json(&serde_json::to_value(&st)?);
         return Ok(());
     }
-    render_status(&st);
+    render_status(settings, &st, verbose);
     Ok(())
 }
 
 /// `status` for people.
-fn render_status(st: &flow::Status) {
+fn render_status(settings: &Settings, st: &flow::Status, verbose: bool) {
     match &st.booted {
         Some(b) => crate::say!("booted: slot {b}"),
         None => crate::say!(
@@ -244,7 +234,34 @@ fn render_status(st: &flow::Status) {
             l.bytes_reused
         );
     }
-    crate::say!("kernel: {}", st.kernel.summary());
+    if let Some(t) = &st.trial {
+        let (version, cold) = (
+            st.groups
+                .get(&t.group)
+                .and_then(|g| g.version.as_deref())
+                .unwrap_or("?"),
+            crate::state::trialclock::TrialClock::load(&settings.state_dir, &t.group, t.started)
+                .is_some_and(|c| c.cold_boot),
+        );
+        let next = if t.confirmed {
+            "its health checks passed and its commit is under way; the next `updater health` finishes it".to_string()
+        } else if cold {
+            "it passed its checks after a kexec; its first boot through the bootloader decides: reboot once, and `updater health` there commits it (a boot of another slot marks it bad)".to_string()
+        } else if st.booted.as_deref() == Some(t.group.as_str()) {
+            format!("`updater health` in this boot decides it: its checks pass by {}, or it is marked bad", t.deadline.to_rfc3339())
+        } else {
+            format!("it boots at the next restart, and `updater health` there decides it by {} (a boot of another slot marks it bad; `updater mark-bad {}` gives it up)", t.deadline.to_rfc3339(), t.group)
+        };
+        crate::say!(
+            "trial: slot {} ({version}) since {}; {next}",
+            t.group,
+            t.started.to_rfc3339()
+        );
+    }
+    // What the kernel lets a kexec do matters when a kexec may happen.
+    if verbose || settings.kexec.policy != crate::config::KexecPolicy::Never {
+        crate::say!("kernel: {}", st.kernel.summary());
+    }
     match &st.root {
         Some(flow::status::RootStatus::Trusted {
             version,
@@ -261,11 +278,18 @@ fn render_status(st: &flow::Status) {
         crate::say!("{n} status report(s) waiting to be sent");
     }
     if let Some(i) = &st.install {
-        crate::say!(
-            "interrupted install of {} into slot {} (run apply again to resume)",
-            i.version,
-            i.group
-        );
+        match crate::state::lock_holder(&settings.state_dir) {
+            Some(pid) => crate::say!(
+                "install of {} into slot {} running now (process {pid} holds the state lock)",
+                i.version,
+                i.group
+            ),
+            None => crate::say!(
+                "interrupted install of {} into slot {} (run apply again to resume)",
+                i.version,
+                i.group
+            ),
+        }
     }
 }
 
@@ -314,20 +338,17 @@ pub(super) fn health(settings: &Settings, clock: Clock, a: HealthArgs) -> Result
                 checks.len()
             )
         }
+        // The reason is the error line's (exit 7), said once.
         H::Failed {
-            group,
-            reason,
-            rebooting,
-        } => {
-            crate::say!(
-                "slot {group} marked bad: {reason}{}",
-                if *rebooting {
-                    "; rebooting to the fallback"
-                } else {
-                    ""
-                }
-            )
-        }
+            group, rebooting, ..
+        } => crate::say!(
+            "slot {group} marked bad{}",
+            if *rebooting {
+                "; rebooting to the fallback"
+            } else {
+                ""
+            }
+        ),
         H::TrialLost { group, reason, .. } => crate::say!("slot {group} marked bad: {reason}"),
         H::ColdBootPending { group, checks } if checks.is_empty() => crate::say!(
             "slot {group} passed its checks after a kexec; its first boot through the bootloader is armed and will decide"

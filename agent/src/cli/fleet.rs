@@ -16,6 +16,9 @@ use crate::trial::{How, KexecOutcome, RealMachine};
 /// Arguments of `updater check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// A channel document's URL (or file) to check instead of
+    /// daemon.channel; its name is its file's stem.
+    pub channel: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -44,7 +47,15 @@ pub struct ActivateArgs {
 }
 
 pub(super) fn check(settings: &Settings, clock: Clock, a: CheckArgs) -> Result<()> {
-    let plan = flow::check(settings, clock)?;
+    let plan = match &a.channel {
+        Some(url) => {
+            let mut settings = settings.clone();
+            settings.daemon.channel_name = crate::config::channel_name_of(url);
+            settings.daemon.channel = Some(url.clone());
+            flow::check(&settings, clock)?
+        }
+        None => flow::check(settings, clock)?,
+    };
     if a.json {
         print_json(&serde_json::to_value(&plan)?);
         return Ok(());

@@ -1,6 +1,7 @@
 //! Command-line interface: argument definitions and dispatch.
 
 mod device;
+mod examples;
 mod fleet;
 pub mod progress;
 mod root;
@@ -37,17 +38,19 @@ pub struct Cli {
 /// Top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Verify a release manifest against a keyring and the device's policy.
+    /// Decide about a release as `apply` would, installing nothing (or
+    /// check it against a keyring alone).
     #[command(after_help = crate::error::help())]
     Verify(verify::VerifyArgs),
     /// Install a release into the inactive slot group.
-    #[command(after_help = crate::error::help())]
+    #[command(after_help = crate::error::help(), after_long_help = crate::error::help_with_examples(examples::APPLY))]
     Apply(device::ApplyArgs),
     /// Boot the release installed in the inactive slot as a trial (after a
     /// download-only install).
     #[command(after_help = crate::error::help())]
     Activate(fleet::ActivateArgs),
-    /// Poll the configured channel once and say what the daemon would do.
+    /// Poll the configured channel (or CHANNEL_URL) once and say what the
+    /// daemon would do.
     #[command(after_help = crate::error::help())]
     Check(fleet::CheckArgs),
     /// Follow the configured channel: poll, install, boot in the allowed
@@ -55,10 +58,10 @@ pub enum Command {
     #[command(after_help = crate::error::help())]
     Daemon(fleet::DaemonArgs),
     /// Show the slot groups, what they hold, and any failure or pending trial.
-    #[command(after_help = crate::error::help())]
+    #[command(after_help = crate::error::help(), after_long_help = crate::error::help_with_examples(examples::STATUS))]
     Status(device::StatusArgs),
     /// Reconcile a pending trial at boot: run the health checks and commit, or mark the slot bad.
-    #[command(after_help = crate::error::help())]
+    #[command(after_help = crate::error::help(), after_long_help = crate::error::help_with_examples(examples::HEALTH))]
     Health(device::HealthArgs),
     /// Confirm the booted slot as good and make it the default.
     #[command(after_help = crate::error::help())]
@@ -84,6 +87,9 @@ pub fn init_logging(cli: &Cli) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let default = match cli.verbose {
+        // The daemon runs unattended: what it decides and does is its
+        // journal's, at the default level.
+        0 if matches!(cli.command, Command::Daemon(_)) => "warn,updater::daemon=info",
         0 => "warn",
         1 => "info",
         2 => "debug",
@@ -104,29 +110,37 @@ pub fn init_logging(cli: &Cli) {
             return;
         }
     }
-    use std::io::IsTerminal;
     let _ = tracing_subscriber::registry()
         .with(
             tracing_subscriber::fmt::layer()
-                .with_ansi(std::io::stderr().is_terminal())
+                .with_ansi(colour())
                 .with_writer(std::io::stderr),
         )
         .with(filter)
         .try_init();
 }
 
+/// Whether log lines may be coloured: only on a terminal, and never when
+/// `NO_COLOR` is set to anything (no-color.org): no escape codes in pipes,
+/// files or the journal.
+pub fn colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 /// Run a parsed command.
 pub fn run(cli: Cli) -> Result<()> {
     let clock = Clock::from_option(cli.now);
+    let verbose = cli.verbose > 0;
     let config = cli.config.clone();
     let settings = || crate::config::load(config.as_deref());
     match cli.command {
-        Command::Verify(a) => verify::run(a, clock),
+        Command::Verify(a) => verify::run(a, clock, settings),
         Command::Apply(a) => device::apply(&settings()?, clock, a),
         Command::Activate(a) => fleet::activate(&settings()?, clock, a),
         Command::Check(a) => fleet::check(&settings()?, clock, a),
         Command::Daemon(a) => fleet::daemon(&settings()?, clock, a),
-        Command::Status(a) => device::status(&settings()?, a),
+        Command::Status(a) => device::status(&settings()?, a, verbose),
         Command::Health(a) => device::health(&settings()?, clock, a),
         Command::MarkGood => device::mark_good(&settings()?, clock),
         Command::MarkBad(a) => device::mark_bad(&settings()?, clock, a),

@@ -129,6 +129,20 @@ impl Events for Progress {
         self.line(name, fields)
     }
 
+    fn warn(&mut self, message: &str) {
+        match self {
+            Progress::Json { .. } => self.line("warning", &json!({ "message": message })),
+            Progress::Bar(bar) => {
+                // Below the bar, which is drawn again at the next update.
+                if bar.is_some() {
+                    eprintln!();
+                }
+                eprintln!("warning: {message}");
+            }
+            Progress::Quiet => eprintln!("warning: {message}"),
+        }
+    }
+
     fn image_begin(&mut self, class: &str, done: u64, total: u64) {
         match self {
             Progress::Bar(bar) => {
@@ -181,6 +195,27 @@ impl Events for Progress {
             }
             Progress::Quiet => {}
         }
+    }
+}
+
+/// On Ctrl-C (SIGINT) during an install: end the progress line,
+/// say that nothing is lost and how to go on, and exit 130. Stopping at any
+/// instant is safe (every durable step is, as after a power cut); only the
+/// words were missing.
+pub fn on_interrupt_say_how_to_resume() {
+    extern "C" fn said(_: libc::c_int) {
+        const MSG: &[u8] = b"\ninterrupted: nothing is lost; `updater apply` again resumes from the last checkpoint\n";
+        // Only async-signal-safe calls here: write(2) and _exit(2).
+        unsafe {
+            libc::write(2, MSG.as_ptr().cast(), MSG.len());
+            libc::_exit(130);
+        }
+    }
+    let handler = said as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    // SAFETY: installing a handler that only calls async-signal-safe
+    // functions.
+    unsafe {
+        libc::signal(libc::SIGINT, handler);
     }
 }
 

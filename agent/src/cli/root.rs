@@ -21,6 +21,7 @@ pub enum RootCommand {
     /// Fetch the root chain again from the release server, verify it from
     /// the image's root, and replace the persisted chain with it. It must
     /// reach the newest root version this device accepted.
+    #[command(after_help = crate::error::help())]
     Refresh(RefreshArgs),
 }
 

@@ -1,4 +1,6 @@
-//! `updater verify`.
+//! `updater verify`: as this device would decide (its configuration), or
+//! against a keyring alone (`--keyring`, for a build machine or a release
+//! manager's laptop).
 
 use std::path::PathBuf;
 
@@ -6,35 +8,79 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use updater_format::keys::Keyring;
-use updater_format::manifest::verify::{read_capped, verify, Policy};
+use updater_format::manifest::verify::{verify, Policy, Verified, MANIFEST_SIZE_CAP};
 
 use super::print_json;
+use crate::config::{HttpSettings, Settings};
 
 /// Arguments of `updater verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The release's manifest.json.
-    pub manifest: PathBuf,
-    /// The keyring folder to trust.
+    /// The release: a manifest's URL, a release folder or manifest file,
+    /// or a channel document (followed to this device's release), as
+    /// `apply` takes it.
+    pub source: String,
+    /// Verify against this keyring alone instead of the device's
+    /// configuration (its keyring, trusted root and compatible string).
     #[arg(long)]
-    pub keyring: PathBuf,
-    /// The device's compatible string (checked when given).
-    #[arg(long)]
+    pub keyring: Option<PathBuf>,
+    /// With --keyring: the compatible string to check.
+    #[arg(long, requires = "keyring")]
     pub compatible: Option<String>,
-    /// The installed version: a lower release version is refused.
-    #[arg(long)]
+    /// With --keyring: a lower release version is refused.
+    #[arg(long, requires = "keyring")]
     pub installed_version: Option<semver::Version>,
-    /// The highest security_version seen: a lower one is refused.
-    #[arg(long, default_value_t = 0)]
+    /// With --keyring: a lower security_version is refused.
+    #[arg(long, default_value_t = 0, requires = "keyring")]
     pub installed_security_version: u64,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
 }
 
-pub(super) fn run(a: VerifyArgs, clock: crate::clock::Clock) -> Result<()> {
-    let keyring = Keyring::load(&a.keyring)?;
-    let bytes = read_capped(&a.manifest)?;
+pub(super) fn run(
+    a: VerifyArgs,
+    clock: crate::clock::Clock,
+    settings: impl FnOnce() -> Result<Settings>,
+) -> Result<()> {
+    let result = match &a.keyring {
+        Some(dir) => with_keyring(&a, dir, clock),
+        None => settings()
+            .context(
+                "`updater verify` without --keyring decides as this device would, from its configuration; \
+                 pass --keyring DIR to verify against a keyring alone",
+            )
+            .and_then(|s| crate::flow::verify::verify(&s, clock, &a.source)),
+    };
+    match (&result, a.json) {
+        (Ok(v), true) => print_json(&v.summary()),
+        (Ok(v), false) => crate::util::print_out(format_args!("{}", v.describe())),
+        (Err(e), true) => print_json(&json!({"ok": false, "reason": format!("{e:#}")})),
+        (Err(_), false) => {}
+    }
+    result
+        .map(|_| ())
+        .with_context(|| format!("verifying {}", a.source))
+}
+
+/// Verify the release at `a.source` against the keyring in `dir` and the
+/// policy given on the command line.
+fn with_keyring(
+    a: &VerifyArgs,
+    dir: &std::path::Path,
+    clock: crate::clock::Clock,
+) -> Result<Verified> {
+    let keyring = Keyring::load(dir)?;
+    let mut fetcher = crate::fetch::open_source(&a.source, &HttpSettings::defaults())?;
+    let mut budget = crate::fetch::RetryBudget::new(&HttpSettings::defaults());
+    let bytes = crate::fetch::fetch_small(
+        fetcher.as_mut(),
+        None,
+        0,
+        MANIFEST_SIZE_CAP,
+        "manifest",
+        &mut budget,
+    )?;
     let policy = Policy {
         compatible: a.compatible.clone(),
         installed_version: a.installed_version.clone(),
@@ -44,14 +90,5 @@ pub(super) fn run(a: VerifyArgs, clock: crate::clock::Clock) -> Result<()> {
         max_validity: None,
         max_security_step: None,
     };
-    let result = verify(&bytes, &keyring, &policy);
-    match (&result, a.json) {
-        (Ok(v), true) => print_json(&v.summary()),
-        (Ok(v), false) => crate::util::print_out(format_args!("{}", v.describe())),
-        (Err(e), true) => print_json(&json!({"ok": false, "reason": e.to_string()})),
-        (Err(_), false) => {}
-    }
-    result
-        .map(|_| ())
-        .with_context(|| format!("verifying {}", a.manifest.display()))
+    Ok(verify(&bytes, &keyring, &policy)?)
 }

@@ -112,7 +112,7 @@ pub(super) fn check_fragment(table: &toml::Table, backend: Option<&str>) -> Resu
     }
     Fragment::deserialize(toml::Value::Table(t))
         .map(|_| ())
-        .map_err(|e| format!("[bootloader]: {}", super::one_line(&e.to_string())))
+        .map_err(|e| super::one_line(&e.to_string()))
 }
 
 /// Validate the merged `[bootloader]` table.

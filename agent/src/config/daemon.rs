@@ -176,15 +176,9 @@ pub(super) fn validate(d: Raw, origin: &Origin) -> Result<DaemonSettings> {
         DEFAULT_POLL_INTERVAL_SECS,
         &key("interval_secs"),
     )?;
-    let channel_name = match d.channel_name {
-        Some(n) => Some(n),
-        None => d.channel.as_deref().and_then(|u| {
-            let path = u.split(['?', '#']).next().unwrap_or(u);
-            let last = path.trim_end_matches('/').rsplit('/').next()?;
-            let stem = last.strip_suffix(".json").unwrap_or(last);
-            (!stem.is_empty()).then(|| stem.to_string())
-        }),
-    };
+    let channel_name = d
+        .channel_name
+        .or_else(|| d.channel.as_deref().and_then(channel_name_of));
     let validity_days = d
         .max_channel_validity_days
         .unwrap_or(DEFAULT_MAX_CHANNEL_VALIDITY_DAYS);
@@ -212,6 +206,15 @@ pub(super) fn validate(d: Raw, origin: &Origin) -> Result<DaemonSettings> {
             &key("retry_max_secs"),
         )?,
     })
+}
+
+/// The channel name a channel URL implies: its file's stem
+/// (`…/gw/stable.json` → `stable`), as `daemon.channel_name` defaults.
+pub fn channel_name_of(url: &str) -> Option<String> {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let last = path.trim_end_matches('/').rsplit('/').next()?;
+    let stem = last.strip_suffix(".json").unwrap_or(last);
+    (!stem.is_empty()).then(|| stem.to_string())
 }
 
 #[cfg(test)]

@@ -38,10 +38,38 @@ pub struct InstallSettings {
 #[serde(deny_unknown_fields)]
 pub(super) struct Raw {
     checkpoint_interval_ms: Option<u64>,
-    checkpoint_bytes: Option<u64>,
+    checkpoint_bytes: Option<Size>,
     max_release_validity_days: Option<u32>,
-    max_download_bytes: Option<u64>,
+    max_download_bytes: Option<Size>,
     max_security_step: Option<u64>,
+}
+
+/// A size as written: bytes, or the command line's forms (`50M`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(
+    untagged,
+    expecting = "a number of bytes, or a size such as \"50M\" (K, M, G: powers of 1024)"
+)]
+pub(super) enum Size {
+    /// Bytes.
+    Bytes(u64),
+    /// `500K`, `50M`, `2G`.
+    Text(String),
+}
+
+impl Size {
+    /// Bytes, or why not, for `key`.
+    fn bytes(&self, key: &str, origin: &super::Origin) -> anyhow::Result<u64> {
+        match self {
+            Size::Bytes(0) => {
+                Err(origin.invalid(key, " must be positive (leave it out for no limit)"))
+            }
+            Size::Bytes(n) => Ok(*n),
+            Size::Text(t) => {
+                crate::util::parse_size(t).map_err(|e| origin.invalid(key, format!(": {e}")))
+            }
+        }
+    }
 }
 
 pub(super) fn validate(i: Raw, origin: &super::Origin) -> anyhow::Result<InstallSettings> {
@@ -57,19 +85,14 @@ pub(super) fn validate(i: Raw, origin: &super::Origin) -> anyhow::Result<Install
                 .unwrap_or(DEFAULT_CHECKPOINT_INTERVAL_MS)
                 .max(1),
         ),
-        checkpoint_bytes: i
-            .checkpoint_bytes
-            .unwrap_or(DEFAULT_CHECKPOINT_BYTES)
-            .max(1),
+        checkpoint_bytes: match &i.checkpoint_bytes {
+            Some(s) => s.bytes("install.checkpoint_bytes", origin)?,
+            None => DEFAULT_CHECKPOINT_BYTES,
+        },
         max_release_validity: chrono::Duration::days(days.into()),
-        max_download_bytes: match i.max_download_bytes {
-            Some(0) => {
-                return Err(origin.invalid(
-                    "install.max_download_bytes",
-                    " must be positive (leave it out for no limit)",
-                ))
-            }
-            n => n,
+        max_download_bytes: match &i.max_download_bytes {
+            Some(s) => Some(s.bytes("install.max_download_bytes", origin)?),
+            None => None,
         },
         max_security_step: match i.max_security_step {
             Some(0) => {

@@ -33,8 +33,8 @@ use serde::Deserialize;
 
 pub use bootloader::{BootloaderConfig, FileBackend, GrubBackend, UbootBackend};
 pub use daemon::{
-    DaemonSettings, MaintenanceWindow, Strategy, DEFAULT_MAX_CHANNEL_VALIDITY_DAYS,
-    DEFAULT_POLL_INTERVAL_SECS,
+    channel_name_of, DaemonSettings, MaintenanceWindow, Strategy,
+    DEFAULT_MAX_CHANNEL_VALIDITY_DAYS, DEFAULT_POLL_INTERVAL_SECS,
 };
 pub use device::{DeviceSettings, ReportSettings};
 pub use http::HttpSettings;
@@ -105,27 +105,29 @@ impl Settings {
 
 /// Where the configuration came from, for error messages: every error names
 /// the files and the key.
-pub(crate) struct Origin(String);
+pub(crate) struct Origin(Vec<PathBuf>);
 
 impl Origin {
     fn new(files: &[PathBuf]) -> Origin {
-        Origin(
-            files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-        )
+        Origin(files.to_vec())
     }
 
     /// `key` is required and missing.
     fn missing(&self, key: &str) -> anyhow::Error {
-        usage(format!("configuration ({}): `{key}` is not set", self.0))
+        usage(format!(
+            "configuration ({}): `{key}` is not set",
+            list(&self.0)
+        ))
     }
 
-    /// `key` is wrong; `why` follows the key name.
+    /// `key` is wrong; `why` follows the key name. The error names the file
+    /// and line that set it (the last fragment that did), else the files.
     fn invalid(&self, key: &str, why: impl std::fmt::Display) -> anyhow::Error {
-        usage(format!("configuration ({}): {key}{why}", self.0))
+        let bare = key.trim_matches('`');
+        match locate(&self.0, bare) {
+            Some(at) => usage(format!("{at}: {key}{why}")),
+            None => usage(format!("configuration ({}): {key}{why}", list(&self.0))),
+        }
     }
 
     /// A duration in seconds that must be positive.
@@ -208,9 +210,8 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings> {
         let text = std::fs::read_to_string(f)
             .map_err(|e| usage(format!("reading config {}: {e}", f.display())))?;
         // This fragment alone, from its text: errors carry its line.
-        let raw: RawConfig = toml::from_str(&text).map_err(|e: toml::de::Error| {
-            usage(format!("{}: {}", f.display(), one_line(&e.to_string())))
-        })?;
+        let raw: RawConfig =
+            toml::from_str(&text).map_err(|e: toml::de::Error| fragment_error(f, &text, &e))?;
         if let Some(b) = raw.bootloader {
             bootloader_tables.push((f, b));
         }
@@ -225,8 +226,20 @@ pub fn load(explicit: Option<&Path>) -> Result<Settings> {
         .and_then(|b| b.as_str())
         .map(str::to_string);
     for (f, table) in &bootloader_tables {
-        bootloader::check_fragment(table, backend.as_deref())
-            .map_err(|e| usage(format!("{}: {e}", f.display())))?;
+        bootloader::check_fragment(table, backend.as_deref()).map_err(|e| {
+            // The line of the key serde names (an unknown field), else of
+            // the backend (an unknown variant).
+            let key = e
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split_once('`'))
+                .map_or("backend", |(k, _)| k);
+            let at = locate(std::slice::from_ref(*f), &format!("bootloader.{key}"))
+                .unwrap_or_else(|| f.display().to_string());
+            let hint = did_you_mean(&e)
+                .map(|m| format!("; did you mean `{m}`?"))
+                .unwrap_or_default();
+            usage(format!("{at}: [bootloader] {e}{hint}"))
+        })?;
     }
     let raw = RawConfig::deserialize(toml::Value::Table(merged)).map_err(|e| {
         usage(format!(
@@ -246,7 +259,8 @@ pub fn check_fragment(text: &str) -> std::result::Result<(), String> {
             .get("backend")
             .and_then(|v| v.as_str())
             .map(str::to_string);
-        bootloader::check_fragment(b, backend.as_deref())?;
+        bootloader::check_fragment(b, backend.as_deref())
+            .map_err(|e| format!("[bootloader]: {e}"))?;
     }
     Ok(())
 }
@@ -261,6 +275,121 @@ fn merge(base: &mut toml::Table, over: toml::Table) {
             }
         }
     }
+}
+
+/// The files, for a message.
+fn list(files: &[PathBuf]) -> String {
+    files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Where the dotted `key` (`http.absent_status`, `slots.B.targets.rootfs`)
+/// is set: `FILE:LINE` of the last fragment that sets it. A plain reading
+/// of `[table]` headers and `key =` lines, enough for the configuration's
+/// shape (no inline tables).
+pub fn locate(files: &[PathBuf], key: &str) -> Option<String> {
+    let (table, name) = match key.rsplit_once('.') {
+        Some((t, n)) => (t, n),
+        None => ("", key),
+    };
+    let mut found = None;
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        let mut current = String::new();
+        for (i, line) in text.lines().enumerate() {
+            let l = line.trim();
+            if let Some(h) = l.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+                current = h.trim().replace(['"', ' '], "");
+                continue;
+            }
+            let Some((k, _)) = l.split_once('=') else {
+                continue;
+            };
+            let k = k.trim().trim_matches('"');
+            // `[slots]` with `B.targets.rootfs = ...` counts too.
+            let full = if current.is_empty() {
+                k.to_string()
+            } else {
+                format!("{current}.{k}")
+            };
+            if full == key || (current == table && k == name) {
+                found = Some(format!("{}:{}", f.display(), i + 1));
+            }
+        }
+    }
+    found
+}
+
+/// A fragment that does not parse: `FILE:LINE:COLUMN: what`, with a guess
+/// when a name is close to one that exists.
+fn fragment_error(f: &Path, text: &str, e: &toml::de::Error) -> anyhow::Error {
+    // FILE:LINE:COL as compilers print it (editors jump there), and the
+    // line itself when it is short enough to read in one error line.
+    let (at, source) = e
+        .span()
+        .map(|s| {
+            let before = &text[..s.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+            let source = text
+                .lines()
+                .nth(line - 1)
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && l.len() <= 80)
+                .map(|l| format!(" (in `{l}`)"))
+                .unwrap_or_default();
+            (format!(":{line}:{col}"), source)
+        })
+        .unwrap_or_default();
+    let msg = one_line(e.message());
+    let hint = did_you_mean(&msg)
+        .map(|m| format!("; did you mean `{m}`?"))
+        .unwrap_or_default();
+    usage(format!("{}{at}: {msg}{source}{hint}", f.display()))
+}
+
+/// In serde's "unknown field `x`, expected one of `a`, `b`" (or variant),
+/// the expected name closest to `x`, when one is close.
+fn did_you_mean(msg: &str) -> Option<String> {
+    let rest = msg
+        .strip_prefix("unknown field `")
+        .or_else(|| msg.strip_prefix("unknown variant `"))?;
+    let (got, rest) = rest.split_once('`')?;
+    let expected = rest.split_once("expected")?.1;
+    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    closest(got, &names).map(str::to_string)
+}
+
+/// The name in `names` closest to the mistyped `got`, when one is close
+/// (a third of its letters changed, at least two allowed): "did you mean".
+pub fn closest<'a>(got: &str, names: &[&'a str]) -> Option<&'a str> {
+    names
+        .iter()
+        .map(|n| (edit_distance(got, n), *n))
+        .filter(|(d, n)| *d <= (n.len() / 3).max(2))
+        .min()
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance between `a` and `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn one_line(s: &str) -> String {
@@ -464,8 +593,7 @@ rootfs = "/dev/vda3"
         );
         let e = load(Some(&main)).unwrap_err().to_string();
         assert!(
-            e.contains(&frag.display().to_string())
-                && e.contains("line 3")
+            e.contains(&format!("{}:3:", frag.display()))
                 && e.contains("sometimes")
                 && e.contains("prefer"),
             "{e}"

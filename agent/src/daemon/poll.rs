@@ -34,6 +34,9 @@ pub fn poll(
 ) -> Result<PollOutcome> {
     let clock = clock.with_floor(crate::state::floor::floor(&settings.state_dir)?);
     let plan = flow::check::plan(settings, clock.now())?;
+    // Said before acting: a trial restarts the machine, and what comes
+    // after may never be logged.
+    tracing::info!("{}", decision(&plan));
     let mut session = Session::open(settings, clock)?;
     // A root the plan accepted may reset floors: applied under the lock,
     // before the channel raises its replay floor again.
@@ -117,6 +120,28 @@ pub fn poll(
         }
     };
     Ok(PollOutcome { plan, did })
+}
+
+/// The plan's decision in words, for the journal.
+fn decision(plan: &Plan) -> String {
+    if plan.action == Action::Idle {
+        return format!("nothing to do: {}", plan.reason);
+    }
+    // The strategy's reason says what is done; the channel says why.
+    let why = match (&plan.release, plan.bucket) {
+        (Some(r), Some(bucket)) => format!(
+            " (channel {} names {} at {}%{}, and this device's bucket {bucket} is in it)",
+            plan.channel,
+            r.version,
+            r.rollout_percent,
+            plan.running
+                .as_deref()
+                .map(|v| format!(", newer than the {v} slot {} runs", plan.booted))
+                .unwrap_or_default()
+        ),
+        _ => String::new(),
+    };
+    format!("decided: {}{why}", plan.reason)
 }
 
 /// Boot the installed release (which must be `digest`) as a trial, by

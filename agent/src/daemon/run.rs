@@ -88,9 +88,11 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
     updater_format::channel::require_channel_role(&keyring)?;
     let name = channel_name(settings)?;
     tracing::info!(
-        "following channel {name} at {url} as device {device} ({}, strategy {:?})",
+        "following channel {name} at {url} as device {device} ({}, strategy {:?}), polling every {} (plus up to {} of jitter)",
         settings.compatible,
-        settings.daemon.strategy
+        settings.daemon.strategy,
+        human_secs(settings.daemon.interval),
+        human_secs(settings.daemon.jitter)
     );
     let heartbeat = Heartbeat::new();
     heartbeat.beat();
@@ -129,7 +131,6 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
             Ok(out) => {
                 failures = 0;
                 last_failure = None;
-                tracing::info!("{}", out.did);
                 notify::notify(&format!("STATUS={}", out.did));
                 let mut next = settings.daemon.interval + jitter(settings.daemon.jitter);
                 if let Action::Wait { until: Some(t) } = out.plan.action {
@@ -169,8 +170,22 @@ pub fn run(settings: &Settings, o: DaemonOptions) -> Result<()> {
                 crate::say!("{}", out.did);
             });
         }
-        tracing::debug!("next poll in {:?}", delay);
+        if let Ok(out) = &result {
+            tracing::info!("{}; next poll in {}", out.did, human_secs(delay));
+        } else {
+            tracing::info!("next poll in {}", human_secs(delay));
+        }
         sleep_beating(&heartbeat, delay);
+    }
+}
+
+/// A duration for people: `45s`, `12m`, `3h 20m`.
+fn human_secs(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=119 => format!("{s}s"),
+        120..=7199 => format!("{}m", s / 60),
+        _ => format!("{}h {}m", s / 3600, s % 3600 / 60),
     }
 }
 

@@ -27,6 +27,9 @@ pub struct HttpFetcher {
     requests: Counter,
     /// ETag per file name, from the first response.
     etags: std::collections::HashMap<String, String>,
+    /// Whether the server honours Range, once a range request (an index
+    /// page, a resume) has shown it: then no probe is needed.
+    range_honoured: Option<bool>,
 }
 
 impl HttpFetcher {
@@ -42,6 +45,7 @@ impl HttpFetcher {
             counter: Counter::default(),
             requests: Counter::default(),
             etags: Default::default(),
+            range_honoured: None,
         })
     }
 
@@ -85,10 +89,12 @@ fn send(
     url: &reqwest::Url,
 ) -> Result<Response, AttemptError> {
     req.send().map_err(|e| {
-        let msg = format!("GET {url}: {}", error_chain(&e));
+        // The URL once: reqwest's own message repeats it.
+        let redirect = e.is_redirect();
+        let msg = format!("GET {url}: {}", error_chain(&e.without_url()));
         // A refused redirect is the server's answer, not a network
         // fault: retrying would only ask again.
-        if e.is_redirect() {
+        if redirect {
             AttemptError::fatal(msg)
         } else {
             AttemptError::transient(msg)
@@ -329,6 +335,11 @@ impl Fetcher for HttpFetcher {
             self.etags.insert(name.to_string(), t.clone());
         }
         let ranged = range.start > 0 || end < size;
+        // A 200 whose ETag changed is If-Range at work, not a server that
+        // ignores Range.
+        if ranged && (known.is_none() || known == etag) {
+            self.range_honoured = Some(resp.status() == StatusCode::PARTIAL_CONTENT);
+        }
         let (at, stop) = if ranged && resp.status() == StatusCode::PARTIAL_CONTENT {
             let header = resp
                 .headers()
@@ -398,6 +409,29 @@ impl Fetcher for HttpFetcher {
 
     fn requests(&self) -> u64 {
         self.requests.get()
+    }
+
+    fn honours_range(&mut self, name: &str, size: u64) -> Result<bool, AttemptError> {
+        if let Some(known) = self.range_honoured {
+            return Ok(known);
+        }
+        if size < 2 {
+            return Ok(true);
+        }
+        let url = self.url_of(name)?;
+        let resp = self.get(&url, 0..1, size, None)?;
+        // The body is not read: a 200 is dropped with its connection.
+        let honoured = resp.status() == StatusCode::PARTIAL_CONTENT;
+        self.range_honoured = Some(honoured);
+        Ok(honoured)
+    }
+
+    fn host(&self) -> String {
+        match (self.manifest_url.host_str(), self.manifest_url.port()) {
+            (Some(h), Some(p)) => format!("{h}:{p}"),
+            (Some(h), None) => h.to_string(),
+            _ => self.manifest_url.to_string(),
+        }
     }
 }
 

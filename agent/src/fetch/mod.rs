@@ -118,6 +118,23 @@ pub trait Fetcher: Send {
     /// Requests made so far (opens of a file or a range, the manifest's
     /// included).
     fn requests(&self) -> u64;
+    /// Whether the server answers a range request of `name` (a file of
+    /// `size` bytes) with the range: known from an earlier range request
+    /// (an index page), else one request for its first byte. A server
+    /// that ignores Range answers with the whole file, and every
+    /// range then costs the file up to its end. A folder always reads
+    /// ranges.
+    fn honours_range(
+        &mut self,
+        _name: &str,
+        _size: u64,
+    ) -> std::result::Result<bool, AttemptError> {
+        Ok(true)
+    }
+    /// The server's host, for messages (the folder for a folder).
+    fn host(&self) -> String {
+        self.describe()
+    }
 }
 
 /// A counter shared by a fetcher and its streams.
@@ -288,34 +305,45 @@ pub fn fetch_range(
     budget: &mut RetryBudget,
 ) -> Result<Vec<u8>> {
     let want = (range.end - range.start) as usize;
-    budget
-        .run(&format!("fetching {what}"), |_| {
-            let (stream, at) = fetcher.open_range(name, range.clone(), size)?;
-            let mut stream = stream;
-            if at < range.start {
-                std::io::copy(
-                    &mut (&mut stream).take(range.start - at),
-                    &mut std::io::sink(),
-                )
-                .map_err(|e| AttemptError::transient(format!("reading {what}: {e}")))?;
-            }
-            let mut buf = Vec::new();
-            buf.try_reserve_exact(want).map_err(|e| {
-                AttemptError::fatal(format!("cannot allocate {want} bytes for {what}: {e}"))
-            })?;
-            stream
-                .take(want as u64)
-                .read_to_end(&mut buf)
-                .map_err(|e| AttemptError::transient(format!("reading {what}: {e}")))?;
-            if buf.len() != want {
-                return Err(AttemptError::transient(format!(
-                    "{what}: the transfer ended after {} of {want} bytes",
-                    buf.len()
-                )));
-            }
-            Ok(buf)
-        })
-        .with_context(|| format!("from {}", fetcher.describe()))
+    let got = budget.run(&format!("fetching {what}"), |_| {
+        let (stream, at) = fetcher.open_range(name, range.clone(), size)?;
+        let mut stream = stream;
+        if at < range.start {
+            std::io::copy(
+                &mut (&mut stream).take(range.start - at),
+                &mut std::io::sink(),
+            )
+            .map_err(|e| AttemptError::transient(format!("reading {what}: {e}")))?;
+        }
+        let mut buf = Vec::new();
+        buf.try_reserve_exact(want).map_err(|e| {
+            AttemptError::fatal(format!("cannot allocate {want} bytes for {what}: {e}"))
+        })?;
+        stream
+            .take(want as u64)
+            .read_to_end(&mut buf)
+            .map_err(|e| AttemptError::transient(format!("reading {what}: {e}")))?;
+        if buf.len() != want {
+            return Err(AttemptError::transient(format!(
+                "{what}: the transfer ended after {} of {want} bytes",
+                buf.len()
+            )));
+        }
+        Ok(buf)
+    });
+    from_source(got, fetcher)
+}
+
+/// Name the source in a fetch's final error, unless an HTTP attempt's
+/// message (`GET URL: …`) names it already: the URL once per line.
+fn from_source<T>(r: Result<T>, fetcher: &dyn Fetcher) -> Result<T> {
+    r.map_err(|e| {
+        if format!("{e:#}").contains("GET http") {
+            e
+        } else {
+            e.context(format!("from {}", fetcher.describe()))
+        }
+    })
 }
 
 /// Fetch a small file that may not exist (`None`), whole, with retries;
@@ -357,18 +385,17 @@ fn fetch_whole(
     budget: &mut RetryBudget,
     mut open: impl FnMut(&mut dyn Fetcher) -> std::result::Result<Option<ByteStream>, AttemptError>,
 ) -> Result<Option<Vec<u8>>> {
-    let got = budget
-        .run(&format!("fetching {what}"), |_| {
-            let Some(stream) = open(&mut *fetcher)? else {
-                return Ok(None);
-            };
-            let mut buf = Vec::new();
-            stream.take(cap + 1).read_to_end(&mut buf).map_err(|e| {
-                AttemptError::transient(format!("reading {what} from {}: {e}", fetcher.describe()))
-            })?;
-            Ok(Some(buf))
-        })
-        .with_context(|| format!("from {}", fetcher.describe()))?;
+    let got = budget.run(&format!("fetching {what}"), |_| {
+        let Some(stream) = open(&mut *fetcher)? else {
+            return Ok(None);
+        };
+        let mut buf = Vec::new();
+        stream.take(cap + 1).read_to_end(&mut buf).map_err(|e| {
+            AttemptError::transient(format!("reading {what} from {}: {e}", fetcher.describe()))
+        })?;
+        Ok(Some(buf))
+    });
+    let got = from_source(got, fetcher)?;
     if let Some(buf) = &got {
         if buf.len() as u64 > cap {
             return Err(Rejected::TooLarge {

@@ -47,6 +47,7 @@ impl Backoff {
 #[derive(Debug)]
 pub struct RetryBudget {
     retries: u32,
+    started: Instant,
     deadline: Instant,
     initial: Duration,
     max: Duration,
@@ -59,6 +60,7 @@ impl RetryBudget {
     pub fn new(s: &HttpSettings) -> RetryBudget {
         RetryBudget {
             retries: s.retries,
+            started: Instant::now(),
             deadline: Instant::now() + s.retry_budget,
             initial: s.backoff_initial,
             max: s.backoff_max,
@@ -131,17 +133,28 @@ impl RetryBudget {
         if !e.retryable {
             return Err(FetchError(format!("{what}: {}", e.message)).into());
         }
+        let tried = || {
+            format!(
+                "{} attempt{} over {}s",
+                n + 1,
+                if n == 0 { "" } else { "s" },
+                self.started.elapsed().as_secs()
+            )
+        };
+        const CHECK: &str = "check that the server is up and reachable from the device and that the URL is right (http.retries and http.retry_budget_secs set how long the agent keeps trying)";
         if n >= self.retries {
             return Err(FetchError(format!(
-                "{what}: {} (gave up after {} retries)",
-                e.message, n
+                "{what}: {} (gave up after {}); {CHECK}",
+                e.message,
+                tried()
             ))
             .into());
         }
         if Instant::now() + delay > self.deadline {
             return Err(FetchError(format!(
-                "{what}: {} (the retry time budget is spent)",
-                e.message
+                "{what}: {} (the retry time budget is spent: {}); {CHECK}",
+                e.message,
+                tried()
             ))
             .into());
         }

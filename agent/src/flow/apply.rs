@@ -26,6 +26,8 @@ pub struct Request<'r> {
     pub max_download: Option<u64>,
     /// The release's digest, when the caller pins it (a channel does).
     pub expect: Option<&'r str>,
+    /// Install it even when the booted slot runs it already.
+    pub reinstall: bool,
 }
 
 /// What `apply` did.
@@ -44,6 +46,13 @@ pub enum Applied {
     /// Run again after a crash between recording the trial and restarting:
     /// the start of that trial was finished, nothing installed again.
     FinishedStart(Activated),
+    /// The release is the one the booted slot runs: nothing was done.
+    AlreadyRunning {
+        /// The booted slot.
+        group: String,
+        /// The release's version.
+        version: String,
+    },
 }
 
 /// `updater apply`.
@@ -62,12 +71,40 @@ pub fn apply(
             return Ok(Applied::FinishedStart(a));
         }
     }
+    // A channel document is followed to the release it names for this
+    // device, and that release is pinned by the channel's digest.
+    let persist = if req.dry_run {
+        crate::trust::Persist::Not
+    } else {
+        crate::trust::Persist::Held(session.store())
+    };
+    let resolved = super::source::resolve(session.settings(), session.now(), req.source, persist)?;
+    if let Some(name) = &resolved.channel {
+        events.step(
+            "channel",
+            &serde_json::json!({"channel": name, "manifest": resolved.manifest}),
+        );
+    }
+    let expect = req.expect.or(resolved.expect.as_deref());
     let opts = Options {
         // With --kexec, a dry run installs and then only loads the kernel.
         dry_run: req.dry_run && !matches!(req.trial, Some(How::Kexec { .. })),
         max_download: req.max_download,
+        reinstall: req.reinstall,
     };
-    let installed = crate::install::install(session, req.source, req.expect, events, &opts)?;
+    let installed =
+        match crate::install::install(session, &resolved.manifest, expect, events, &opts) {
+            Ok(i) => i,
+            Err(e) => match e.downcast::<crate::install::AlreadyRunning>() {
+                Ok(a) => {
+                    return Ok(Applied::AlreadyRunning {
+                        group: a.group,
+                        version: a.version,
+                    })
+                }
+                Err(e) => return Err(e),
+            },
+        };
     if opts.dry_run {
         return Ok(Applied::Installed {
             installed,

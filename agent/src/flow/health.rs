@@ -202,7 +202,8 @@ pub fn health(mut session: Session, rebooter: &dyn Rebooter) -> Result<HealthOut
         Verdict::NothingPending => unreachable!("a trial is pending"),
         Verdict::Lost { reason } => {
             mark_bad_steps(&mut session, "health", &trial.group, &reason)?;
-            tracing::error!("{reason}");
+            // Said once, by the front end (the CLI's line goes to the
+            // journal under systemd).
             return Ok(HealthOutcome::TrialLost {
                 group: trial.group,
                 booted,
@@ -270,7 +271,6 @@ fn carry_out(
         }
         AfterChecks::MarkBad(reason) => {
             mark_bad_steps(&mut session, "health", &booted, &reason)?;
-            tracing::error!("slot {booted}: {reason}");
             let rebooting = session.settings().health.reboot_on_failure;
             // Release the state lock before restarting.
             drop(session);

@@ -12,6 +12,7 @@
 //! | health (the reconciliation at boot) | [`health::health`] | a session, the machine's rebooter |
 //! | mark-good, mark-bad, rollback | [`mark::mark_good`], [`mark::mark_bad`], [`mark::rollback`] | a session |
 //! | root refresh | [`root::refresh`] | the settings, the clock, a source |
+//! | verify (what apply would decide, installing nothing) | [`verify::verify`] | the settings, the clock, a source |
 //!
 //! A flow never prints: progress, steps and warnings go to the caller's
 //! [`crate::events::Events`]; reports go to the durable outbox. The boot
@@ -26,8 +27,10 @@ pub mod check;
 pub mod health;
 pub mod mark;
 pub mod root;
+pub mod source;
 pub mod status;
 mod steps;
+pub mod verify;
 
 pub use activate::{activate, Activated};
 pub use apply::{apply, Applied, Request};

@@ -59,6 +59,19 @@ pub struct Options {
     /// Most bytes the install may download (`--max-download`; else
     /// `install.max_download_bytes`).
     pub max_download: Option<u64>,
+    /// Install the release even when it is the one the booted slot runs
+    /// (`--reinstall`): by default that is nothing to do.
+    pub reinstall: bool,
+}
+
+/// The release asked for is the one the booted slot runs: nothing to do.
+#[derive(Debug, thiserror::Error)]
+#[error("release {version} already runs in slot {group}: nothing to do (`--reinstall` installs it into the other slot anyway)")]
+pub struct AlreadyRunning {
+    /// The slot that runs it.
+    pub group: String,
+    /// Its version.
+    pub version: String,
 }
 
 /// What an install did (or, for a dry run, would do).
@@ -262,8 +275,10 @@ pub fn describe_plan(out: &Installed) -> String {
             None => {
                 let _ = writeln!(
                     s,
-                    "  {}: schema-1 release, a full download of {} bytes in {} requests",
-                    i.class, i.fetch_bytes, i.requests
+                    "  {}: schema-1 release, a full download of {} bytes in {}",
+                    i.class,
+                    i.fetch_bytes,
+                    crate::util::plural(i.requests, "request")
                 );
             }
         }
@@ -272,11 +287,11 @@ pub fn describe_plan(out: &Installed) -> String {
     let reqs: u64 = out.images.iter().map(|i| i.requests).sum();
     let _ = write!(
         s,
-        "total: fetch {} bytes ({:.2}% of {} bytes of images) in {} requests, reuse {} bytes",
+        "total: fetch {} bytes ({:.2}% of {} bytes of images) in {}, reuse {} bytes",
         out.planned_bytes,
         100.0 * out.planned_bytes as f64 / size.max(1) as f64,
         size,
-        reqs + 1,
+        crate::util::plural(reqs + 1, "request"),
         out.images
             .iter()
             .map(|i| i.in_place_bytes + i.seed_bytes)
@@ -439,6 +454,20 @@ fn verify_release(
             session.booted()
         )));
     }
+    // The release the booted slot runs (and that has not failed there):
+    // installing it into the other slot only costs the download and the
+    // fallback it holds.
+    let booted = session.booted();
+    if !opts.reinstall
+        && session.state().group(booted).digest() == Some(digest.as_str())
+        && session.state().phase(booted) != crate::state::Phase::Bad
+    {
+        return Err(AlreadyRunning {
+            group: booted.to_string(),
+            version: m.version.to_string(),
+        }
+        .into());
+    }
     Ok(Verified {
         bytes,
         manifest: m,
@@ -470,17 +499,39 @@ fn plan_images(
         .zip(&m.images)
         .map(|(p, img)| p.report(img, m.schema))
         .collect();
+    let ignored = range_ignored(fetcher, budget, m, &prepared)?;
     // What was fetched to plan (manifest, indexes, chunk tables) plus what
-    // the plan still fetches.
+    // the plan still fetches. A server that ignores Range sends the file
+    // from its start; the fetch reads that one answer through to the last
+    // range it needs, so the file costs the end of its last range.
+    let cost = |p: &Prepared, img: &Image| match p {
+        Prepared::Table(_) => img.compressed_size,
+        Prepared::Index { plan, .. } if ignored => {
+            plan.requests.iter().map(|r| r.end).max().unwrap_or(0)
+        }
+        Prepared::Index { plan, .. } => plan.fetch_bytes,
+    };
     let chunk_bytes: u64 = prepared
         .iter()
         .zip(&m.images)
-        .map(|(p, img)| match p {
-            Prepared::Table(_) => img.compressed_size,
-            Prepared::Index { plan, .. } => plan.fetch_bytes,
-        })
+        .map(|(p, i)| cost(p, i))
         .sum();
     let planned_bytes = fetcher.received() + chunk_bytes;
+    if ignored {
+        let needed: u64 = prepared
+            .iter()
+            .zip(&m.images)
+            .map(|(p, img)| match p {
+                Prepared::Table(_) => img.compressed_size,
+                Prepared::Index { plan, .. } => plan.fetch_bytes,
+            })
+            .sum::<u64>()
+            + fetcher.received();
+        events.warn(&format!(
+            "the server at {} ignores Range requests (it answers a range with the whole file): this install fetches {planned_bytes} bytes where the plan needs {needed}; a server that honours Range (nginx, Apache, caddy, S3, GCS, `updater-vendor serve`; not `python3 -m http.server`) fetches only those",
+            fetcher.host()
+        ));
+    }
     let outcome = Installed {
         group: target.to_string(),
         version: m.version.to_string(),
@@ -511,11 +562,41 @@ fn plan_images(
         .or(session.settings().install.max_download_bytes);
     if let Some(max) = max_download.filter(|max| planned_bytes > *max) {
         return Err(BudgetError(format!(
-            "the install needs {planned_bytes} bytes of downloads, more than the {max} bytes allowed (install.max_download_bytes or --max-download); nothing was changed. Raise the limit, or see `updater apply --dry-run` for the plan"
+            "the install needs {planned_bytes} bytes of downloads, more than the {max} bytes allowed (install.max_download_bytes or --max-download){}; nothing was changed. Raise the limit, or see `updater apply --dry-run` for the plan",
+            if ignored {
+                format!(
+                    ", because the server at {} ignores Range requests and sends whole files",
+                    fetcher.host()
+                )
+            } else {
+                String::new()
+            }
         ))
         .into());
     }
     Ok(Planned { prepared, outcome })
+}
+
+/// Whether the server ignores Range, asked once (a request for one byte)
+/// when the plan has a range that does not start at the beginning of a
+/// file: only then does it cost anything.
+fn range_ignored(
+    fetcher: &mut dyn Fetcher,
+    budget: &mut RetryBudget,
+    m: &updater_format::manifest::types::Manifest,
+    prepared: &[Prepared],
+) -> Result<bool> {
+    let ranged = prepared.iter().zip(&m.images).find_map(|(p, img)| match p {
+        Prepared::Index { plan, .. } if plan.requests.iter().any(|r| r.start > 0) => Some(img),
+        _ => None,
+    });
+    let Some(img) = ranged else {
+        return Ok(false);
+    };
+    let honoured = budget.run("asking whether the server honours Range requests", |_| {
+        fetcher.honours_range(img.file.as_str(), img.compressed_size)
+    })?;
+    Ok(!honoured)
 }
 
 /// Step 3: unbootable everywhere, durably, before the first byte: the env
@@ -583,7 +664,16 @@ fn write_images(
         if let Err(save_err) = session.transition(|s, now| s.install_failed(target, &reason, now)) {
             tracing::error!("could not record the failure in the state: {save_err:#}");
         }
-        return Err(e);
+        // What is written stays: the same release resumes where this
+        // stopped (a fetch that failed is the common case).
+        let resumes = e.chain().any(|c| c.is::<crate::error::FetchError>());
+        return Err(if resumes {
+            e.context(format!(
+                "the install into slot {target} stopped; slot {target} stays unbootable, and `updater apply` of the same release resumes where it stopped"
+            ))
+        } else {
+            e
+        });
     }
     Ok(misses)
 }

@@ -424,17 +424,17 @@ impl Plan {
         }
         let _ = writeln!(
             s,
-            "    fetch        {:>12}  in {} requests: {} chunks ({:.1}% of the image file)",
+            "    fetch        {:>12}  in {}: {} chunks ({:.1}% of the image file)",
             mib(self.fetch_bytes),
-            self.requests.len(),
+            crate::util::plural(self.requests.len() as u64, "request"),
             self.fetch_chunks,
             100.0 * self.fetch_bytes as f64 / self.compressed_size.max(1) as f64
         );
         let _ = writeln!(
             s,
-            "    index        {:>12}  in {} requests ({} of {} pages kept)",
+            "    index        {:>12}  in {} ({} of {} pages kept)",
             mib(self.index_bytes),
-            self.index_requests,
+            crate::util::plural(self.index_requests, "request"),
             self.index_pages_local,
             self.index_pages
         );

@@ -39,13 +39,18 @@ pub fn open(settings: &Settings) -> Result<Box<dyn SlotBackend + '_>> {
         ))),
         // The configuration accepts only the names in BACKENDS.
         other => Err(crate::error::usage(format!(
-            "configuration ({}): slots.backend = {other:?} is not a slot backend this agent has; use one of {BACKENDS:?}",
-            settings
-                .files
-                .iter()
-                .map(|f| f.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{}: slots.backend = {other:?} is not a slot backend this agent has; use one of {BACKENDS:?}{}",
+            crate::config::locate(&settings.files, "slots.backend").unwrap_or_else(|| {
+                settings
+                    .files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }),
+            crate::config::closest(other, BACKENDS)
+                .map(|m| format!("; did you mean `{m}`?"))
+                .unwrap_or_default(),
         ))),
     }
 }

@@ -31,7 +31,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use store::{
-    kept_index, kept_manifest, last_install, read_state, staged_index, StateStore, STATE_FILE,
+    kept_index, kept_manifest, last_install, lock_holder, read_state, staged_index, StateStore,
+    STATE_FILE,
 };
 
 /// The state file's format version.

@@ -86,6 +86,29 @@ impl StateStore {
     }
 }
 
+/// The process that holds the state lock of `dir` now, if one does: read
+/// from /proc/locks, without taking or touching the lock (status must
+/// never make another command's lock fail, nor write).
+pub fn lock_holder(dir: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let md = std::fs::metadata(dir.join(LOCK_FILE)).ok()?;
+    let dev = md.dev();
+    let id = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        md.ino()
+    );
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|l| {
+        // "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&id.as_str()))
+            .then(|| f.get(4)?.parse().ok())
+            .flatten()
+    })
+}
+
 /// Where the verified manifest of the release installed in `group` is kept
 /// (`STATE_DIR/releases/GROUP.manifest.json`), so that the release can be
 /// booted later (`updater activate`, the daemon's window) without fetching

@@ -84,7 +84,30 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result
+    result.map_err(|e| full_disk_hint(e, path))
+}
+
+/// A write that failed because the filesystem is full says so, and what to
+/// do, naming the file meant rather than its temporary name.
+fn full_disk_hint(e: anyhow::Error, path: &Path) -> anyhow::Error {
+    let full = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::StorageFull);
+    if !full {
+        return e;
+    }
+    // The file meant, not the temporary name the write used; still an I/O
+    // error (exit 5).
+    std::io::Error::new(
+        std::io::ErrorKind::StorageFull,
+        format!(
+            "no space left for {} (its folder {} is on a full filesystem): free some space there and run the command again; nothing was changed by this write",
+            path.display(),
+            parent_dir(path).display()
+        ),
+    )
+    .into()
 }
 
 /// What every temporary file name has between the target's name and its

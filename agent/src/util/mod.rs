@@ -26,3 +26,41 @@ macro_rules! say {
         $crate::util::print_out(format_args!("{}\n", format_args!($($arg)*)))
     };
 }
+
+/// `n` and `word`, plural when `n` is not 1: "1 request", "3 requests".
+pub fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// A size in bytes: digits, optionally followed by K, M or G (or KiB, MiB,
+/// GiB), powers of 1024.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size (bytes, or a number with K, M or G)"))?;
+    let mult: u64 = match unit.trim() {
+        "" => 1,
+        "K" | "k" | "KiB" => 1 << 10,
+        "M" | "MiB" => 1 << 20,
+        "G" | "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{s:?}: the unit must be K, M or G (powers of 1024)"
+            ))
+        }
+    };
+    let v = n
+        .checked_mul(mult)
+        .ok_or_else(|| format!("{s:?} is too large"))?;
+    if v == 0 {
+        return Err(format!("{s:?}: the limit must be positive"));
+    }
+    Ok(v)
+}

@@ -379,7 +379,16 @@ fn mark_bad_of_the_booted_slot_after_a_power_cut_marks_the_same_slot() {
 fn temporary_files_a_crash_left_are_removed_by_the_next_session() {
     // Case 2: a crash between creating `.NAME.tmp.<hex>` and renaming it
     // leaves the file; the next session removes it, in the state folder and
-    // beside the boot env.
+    // beside the boot env. No checkpoint on a timer: the k-th durable write
+    // is then the same write in every run.
+    let device = |_| {
+        Builder::new()
+            .boot(Boot::File)
+            .fixed_clock()
+            .trials()
+            .checkpoint_ms(3_600_000)
+            .build()
+    };
     let d = device(Boot::File);
     // The durable writes that replace a file (renames and removals leave no
     // temporary file).
@@ -661,11 +670,27 @@ pub fn campaign(seed: u64, max_steps: u64, budget: std::time::Duration) -> Tally
         }
         let booted_before = slot_hash(&booted);
         let reboots = d.reboots().len();
-        let primary_before = d.boot_env()["ORDER"]
+        let mut primary_before = d.boot_env()["ORDER"]
             .split_whitespace()
             .next()
             .unwrap()
             .to_string();
+        // An unfinished intent is finished before the command does anything
+        // else: a rollback run again after a crash finishes the rollback it
+        // started (whose slot may no longer be the default) instead of
+        // rolling back once more; after another command's intent, the
+        // default it rolls back from is only known once that is finished.
+        let pending: Option<serde_json::Value> = std::fs::read(d.env.p("dev/state/intent.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        let rollback_from_known = match &pending {
+            Some(i) if i["by"] == "rollback" => {
+                primary_before = i["group"].as_str().unwrap().to_string();
+                true
+            }
+            Some(_) => false,
+            None => true,
+        };
         let mut child = std::process::Command::new(crate::common::bin())
             .args(["--config", &d.config()])
             .args(&cmd)
@@ -751,7 +776,7 @@ pub fn campaign(seed: u64, max_steps: u64, budget: std::time::Duration) -> Tally
         // A rollback, however it was stopped, is never reversed: once the
         // slot it rolls back from is bad, that slot is not the default; and
         // one that finished made it bad.
-        if cmd[0] == "rollback" && settled {
+        if cmd[0] == "rollback" && settled && rollback_from_known {
             let st = d.status();
             let primary = d.boot_env()["ORDER"]
                 .split_whitespace()

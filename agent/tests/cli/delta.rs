@@ -289,6 +289,59 @@ fn a_server_that_ignores_range_still_works_at_the_cost_of_more_bytes() {
     );
 }
 
+/// A new user's `python3 -m http.server` (issue 23, item 2): the first
+/// range request finds it out; `--dry-run` names the server and what it
+/// costs, and the download limit counts what will really be fetched.
+#[test]
+fn a_server_that_ignores_range_is_named_with_its_cost() {
+    let dev = delta_device(true);
+    let honest = plan_of(&dev);
+    let needed = honest["planned_bytes"].as_u64().unwrap();
+    // A server that honours Range: no warning.
+    let r = dev.run(&["apply", &dev.url(), "--dry-run"]);
+    r.assert_ok();
+    assert!(!r.stderr.contains("Range"), "{}", r.stderr);
+    dev.server.fault(Fault::IgnoreRange, None, u32::MAX);
+    let host = dev.url().split('/').nth(2).unwrap().to_string();
+    let r = dev.run(&["apply", &dev.url(), "--dry-run", "--json"]);
+    r.assert_ok();
+    let warnings: Vec<Value> = r
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|v| v["event"] == "warning")
+        .collect();
+    assert_eq!(warnings.len(), 1, "warned once: {}", r.stdout);
+    let msg = warnings[0]["message"].as_str().unwrap();
+    let real = result(&r)["planned_bytes"].as_u64().unwrap();
+    assert!(
+        msg.contains(&host) && msg.contains("ignores Range") && msg.contains(&real.to_string()),
+        "{msg}"
+    );
+    // The real cost: the image file to the end of its last range.
+    assert!(
+        real > needed * 2,
+        "the plan counts the real cost: {real} vs {needed}"
+    );
+    assert!(
+        real <= image_file_len(&dev) + 2 * index_len(&dev) + 10_000,
+        "{real}"
+    );
+    // A limit the honest plan fits in, the real cost does not: refused
+    // before anything is written, saying why.
+    let limit = needed + (real - needed) / 2;
+    dev.run(&["apply", &dev.url(), "--max-download", &limit.to_string()])
+        .assert_fails(11, "ignores Range requests");
+    assert!(!dev.env.p("dev/slots/B.rootfs").exists() || dev.b() != dev.expected());
+    // On the terminal too, without --json.
+    let r = dev.run(&["apply", &dev.url(), "--dry-run"]);
+    assert!(
+        r.stderr.contains("warning: the server at") && r.stderr.contains(&host),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn dropped_connections_in_a_delta_resume_where_they_broke() {
     let dev = delta_device(true);

@@ -358,7 +358,7 @@ impl Device {
         let key = self.env.s("keys/m1.key");
         let mut extra = args.to_vec();
         if self.now.is_some() && !args.contains(&"--created") {
-            extra.extend(["--created", CREATED]);
+            extra.extend(["--created", CREATED, "--now", CREATED]);
         }
         self.env
             .release_by(folder, image, ["--key", &key], version, "5", &extra)
@@ -428,7 +428,7 @@ impl Device {
 
     /// The device binary with the device's arguments, never restarting
     /// this machine.
-    fn command(&self) -> Command {
+    pub fn command(&self) -> Command {
         let mut cmd = Command::new(bin());
         cmd.args(self.base_args())
             .env_remove("UPDATER_LOG")

@@ -134,7 +134,11 @@ fn manifest_requests(d: &Device) -> usize {
 /// 90 days from then): for tests that run the device on a fixed clock, so
 /// the manifest is valid at that time whatever day the suite runs.
 fn release_made_at(d: &Device, created: &str) {
-    d.publish_with("rootfs.img", "1.2.0", &["--created", created]);
+    d.publish_with(
+        "rootfs.img",
+        "1.2.0",
+        &["--created", created, "--now", created],
+    );
 }
 
 /// A second release, 1.3.0, in rel2/ (different image), served by a second

@@ -479,6 +479,8 @@ fn a_clock_set_back_cannot_revive_an_expired_release() {
         &img,
         "--created",
         "2026-02-10T00:00:00Z",
+        "--now",
+        "2026-02-10T00:00:00Z",
     ])
     .assert_ok();
     let feb = Server::start(&env.p("feb"), "127.0.0.1:0").unwrap();
@@ -493,6 +495,8 @@ fn a_clock_set_back_cannot_revive_an_expired_release() {
             "2026-01-01T00:00:00Z",
             "--expires",
             "2026-01-31T00:00:00Z",
+            "--now",
+            "2026-01-01T00:00:00Z",
         ],
     )
     .assert_ok();
@@ -626,7 +630,10 @@ fn a_release_valid_for_years_is_refused() {
     let dev = Builder::new().build();
     std::fs::remove_dir_all(dev.env.p("rel")).unwrap();
     dev.env
-        .release("rel", &["--chunk-size", "262144", "--expires", "800"])
+        .release(
+            "rel",
+            &["--chunk-size", "262144", "--expires", "800", "--force"],
+        )
         .assert_ok();
     dev.apply_url().assert_fails(3, "valid for 800 days");
     assert_eq!(dev.server.log().len(), 1, "only the manifest was fetched");

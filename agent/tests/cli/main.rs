@@ -12,6 +12,7 @@ mod hsm;
 mod install;
 mod json;
 mod kexec;
+mod newuser;
 mod packaging;
 mod rejects;
 mod root;

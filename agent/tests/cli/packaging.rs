@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 
 use clap::CommandFactory;
-use clap_complete::Shell;
 
 fn packaging() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging")
@@ -13,30 +12,7 @@ fn packaging() -> PathBuf {
 
 /// Every generated file: path under packaging/ and contents.
 fn generated() -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let cmd = updater::cli::Cli::command();
-    let mut page = |name: String, c: clap::Command| {
-        let mut buf = Vec::new();
-        clap_mangen::Man::new(c).render(&mut buf).unwrap();
-        out.push((format!("man/{name}.1"), buf));
-    };
-    page("updater".into(), cmd.clone());
-    // One page per command, as `man updater-apply`.
-    for sub in cmd.get_subcommands() {
-        let name = format!("updater-{}", sub.get_name());
-        let leaked: &'static str = Box::leak(name.clone().into_boxed_str());
-        page(name, sub.clone().name(leaked));
-    }
-    for (shell, file) in [
-        (Shell::Bash, "updater.bash"),
-        (Shell::Zsh, "_updater"),
-        (Shell::Fish, "updater.fish"),
-    ] {
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut cmd.clone(), "updater", &mut buf);
-        out.push((format!("completions/{file}"), buf));
-    }
-    out
+    updater_testkit::manpages::generated(updater::cli::Cli::command())
 }
 
 #[test]
@@ -64,29 +40,8 @@ fn the_readme_lists_the_exit_codes_of_the_code() {
 
 #[test]
 fn man_pages_and_completions_match_the_cli() {
-    let bless = std::env::var_os("UPDATER_BLESS").is_some();
     let files = generated();
-    let mut drift = Vec::new();
-    for (rel, want) in &files {
-        let path = packaging().join(rel);
-        if bless {
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            std::fs::write(&path, want).unwrap();
-        } else if std::fs::read(&path).ok().as_ref() != Some(want) {
-            drift.push(rel.clone());
-        }
-    }
-    // No stale pages of removed commands either.
-    for entry in std::fs::read_dir(packaging().join("man")).unwrap() {
-        let name = format!("man/{}", entry.unwrap().file_name().to_string_lossy());
-        if !files.iter().any(|(rel, _)| *rel == name) {
-            if bless {
-                std::fs::remove_file(packaging().join(&name)).unwrap();
-            } else {
-                drift.push(format!("{name} (no such command)"));
-            }
-        }
-    }
+    let drift = updater_testkit::manpages::drift(&packaging(), &files);
     assert!(
         drift.is_empty(),
         "generated files differ from the CLI: {drift:?}; run `UPDATER_BLESS=1 cargo test --test cli packaging` and commit"
@@ -110,6 +65,101 @@ fn man_pages_and_completions_match_the_cli() {
             !bash.contains(c),
             "bash completion of the device binary has {c}"
         );
+    }
+}
+
+/// Every page ends with the whole exit-code table as a tagged list (one
+/// entry per code, so `man` never wraps a meaning into the next code),
+/// names no page that is not shipped, and the commands a new user runs
+/// first carry examples.
+#[test]
+fn man_pages_list_every_exit_code_and_show_examples() {
+    let files = generated();
+    let page = |name: &str| {
+        let (_, text) = files
+            .iter()
+            .find(|(rel, _)| rel == &format!("man/{name}.1"))
+            .unwrap_or_else(|| panic!("no page {name}"));
+        String::from_utf8(text.clone()).unwrap()
+    };
+    let pages: Vec<&String> = files
+        .iter()
+        .map(|(rel, _)| rel)
+        .filter(|r| r.starts_with("man/"))
+        .collect();
+    for rel in &pages {
+        let name = rel.trim_start_matches("man/").trim_end_matches(".1");
+        let text = page(name);
+        for (code, meaning) in updater::error::EXIT_CODES {
+            let entry = format!(
+                ".TP\n\\fB{}\\fR\n{}",
+                code.code(),
+                meaning.replace('-', "\\-")
+            );
+            assert!(
+                text.contains(&entry),
+                "{rel}: exit code {} is not its own entry:\n{text}",
+                code.code()
+            );
+        }
+        assert!(
+            !text.contains("help(1)"),
+            "{rel} names a help page that is not shipped"
+        );
+        // Every page it names exists.
+        for word in text.replace("\\-", "-").split_whitespace() {
+            if let Some(named) = word.strip_suffix("(1)") {
+                assert!(
+                    pages.contains(&&format!("man/{named}.1")),
+                    "{rel} names {named}(1), which is not generated"
+                );
+            }
+        }
+    }
+    for (name, example) in [
+        (
+            "updater-apply",
+            "updater apply https://updates.example.com/gw/stable.json \\-\\-kexec",
+        ),
+        ("updater-status", "updater status \\-\\-json"),
+        ("updater-health", "updater health"),
+    ] {
+        let text = page(name);
+        let examples = text
+            .split_once(".SH EXAMPLES")
+            .unwrap_or_else(|| panic!("{name} has no EXAMPLES section"))
+            .1;
+        assert!(
+            examples.contains(example),
+            "{name}: no example {example:?} in\n{examples}"
+        );
+    }
+}
+
+/// `-h` and `--help` of every command end with the exit codes, 11 too.
+#[test]
+fn every_help_lists_every_exit_code() {
+    let cmd = updater::cli::Cli::command();
+    let mut cmds: Vec<clap::Command> = vec![cmd.clone()];
+    cmds.extend(cmd.get_subcommands().cloned());
+    for mut c in cmds {
+        let name = c.get_name().to_string();
+        for long in [false, true] {
+            let help = if long {
+                c.render_long_help()
+            } else {
+                c.render_help()
+            }
+            .to_string();
+            for (code, meaning) in updater::error::EXIT_CODES {
+                assert!(
+                    help.contains(&format!("{:>2}  {meaning}", code.code())),
+                    "{name} {}: exit code {} missing from\n{help}",
+                    if long { "--help" } else { "-h" },
+                    code.code()
+                );
+            }
+        }
     }
 }
 

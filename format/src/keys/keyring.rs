@@ -169,12 +169,21 @@ impl Keyring {
     /// repository's keys/test/ may be trusted.
     pub fn load_with_policy(dir: &Path, allow_test_keys: bool) -> Result<Keyring> {
         let index = dir.join(KEYRING_FILE);
-        let text = std::fs::read_to_string(&index).with_context(|| {
-            format!(
-                "reading keyring {} (make one with `updater-vendor keyring init`)",
-                index.display()
-            )
-        })?;
+        let text = match std::fs::read_to_string(&index) {
+            Ok(t) => t,
+            // A keyring that is not there is a configuration to fix (the
+            // `keyring` setting, or the image), not an I/O failure.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(usage(format!(
+                    "no keyring at {}: check the keyring setting, or make one with `updater-vendor keyring init {}`",
+                    index.display(),
+                    dir.display()
+                )))
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading keyring {}", index.display()))
+            }
+        };
         let file: KeyringIndex = toml::from_str(&text)
             .map_err(|e| usage(format!("{}: {}", index.display(), one_line(&e.to_string()))))?;
         if file.format != FORMAT {

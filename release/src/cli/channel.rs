@@ -15,7 +15,7 @@ use crate::publish::{publish, PublishOptions, ReleaseArg};
 pub enum ChannelCommand {
     /// Write a signed channel document naming the current release per
     /// compatible string and its rollout percentage.
-    #[command(after_help = super::EXIT_CODES)]
+    #[command(after_help = super::EXIT_CODES, after_long_help = super::with_examples(super::PUBLISH_EXAMPLES))]
     Publish(PublishArgs),
 }
 

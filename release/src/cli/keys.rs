@@ -26,6 +26,7 @@ pub struct KeygenArgs {
 #[derive(Debug, Subcommand)]
 pub enum KeyringCommand {
     /// Create a keyring folder from public keys (format in keys/README.md).
+    #[command(after_help = super::EXIT_CODES)]
     Init(KeyringInitArgs),
 }
 

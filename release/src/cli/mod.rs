@@ -27,6 +27,28 @@ Exit codes:
   3  rejected for security (signature, threshold, expiry, compatibility, hash mismatch)
   5  local I/O failure";
 
+/// A command's examples, then [`EXIT_CODES`]: what `--help` and its man
+/// page show after the options.
+pub fn with_examples(examples: &str) -> String {
+    format!("{examples}\n\n{EXIT_CODES}")
+}
+
+/// `updater-vendor release create`.
+pub const CREATE_EXAMPLES: &str = "\
+Examples:
+  A release of a root filesystem image, its kernel signed for kexec_file_load:
+    updater-vendor release create --out site/gw/1.2.0 --key keys/release.key --product gw --version 1.2.0 --security-version 3 --compatible acme-gw --image rootfs=rootfs.ext4 --kernel vmlinuz --kernel-key keys/kernel.key
+  The same, signed by a key in an HSM (see updater-pkcs11-sign):
+    updater-vendor release create --out site/gw/1.2.0 --signer \"keys/release.pub=updater-pkcs11-sign --module /usr/lib/softhsm/libsofthsm2.so --token release --id 01\" --product gw --version 1.2.0 --security-version 3 --compatible acme-gw --image rootfs=rootfs.ext4";
+
+/// `updater-vendor channel publish`.
+pub const PUBLISH_EXAMPLES: &str = "\
+Examples:
+  Point the stable channel of acme-gw devices at 1.2.0, for a tenth of the fleet first:
+    updater-vendor channel publish --out site/gw/stable.json --key keys/channel.key --release acme-gw=1.2.0/manifest.json@10
+  Then for all of them, valid for a week (re-publish before it expires):
+    updater-vendor channel publish --out site/gw/stable.json --key keys/channel.key --release acme-gw=1.2.0/manifest.json --expires 7d";
+
 /// The exit status of a failed vendor command: 3 when a document was
 /// refused, 2 for bad usage or files, 5 for local I/O, else 1 (the table
 /// above).
@@ -53,23 +75,25 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Keygen(KeygenArgs),
     /// Make and sign releases.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = EXIT_CODES)]
     Release(ReleaseCommand),
     /// Make the keyring a device trusts.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = EXIT_CODES)]
     Keyring(KeyringCommand),
     /// Publish signed channel documents.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = EXIT_CODES)]
     Channel(ChannelCommand),
     /// Make and co-sign root versions: who devices trust, over the years.
-    #[command(subcommand)]
+    #[command(subcommand, after_help = EXIT_CODES)]
     Root(RootCommand),
     /// Verify a release manifest against a keyring.
     #[command(after_help = EXIT_CODES)]
     Verify(VerifyArgs),
     /// Serve a release folder over loopback HTTP (demos, tests, benchmarks).
+    #[command(after_help = EXIT_CODES)]
     Serve(ServeArgs),
     /// Write the release format's JSON Schemas (generated from the Rust types).
+    #[command(after_help = EXIT_CODES)]
     Schema(SchemaArgs),
 }
 

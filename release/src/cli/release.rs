@@ -12,7 +12,7 @@ use crate::{CreateOptions, Expiry, DEFAULT_EXPIRY_DAYS};
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
     /// Make a signed release folder, ready to be served by any static HTTP server.
-    #[command(after_help = super::EXIT_CODES)]
+    #[command(after_help = super::EXIT_CODES, after_long_help = super::with_examples(super::CREATE_EXAMPLES))]
     Create(Box<CreateArgs>),
     /// Add a signature to a release manifest (to meet a threshold).
     #[command(after_help = super::EXIT_CODES)]
@@ -70,6 +70,20 @@ pub struct CreateArgs {
     /// A relative --expires counts from it.
     #[arg(long)]
     pub created: Option<DateTime<Utc>>,
+    /// The time the release is checked against (default now): with
+    /// --created in the past, for a build or test on a fixed clock.
+    #[arg(long)]
+    pub now: Option<DateTime<Utc>>,
+    /// The longest validity (days from creation to expiry) the devices
+    /// accept: their install.max_release_validity_days. A release valid for
+    /// longer is refused.
+    #[arg(long, default_value_t = crate::DEFAULT_MAX_VALIDITY_DAYS)]
+    pub max_validity_days: u32,
+    /// Make the release even when devices would refuse it (already expired,
+    /// or valid for longer than --max-validity-days), with a warning: test
+    /// vectors.
+    #[arg(long)]
+    pub force: bool,
     /// Oldest agent version allowed to install the release (default this one).
     #[arg(long)]
     pub min_agent_version: Option<semver::Version>,
@@ -129,6 +143,9 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
                 cmdline: a.cmdline,
                 expires: a.expires.unwrap_or(Expiry::Days(DEFAULT_EXPIRY_DAYS)),
                 created: a.created.unwrap_or_else(Utc::now),
+                now: a.now.unwrap_or_else(Utc::now),
+                max_validity_days: a.max_validity_days,
+                force: a.force,
                 min_agent_version: a.min_agent_version,
                 chunk_size: a.chunk_size,
                 zstd_level: a.zstd_level,

@@ -28,12 +28,16 @@ use crate::fs::write_atomic;
 #[derive(Debug, Subcommand)]
 pub enum RootCommand {
     /// Write root version 1 from a keyring folder with a root role.
+    #[command(after_help = super::EXIT_CODES)]
     Init(InitArgs),
     /// Write root version N+1 from version N, with the changes asked for.
+    #[command(after_help = super::EXIT_CODES)]
     Rotate(Box<RotateArgs>),
     /// Add a signature to a root document (co-signing, one key at a time).
+    #[command(after_help = super::EXIT_CODES)]
     Sign(SignArgs),
     /// Check a root version against the one devices trust now, as they will.
+    #[command(after_help = super::EXIT_CODES)]
     Verify(VerifyArgs),
 }
 

@@ -24,6 +24,10 @@ pub struct VerifyArgs {
     /// Check expiry as of this time (RFC 3339) instead of the clock.
     #[arg(long)]
     pub now: Option<DateTime<Utc>>,
+    /// The longest validity (days from creation to expiry) the devices
+    /// accept: their install.max_release_validity_days.
+    #[arg(long, default_value_t = crate::DEFAULT_MAX_VALIDITY_DAYS)]
+    pub max_validity_days: u32,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -34,6 +38,10 @@ pub(super) fn run(a: VerifyArgs) -> Result<()> {
     let bytes = read_capped(&a.manifest)?;
     let policy = Policy {
         compatible: a.compatible.clone(),
+        max_validity: Some(updater_format::limits::Limit {
+            value: chrono::Duration::days(i64::from(a.max_validity_days)),
+            setting: "the devices' install.max_release_validity_days; --max-validity-days",
+        }),
         ..Policy::at(a.now.unwrap_or_else(Utc::now))
     };
     let result = verify(&bytes, &keyring, &policy);

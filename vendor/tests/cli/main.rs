@@ -3,5 +3,6 @@
 mod common;
 mod demo;
 mod openssl;
+mod packaging;
 mod release;
 mod schema;

@@ -261,3 +261,158 @@ fn help_is_on_every_command_and_lists_exit_codes() {
         .contains("3  rejected for security"));
     assert_eq!(tool(&["no-such-command"]).code, 2);
 }
+
+/// `release create ARGS` through the binary (its log lines and exit code as
+/// a vendor sees them), for acme-gw, signed by m1.
+fn create(env: &TestEnv, out: &str, extra: &[&str]) -> Run {
+    let (out, key, img) = (env.s(out), env.s("keys/m1.key"), env.s("rootfs.img"));
+    let image = format!("rootfs={img}");
+    let mut args = vec![
+        "release",
+        "create",
+        "--out",
+        &out,
+        "--key",
+        &key,
+        "--product",
+        "gw",
+        "--version",
+        "1.2.0",
+        "--security-version",
+        "5",
+        "--compatible",
+        "acme-gw",
+        "--image",
+        &image,
+    ];
+    args.extend_from_slice(extra);
+    tool(&args)
+}
+
+/// Issue 23, item 4: the vendor tool refuses to sign what every device
+/// refuses — valid for longer than the devices accept, or expired at
+/// creation — unless `--force`, with a warning; `verify` checks both.
+#[test]
+fn release_create_refuses_what_devices_refuse_unless_forced() {
+    let env = TestEnv::new();
+    // All on a fixed clock: the test means the same on any date.
+    let now = [
+        "--created",
+        "2026-03-01T00:00:00Z",
+        "--now",
+        "2026-03-01T00:00:00Z",
+    ];
+    fn with<'a>(now: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [now, extra].concat()
+    }
+    create(&env, "long", &with(&now, &["--expires", "400"])).assert_fails(
+        2,
+        "valid for 400 days, and devices refuse a release valid for more than 366",
+    );
+    assert!(!env.p("long").exists(), "nothing is written");
+    let forced = create(&env, "long", &with(&now, &["--expires", "400", "--force"]));
+    forced.assert_ok();
+    assert!(
+        forced
+            .stderr
+            .contains("making the release anyway (--force)"),
+        "{}",
+        forced.stderr
+    );
+    verify(
+        &env,
+        "long/manifest.json",
+        &["--now", "2026-03-02T00:00:00Z"],
+    )
+    .assert_fails(3, "valid for 400 days");
+    verify(
+        &env,
+        "long/manifest.json",
+        &[
+            "--now",
+            "2026-03-02T00:00:00Z",
+            "--max-validity-days",
+            "400",
+        ],
+    )
+    .assert_ok();
+    create(&env, "short", &with(&now, &["--expires", "366"])).assert_ok();
+    // Made in 2025 with the default 90 days: expired at creation.
+    create(
+        &env,
+        "old",
+        &[
+            "--created",
+            "2025-01-01T00:00:00Z",
+            "--now",
+            "2026-03-01T00:00:00Z",
+        ],
+    )
+    .assert_fails(2, "it would be expired already");
+    create(
+        &env,
+        "old",
+        &[
+            "--created",
+            "2025-01-01T00:00:00Z",
+            "--now",
+            "2026-03-01T00:00:00Z",
+            "--force",
+        ],
+    )
+    .assert_ok();
+    verify(
+        &env,
+        "old/manifest.json",
+        &["--now", "2026-03-01T00:00:00Z"],
+    )
+    .assert_fails(3, "expired");
+}
+
+/// Issue 23, item 10: log lines carry no escape codes in a pipe or a file,
+/// and none on a terminal under `NO_COLOR` (`script` gives a terminal).
+#[test]
+fn no_escape_codes_in_pipes_or_under_no_color() {
+    let env = TestEnv::new();
+    let args = |out: &str| {
+        let (out, key, img) = (env.s(out), env.s("keys/m1.key"), env.s("rootfs.img"));
+        format!(
+            "{} release create --out {out} --key {key} --product gw --version 1.2.0 --security-version 5 --compatible acme-gw --image rootfs={img} --expires 400 --force",
+            env!("CARGO_BIN_EXE_updater-vendor")
+        )
+    };
+    // A pipe.
+    let piped = create(&env, "p", &["--expires", "400", "--force"]);
+    piped.assert_ok();
+    assert!(piped.stderr.contains("WARN"), "{}", piped.stderr);
+    assert!(
+        !piped.stderr.contains('\u{1b}'),
+        "escapes in a pipe: {:?}",
+        piped.stderr
+    );
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED: script(1) gives a command a terminal");
+        return;
+    }
+    let on_terminal = |out: &str, no_color: bool| {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &args(out), "/dev/null"])
+            .env_remove("NO_COLOR");
+        if no_color {
+            c.env("NO_COLOR", "1");
+        }
+        String::from_utf8_lossy(&c.output().unwrap().stdout).into_owned()
+    };
+    let coloured = on_terminal("t1", false);
+    assert!(
+        coloured.contains('\u{1b}'),
+        "a terminal gets colour (else this proves nothing): {coloured:?}"
+    );
+    let plain = on_terminal("t2", true);
+    assert!(plain.contains("WARN"), "{plain}");
+    assert!(!plain.contains('\u{1b}'), "NO_COLOR ignored: {plain:?}");
+}

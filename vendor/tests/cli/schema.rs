@@ -83,6 +83,11 @@ fn regenerate_vectors(dir: &Path) {
         cmdline: Some("console=ttyS0 quiet".into()),
         expires: Expiry::At("2099-01-01T00:00:00Z".parse().unwrap()),
         created: "2026-01-01T00:00:00Z".parse().unwrap(),
+        now: "2026-01-01T00:00:00Z".parse().unwrap(),
+        max_validity_days: updater_release::DEFAULT_MAX_VALIDITY_DAYS,
+        // Test vectors, valid until 2099 on purpose (no test may depend on
+        // the day it runs): longer than devices accept by default.
+        force: true,
         min_agent_version: Some("0.1.0".parse().unwrap()),
         chunk_size: Some(65536),
         zstd_level: 3,

@@ -1,0 +1,50 @@
+//! `verify`: what `apply` would decide about a release, without installing
+//! it: the device's keyring and trusted root (its chain followed beside the
+//! source, not persisted), its compatible string, the version it runs and
+//! its floors, and the same SOURCE forms as `apply`.
+
+use anyhow::{Context, Result};
+use updater_format::manifest::verify::{verify as verify_manifest, Verified, MANIFEST_SIZE_CAP};
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::state::{read_state, UpdateState, STATE_FILE};
+use crate::trust::Persist;
+
+/// `updater verify SOURCE` on a device: the verified release, or why the
+/// device refuses it (exit 3, as `apply` would).
+pub fn verify(settings: &Settings, clock: Clock, source: &str) -> Result<Verified> {
+    let clock = clock.with_floor(crate::state::floor::floor(&settings.state_dir)?);
+    let now = clock.now();
+    let r = super::source::resolve(settings, now, source, Persist::Not)?;
+    let mut fetcher = crate::fetch::open_source(&r.manifest, &settings.http)?;
+    let mut budget = crate::fetch::RetryBudget::new(&settings.http);
+    let keyring =
+        crate::trust::refresh(settings, now, fetcher.as_mut(), &mut budget, Persist::Not)?.keyring;
+    let bytes = crate::fetch::fetch_small(
+        fetcher.as_mut(),
+        None,
+        0,
+        MANIFEST_SIZE_CAP,
+        "manifest",
+        &mut budget,
+    )?;
+    let slots = crate::slots::open(settings)?;
+    let booted = slots.booted(&crate::session::read_cmdline(settings)?)?;
+    let state = read_state(&settings.state_dir.join(STATE_FILE))?
+        .unwrap_or_else(|| UpdateState::fresh(&slots.groups(), &booted));
+    let policy = crate::session::device_policy(settings, &state, &booted, now);
+    let v = verify_manifest(&bytes, &keyring, &policy)
+        .with_context(|| format!("verifying the manifest from {}", fetcher.describe()))?;
+    if let Some(want) = r.expect.filter(|w| *w != v.digest.hex()) {
+        return Err(crate::error::Rejected::Mismatch {
+            what: format!("manifest from {}", fetcher.describe()),
+            reason: format!(
+                "the channel pins release {want}, the server sent release {}",
+                v.digest.hex()
+            ),
+        }
+        .into());
+    }
+    Ok(v)
+}
