@@ -8,10 +8,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use serde_json::json;
 use updater_format::keys::Keyring;
-use updater_format::manifest::verify::{verify, Policy, Verified, MANIFEST_SIZE_CAP};
+use updater_format::manifest::verify::{Policy, Verified};
 
 use super::print_json;
-use crate::config::{HttpSettings, Settings};
+use crate::config::Settings;
 
 /// Arguments of `updater verify`.
 #[derive(Debug, Args)]
@@ -63,24 +63,13 @@ pub(super) fn run(
         .with_context(|| format!("verifying {}", a.source))
 }
 
-/// Verify the release at `a.source` against the keyring in `dir` and the
-/// policy given on the command line.
+/// The policy given on the command line, checked against the keyring in
+/// `dir` alone.
 fn with_keyring(
     a: &VerifyArgs,
     dir: &std::path::Path,
     clock: crate::clock::Clock,
 ) -> Result<Verified> {
-    let keyring = Keyring::load(dir)?;
-    let mut fetcher = crate::fetch::open_source(&a.source, &HttpSettings::defaults())?;
-    let mut budget = crate::fetch::RetryBudget::new(&HttpSettings::defaults());
-    let bytes = crate::fetch::fetch_small(
-        fetcher.as_mut(),
-        None,
-        0,
-        MANIFEST_SIZE_CAP,
-        "manifest",
-        &mut budget,
-    )?;
     let policy = Policy {
         compatible: a.compatible.clone(),
         installed_version: a.installed_version.clone(),
@@ -90,5 +79,5 @@ fn with_keyring(
         max_validity: None,
         max_security_step: None,
     };
-    Ok(verify(&bytes, &keyring, &policy)?)
+    crate::flow::verify::with_keyring(&a.source, &Keyring::load(dir)?, &policy)
 }

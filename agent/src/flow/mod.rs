@@ -13,6 +13,7 @@
 //! | mark-good, mark-bad, rollback | [`mark::mark_good`], [`mark::mark_bad`], [`mark::rollback`] | a session |
 //! | root refresh | [`root::refresh`] | the settings, the clock, a source |
 //! | verify (what apply would decide, installing nothing) | [`verify::verify`] | the settings, the clock, a source |
+//! | verify against a keyring alone (a build host) | [`verify::with_keyring`] | a source, a keyring, a policy |
 //!
 //! A flow never prints: progress, steps and warnings go to the caller's
 //! [`crate::events::Events`]; reports go to the durable outbox. The boot

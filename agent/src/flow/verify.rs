@@ -4,10 +4,13 @@
 //! its floors, and the same SOURCE forms as `apply`.
 
 use anyhow::{Context, Result};
-use updater_format::manifest::verify::{verify as verify_manifest, Verified, MANIFEST_SIZE_CAP};
+use updater_format::keys::Keyring;
+use updater_format::manifest::verify::{
+    verify as verify_manifest, Policy, Verified, MANIFEST_SIZE_CAP,
+};
 
 use crate::clock::Clock;
-use crate::config::Settings;
+use crate::config::{HttpSettings, Settings};
 use crate::state::{read_state, UpdateState, STATE_FILE};
 use crate::trust::Persist;
 
@@ -47,4 +50,22 @@ pub fn verify(settings: &Settings, clock: Clock, source: &str) -> Result<Verifie
         .into());
     }
     Ok(v)
+}
+
+/// `updater verify SOURCE --keyring DIR`: the release at `source` (a
+/// manifest's URL, a release folder or manifest file) against `keyring`
+/// and `policy` alone, no device configuration needed (a build host).
+pub fn with_keyring(source: &str, keyring: &Keyring, policy: &Policy) -> Result<Verified> {
+    let http = HttpSettings::defaults();
+    let mut fetcher = crate::fetch::open_source(source, &http)?;
+    let mut budget = crate::fetch::RetryBudget::new(&http);
+    let bytes = crate::fetch::fetch_small(
+        fetcher.as_mut(),
+        None,
+        0,
+        MANIFEST_SIZE_CAP,
+        "manifest",
+        &mut budget,
+    )?;
+    Ok(verify_manifest(&bytes, keyring, policy)?)
 }

@@ -329,46 +329,35 @@ fn configuration_errors_point_at_the_line_and_suggest_the_name() {
     let dev = Builder::new().build();
     let file = dev.config();
     let cfg = std::fs::read_to_string(&file).unwrap();
-    let line_of =
-        |text: &str, needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
-    edit_config(&dev, |c| c.replace("cmdline_path =", "cmdline_pth ="));
-    let r = dev.run(&["status"]);
-    let broken = std::fs::read_to_string(&file).unwrap();
-    r.assert_fails(2, "did you mean `cmdline_path`?");
-    assert!(
-        r.stderr
-            .contains(&format!("{file}:{}:", line_of(&broken, "cmdline_pth"))),
-        "{}",
-        r.stderr
+    // Each mistake in turn, from the good configuration: the error names
+    // FILE:LINE of the mistyped line, and the name meant.
+    let mistake = |edit: &dyn Fn(String) -> String, typo: &str, meant: &str| {
+        std::fs::write(&file, edit(cfg.clone())).unwrap();
+        let broken = std::fs::read_to_string(&file).unwrap();
+        let line = broken.lines().position(|l| l.contains(typo)).unwrap() + 1;
+        let r = dev.run(&["status"]);
+        r.assert_fails(2, &format!("did you mean `{meant}`?"));
+        assert!(r.stderr.contains(&format!("{file}:{line}")), "{}", r.stderr);
+        assert!(
+            !r.stderr.contains(" | "),
+            "a flattened snippet: {}",
+            r.stderr
+        );
+    };
+    mistake(
+        &|c| c.replace("cmdline_path =", "cmdline_pth ="),
+        "cmdline_pth",
+        "cmdline_path",
     );
-    assert!(
-        !r.stderr.contains(" | "),
-        "a flattened snippet: {}",
-        r.stderr
+    mistake(
+        &|c| c.replace("backend = \"file\"", "backend = \"fiel\""),
+        "\"fiel\"",
+        "file",
     );
-    std::fs::write(&file, &cfg).unwrap();
-    edit_config(&dev, |c| {
-        c.replace("backend = \"file\"", "backend = \"fiel\"")
-    });
-    let broken = std::fs::read_to_string(&file).unwrap();
-    let r = dev.run(&["status"]);
-    r.assert_fails(2, "did you mean `file`?");
-    assert!(
-        r.stderr
-            .contains(&format!("{file}:{}", line_of(&broken, "\"fiel\""))),
-        "{}",
-        r.stderr
-    );
-    std::fs::write(&file, &cfg).unwrap();
-    edit_config(&dev, |c| format!("{c}\n[slots]\nbackend = \"pahts\"\n"));
-    let broken = std::fs::read_to_string(&file).unwrap();
-    let r = dev.run(&["status"]);
-    r.assert_fails(2, "did you mean `paths`?");
-    assert!(
-        r.stderr
-            .contains(&format!("{file}:{}", line_of(&broken, "\"pahts\""))),
-        "{}",
-        r.stderr
+    mistake(
+        &|c| format!("{c}\n[slots]\nbackend = \"pahts\"\n"),
+        "\"pahts\"",
+        "paths",
     );
     // Sizes as on the command line.
     std::fs::write(&file, &cfg).unwrap();
