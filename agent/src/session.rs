@@ -153,7 +153,17 @@ impl<'a> Session<'a> {
         boot: Box<dyn Bootloader + 'a>,
         slots: Box<dyn SlotBackend + 'a>,
     ) -> Result<Session<'a>> {
-        let booted = slots.booted(&read_cmdline(settings)?)?;
+        let cmdline = read_cmdline(settings)?;
+        let booted = slots.booted(&cmdline)?;
+        // What the bootloader booted must be the slot the command line
+        // names; in a kernel the agent kexec'd, the bootloader's record
+        // still names the slot the firmware started.
+        let kexecd = cmdline
+            .split_whitespace()
+            .any(|w| w == crate::trial::kexec::KEXEC_MARK);
+        if !kexecd {
+            boot.check_booted(&booted)?;
+        }
         let clock = clock.with_floor(crate::state::floor::floor(&settings.state_dir)?);
         let state = match store.load()? {
             Some(s) => s,

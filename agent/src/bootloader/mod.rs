@@ -9,8 +9,11 @@
 //! | [`grub`]  | `ORDER="A B"` (first is primary) | `A_OK=1` / `0` | `B_TRY=1` |
 //! | [`uboot`] | `BOOT_ORDER="A B"` | `BOOT_A_LEFT` > 0 | `BOOT_TRY=B` |
 //! | [`mod@file`]  | `ORDER=A B` | `A_OK=1` / `0` | `TRY=B` |
+//! | [`sdboot`] | `LoaderEntryDefault` | `loader/entries/updater-A.conf` (else `.conf.disabled`) | `LoaderEntryOneShot` |
+//! | [`efiboot`] | first in `BootOrder` | `Boot####` ACTIVE and in `BootOrder` | `BootNext` |
 //!
-//! The bootloader side (packaging/grub, packaging/uboot) boots the one-shot
+//! The bootloader side (packaging/grub, packaging/uboot; systemd-boot and
+//! the firmware's boot manager themselves) boots the one-shot
 //! group after clearing the variable and saving the env — so a reset during
 //! the trial falls back — else the first group of the order that is
 //! bootable, else group A, and puts `updater.slot=X` on the command line.
@@ -19,8 +22,11 @@
 //! through [`vars`] when it stores variables), a variant of
 //! `config::BootloaderConfig`, and an arm of [`open`].
 
+pub mod efiboot;
+pub mod efivar;
 pub mod file;
 pub mod grub;
+pub mod sdboot;
 pub mod uboot;
 pub mod vars;
 
@@ -46,6 +52,14 @@ pub trait Bootloader {
     fn arm_trial(&mut self, group: &str) -> Result<()>;
     /// The group whose one-shot trial is armed, if any.
     fn armed_trial(&self) -> Result<Option<String>>;
+    /// Check `booted` (from the kernel command line) against what the
+    /// bootloader says it booted, for backends that record it
+    /// (`LoaderEntrySelected`, `BootCurrent`). Not called in a kernel the
+    /// agent kexec'd: those variables still name what the firmware booted.
+    fn check_booted(&self, booted: &str) -> Result<()> {
+        let _ = booted;
+        Ok(())
+    }
 }
 
 /// Open the configured backend (the only place that does).
@@ -55,5 +69,7 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Bootloader>> {
         BootloaderConfig::File(f) => file::open(&f.path, &groups),
         BootloaderConfig::Grub(g) => grub::open(&g.path, &groups),
         BootloaderConfig::Uboot(u) => uboot::open(u, &groups),
+        BootloaderConfig::SdBoot(b) => sdboot::open(b, &groups),
+        BootloaderConfig::Efi(b) => efiboot::open(b, &groups),
     }
 }

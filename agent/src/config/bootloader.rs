@@ -17,6 +17,10 @@ pub enum BootloaderConfig {
     Grub(GrubBackend),
     /// A U-Boot environment, as fw_env.config describes it.
     Uboot(UbootBackend),
+    /// systemd-boot: Boot Loader Specification entries and its EFI variables.
+    SdBoot(SdBootBackend),
+    /// The firmware's boot manager: `Boot####`, `BootOrder`, `BootNext`.
+    Efi(EfiBackend),
 }
 
 impl BootloaderConfig {
@@ -26,6 +30,8 @@ impl BootloaderConfig {
             BootloaderConfig::File(_) => "file",
             BootloaderConfig::Grub(_) => "grub",
             BootloaderConfig::Uboot(_) => "uboot",
+            BootloaderConfig::SdBoot(_) => "systemd-boot",
+            BootloaderConfig::Efi(_) => "efi",
         }
     }
 
@@ -35,7 +41,10 @@ impl BootloaderConfig {
     pub fn env_file(&self) -> Option<&std::path::Path> {
         match self {
             BootloaderConfig::File(f) => Some(&f.path),
-            BootloaderConfig::Grub(_) | BootloaderConfig::Uboot(_) => None,
+            BootloaderConfig::Grub(_)
+            | BootloaderConfig::Uboot(_)
+            | BootloaderConfig::SdBoot(_)
+            | BootloaderConfig::Efi(_) => None,
         }
     }
 }
@@ -63,6 +72,30 @@ pub struct UbootBackend {
     pub size: usize,
 }
 
+/// Where efivarfs is mounted on every Linux machine booted through UEFI.
+pub const EFIVARFS: &str = "/sys/firmware/efi/efivars";
+
+/// `backend = "systemd-boot"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SdBootBackend {
+    /// The partition systemd-boot reads `loader/entries` from (the ESP or
+    /// XBOOTLDR), mounted.
+    pub esp: PathBuf,
+    /// The efivarfs mount (a folder in tests).
+    pub efivarfs: PathBuf,
+    /// The agent's entries are `PREFIX` + group + `.conf`.
+    pub entry_prefix: String,
+}
+
+/// `backend = "efi"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EfiBackend {
+    /// The efivarfs mount (a folder in tests).
+    pub efivarfs: PathBuf,
+    /// Each group's `Boot####` number.
+    pub entries: std::collections::BTreeMap<String, u16>,
+}
+
 /// A `[bootloader]` table as one fragment writes it: every key optional, so
 /// that a fragment may change one key; unknown keys of the chosen backend
 /// are refused with the fragment's name.
@@ -75,6 +108,26 @@ pub(super) enum Fragment {
     Grub(PathFragment),
     /// `backend = "uboot"`.
     Uboot(UbootFragment),
+    /// `backend = "systemd-boot"`.
+    #[serde(rename = "systemd-boot")]
+    SdBoot(SdBootFragment),
+    /// `backend = "efi"`.
+    Efi(EfiFragment),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct SdBootFragment {
+    esp: Option<PathBuf>,
+    efivarfs: Option<PathBuf>,
+    entry_prefix: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EfiFragment {
+    efivarfs: Option<PathBuf>,
+    entries: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -125,7 +178,7 @@ pub(super) fn validate(table: Option<toml::Table>, origin: &Origin) -> Result<Bo
         origin.invalid(
             "bootloader",
             format!(
-                ": {}; the backends are \"grub\", \"uboot\" and \"file\"",
+                ": {}; the backends are \"grub\", \"uboot\", \"systemd-boot\", \"efi\" and \"file\"",
                 super::one_line(&e.to_string())
             ),
         )
@@ -159,6 +212,52 @@ pub(super) fn validate(table: Option<toml::Table>, origin: &Origin) -> Result<Bo
                 ));
             }
             BootloaderConfig::Uboot(UbootBackend { copies, size })
+        }
+        Fragment::SdBoot(f) => {
+            let esp = f.esp.ok_or_else(|| origin.missing("bootloader.esp"))?;
+            let entry_prefix = f.entry_prefix.unwrap_or_else(|| "updater-".into());
+            if entry_prefix.contains('/') || entry_prefix.contains('+') {
+                return Err(origin.invalid(
+                    "bootloader.entry_prefix",
+                    format!(" = {entry_prefix:?}: an entry id has no '/' and no '+' (the boot counter's mark)"),
+                ));
+            }
+            BootloaderConfig::SdBoot(SdBootBackend {
+                esp,
+                efivarfs: f.efivarfs.unwrap_or_else(|| EFIVARFS.into()),
+                entry_prefix,
+            })
+        }
+        Fragment::Efi(f) => {
+            let raw = f
+                .entries
+                .ok_or_else(|| origin.missing("bootloader.entries"))?;
+            let mut entries = std::collections::BTreeMap::new();
+            for (group, n) in raw {
+                let hex = n.strip_prefix("Boot").unwrap_or(&n);
+                let num = (hex.len() == 4)
+                    .then(|| u16::from_str_radix(hex, 16).ok())
+                    .flatten()
+                    .ok_or_else(|| {
+                        origin.invalid(
+                            "bootloader.entries",
+                            format!(".{group} = {n:?} is not a Boot#### number (four hex digits, as efibootmgr shows them: \"0001\")"),
+                        )
+                    })?;
+                if let Some((other, _)) = entries.iter().find(|(_, m)| **m == num) {
+                    return Err(origin.invalid(
+                        "bootloader.entries",
+                        format!(
+                            ": slots {other} and {group} name the same boot option Boot{num:04X}"
+                        ),
+                    ));
+                }
+                entries.insert(group, num);
+            }
+            BootloaderConfig::Efi(EfiBackend {
+                efivarfs: f.efivarfs.unwrap_or_else(|| EFIVARFS.into()),
+                entries,
+            })
         }
     })
 }

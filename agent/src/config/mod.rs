@@ -31,7 +31,9 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Deserialize;
 
-pub use bootloader::{BootloaderConfig, FileBackend, GrubBackend, UbootBackend};
+pub use bootloader::{
+    BootloaderConfig, EfiBackend, FileBackend, GrubBackend, SdBootBackend, UbootBackend,
+};
 pub use daemon::{
     channel_name_of, DaemonSettings, MaintenanceWindow, Strategy,
     DEFAULT_MAX_CHANNEL_VALIDITY_DAYS, DEFAULT_POLL_INTERVAL_SECS,
@@ -268,12 +270,29 @@ pub fn check_fragment(text: &str) -> std::result::Result<(), String> {
 /// Merge `over` into `base`: tables merge key by key, anything else replaces.
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
+        // A fragment that names another bootloader backend replaces the
+        // table whole: the keys of the backend it replaces (a GRUB `path`
+        // under systemd-boot) would be refused as unknown.
+        if k == "bootloader" && switches_backend(base.get(&k), &v) {
+            base.insert(k, v);
+            continue;
+        }
         match (base.get_mut(&k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
             (_, v) => {
                 base.insert(k, v);
             }
         }
+    }
+}
+
+/// Whether the `[bootloader]` table `over` names a backend other than the
+/// one `base` names.
+fn switches_backend(base: Option<&toml::Value>, over: &toml::Value) -> bool {
+    let backend = |t: Option<&toml::Value>| t.and_then(|t| t.get("backend")).cloned();
+    match (backend(base), backend(Some(over))) {
+        (Some(b), Some(o)) => b != o,
+        _ => false,
     }
 }
 
@@ -694,6 +713,22 @@ rootfs = "/dev/vda3"
         .unwrap();
         let e = load(Some(&main)).unwrap_err().to_string();
         assert!(e.contains("`bootloader.size` is not set"), "{e}");
+        // Another backend replaces the table: the file backend's `path` is
+        // not carried into systemd-boot's keys.
+        std::fs::write(
+            &frag,
+            "[bootloader]\nbackend = \"systemd-boot\"\nesp = \"/efi\"\n",
+        )
+        .unwrap();
+        let s = load(Some(&main)).unwrap();
+        assert_eq!(
+            s.bootloader,
+            BootloaderConfig::SdBoot(SdBootBackend {
+                esp: "/efi".into(),
+                efivarfs: bootloader::EFIVARFS.into(),
+                entry_prefix: "updater-".into(),
+            })
+        );
     }
 
     #[test]

@@ -1,15 +1,21 @@
 //! The first slot backend: a block device or a file per image class and
 //! group, from `[slots.NAME.targets]`.
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use super::identity;
-use super::sink::{FileReader, FileSink, SlotReader};
+use super::sink::{FileReader, FileSink, ReplaceSink, SlotReader};
 use super::{ImageTargets, Installer, SlotBackend, SlotSink};
 use crate::config::SlotGroupConfig;
 use crate::error::usage;
+
+/// The image classes whose file targets are replaced whole (temporary file,
+/// fsync, rename, fsync of the folder) rather than written in place: the
+/// files a bootloader loads by name from the ESP.
+pub const REPLACED_WHOLE: [&str; 3] = ["kernel", "initrd", "uki"];
 
 /// Slot groups whose members are paths.
 pub struct PathSlots<'a> {
@@ -171,9 +177,19 @@ impl ImageTargets for PathSlots<'_> {
                 "slot group {group} has no target for images of class {class}; add slots.{group}.targets.{class} to the configuration"
             ))
         })?;
-        Ok(Box::new(
-            FileSink::open(path, size).with_context(|| format!("slot {group} {class}"))?,
-        ))
+        // Boot files are replaced whole (a bootloader reads them by name);
+        // an image of a partition, or a file holding one, is written in place.
+        let is_block = std::fs::metadata(path)
+            .map(|m| m.file_type().is_block_device())
+            .unwrap_or(false);
+        let sink: Box<dyn SlotSink> = if REPLACED_WHOLE.contains(&class) && !is_block {
+            Box::new(
+                ReplaceSink::open(path, size).with_context(|| format!("slot {group} {class}"))?,
+            )
+        } else {
+            Box::new(FileSink::open(path, size).with_context(|| format!("slot {group} {class}"))?)
+        };
+        Ok(sink)
     }
 
     fn open_reader(&self, group: &str, class: &str) -> Result<Option<Box<dyn SlotReader>>> {

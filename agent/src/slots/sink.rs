@@ -104,6 +104,60 @@ impl SlotSink for FileSink {
     }
 }
 
+/// The suffix of the file a [`ReplaceSink`] writes before it renames it
+/// over the target.
+pub const NEW_SUFFIX: &str = ".updater-new";
+
+/// A file target replaced whole: the image is written into `TARGET.updater-new`
+/// beside it, synced, and renamed over the target (then the folder synced)
+/// only when it is complete. For the kernel and initrd files on an ESP that
+/// systemd-boot reads: the target keeps its old, whole content until the new
+/// one is whole. A crash leaves the `.updater-new` file, which the next run
+/// resumes (each chunk in it is checked before it is kept).
+pub struct ReplaceSink {
+    inner: FileSink,
+    target: PathBuf,
+}
+
+impl ReplaceSink {
+    /// Open (or resume) the new file of `path`.
+    pub fn open(path: &Path, size: u64) -> Result<ReplaceSink> {
+        let mut name = path
+            .file_name()
+            .with_context(|| format!("slot target {} has no file name", path.display()))?
+            .to_os_string();
+        name.push(NEW_SUFFIX);
+        let new = path.with_file_name(name);
+        Ok(ReplaceSink {
+            inner: FileSink::open(&new, size)?,
+            target: path.to_path_buf(),
+        })
+    }
+}
+
+impl SlotSink for ReplaceSink {
+    fn describe(&self) -> String {
+        self.target.display().to_string()
+    }
+
+    fn write_at(&mut self, offset: u64, data: &[u8]) -> Result<()> {
+        self.inner.write_at(offset, data)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
+        self.inner.read_at(offset, buf)
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.inner.sync()
+    }
+
+    fn finish(&mut self, size: u64) -> Result<()> {
+        self.inner.finish(size)?;
+        crate::util::fs::rename_durable(&self.inner.path, &self.target)
+    }
+}
+
 /// A slot target read, never written: the booted slot as a delta's seed,
 /// or the target's own old contents. A trait, so that a backend whose
 /// groups are not block devices or files reads them its own way.

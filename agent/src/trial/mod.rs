@@ -208,19 +208,32 @@ fn run_reboot(
     if !recorded {
         record(session, group)?;
     }
-    m.stage(session, group).map_err(into_error)?;
+    if let Err(e) = m.stage(session, group) {
+        // The one-shot could not be armed (a full EFI variable store, a
+        // read-only env): the release is not at fault, so the trial is
+        // taken back instead of being marked bad at the next boot.
+        take_back(session, group)?;
+        return Err(into_error(e).context(format!(
+            "arming the trial of slot {group} failed, so the trial was taken back (slot {group} stays installed); fix what the error names and run `updater activate`"
+        )));
+    }
     report_started(session, group);
     if let Err(e) = m.jump() {
         // Nothing restarted: take the trial back, so that a later reboot
         // (for whatever reason) does not boot the new slot unannounced.
-        // Marking it unbootable again also disarms its one-shot.
-        session.bootloader_mut().set_bootable(group, false)?;
-        session.transition(|s, now| s.revert_trial(group, now))?;
+        take_back(session, group)?;
         return Err(e.context(format!(
             "the restart into the trial of slot {group} failed, so the one-shot trial was disarmed and the trial taken back (slot {group} stays installed); fix the restart and run `updater activate`"
         )));
     }
     Ok(())
+}
+
+/// Undo a recorded trial that never restarted: `group` unbootable again
+/// (which also disarms its one-shot), the state back to `installed`.
+fn take_back(session: &mut Session, group: &str) -> Result<()> {
+    session.bootloader_mut().set_bootable(group, false)?;
+    session.transition(|s, now| s.revert_trial(group, now))
 }
 
 fn into_error(e: MethodError) -> anyhow::Error {

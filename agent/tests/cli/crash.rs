@@ -157,6 +157,48 @@ fn cases() -> Vec<Case> {
             command: |_| args(&["rollback"]),
             power_cycle: true,
         },
+        Case {
+            name: "activate --reboot (systemd-boot)",
+            boot: Boot::SdLoader,
+            setup: installed,
+            command: |_| args(&["activate", "--reboot"]),
+            power_cycle: false,
+        },
+        Case {
+            name: "health (passing, systemd-boot)",
+            boot: Boot::SdLoader,
+            setup: on_trial,
+            command: |_| args(&["health"]),
+            power_cycle: false,
+        },
+        Case {
+            name: "rollback (systemd-boot)",
+            boot: Boot::SdLoader,
+            setup: b_committed,
+            command: |_| args(&["rollback"]),
+            power_cycle: true,
+        },
+        Case {
+            name: "activate --reboot (efi)",
+            boot: Boot::Efi,
+            setup: installed,
+            command: |_| args(&["activate", "--reboot"]),
+            power_cycle: false,
+        },
+        Case {
+            name: "health (passing, efi)",
+            boot: Boot::Efi,
+            setup: on_trial,
+            command: |_| args(&["health"]),
+            power_cycle: false,
+        },
+        Case {
+            name: "rollback (efi)",
+            boot: Boot::Efi,
+            setup: b_committed,
+            command: |_| args(&["rollback"]),
+            power_cycle: true,
+        },
     ]
 }
 
@@ -311,6 +353,12 @@ sweeps! {
     sweep_mark_bad_booted: "mark-bad (the booted slot)",
     sweep_rollback: "rollback",
     sweep_rollback_file_env: "rollback (file env)",
+    sweep_activate_sdboot: "activate --reboot (systemd-boot)",
+    sweep_health_passing_sdboot: "health (passing, systemd-boot)",
+    sweep_rollback_sdboot: "rollback (systemd-boot)",
+    sweep_activate_efi: "activate --reboot (efi)",
+    sweep_health_passing_efi: "health (passing, efi)",
+    sweep_rollback_efi: "rollback (efi)",
 }
 
 // --- The four cases of issue 21, each on its own. -------------------------

@@ -28,6 +28,51 @@ pub enum Boot {
     File,
     /// A GRUB environment block (`ORDER`, `A_OK`, `B_OK`, `A_TRY`, `B_TRY`).
     Grub,
+    /// systemd-boot: entries in `dev/esp/loader/entries`, its variables in
+    /// the efivarfs folder `dev/efivars`.
+    SdLoader,
+    /// The firmware's boot manager: `Boot0001` (A), `Boot0002` (B) and a
+    /// network boot option `Boot0003` that is not the agent's, `BootOrder`
+    /// and `BootNext` in the efivarfs folder `dev/efivars`.
+    Efi,
+}
+
+/// systemd's Boot Loader Interface GUID, as efivarfs file names carry it.
+pub const LOADER_GUID: &str = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+/// The UEFI global variables' GUID.
+pub const GLOBAL_GUID: &str = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
+
+/// `s` as UTF-16LE with a terminating NUL (systemd's string variables).
+pub fn utf16z(s: &str) -> Vec<u8> {
+    s.encode_utf16()
+        .chain([0])
+        .flat_map(u16::to_le_bytes)
+        .collect()
+}
+
+/// A UTF-16LE string variable's text, up to its NUL.
+pub fn from_utf16z(b: &[u8]) -> String {
+    let units: Vec<u16> = b
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    String::from_utf16(&units).unwrap()
+}
+
+/// An EFI load option (`Boot####`): attributes (ACTIVE or not), the
+/// description, and an empty device path (the end node only).
+pub fn load_option(active: bool, description: &str) -> Vec<u8> {
+    let mut v = u32::from(active).to_le_bytes().to_vec();
+    v.extend_from_slice(&4u16.to_le_bytes());
+    v.extend(utf16z(description));
+    v.extend_from_slice(&[0x7f, 0xff, 0x04, 0x00]);
+    v
+}
+
+/// A `u16` list variable (`BootOrder`, `BootNext`, `BootCurrent`).
+pub fn u16s(v: &[u16]) -> Vec<u8> {
+    v.iter().flat_map(|n| n.to_le_bytes()).collect()
 }
 
 /// The fixed clock's time, and the release's `created` a day before.
@@ -285,6 +330,38 @@ impl Builder {
                 );
                 c.set("bootloader", "backend", &q("grub"));
                 c.set("bootloader", "path", &q("{dev}/grubenv"));
+            }
+            Boot::SdLoader => {
+                let entries = e.p("dev/esp/loader/entries");
+                std::fs::create_dir_all(&entries).unwrap();
+                std::fs::create_dir_all(e.p("dev/efivars")).unwrap();
+                for (g, name) in [("A", "updater-A.conf"), ("B", "updater-B.conf.disabled")] {
+                    std::fs::write(
+                        entries.join(name),
+                        format!("title Slot {g}\nlinux /updater/{g}/vmlinuz\ninitrd /updater/{g}/initrd\noptions console=ttyS0 updater.slot={g}\n"),
+                    )
+                    .unwrap();
+                }
+                dev.efi_set("LoaderEntryDefault", LOADER_GUID, &utf16z("updater-A.conf"));
+                dev.efi_set(
+                    "LoaderEntrySelected",
+                    LOADER_GUID,
+                    &utf16z("updater-A.conf"),
+                );
+                c.set("bootloader", "backend", &q("systemd-boot"));
+                c.set("bootloader", "esp", &q("{dev}/esp"));
+                c.set("bootloader", "efivarfs", &q("{dev}/efivars"));
+            }
+            Boot::Efi => {
+                std::fs::create_dir_all(e.p("dev/efivars")).unwrap();
+                dev.efi_set("Boot0001", GLOBAL_GUID, &load_option(true, "updater A"));
+                dev.efi_set("Boot0002", GLOBAL_GUID, &load_option(false, "updater B"));
+                dev.efi_set("Boot0003", GLOBAL_GUID, &load_option(true, "network"));
+                dev.efi_set("BootOrder", GLOBAL_GUID, &u16s(&[1, 3]));
+                dev.efi_set("BootCurrent", GLOBAL_GUID, &u16s(&[1]));
+                c.set("bootloader", "backend", &q("efi"));
+                c.set("bootloader", "efivarfs", &q("{dev}/efivars"));
+                c.set("bootloader", "entries", r#"{ A = "0001", B = "0002" }"#);
             }
         }
         c.set("http", "connect_timeout_secs", "2");
@@ -580,11 +657,117 @@ impl Device {
             .collect()
     }
 
-    /// The boot env's variables.
+    /// The efivarfs file of variable `name`.
+    pub fn efivar(&self, name: &str, guid: &str) -> PathBuf {
+        self.env.p(&format!("dev/efivars/{name}-{guid}"))
+    }
+
+    /// An EFI variable's data (after its attributes), if it exists.
+    pub fn efi_get(&self, name: &str, guid: &str) -> Option<Vec<u8>> {
+        let b = std::fs::read(self.efivar(name, guid)).ok()?;
+        assert!(b.len() >= 4, "{name}: shorter than its attributes");
+        assert_eq!(
+            &b[..4],
+            &[7, 0, 0, 0],
+            "{name}: attributes are not NV|BS|RT"
+        );
+        Some(b[4..].to_vec())
+    }
+
+    /// Set an EFI variable (NV|BS|RT), as the firmware or sd-boot does.
+    pub fn efi_set(&self, name: &str, guid: &str, data: &[u8]) {
+        let mut b = vec![7, 0, 0, 0];
+        b.extend_from_slice(data);
+        std::fs::write(self.efivar(name, guid), b).unwrap();
+    }
+
+    /// Delete an EFI variable, as the firmware or sd-boot does.
+    pub fn efi_del(&self, name: &str, guid: &str) {
+        let _ = std::fs::remove_file(self.efivar(name, guid));
+    }
+
+    /// The slot a systemd-boot string variable names (`updater-B.conf`).
+    fn sd_var(&self, name: &str) -> Option<String> {
+        let v = from_utf16z(&self.efi_get(name, LOADER_GUID)?);
+        let g = v.strip_prefix("updater-")?.strip_suffix(".conf")?;
+        Some(g.to_string())
+    }
+
+    /// A `u16` list variable.
+    fn efi_u16s(&self, name: &str) -> Vec<u16> {
+        self.efi_get(name, GLOBAL_GUID)
+            .map(|b| {
+                b.chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The boot env's variables. The EFI backends' state is shown in the
+    /// file env's terms (`ORDER`, `A_OK`, `B_OK`, `TRY`), read from the ESP
+    /// and the variables by this test's own decoding, so that every check
+    /// written for the env holds for them too.
     pub fn boot_env(&self) -> BTreeMap<String, String> {
         let text = match self.boot {
             Boot::File => std::fs::read_to_string(self.env.p("dev/boot.env")).unwrap(),
             Boot::Grub => grub_editenv(&self.env.p("dev/grubenv"), &["list"]),
+            Boot::SdLoader => {
+                let primary = self.sd_var("LoaderEntryDefault").unwrap_or_default();
+                let ok = |g: &str| {
+                    let p = self
+                        .env
+                        .p(&format!("dev/esp/loader/entries/updater-{g}.conf"));
+                    if p.exists() {
+                        "1"
+                    } else {
+                        "0"
+                    }
+                };
+                let mut order: Vec<&str> = vec![&primary];
+                order.extend(["A", "B"].into_iter().filter(|g| *g != primary));
+                format!(
+                    "ORDER={}\nA_OK={}\nB_OK={}\nTRY={}\n",
+                    order.join(" ").trim(),
+                    ok("A"),
+                    ok("B"),
+                    self.sd_var("LoaderEntryOneShot").unwrap_or_default()
+                )
+            }
+            Boot::Efi => {
+                let group = |n: u16| match n {
+                    1 => Some("A"),
+                    2 => Some("B"),
+                    _ => None,
+                };
+                let order = self.efi_u16s("BootOrder");
+                let mut groups: Vec<&str> = order.iter().filter_map(|n| group(*n)).collect();
+                for g in ["A", "B"] {
+                    if !groups.contains(&g) {
+                        groups.push(g);
+                    }
+                }
+                let ok = |n: u16| {
+                    let active = self
+                        .efi_get(&format!("Boot{n:04X}"), GLOBAL_GUID)
+                        .is_some_and(|o| o[0] & 1 == 1);
+                    if active && order.contains(&n) {
+                        "1"
+                    } else {
+                        "0"
+                    }
+                };
+                format!(
+                    "ORDER={}\nA_OK={}\nB_OK={}\nTRY={}\n",
+                    groups.join(" "),
+                    ok(1),
+                    ok(2),
+                    self.efi_u16s("BootNext")
+                        .first()
+                        .and_then(|n| group(*n))
+                        .unwrap_or_default()
+                )
+            }
         };
         text.lines()
             .filter(|l| !l.starts_with('#'))
@@ -597,7 +780,9 @@ impl Device {
     pub fn armed(&self) -> Option<String> {
         let env = self.boot_env();
         match self.boot {
-            Boot::File => env.get("TRY").filter(|v| !v.is_empty()).cloned(),
+            Boot::File | Boot::SdLoader | Boot::Efi => {
+                env.get("TRY").filter(|v| !v.is_empty()).cloned()
+            }
             Boot::Grub => ["A", "B"]
                 .into_iter()
                 .find(|g| env.get(&format!("{g}_TRY")).map(String::as_str) == Some("1"))
@@ -621,6 +806,9 @@ impl Device {
                     &["set", &format!("{slot}_TRY=0")],
                 );
             }
+            // Both delete the one-shot before they start what it names.
+            Boot::SdLoader => self.efi_del("LoaderEntryOneShot", LOADER_GUID),
+            Boot::Efi => self.efi_del("BootNext", GLOBAL_GUID),
         }
     }
 
@@ -631,11 +819,14 @@ impl Device {
     /// returns it.
     pub fn reset(&self) -> String {
         let env = self.boot_env();
-        let (slot, trial) = match self.armed() {
-            Some(g) => {
-                self.disarm(&g);
-                (g, true)
-            }
+        let armed = self.armed().inspect(|g| self.disarm(g));
+        // sd-boot and the firmware drop a one-shot whose entry they cannot
+        // boot (disabled, inactive) and go on with the default.
+        let uefi = matches!(self.boot, Boot::SdLoader | Boot::Efi);
+        let armed =
+            armed.filter(|g| !uefi || env.get(&format!("{g}_OK")).map(String::as_str) == Some("1"));
+        let (slot, trial) = match armed {
+            Some(g) => (g, true),
             None => {
                 let order = env.get("ORDER").cloned().unwrap_or_else(|| "A".into());
                 let slot = order
@@ -646,6 +837,21 @@ impl Device {
                 (slot, false)
             }
         };
+        // What the boot loader records of the boot (volatile variables, set
+        // anew at every boot).
+        match self.boot {
+            Boot::SdLoader => self.efi_set(
+                "LoaderEntrySelected",
+                LOADER_GUID,
+                &utf16z(&format!("updater-{slot}.conf")),
+            ),
+            Boot::Efi => self.efi_set(
+                "BootCurrent",
+                GLOBAL_GUID,
+                &u16s(&[if slot == "A" { 1 } else { 2 }]),
+            ),
+            Boot::File | Boot::Grub => {}
+        }
         let extra = if trial { " updater.trial=1" } else { "" };
         std::fs::write(
             self.env.p("dev/cmdline"),

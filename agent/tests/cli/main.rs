@@ -18,3 +18,4 @@ mod rejects;
 mod root;
 mod tls;
 mod trial;
+mod uefi;

@@ -1,0 +1,448 @@
+//! The UEFI backends on a device whose efivarfs is a folder: systemd-boot
+//! (entries on an ESP folder, `LoaderEntry*` variables) and the firmware's
+//! boot manager (`Boot####`, `BootOrder`, `BootNext`). The variables are
+//! read back by this file's own decoding (device.rs), and the test device's
+//! reset plays sd-boot's and the firmware's selection rules (UEFI-NOTES):
+//! a one-shot is deleted before it is started, and one naming an entry that
+//! cannot boot falls back to the default.
+
+use std::process::Command;
+
+use crate::common::*;
+use crate::device::{
+    from_utf16z, load_option, u16s, utf16z, Boot, Builder, Device, GLOBAL_GUID, LOADER_GUID,
+};
+
+fn device(boot: Boot) -> Device {
+    Builder::new().boot(boot).trials().build()
+}
+
+const UEFI: [Boot; 2] = [Boot::SdLoader, Boot::Efi];
+
+fn entries(d: &Device) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(d.env.p("dev/esp/loader/entries"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn sd_string(d: &Device, name: &str) -> Option<String> {
+    d.efi_get(name, LOADER_GUID).map(|b| from_utf16z(&b))
+}
+
+fn boot_order(d: &Device) -> Vec<u16> {
+    d.efi_get("BootOrder", GLOBAL_GUID)
+        .unwrap()
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect()
+}
+
+fn active(d: &Device, n: u16) -> bool {
+    d.efi_get(&format!("Boot{n:04X}"), GLOBAL_GUID).unwrap()[0] & 1 == 1
+}
+
+/// The trial cycle of `reboot_trial_commits_when_healthy` and
+/// `failed_check_marks_bad_and_reboots_back`, then `rollback`, on each UEFI
+/// backend: the four operations and the one-shot, each read back.
+#[test]
+fn the_trial_cycle_runs_on_each_uefi_backend() {
+    for boot in UEFI {
+        let t = device(boot);
+        t.apply_reboot().assert_ok();
+        assert_eq!(t.reboots(), vec!["reboot"], "{boot:?}");
+        assert_eq!(t.armed().as_deref(), Some("B"), "{boot:?}");
+        let env = t.boot_env();
+        assert_eq!(
+            env["ORDER"], "A B",
+            "{boot:?}: the primary changed before commit"
+        );
+        match boot {
+            Boot::SdLoader => {
+                assert_eq!(
+                    t.efi_get("LoaderEntryOneShot", LOADER_GUID).unwrap(),
+                    utf16z("updater-B.conf"),
+                    "UTF-16LE with its NUL"
+                );
+                assert_eq!(entries(&t), ["updater-A.conf", "updater-B.conf"]);
+                assert_eq!(
+                    sd_string(&t, "LoaderEntryDefault").as_deref(),
+                    Some("updater-A.conf")
+                );
+            }
+            _ => {
+                assert_eq!(t.efi_get("BootNext", GLOBAL_GUID).unwrap(), u16s(&[2]));
+                // In BootOrder (some firmware ignores a BootNext outside
+                // it), after the primary, the network option kept.
+                assert_eq!(boot_order(&t), [1, 2, 3]);
+                assert!(active(&t, 2));
+            }
+        }
+        t.check_boot_invariants();
+
+        assert_eq!(t.reset(), "B", "{boot:?}");
+        assert_eq!(t.armed(), None, "{boot:?}: the one-shot was not consumed");
+        let r = t.run(&["health"]);
+        r.assert_ok();
+        assert!(r.stdout.contains("committed"), "{boot:?}: {}", r.stdout);
+        let env = t.boot_env();
+        assert_eq!(env["ORDER"], "B A", "{boot:?}");
+        assert_eq!((env["A_OK"].as_str(), env["B_OK"].as_str()), ("1", "1"));
+        match boot {
+            Boot::SdLoader => assert_eq!(
+                sd_string(&t, "LoaderEntryDefault").as_deref(),
+                Some("updater-B.conf")
+            ),
+            _ => assert_eq!(boot_order(&t), [2, 1, 3]),
+        }
+        assert_eq!(t.status()["groups"]["B"]["status"], "good");
+        t.check_boot_invariants();
+        assert_eq!(t.reset(), "B", "{boot:?}: the default did not move");
+        assert!(t.run(&["health"]).stdout.contains("no trial pending"));
+
+        // A release whose health check fails, installed into A: the trial
+        // fails, A is disabled, and B stays the default.
+        let mut img = t.expected();
+        img[1000] ^= 0xff;
+        std::fs::write(t.env.p("rootfs2.img"), img).unwrap();
+        t.publish("rootfs2.img", "1.3.0");
+        t.check("20-app", "exit 1");
+        t.apply_reboot().assert_ok();
+        assert_eq!(t.reset(), "A", "{boot:?}");
+        assert_eq!(t.run(&["health"]).code, 7, "{boot:?}");
+        assert_eq!(t.reset(), "B", "{boot:?}: not back on the default");
+        let env = t.boot_env();
+        assert_eq!(env["A_OK"], "0", "{boot:?}: the failed slot is bootable");
+        match boot {
+            Boot::SdLoader => {
+                assert_eq!(entries(&t), ["updater-A.conf.disabled", "updater-B.conf"]);
+                assert_eq!(sd_string(&t, "LoaderEntryOneShot"), None);
+            }
+            _ => {
+                assert_eq!(boot_order(&t), [2, 3], "{boot:?}");
+                assert!(!active(&t, 1), "the failed option is still ACTIVE");
+                assert_eq!(t.efi_get("BootNext", GLOBAL_GUID), None);
+            }
+        }
+        t.check_boot_invariants();
+    }
+}
+
+#[test]
+fn rollback_and_mark_bad_move_the_default_and_disable_the_entry() {
+    for boot in UEFI {
+        let t = device(boot);
+        t.apply_reboot().assert_ok();
+        t.boot();
+        assert_eq!(t.status()["groups"]["B"]["status"], "good", "{boot:?}");
+        let r = t.run(&["rollback"]);
+        r.assert_ok();
+        let env = t.boot_env();
+        assert_eq!(env["ORDER"], "A B", "{boot:?}: {}", r.stdout);
+        assert_eq!(env["B_OK"], "0", "{boot:?}");
+        match boot {
+            Boot::SdLoader => {
+                assert_eq!(
+                    sd_string(&t, "LoaderEntryDefault").as_deref(),
+                    Some("updater-A.conf")
+                );
+                assert_eq!(entries(&t), ["updater-A.conf", "updater-B.conf.disabled"]);
+            }
+            _ => {
+                assert_eq!(boot_order(&t), [1, 3]);
+                assert!(!active(&t, 2));
+            }
+        }
+        t.check_boot_invariants();
+        assert_eq!(t.reset(), "A", "{boot:?}");
+        t.check_boot_invariants();
+    }
+}
+
+/// The variable store full (ENOSPC) or mounted read-only (EROFS): a tmpfs
+/// over the efivarfs folder in a private mount namespace. The command
+/// fails, says what it means and what to do, and the device is where it
+/// was: the primary and its entry untouched, the trial taken back.
+#[test]
+fn a_full_or_read_only_variable_store_changes_nothing_that_matters() {
+    let cases = [
+        (
+            "full",
+            // The variables copied into a 64 KiB tmpfs, the rest filled.
+            r#"t=$(mktemp -d) && cp -a "$1/." "$t/" && mount -t tmpfs -o size=64k none "$1" && cp -a "$t/." "$1/" && rm -rf "$t" && { dd if=/dev/zero of="$1/fill" bs=1k count=128 2>/dev/null; true; } && shift && exec "$@""#,
+            "variable store is full (ENOSPC)",
+        ),
+        (
+            "read-only",
+            r#"mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@""#,
+            "mounted read-only (EROFS)",
+        ),
+    ];
+    for boot in UEFI {
+        for (what, script, says) in cases {
+            let t = device(boot);
+            t.run(&["apply", &t.url()]).assert_ok();
+            let before = t.boot_env();
+            let vars = t.env.p("dev/efivars");
+            let out = Command::new("unshare")
+                .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+                .arg(&vars)
+                .arg(bin())
+                .args(["--config", &t.config(), "activate", "--reboot"])
+                .env_remove("UPDATER_LOG")
+                .env(updater::trial::reboot::NO_REAL_RESTART_ENV, "1")
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            if !can_run(
+                !err.contains("unshare failed") && !err.contains("mount:"),
+                "unshare -m and tmpfs / bind mounts (root) make a full or read-only store",
+            ) {
+                return;
+            }
+            assert_ne!(out.status.code(), Some(0), "{boot:?} {what}: {err}");
+            assert!(err.contains(says), "{boot:?} {what}: {err}");
+            assert!(
+                err.contains("run the command again"),
+                "{boot:?} {what}: {err}"
+            );
+            assert!(t.reboots().is_empty(), "{boot:?} {what}: restarted anyway");
+            assert!(
+                err.contains("the trial was taken back"),
+                "{boot:?} {what}: {err}"
+            );
+            let st = t.status();
+            assert_eq!(
+                st["groups"]["B"]["status"], "installed",
+                "{boot:?} {what}: {st}"
+            );
+            assert!(st["trial"].is_null(), "{boot:?} {what}: {st}");
+            // Outside the namespace the folder holds what it held.
+            let after = t.boot_env();
+            assert_eq!(after["ORDER"], before["ORDER"], "{boot:?} {what}");
+            assert_eq!(after["A_OK"], "1", "{boot:?} {what}");
+            assert_eq!(after["B_OK"], "0", "{boot:?} {what}: B left bootable");
+            assert_eq!(
+                after.get("TRY").map(String::as_str),
+                Some(""),
+                "{boot:?} {what}"
+            );
+            t.check_boot_invariants();
+            // With the store writable again, the same command works.
+            t.run(&["activate", "--reboot"]).assert_ok();
+            assert_eq!(t.armed().as_deref(), Some("B"), "{boot:?} {what}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_entry_or_boot_option_is_named_with_what_to_do() {
+    let t = device(Boot::SdLoader);
+    std::fs::remove_file(t.env.p("dev/esp/loader/entries/updater-B.conf.disabled")).unwrap();
+    let r = t.run(&["apply", &t.url()]);
+    r.assert_fails(6, "slot B has no boot entry");
+    assert!(r.stderr.contains("updater-B.conf.disabled"), "{}", r.stderr);
+    assert!(r.stderr.contains("provision it"), "{}", r.stderr);
+
+    let t = device(Boot::Efi);
+    t.efi_del("Boot0002", GLOBAL_GUID);
+    let r = t.run(&["apply", &t.url()]);
+    r.assert_fails(6, "boot option Boot0002 does not exist");
+    assert!(r.stderr.contains("deleted it"), "{}", r.stderr);
+    assert!(
+        t.b().is_empty(),
+        "installed although the bootloader is broken"
+    );
+
+    // Two entries for one slot (a counted and an uncounted copy).
+    let t = device(Boot::SdLoader);
+    std::fs::write(t.env.p("dev/esp/loader/entries/updater-A+3.conf"), "").unwrap();
+    t.run(&["status"]).assert_ok();
+    t.run(&["apply", &t.url()])
+        .assert_fails(6, "slot A has 2 boot entries");
+}
+
+/// `LoaderEntrySelected` / `BootCurrent` against `updater.slot=`: a
+/// mismatch is an error that names both, not a guess; in a kernel the agent
+/// kexec'd, the firmware's record is not the running slot and is not used.
+#[test]
+fn the_entry_the_bootloader_booted_must_be_the_slot_the_command_line_names() {
+    for boot in UEFI {
+        let t = device(boot);
+        match boot {
+            Boot::SdLoader => t.efi_set(
+                "LoaderEntrySelected",
+                LOADER_GUID,
+                &utf16z("updater-B.conf"),
+            ),
+            _ => t.efi_set("BootCurrent", GLOBAL_GUID, &u16s(&[2])),
+        }
+        let r = t.run(&["apply", &t.url()]);
+        r.assert_fails(6, "updater.slot=A");
+        assert!(r.stderr.contains("slot B"), "{boot:?}: {}", r.stderr);
+        assert!(r.stderr.contains("nothing was changed"), "{}", r.stderr);
+        assert!(t.b().is_empty(), "{boot:?}: wrote a slot");
+        std::fs::write(
+            t.env.p("dev/cmdline"),
+            "console=ttyS0 updater.slot=A updater.kexec=1\n",
+        )
+        .unwrap();
+        t.run(&["apply", &t.url()]).assert_ok();
+    }
+}
+
+/// A counted entry (`updater-B+3.conf`, made by an image build with boot
+/// counting on) is the same slot; the agent drops the counter when it makes
+/// the entry bootable, so that its ids match on every systemd version.
+#[test]
+fn a_counted_entry_is_the_agents_and_loses_its_counter() {
+    let t = device(Boot::SdLoader);
+    let dir = t.env.p("dev/esp/loader/entries");
+    std::fs::rename(dir.join("updater-A.conf"), dir.join("updater-A+0-3.conf")).unwrap();
+    t.efi_set(
+        "LoaderEntryDefault",
+        LOADER_GUID,
+        &utf16z("updater-A+0-3.conf"),
+    );
+    assert_eq!(t.status()["groups"]["A"]["bootable"], true);
+    t.apply_reboot().assert_ok();
+    assert_eq!(t.reset(), "B");
+    t.run(&["health"]).assert_ok();
+    t.run(&["rollback"]).assert_ok();
+    assert_eq!(entries(&t), ["updater-A.conf", "updater-B.conf.disabled"]);
+    assert_eq!(
+        sd_string(&t, "LoaderEntryDefault").as_deref(),
+        Some("updater-A.conf")
+    );
+}
+
+#[test]
+fn uefi_configuration_mistakes_are_named() {
+    let t = device(Boot::Efi);
+    let cfg = std::fs::read_to_string(t.config()).unwrap();
+    for (from, to, says) in [
+        (r#"B = "0002""#, r#"B = "2""#, "is not a Boot#### number"),
+        (
+            r#"B = "0002""#,
+            r#"B = "0001""#,
+            "name the same boot option Boot0001",
+        ),
+        (
+            r#"{ A = "0001", B = "0002" }"#,
+            r#"{ A = "0001" }"#,
+            "no Boot#### number for slot B",
+        ),
+    ] {
+        std::fs::write(t.config(), cfg.replace(from, to)).unwrap();
+        let r = t.run(&["apply", &t.url()]);
+        assert!(r.stderr.contains(says), "{to}: {}", r.stderr);
+        assert_ne!(r.code, 0);
+    }
+    std::fs::write(
+        t.config(),
+        cfg.replace("backend = \"efi\"", "backend = \"systemd-bot\""),
+    )
+    .unwrap();
+    let r = t.run(&["status"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("systemd-boot"), "{}", r.stderr);
+}
+
+/// A load option's other bytes (description, device path, optional data)
+/// are never changed: only the ACTIVE bit of its attribute word.
+#[test]
+fn only_the_active_bit_of_a_boot_option_changes() {
+    let t = device(Boot::Efi);
+    let mut opt = load_option(false, "updater B");
+    opt[0] |= 0x08; // LOAD_OPTION_HIDDEN, the firmware's own bit
+    opt.extend_from_slice(b"optional-data");
+    t.efi_set("Boot0002", GLOBAL_GUID, &opt);
+    t.apply_reboot().assert_ok();
+    let got = t.efi_get("Boot0002", GLOBAL_GUID).unwrap();
+    assert_eq!(got[0], 0x09);
+    assert_eq!(got[1..], opt[1..]);
+}
+
+/// The kernel and initrd of a slot on the ESP are replaced whole: written
+/// beside the target, synced, renamed over it. A crash before the rename
+/// leaves the old kernel whole (and the new one beside it, which the run
+/// again resumes); no bootloader ever reads half a kernel.
+#[test]
+fn kernels_on_the_esp_are_replaced_whole() {
+    let t = Builder::new()
+        .boot(Boot::SdLoader)
+        .trials()
+        .release_args(&[])
+        .lines(
+            "slots.A.targets",
+            "kernel = \"{dev}/esp/updater/A/vmlinuz\"\ninitrd = \"{dev}/esp/updater/A/initrd.img\"",
+        )
+        .lines(
+            "slots.B.targets",
+            "kernel = \"{dev}/esp/updater/B/vmlinuz\"\ninitrd = \"{dev}/esp/updater/B/initrd.img\"",
+        )
+        .build();
+    let b = t.env.p("dev/esp/updater/B");
+    std::fs::create_dir_all(&b).unwrap();
+    std::fs::write(b.join("vmlinuz"), b"the old kernel of B").unwrap();
+    let kernel = pattern(300_000, 21);
+    std::fs::write(t.env.p("vmlinuz"), &kernel).unwrap();
+    std::fs::write(t.env.p("initrd.img"), pattern(120_000, 22)).unwrap();
+    let (k, i, kk) = (
+        t.env.s("vmlinuz"),
+        t.env.s("initrd.img"),
+        t.env.s("keys/k1.key"),
+    );
+    t.publish_with(
+        "rootfs.img",
+        "1.2.0",
+        &[
+            "--kernel",
+            &k,
+            "--kernel-key",
+            &kk,
+            "--initrd",
+            &i,
+            "--cmdline",
+            "console=ttyS0",
+        ],
+    );
+    // Where the kernel's rename comes among the run's durable writes.
+    t.snapshot("start");
+    let trace = t.env.p("trace");
+    t.run_with(
+        &[("UPDATER_FAILPOINTS_TRACE", &trace.to_string_lossy())],
+        &["apply", &t.url()],
+    );
+    let lines: Vec<String> = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("durable-write"))
+        .map(str::to_string)
+        .collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("vmlinuz.updater-new to ") && l.ends_with("B/vmlinuz"))
+        .unwrap_or_else(|| panic!("no rename of B's kernel: {lines:#?}"));
+    assert_eq!(std::fs::read(b.join("vmlinuz")).unwrap(), kernel);
+    assert!(!b.join("vmlinuz.updater-new").exists());
+
+    t.restore("start");
+    let fp = format!("durable-write@{}", at + 1);
+    assert_eq!(t.run_failpoint(&fp, &["apply", &t.url()]), None);
+    assert_eq!(
+        std::fs::read(b.join("vmlinuz")).unwrap(),
+        b"the old kernel of B",
+        "the kernel was changed before it was whole"
+    );
+    assert_eq!(
+        std::fs::read(b.join("vmlinuz.updater-new")).unwrap(),
+        kernel
+    );
+    t.run(&["apply", &t.url()]).assert_ok();
+    assert_eq!(std::fs::read(b.join("vmlinuz")).unwrap(), kernel);
+    assert!(!b.join("vmlinuz.updater-new").exists());
+}
