@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 R=..
 C=corpus
-mkdir -p $C/{envelope,manifest,chunk_table,channel,keyring,config,grub_env,uboot_env_single,uboot_env_redundant,cmdline,content_range,range_request,index,root}
+mkdir -p $C/{envelope,manifest,chunk_table,channel,keyring,config,grub_env,uboot_env_single,uboot_env_redundant,cmdline,content_range,range_request,index,root,pe}
 # Envelopes: every manifest test vector (valid and refused).
 cp $R/manifests/vectors/*.json $R/manifests/vectors/valid/manifest.json $C/envelope/
 # Manifests: the payloads of the vectors, and the example.
@@ -68,4 +68,21 @@ printf 'bytes 1000-4999/5000' > $C/content_range/ok
 printf 'bytes 0-99/*' > $C/content_range/star
 printf 'bytes=1000-' > $C/range_request/open
 printf 'bytes=10-20' > $C/range_request/closed
+# PE images: a UKI-shaped image (stub header and three sections), made by
+# the format crate's own builder so that the seed needs no toolchain.
+python3 - "$C/pe/uki" <<'PY'
+import struct, sys
+sections = [(b".osrel", b"ID=updater\n"), (b".cmdline", b"console=ttyS0"), (b".linux", b"\x4d\x5a" + bytes(600))]
+pe, opt = 0x40, 0xf0
+table = pe + 24 + opt
+at = (table + 40 * len(sections) + 0x1ff) // 0x200 * 0x200
+img = bytearray(at)
+img[0:2] = b"MZ"; img[0x3c:0x40] = struct.pack("<I", pe); img[pe:pe + 4] = b"PE\0\0"
+struct.pack_into("<HH", img, pe + 4, 0x8664, len(sections)); struct.pack_into("<H", img, pe + 20, opt)
+for i, (name, data) in enumerate(sections):
+    raw = (len(data) + 0x1ff) // 0x200 * 0x200
+    struct.pack_into("<8sIIII", img, table + 40 * i, name, len(data), at, raw, at)
+    img += data + bytes(raw - len(data)); at += raw
+open(sys.argv[1], "wb").write(img)
+PY
 echo "seeded: $(ls $C | wc -l) corpora"

@@ -74,7 +74,7 @@ if [ ! -f "$W/keys/ok" ] || [ ! -f "$W/keys/channel.pub" ]; then
 fi
 
 # --- initramfs per version -------------------------------------------------
-MODS="virtio_pci virtio_blk virtio_net ext4 vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 crc32c_generic i6300esb"
+MODS="virtio_pci virtio_blk virtio_net ext4 vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 crc32c_generic i6300esb efivarfs"
 make_initrd() {
     local version=$1 out=$2 root
     root=$(mktemp -d "$W/initrd.XXXX")
@@ -85,6 +85,7 @@ make_initrd() {
     echo "$version" > "$root/etc/e2e/version"
     cp "$HERE/guest/config.toml" "$root/etc/updater/config.toml"
     cp "$HERE/guest/uboot.toml" "$root/etc/e2e/uboot.toml"
+    cp "$HERE/guest/sdboot.toml" "$root/etc/e2e/sdboot.toml"
     cp -r "$W/keyring" "$root/etc/updater/keyring"
     if [ "$version" -ge 2 ]; then cp "$HERE/guest/health-check" "$root/etc/updater/health.d/50-app"; fi
     # The agent and the shared libraries it links.
@@ -230,6 +231,52 @@ dd if="$W/esp.img" of="$W/disk.img" bs=1M seek=1 conv=notrunc status=none
 dd if="$W/slot-v1.ext4" of="$W/disk.img" bs=1M seek=17 conv=notrunc status=none
 dd if="$W/data.img" of="$W/disk.img" bs=1M seek=145 conv=notrunc status=none
 log "done: $W/disk.img, releases in $W/release and $W/release3"
+
+# --- the systemd-boot disk (the sdboot-* scenarios) -------------------------
+# The same system and releases, booted by systemd-boot 252 (Debian's
+# systemd-boot-efi, unpacked, never installed) from a larger ESP that holds
+# each slot's kernel and initrd (sd-boot cannot read ext4), under OVMF with a
+# writable VARS copy per scenario (integration/e2e.py). Entries:
+# updater-A.conf (the factory slot, loader.conf's default until the first
+# commit writes LoaderEntryDefault) and updater-B.conf.disabled.
+# GPT: p1 ESP 64 MiB at 1 MiB, p2 slot A, p3 slot B (64 MiB each), p4 data.
+S=$W/sdboot
+if [ ! -f "$S/sd-boot/ok" ]; then
+    rm -rf "$S/sd-boot" && mkdir -p "$S/sd-boot/deb"
+    log "downloading systemd-boot-efi"
+    (cd "$S/sd-boot/deb" && apt-get download systemd-boot-efi >/dev/null 2>&1)
+    dpkg -x "$S"/sd-boot/deb/*.deb "$S/sd-boot/root"
+    touch "$S/sd-boot/ok"
+fi
+esp=$S/esp.img
+rm -f "$esp" "$S/disk.img"
+mkfs.vfat -C "$esp" 65536 >/dev/null
+mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/updater ::/updater/A ::/updater/B
+mcopy -i "$esp" "$S/sd-boot/root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
+printf 'timeout 0\ndefault updater-A.conf\n' > "$S/loader.conf"
+mcopy -i "$esp" "$S/loader.conf" ::/loader/loader.conf
+for g in A B; do
+    printf 'title Slot %s\nlinux /updater/%s/vmlinuz\ninitrd /updater/%s/initrd.img\noptions console=ttyS0 panic=5 updater.slot=%s\n' \
+        "$g" "$g" "$g" "$g" > "$S/entry-$g.conf"
+done
+mcopy -i "$esp" "$S/entry-A.conf" ::/loader/entries/updater-A.conf
+mcopy -i "$esp" "$S/entry-B.conf" ::/loader/entries/updater-B.conf.disabled
+mcopy -i "$esp" "$W/kernel/vmlinuz" ::/updater/A/vmlinuz
+mcopy -i "$esp" "$W/initrd-1.img" ::/updater/A/initrd.img
+truncate -s 244M "$S/disk.img"
+sfdisk -q "$S/disk.img" <<'PART'
+label: gpt
+start=1MiB, size=64MiB, type=uefi, name=esp
+start=65MiB, size=64MiB, type=linux, name=slot-a
+start=129MiB, size=64MiB, type=linux, name=slot-b
+start=193MiB, size=48MiB, type=linux, name=data
+PART
+dd if="$esp" of="$S/disk.img" bs=1M seek=1 conv=notrunc status=none
+dd if="$W/slot-v1.ext4" of="$S/disk.img" bs=1M seek=65 conv=notrunc status=none
+dd if="$W/data.img" of="$S/disk.img" bs=1M seek=193 conv=notrunc status=none
+rm -f "$esp"
+rm -rf "$S/release" && cp -r "$W/release" "$S/release"
+log "done: $S/disk.img (systemd-boot)"
 
 # --- the systemd guest (the sd-* scenarios) ----------------------------------
 "$HERE/sdguest/build.sh" "$W"

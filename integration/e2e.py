@@ -61,6 +61,10 @@ SCENARIO_TIMEOUT = 420
 # trial's 150 s deadline: about 300 s here, so more room.
 SD_SCENARIO_TIMEOUT = 600
 MIB = 1024 * 1024
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
+# The systemd-boot disk (build.sh): a 64 MiB ESP with the slots' kernels.
+SDB_P2_START, SDB_P3_START, SDB_P4_START = 65 * MIB, 129 * MIB, 193 * MIB
 P2_START, P3_START, P4_START = 17 * MIB, 81 * MIB, 145 * MIB
 DATA_SIZE = 48 * MIB
 # The systemd guest's disk (integration/sdguest/build.sh): larger slots for
@@ -87,9 +91,12 @@ def free_port():
 class Guest:
     """One QEMU guest with its console log, markers and monitor."""
 
-    def __init__(self, name, workdir, disk, port, port3=None, bios="/usr/share/ovmf/OVMF.fd"):
+    def __init__(self, name, workdir, disk, port, port3=None, bios="/usr/share/ovmf/OVMF.fd", vars_fd=None):
         self.name = name
         self.bios = bios
+        # OVMF keeps the variables a guest writes only in a writable pflash
+        # VARS copy beside its CODE (UEFI-NOTES); -bios does not.
+        self.vars_fd = vars_fd
         self.dir = workdir
         self.disk = disk
         self.port = port
@@ -111,7 +118,8 @@ class Guest:
             fwd += f",guestfwd=tcp:10.0.2.100:8081-cmd:/bin/busybox nc 127.0.0.1 {self.port3}"
         cmd = [
             "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1",
-            "-bios", self.bios,
+            *(["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+                "-drive", f"if=pflash,format=raw,file={self.vars_fd}"] if self.vars_fd else ["-bios", self.bios]),
             "-drive", f"file={self.disk},format=raw,if=virtio",
             "-device", "i6300esb", "-action", "watchdog=reset",
             "-netdev", f"user,id=n0,restrict=on,{fwd}",
@@ -197,6 +205,59 @@ def read_ubootenv(disk, workdir):
     if out.returncode != 0:
         return {"fw_printenv_error": out.stderr.strip()}
     return dict(line.split("=", 1) for line in out.stdout.splitlines() if "=" in line)
+
+
+def read_ovmf_vars(path):
+    """The live variables of an OVMF VARS file, read by this harness's own
+    parser (not the agent's, not OVMF's): {(name, guid): (attributes, data)}.
+    Layout (EDK II): a firmware volume header (its length at 0x30), the
+    authenticated variable store header (28 bytes), then variables, each
+    4-byte aligned: StartId 0x55AA, State, attributes, counters, a
+    timestamp, NameSize, DataSize, the vendor GUID (60 bytes), the UTF-16
+    name, the data. A variable is live in state VAR_ADDED (0x3f), or in
+    VAR_IN_DELETED_TRANSITION (0x3e) when no added copy follows; a later
+    copy replaces an earlier one."""
+    import uuid
+    raw = open(path, "rb").read()
+    off = struct.unpack_from("<H", raw, 0x30)[0] + 28
+    live, transition = {}, {}
+    while off + 60 <= len(raw):
+        start_id, state, _, attrs = struct.unpack_from("<HBBI", raw, off)
+        if start_id != 0x55AA:
+            break
+        name_size, data_size = struct.unpack_from("<II", raw, off + 36)
+        guid = str(uuid.UUID(bytes_le=raw[off + 44:off + 60]))
+        name = raw[off + 60:off + 60 + name_size].decode("utf-16-le").rstrip("\0")
+        data = raw[off + 60 + name_size:off + 60 + name_size + data_size]
+        if state == 0x3F:
+            live[(name, guid)] = (attrs, data)
+        elif state == 0x3E:
+            transition[(name, guid)] = (attrs, data)
+        off += (60 + name_size + data_size + 3) & ~3
+    return {**transition, **live}
+
+
+LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+
+
+def read_sdboot(disk, workdir):
+    """systemd-boot's state after the boots: its variables in the scenario's
+    VARS file (UTF-16 strings, NUL dropped) and the entries on the ESP
+    (mtools), keyed `entries`."""
+    env = {}
+    for (name, guid), (attrs, data) in read_ovmf_vars(os.path.join(workdir, "vars.fd")).items():
+        if guid == LOADER_GUID and name.startswith("LoaderEntry"):
+            env[name] = data.decode("utf-16-le").rstrip("\0")
+            env[name + ".attrs"] = attrs
+    out = subprocess.run(["mdir", "-b", "-i", f"{disk}@@1M", "::/loader/entries"], capture_output=True, text=True, check=True)
+    env["entries"] = sorted(os.path.basename(l.strip()) for l in out.stdout.splitlines() if l.strip())
+    out = subprocess.run(["mdir", "-b", "-i", f"{disk}@@1M", "::/updater/B"], capture_output=True, text=True)
+    env["B_files"] = sorted(os.path.basename(l.strip()) for l in out.stdout.splitlines() if l.strip())
+    return env
+
+
+def esp_file(disk, path):
+    return subprocess.run(["mcopy", "-n", "-i", f"{disk}@@1M", f"::{path}", "-"], capture_output=True, check=True).stdout
 
 
 def data_part(disk, workdir, start=P4_START, size=DATA_SIZE):
@@ -299,8 +360,10 @@ def mark_json(g, pattern):
 
 
 def bootloader_between(g, a, b):
-    """The bootloader's lines between console lines A and B."""
-    return [x for x in g.marks(BOOTLOADER) if a[0] < x[0] < b[0]]
+    """The bootloader's or the firmware's boot manager's lines between
+    console lines A and B (systemd-boot prints nothing with timeout 0; OVMF's
+    BdsDxe does)."""
+    return [x for x in g.marks(BOOTLOADER + r"|BdsDxe: (loading|starting)") if a[0] < x[0] < b[0]]
 
 
 # --- the registry's types ----------------------------------------------------
@@ -326,6 +389,7 @@ class GuestKind:
     timeout: int
     checks: tuple            # run before each scenario's own
     bios: str = None         # -bios under --work (None: OVMF)
+    pflash: bool = False     # OVMF_CODE_4M + a fresh VARS copy per scenario (vars.fd), instead of -bios
     slot_a_image: str = None  # slot A's image under BASE, to size the hash (None: 48 MiB)
 
     def slot_a_bytes(self, work):
@@ -443,6 +507,8 @@ class Run:
         shutil.rmtree(ddir)
         # The release as served.
         shutil.copytree(os.path.join(self.base, "release"), self.rel)
+        if self.kind.pflash:
+            shutil.copyfile(OVMF_VARS, os.path.join(self.dir, "vars.fd"))
 
     def serve(self, rel, log, rate=None, stderr="server.log"):
         """Serve REL on a free loopback port, logging every request to LOG."""
@@ -569,6 +635,8 @@ def run_scenario(sc, work):
         port = r.serve(r.rel, r.requests, rate=sc.rate)
         r.a_before = sha_of_region(r.disk, r.kind.slot_a, r.a_bytes)
         bios = {"bios": os.path.join(work, r.kind.bios)} if r.kind.bios else {}
+        if r.kind.pflash:
+            bios = {"vars_fd": os.path.join(r.dir, "vars.fd")}
         r.g = Guest(sc.name, r.dir, r.disk, port, r.port3, **bios)
         t0 = time.monotonic()
         r.g.run(r.on_line, timeout=r.limit)
@@ -1066,6 +1134,86 @@ def sd_back_on_a(r):
 
 # --- setups ------------------------------------------------------------------
 
+# --- the systemd-boot scenarios (the busybox guest under OVMF + sd-boot) -----
+
+def efivars_seen(r):
+    """What the guest's kernel read of sd-boot's variables in its last boot
+    (kept): {name: value}."""
+    seen = r.kept_all(r"efivars ")
+    return dict(w.split("=", 1) for w in seen[-1][1].split()[1:] if "=" in w) if seen else {}
+
+
+def sdboot_ran(r):
+    """systemd-boot booted the last boot: LoaderEntrySelected, which only
+    sd-boot sets (volatile: read by the guest's kernel, it is not in the
+    VARS file's NV store), names the slot the guest says it runs; GRUB
+    never ran; the variables the agent left in the NV store are NV|BS|RT."""
+    sel = efivars_seen(r).get("LoaderEntrySelected", "")
+    booted = (r.st or {}).get("booted") or "?"
+    # sd-boot 252 reports the id lowercased.
+    r.that(sel.lower() == f"updater-{booted}.conf".lower(),
+           f"LoaderEntrySelected {sel!r} in the last boot, which says it runs slot {booted}: sd-boot did not boot it")
+    r.that(not r.g.marks(r"GRUB|updater: booting slot"), "GRUB ran in a systemd-boot scenario")
+    for name in ("LoaderEntryDefault", "LoaderEntryOneShot"):
+        if name in r.env:
+            r.that(r.env[name + ".attrs"] == 0x7, f"{name}: attributes {r.env[name + '.attrs']:#x}, not NV|BS|RT")
+
+
+def check_sdboot_commit(r):
+    """The kexec trial's health arms B's first cold boot as LoaderEntryOneShot;
+    the reset boots B through OVMF and sd-boot's one-shot, where health
+    commits (LoaderEntryDefault); a plain reset then boots B by default."""
+    g = r.g
+    health_deferred(r)
+    r.that(r.kept("reset-after-kexec-trial") is not None, "the kexec trial did not reset for its cold boot")
+    kexec_boot = g.first(KEXEC_BOOT)
+    after = kexec_boot[0] if kexec_boot else 1e9
+    cold = g.first(r"E2E-MARK boot slot=B version=2 trial=no", after=after)
+    r.that(cold is not None, "sd-boot did not boot B after the kexec trial's reset")
+    r.that(cold and bootloader_between(g, kexec_boot, cold), "no firmware boot between the kexec trial and B's cold boot")
+    commit = g.first(r"E2E-MARK health rc=0 .*committed", after=cold[0] if cold else 1e9)
+    r.that(commit is not None, "health did not commit B in its first cold boot")
+    r.timing("health_to_commit_s", kexec_boot, commit)
+    again = g.first(r"E2E-MARK boot slot=B version=2 trial=no", after=commit[0] if commit else 1e9)
+    r.that(r.kept("reset-after-commit") is not None and again is not None, "B did not boot by default after the commit")
+    r.that(r.env.get("LoaderEntryDefault") == "updater-B.conf", f"LoaderEntryDefault: {r.env}")
+    r.that("LoaderEntryOneShot" not in r.env, f"a one-shot is left: {r.env}")
+    r.that(r.env.get("entries") == ["updater-A.conf", "updater-B.conf"], f"entries: {r.env.get('entries')}")
+    # The guest's kernel read back, through efivarfs, what the agent wrote.
+    seen = efivars_seen(r)
+    r.that(seen.get("LoaderEntryDefault") == "updater-B.conf" and "LoaderEntryOneShot" not in seen,
+           f"efivarfs in B: {seen}")
+    kernel = open(os.path.join(r.work, "kernel", "vmlinuz"), "rb").read()
+    r.that(esp_file(r.disk, "/updater/B/vmlinuz") == kernel, "B's kernel on the ESP is not the release's")
+    r.that(r.env.get("B_files") == ["initrd.img", "vmlinuz"], f"ESP /updater/B: {r.env.get('B_files')}")
+    b_good(r)
+    r.that(r.st and r.st["booted"] == "B" and r.st["groups"]["B"]["status"] == "good", f"status on B: {r.st}")
+
+
+def check_sdboot_hang(r):
+    """apply --reboot arms LoaderEntryOneShot; sd-boot boots B once; B arms
+    the watchdog and hangs before its health check; the watchdog resets the
+    machine; sd-boot boots the default A (the one-shot was consumed); A marks
+    B bad and disables its entry."""
+    g = r.g
+    applied = g.first(r"E2E-MARK apply-start reboot")
+    hang = g.first(r"E2E-MARK hanging", after=applied[0] if applied else 0)
+    r.that(g.first(r"E2E-MARK watchdog armed") is not None, "B did not arm the watchdog")
+    r.that(hang is not None and g.first(r"E2E-MARK boot slot=B version=2 trial=no") is not None,
+           "sd-boot did not boot B's one-shot trial")
+    back = g.first(r"E2E-MARK boot slot=A version=1", after=hang[0] if hang else 1e9)
+    r.that(back is not None, "the watchdog did not bring the machine back to A")
+    r.timing("hang_to_a_s", hang, back)
+    r.timing("apply_s", applied, g.first(JUMP_LINE["reboot"], after=applied[0] if applied else 0))
+    r.that(g.first(r"E2E-MARK health rc=0 .*trial-lost") is not None, "A did not mark the lost trial")
+    b_lost_trial(r)
+    r.that(r.env.get("entries") == ["updater-A.conf", "updater-B.conf.disabled"], f"entries: {r.env.get('entries')}")
+    r.that("LoaderEntryOneShot" not in r.env, f"a one-shot is left: {r.env}")
+    r.that(r.env.get("LoaderEntryDefault", "updater-A.conf") == "updater-A.conf", f"the default moved: {r.env}")
+    r.that(efivars_seen(r).get("LoaderEntrySelected", "").lower() == "updater-a.conf",
+           f"efivarfs in A: {efivars_seen(r)}")
+
+
 def tamper_chunk(r):
     """Alter one byte of a chunk that must be fetched: one of the
     application file, which the factory image in slot A does not have (a
@@ -1118,6 +1266,12 @@ SYSTEMD = GuestKind(
     kept_path="/e2e/kept", read_env=read_grubenv, timeout=SD_SCENARIO_TIMEOUT, checks=(guest_finished, systemd_guest),
     slot_a_image="slot-v1.sqfs")
 
+SDBOOT = GuestKind(
+    name="sdboot", about="the busybox guest; OVMF (CODE_4M + a VARS copy per scenario) + systemd-boot 252, kernels on the ESP",
+    base="sdboot", slot_a=SDB_P2_START, slot_b=SDB_P3_START, data=SDB_P4_START, data_size=DATA_SIZE,
+    data_dirs=("state", "slots/A", "slots/B"), e2e_dir="", state_path="/state/state.json", kept_path="/e2e-kept",
+    read_env=read_sdboot, timeout=SCENARIO_TIMEOUT, checks=(guest_finished, sdboot_ran), pflash=True)
+
 SCENARIOS = {sc.name: sc for sc in [
     Scenario("commit", GRUB, "apply --kexec; B's health arms its cold boot; GRUB's one-shot; health commits",
              65, (kexec_trial, check_commit, slot_a_untouched), KEXEC),
@@ -1151,6 +1305,10 @@ SCENARIOS = {sc.name: sc for sc in [
              cut=Cut("updater: booting slot B updater.trial=1")),
     Scenario("uboot-coldboot", UBOOT, "coldboot's steps under U-Boot",
              43, (kexec_trial, cold_boot_failed, slot_a_untouched), KEXEC),
+    Scenario("sdboot-commit", SDBOOT, "apply --kexec under systemd-boot; LoaderEntryOneShot cold boot; commit writes LoaderEntryDefault",
+             90, (kexec_trial, check_sdboot_commit, slot_a_untouched), KEXEC),
+    Scenario("sdboot-hang", SDBOOT, "apply --reboot; sd-boot's one-shot boots B, which hangs; the watchdog resets; sd-boot boots A",
+             90, (check_sdboot_hang, slot_a_untouched), REBOOT),
     Scenario("sd-kexec", SYSTEMD, "apply --kexec via systemctl kexec; PID 1 feeds the watchdog; cold boot commits",
              232, (sd_committed, slot_a_untouched), KEXEC),
     Scenario("sd-daemon", SYSTEMD, "updater.service (Type=notify) follows the channel and kexecs; as sd-kexec",

@@ -17,6 +17,7 @@
 //! - [`digest`]: sha256 digests as the format writes them;
 //! - [`names`]: validation of names that become paths;
 //! - [`cmdline`]: the kernel command line, parsed as the kernel parses it;
+//! - [`pe`]: the sections of a PE image (a UKI's kernel, initrd, command line);
 //! - [`limits`]: the caps on what a signed document may declare;
 //! - [`error`]: the failure classes shared by every command, and exit codes.
 
@@ -31,6 +32,7 @@ pub mod keys;
 pub mod limits;
 pub mod manifest;
 pub mod names;
+pub mod pe;
 pub mod root;
 
 pub use digest::Sha256Digest;

@@ -25,6 +25,39 @@ cold_boot_if_pending() {
 STEPS=${SCENARIO#uboot-}
 [ "$STEPS" = oneshot-cut ] && STEPS=reboot
 
+# What this boot's kernel reads back through efivarfs of systemd-boot's
+# variables (the volatile LoaderEntrySelected is not in OVMF's NV store,
+# which the harness reads after the run), and the ESP's entries.
+keep_efivars() {
+    keep "efivars $(cd /sys/firmware/efi/efivars && for v in LoaderEntryDefault LoaderEntryOneShot LoaderEntrySelected; do [ -e $v-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f ] && printf '%s=%s ' $v "$(tail -c +5 $v-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tr -d '\000')"; done)"
+    keep "entries $(ls /esp/loader/entries | tr '\n' ' ')"
+}
+
+# The systemd-boot scenarios (sdboot-*): their own steps.
+case "$SCENARIO:$VERSION" in
+sdboot-commit:1)
+    if [ "$BOOTS" = 1 ]; then apply_kexec; fi
+    finish ;;
+sdboot-commit:2)
+    # Boot 2: the kexec trial, whose health armed B's first cold boot
+    # (LoaderEntryOneShot). Boot 3: that cold boot through OVMF and
+    # systemd-boot; health commits (LoaderEntryDefault). Boot 4: a plain
+    # reset, which sd-boot boots B by default.
+    if [ "$TRIAL" = yes ]; then keep "reset-after-kexec-trial"; reboot -f; fi
+    if grep -q '"outcome":"committed"' /tmp/health.json; then keep "reset-after-commit"; reboot -f; fi
+    keep_efivars
+    finish ;;
+sdboot-hang:1)
+    if [ "$BOOTS" = 1 ]; then
+        mark "apply-start reboot"
+        updater apply "$URL" --reboot > /tmp/apply.out 2>&1
+        keep "error: apply --reboot returned: rc=$? $(tail -2 /tmp/apply.out | tr '\n' ' ')"
+        sleep 30
+    fi
+    keep_efivars
+    finish ;;
+esac
+
 case "$STEPS:$VERSION" in
 commit:1)
     if [ "$BOOTS" = 1 ]; then apply_kexec; fi

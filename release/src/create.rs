@@ -15,7 +15,7 @@ use updater_format::error::usage;
 use updater_format::index::{self, ChunkHash, Entry};
 use updater_format::manifest::types::{
     BlobInfo, Chunk, ChunkTable, ChunkTableRef, ClassName, Compression, FileName, Image, IndexRef,
-    KernelInfo, Manifest, CHUNK_TABLE_SCHEMA, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
+    KernelInfo, Manifest, UkiInfo, CHUNK_TABLE_SCHEMA, MIN_SCHEMA_VERSION, SCHEMA_VERSION,
 };
 use updater_format::manifest::verify::{
     check_cmdline, check_structure, kernel_statement, KERNEL_PAYLOAD_TYPE,
@@ -90,6 +90,9 @@ pub struct CreateOptions {
     pub kernel_signers: Vec<String>,
     /// Initrd image (class `initrd`).
     pub initrd: Option<PathBuf>,
+    /// A Unified Kernel Image (class `uki`), instead of a kernel and an
+    /// initrd.
+    pub uki: Option<PathBuf>,
     /// Kernel command line.
     pub cmdline: Option<String>,
     /// Expiry.
@@ -133,11 +136,22 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
     if let Some(c) = &opts.cmdline {
         check_cmdline(c).map_err(|e| usage(format!("--cmdline: {e}")))?;
     }
+    let uki_parts = match &opts.uki {
+        Some(p) => Some(read_uki(p, opts.cmdline.as_deref())?),
+        None => None,
+    };
     let sources = image_sources(opts)?;
     let (created, expires) = validity(opts)?;
     prepare_out_dir(&opts.out)?;
     let images = pack_images(opts, &sources, layout)?;
     let kernel = sign_kernel(&images, &signers.kernel)?;
+    let (uki, uki_cmdline) = match uki_parts {
+        Some(parts) => {
+            let (info, cmdline) = sign_uki(&images, parts, &signers.kernel)?;
+            (Some(info), cmdline)
+        }
+        None => (None, None),
+    };
     let manifest = Manifest {
         schema: opts.schema,
         product: opts.product.clone(),
@@ -150,7 +164,8 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
         initrd: blob(&images, "initrd"),
         kernel,
         images,
-        cmdline: opts.cmdline.clone(),
+        cmdline: uki_cmdline.or_else(|| opts.cmdline.clone()),
+        uki,
     };
     check_structure(&manifest).map_err(|e| usage(format!("the release would be invalid: {e}")))?;
     let payload = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
@@ -181,14 +196,20 @@ fn check_signers(opts: &CreateOptions) -> Result<Signers> {
     crate::signer::distinct(&keys, "manifest")?;
     let kernel_keys = crate::signer::load(&opts.kernel_keys, &opts.kernel_signers)?;
     crate::signer::distinct(&kernel_keys, "kernel")?;
-    match (&opts.kernel, kernel_keys.is_empty()) {
-        (Some(_), true) => {
+    let boots = opts.kernel.is_some() || opts.uki.is_some();
+    match (boots, kernel_keys.is_empty()) {
+        (true, true) => {
             return Err(usage(
-                "--kernel needs --kernel-key or --kernel-signer: a kernel is always signed by a kernel-role key",
+                "--kernel and --uki need --kernel-key or --kernel-signer: a kernel is always signed by a kernel-role key",
             ))
         }
-        (None, false) => return Err(usage("--kernel-key given without --kernel")),
+        (false, false) => return Err(usage("--kernel-key given without --kernel or --uki")),
         _ => {}
+    }
+    if opts.uki.is_some() && (opts.kernel.is_some() || opts.initrd.is_some()) {
+        return Err(usage(
+            "--uki carries its own kernel and initrd: give --uki, or --kernel and --initrd, not both",
+        ));
     }
     if let Some(k) = kernel_keys
         .iter()
@@ -247,14 +268,18 @@ fn image_sources(opts: &CreateOptions) -> Result<Vec<(ClassName, PathBuf)>> {
     let mut sources: Vec<(ClassName, PathBuf)> = Vec::new();
     for (class, path) in &opts.images {
         let c = ClassName::new(class).map_err(usage)?;
-        if matches!(c.as_str(), "kernel" | "initrd") {
+        if matches!(c.as_str(), "kernel" | "initrd" | "uki") {
             return Err(usage(format!(
                 "use --{c} PATH for the {c} image, not --image {c}=PATH"
             )));
         }
         sources.push((c, path.clone()));
     }
-    for (class, path) in [("kernel", &opts.kernel), ("initrd", &opts.initrd)] {
+    for (class, path) in [
+        ("kernel", &opts.kernel),
+        ("initrd", &opts.initrd),
+        ("uki", &opts.uki),
+    ] {
         if let Some(p) = path {
             sources.push((ClassName::new(class).expect("a valid class"), p.clone()));
         }
@@ -368,6 +393,79 @@ fn sign_kernel(
         sha256: b.sha256,
         signatures,
     }))
+}
+
+/// What a UKI carries that the manifest pins: its `.linux` section (the
+/// kernel a kexec loads), its `.initrd`, and its `.cmdline` as text.
+struct UkiParts {
+    linux: BlobInfo,
+    initrd: Option<BlobInfo>,
+    cmdline: Option<String>,
+}
+
+/// Read a UKI's sections, as the agent will unpack them before a kexec.
+fn read_uki(path: &std::path::Path, cmdline: Option<&str>) -> Result<UkiParts> {
+    let bytes =
+        std::fs::read(path).with_context(|| format!("reading the UKI {}", path.display()))?;
+    let bad = |e: String| usage(format!("--uki {}: {e}", path.display()));
+    let pin = |b: &[u8]| BlobInfo {
+        size: b.len() as u64,
+        sha256: updater_format::Sha256Digest::of(b),
+    };
+    let linux = updater_format::pe::section(&bytes, ".linux")
+        .map_err(|e| bad(e.to_string()))?
+        .ok_or_else(|| bad("it has no .linux section: not a Unified Kernel Image".into()))?;
+    let initrd = updater_format::pe::section(&bytes, ".initrd").map_err(|e| bad(e.to_string()))?;
+    let text = updater_format::pe::section(&bytes, ".cmdline")
+        .map_err(|e| bad(e.to_string()))?
+        .map(|c| {
+            String::from_utf8(c.to_vec())
+                .map(|t| t.trim_end_matches(['\0', '\n', ' ']).to_string())
+                .map_err(|_| bad("its .cmdline section is not UTF-8".into()))
+        })
+        .transpose()?;
+    if let Some(t) = &text {
+        check_cmdline(t).map_err(|e| bad(format!("its .cmdline section: {e}")))?;
+        if cmdline.is_some_and(|c| c != t) {
+            return Err(bad(format!(
+                "--cmdline differs from the UKI's own .cmdline section {t:?}; under Secure Boot sd-stub boots the UKI's, so the release carries that one: drop --cmdline"
+            )));
+        }
+    }
+    Ok(UkiParts {
+        linux: pin(linux),
+        initrd: initrd.map(pin),
+        cmdline: text.or_else(|| cmdline.map(str::to_string)),
+    })
+}
+
+/// The UKI's entry: the whole image's pin, its `.linux` signed by every
+/// kernel signer as a kernel is, its `.initrd` pinned; and the command
+/// line the release carries.
+fn sign_uki(
+    images: &[Image],
+    parts: UkiParts,
+    signers: &[Box<dyn updater_format::envelope::Signer>],
+) -> Result<(UkiInfo, Option<String>)> {
+    let whole = blob(images, "uki").context("the UKI image was not packed")?;
+    let statement = kernel_statement(&parts.linux.sha256, parts.linux.size);
+    let mut signatures = Vec::new();
+    for s in signers {
+        signatures.push(sign_with(KERNEL_PAYLOAD_TYPE, &statement, s.as_ref())?);
+    }
+    Ok((
+        UkiInfo {
+            size: whole.size,
+            sha256: whole.sha256,
+            linux: KernelInfo {
+                size: parts.linux.size,
+                sha256: parts.linux.sha256,
+                signatures,
+            },
+            initrd: parts.initrd,
+        },
+        parts.cmdline,
+    ))
 }
 
 /// How images are cut.

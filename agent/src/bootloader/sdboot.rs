@@ -79,14 +79,24 @@ impl SdBoot {
     /// The group an entry id (as a variable holds it) names: the agent's id,
     /// with or without a boot counter; `None` for an entry that is not the
     /// agent's.
+    ///
+    /// sd-boot lowercases the ids it reports (`LoaderEntrySelected` is
+    /// `updater-b.conf` for `updater-B.conf`, seen in the e2e scenarios) and
+    /// matches ids without regard to case, so this does too.
     fn group_of(&self, id: &str) -> Option<String> {
-        let rest = id.strip_prefix(&self.prefix)?.strip_suffix(".conf")?;
+        let lower = id.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix(&self.prefix.to_ascii_lowercase())?
+            .strip_suffix(".conf")?;
         let name = match rest.split_once('+') {
             Some((name, counter)) if is_counter(counter) => name,
             Some(_) => return None,
             None => rest,
         };
-        self.groups.iter().find(|g| *g == name).cloned()
+        self.groups
+            .iter()
+            .find(|g| g.eq_ignore_ascii_case(name))
+            .cloned()
     }
 
     fn check_group(&self, group: &str) -> Result<()> {
@@ -178,6 +188,34 @@ impl SdBoot {
     }
 }
 
+impl SdBoot {
+    /// The group `loader/loader.conf`'s `default` line names, if any.
+    fn loader_conf_default(&self) -> Result<Option<String>> {
+        let conf = self
+            .entries
+            .parent()
+            .map(|l| l.join("loader.conf"))
+            .unwrap_or_default();
+        let Ok(text) = std::fs::read_to_string(&conf) else {
+            return Ok(None);
+        };
+        let Some(value) = text.lines().find_map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next() == Some("default")).then(|| w.next().unwrap_or("").to_string())
+        }) else {
+            return Ok(None);
+        };
+        self.group_of(&value).map(Some).ok_or_else(|| {
+            boot_err(format!(
+                "{}: `default {value}` names no entry of the agent's; write `default {}` there, or set the default with `bootctl set-default {}`",
+                conf.display(),
+                self.id(&self.groups[0]),
+                self.id(&self.groups[0])
+            ))
+        })
+    }
+}
+
 /// A boot counter's text after `+`: `LEFT` or `LEFT-DONE`.
 fn is_counter(s: &str) -> bool {
     let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
@@ -193,7 +231,12 @@ impl Bootloader for SdBoot {
     }
 
     fn primary(&self) -> Result<Option<String>> {
-        self.var_group("LoaderEntryDefault")
+        // sd-boot's order: the variable, then loader.conf's `default` (a
+        // device provisioned with files only, before its first commit).
+        match self.var_group("LoaderEntryDefault")? {
+            Some(g) => Ok(Some(g)),
+            None => self.loader_conf_default(),
+        }
     }
 
     fn set_primary(&mut self, group: &str) -> Result<()> {
@@ -279,6 +322,11 @@ mod tests {
         assert_eq!(b.group_of("updater-B.conf").as_deref(), Some("B"));
         assert_eq!(b.group_of("updater-B+3.conf").as_deref(), Some("B"));
         assert_eq!(b.group_of("updater-B+0-3.conf").as_deref(), Some("B"));
+        assert_eq!(
+            b.group_of("updater-b.conf").as_deref(),
+            Some("B"),
+            "as sd-boot reports it"
+        );
         assert_eq!(b.group_of("updater-B+x.conf"), None);
         assert_eq!(b.group_of("updater-C.conf"), None);
         assert_eq!(b.group_of("debian.conf"), None);
@@ -295,6 +343,28 @@ mod tests {
         b.set_bootable("B", true).unwrap();
         assert!(d.path().join("updater-B.conf").exists());
         assert!(!d.path().join("updater-B+0-3.conf").exists());
+    }
+
+    #[test]
+    fn without_the_variable_the_primary_is_loader_confs_default() {
+        let root = tempfile::tempdir().unwrap();
+        let entries = root.path().join("loader/entries");
+        std::fs::create_dir_all(&entries).unwrap();
+        let vars = root.path().join("vars");
+        std::fs::create_dir_all(&vars).unwrap();
+        let b = SdBoot {
+            entries: entries.clone(),
+            vars: EfiVars::open(&vars).unwrap(),
+            prefix: "updater-".into(),
+            groups: vec!["A".into(), "B".into()],
+        };
+        assert_eq!(b.primary().unwrap(), None);
+        let conf = root.path().join("loader/loader.conf");
+        std::fs::write(&conf, "timeout 0\ndefault updater-A.conf\n").unwrap();
+        assert_eq!(b.primary().unwrap().as_deref(), Some("A"));
+        std::fs::write(&conf, "default debian-*\n").unwrap();
+        let e = b.primary().unwrap_err().to_string();
+        assert!(e.contains("names no entry of the agent's"), "{e}");
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub trait SlotBackend {
     fn kernel(&self, group: &str) -> Option<PathBuf>;
     /// The file the group's initrd is in.
     fn initrd(&self, group: &str) -> Option<PathBuf>;
+    /// The file the group's Unified Kernel Image is in (a release that
+    /// carries one instead of a kernel and an initrd).
+    fn uki(&self, group: &str) -> Option<PathBuf> {
+        let _ = group;
+        None
+    }
     /// What the group's kernel needs on its command line to find its root
     /// (`root=DEVICE` for a partition; a deployment backend names its
     /// deployment), beside the agent's own `updater.*` parameters.

@@ -158,6 +158,10 @@ impl SlotBackend for PathSlots<'_> {
         self.target(group, "initrd").cloned()
     }
 
+    fn uki(&self, group: &str) -> Option<PathBuf> {
+        self.target(group, "uki").cloned()
+    }
+
     fn boot_args(&self, group: &str) -> Vec<String> {
         self.group(group)
             .and_then(|g| g.root_device.clone())

@@ -840,10 +840,11 @@ impl Device {
         // What the boot loader records of the boot (volatile variables, set
         // anew at every boot).
         match self.boot {
+            // sd-boot 252 reports the id lowercased (seen in QEMU).
             Boot::SdLoader => self.efi_set(
                 "LoaderEntrySelected",
                 LOADER_GUID,
-                &utf16z(&format!("updater-{slot}.conf")),
+                &utf16z(&format!("updater-{}.conf", slot.to_ascii_lowercase())),
             ),
             Boot::Efi => self.efi_set(
                 "BootCurrent",

@@ -468,3 +468,89 @@ fn tampered_kernel_initrd_or_cmdline_is_refused_before_loading() {
         );
     }
 }
+
+/// A device whose slots hold a Unified Kernel Image (class `uki`), served
+/// as a release made with `release create --uki` from `uki` (bytes).
+fn uki_device(uki: &[u8]) -> Device {
+    let dev = Builder::new()
+        .release_args(&[])
+        .set("kexec", "policy", "\"require\"")
+        .lines(
+            "kexec",
+            "watchdog = \"/dev/watchdog\"\nwatchdog_timeout_secs = 45\nsys_root = \"{dev}/sys\"",
+        )
+        .set("slots.A.targets", "uki", "\"{dev}/slots/A.efi\"")
+        .set("slots.B", "root_device", "\"/dev/vda3\"")
+        .set("slots.B.targets", "uki", "\"{dev}/slots/B.efi\"")
+        .build();
+    std::fs::create_dir_all(dev.env.p("dev/sys")).unwrap();
+    std::fs::write(dev.env.p("uki.efi"), uki).unwrap();
+    let (u, kk) = (dev.env.s("uki.efi"), dev.env.s("keys/k1.key"));
+    dev.publish_with("rootfs.img", "1.2.0", &["--uki", &u, "--kernel-key", &kk]);
+    dev
+}
+
+fn uki_bytes(cmdline: &[u8]) -> Vec<u8> {
+    updater_format::pe::build(&[
+        (".osrel", b"ID=updater\n"),
+        (".cmdline", cmdline),
+        (".linux", &kernel()),
+        (".initrd", &initrd()),
+    ])
+}
+
+/// A UKI release is unpacked before kexec: `.linux` and `.initrd` go to
+/// kexec_file_load as sealed memfds of their own (mainline Linux cannot
+/// load a UKI), `.cmdline` is the release's signed command line, and the
+/// kernel-role signature covers `.linux`.
+#[test]
+fn a_uki_is_unpacked_checked_and_its_sections_kexecd() {
+    let k = uki_device(&uki_bytes(b"console=ttyS0 quiet\n\0"));
+    let (_, m) = k.env.read("rel/manifest.json");
+    let u = m.uki.as_ref().expect("a uki entry");
+    assert_eq!(u.linux.sha256, Sha256Digest::of(&kernel()));
+    assert_eq!(u.linux.size, kernel().len() as u64);
+    assert_eq!(m.cmdline.as_deref(), Some("console=ttyS0 quiet"));
+    assert!(m.kernel.is_none() && m.initrd.is_none());
+    let (r, log) = apply(&k, Ok(()), Ok(()), false);
+    r.unwrap();
+    let kd = Sha256Digest::of(&kernel()).hex();
+    let id = Sha256Digest::of(&initrd()).hex();
+    assert_eq!(
+        log[0],
+        format!("load kernel={kd} initrd={id} cmdline=console=ttyS0 quiet root=/dev/vda3 updater.slot=B updater.trial=1 updater.kexec=1 updater.deadline=600 trial_recorded=true")
+    );
+}
+
+/// A UKI on the slot that is not the one installed (another kernel inside,
+/// written over the slot after the install) is refused before anything is
+/// loaded: the sealed bytes are checked against the manifest's pin first.
+#[test]
+fn a_uki_that_is_not_the_installed_one_is_refused_before_the_load() {
+    let k = uki_device(&uki_bytes(b"console=ttyS0 quiet"));
+    let (r, log) = apply(&k, Ok(()), Ok(()), true);
+    r.unwrap();
+    assert!(log[0].starts_with("load "), "{log:?}");
+    // The same size, another kernel inside.
+    let evil = updater_format::pe::build(&[
+        (".osrel", b"ID=updater\n"),
+        (".cmdline", b"console=ttyS0 quiet"),
+        (".linux", &pattern(300_000, 99)),
+        (".initrd", &initrd()),
+    ]);
+    assert_eq!(evil.len(), std::fs::read(k.env.p("uki.efi")).unwrap().len());
+    std::fs::write(k.env.p("dev/slots/B.efi"), &evil).unwrap();
+    let settings = settings(&k);
+    let manifest = std::fs::read(k.env.p("dev/state/releases/B.manifest.json")).unwrap();
+    let ring = updater_format::keys::Keyring::load(&k.env.p("ring")).unwrap();
+    let e = updater::trial::kexec::prepare(
+        &manifest,
+        &ring,
+        &*updater::slots::open(&settings).unwrap(),
+        "B",
+        Duration::from_secs(600),
+    )
+    .unwrap_err();
+    assert_eq!(classify(&e), ExitCode::Security, "{e:#}");
+    assert!(format!("{e:#}").contains("uki of slot B"), "{e:#}");
+}

@@ -273,10 +273,11 @@ fn the_entry_the_bootloader_booted_must_be_the_slot_the_command_line_names() {
     for boot in UEFI {
         let t = device(boot);
         match boot {
+            // Lowercased, as sd-boot 252 reports it.
             Boot::SdLoader => t.efi_set(
                 "LoaderEntrySelected",
                 LOADER_GUID,
-                &utf16z("updater-B.conf"),
+                &utf16z("updater-b.conf"),
             ),
             _ => t.efi_set("BootCurrent", GLOBAL_GUID, &u16s(&[2])),
         }

@@ -58,8 +58,34 @@ pub struct Manifest {
     pub initrd: Option<BlobInfo>,
     /// The kernel command line the release boots with (signed as part of the
     /// manifest; the agent appends the slot's root and `updater.slot=`).
+    /// In a UKI release, the UKI's own `.cmdline` section, which the agent
+    /// checks against this before a kexec.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmdline: Option<String>,
+    /// A Unified Kernel Image (present when an image of class `uki` is,
+    /// instead of `kernel` and `initrd` images): the sections the agent
+    /// unpacks to kexec it, each pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uki: Option<UkiInfo>,
+}
+
+/// A Unified Kernel Image's pins: the whole image (the `uki` image entry
+/// pins it too), its `.linux` section signed like a kernel, and its
+/// `.initrd` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct UkiInfo {
+    /// Size of the UKI in bytes.
+    pub size: u64,
+    /// sha256 of the UKI.
+    pub sha256: Sha256Digest,
+    /// The `.linux` section (the kernel the agent kexecs), with kernel-role
+    /// signatures over its hash and size.
+    pub linux: KernelInfo,
+    /// The `.initrd` section, if the UKI has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd: Option<BlobInfo>,
 }
 
 /// How an image file is compressed.

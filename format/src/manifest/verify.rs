@@ -123,9 +123,12 @@ pub fn open(bytes: &[u8], keyring: &Keyring) -> Result<Verified, Rejected> {
     )?;
     let manifest = parse_manifest(&payload)?;
     check_structure(&manifest)?;
-    let kernel_signed_by = match &manifest.kernel {
-        Some(k) => verify_kernel_statement(&k.sha256, k.size, &k.signatures, keyring)?,
-        None => Vec::new(),
+    let kernel_signed_by = match (&manifest.kernel, &manifest.uki) {
+        (Some(k), _) => verify_kernel_statement(&k.sha256, k.size, &k.signatures, keyring)?,
+        (None, Some(u)) => {
+            verify_kernel_statement(&u.linux.sha256, u.linux.size, &u.linux.signatures, keyring)?
+        }
+        (None, None) => Vec::new(),
     };
     Ok(Verified {
         digest: Sha256Digest::of(&payload),
@@ -278,6 +281,38 @@ pub fn check_structure(m: &Manifest) -> Result<(), Rejected> {
             ))
         }
         (None, None) => {}
+    }
+    match (&m.uki, m.image("uki")) {
+        (Some(u), Some(img)) if u.sha256 == img.sha256 && u.size == img.size => {
+            if m.kernel.is_some() || m.initrd.is_some() {
+                return Err(invalid(
+                    "a release carries a UKI or a kernel and an initrd, not both",
+                ));
+            }
+            let inner = [Some(u.linux.size), u.initrd.as_ref().map(|i| i.size)];
+            if inner.iter().flatten().sum::<u64>() > u.size {
+                return Err(invalid("the UKI's sections are larger than the UKI itself"));
+            }
+        }
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "the uki section does not match the uki image's size and sha256",
+            ))
+        }
+        (Some(_), None) => return Err(invalid("a uki section without a uki image")),
+        (None, Some(_)) => {
+            return Err(invalid(
+                "the uki image has no uki section with its kernel's signature",
+            ))
+        }
+        (None, None) => {}
+    }
+    if let Some(u) = m.uki.as_ref().filter(|u| u.size > limits::MAX_BOOT_FILE) {
+        return Err(invalid(format!(
+            "the uki is {} bytes, over the {}-byte limit for a boot file",
+            u.size,
+            limits::MAX_BOOT_FILE
+        )));
     }
     if let Some(c) = &m.cmdline {
         check_cmdline(c)?;

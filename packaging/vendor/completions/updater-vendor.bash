@@ -717,7 +717,7 @@ _updater__vendor() {
             return 0
             ;;
         updater__subcmd__vendor__subcmd__release__subcmd__create)
-            opts="-v -h --out --key --signer --product --version --security-version --compatible --image --kernel --kernel-key --kernel-signer --initrd --cmdline --expires --created --now --max-validity-days --force --min-agent-version --chunk-size --schema --zstd-level --verbose --help"
+            opts="-v -h --out --key --signer --product --version --security-version --compatible --image --kernel --kernel-key --kernel-signer --initrd --uki --cmdline --expires --created --now --max-validity-days --force --min-agent-version --chunk-size --schema --zstd-level --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -768,6 +768,10 @@ _updater__vendor() {
                     return 0
                     ;;
                 --initrd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --uki)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -60,6 +60,12 @@ pub struct CreateArgs {
     /// The initrd, class `initrd`.
     #[arg(long)]
     pub initrd: Option<PathBuf>,
+    /// A Unified Kernel Image, class `uki`, instead of --kernel and
+    /// --initrd: its .linux section is signed with --kernel-key, its
+    /// .initrd section pinned, its .cmdline section is the release's
+    /// command line. Needs --kernel-key.
+    #[arg(long, conflicts_with_all = ["kernel", "initrd"])]
+    pub uki: Option<PathBuf>,
     /// Kernel command line (the agent appends root and updater.slot=).
     #[arg(long)]
     pub cmdline: Option<String>,
@@ -140,6 +146,7 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
                 kernel_keys: a.kernel_keys,
                 kernel_signers: a.kernel_signers,
                 initrd: a.initrd,
+                uki: a.uki,
                 cmdline: a.cmdline,
                 expires: a.expires.unwrap_or(Expiry::Days(DEFAULT_EXPIRY_DAYS)),
                 created: a.created.unwrap_or_else(Utc::now),

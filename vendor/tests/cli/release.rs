@@ -166,7 +166,7 @@ fn release_create_refuses_bad_arguments_without_writing() {
     let env = TestEnv::new();
     let k = env.s("vmlinuz");
     env.release("r1", &["--kernel", &k])
-        .assert_fails(2, "--kernel needs --kernel-key");
+        .assert_fails(2, "--kernel and --uki need --kernel-key");
     env.release(
         "r2",
         &[
@@ -184,7 +184,39 @@ fn release_create_refuses_bad_arguments_without_writing() {
     let mkey = env.s("keys/m1.key");
     env.release("r5", &["--kernel", &k, "--kernel-key", &mkey])
         .assert_fails(2, "need separate keys");
-    for d in ["r1", "r2", "r3", "r4", "r5"] {
+    // A UKI: not with --kernel; a file that is not a PE image, or one
+    // without a .linux section, is refused; so is a --cmdline that is not
+    // the UKI's own.
+    let kk = env.s("keys/k1.key");
+    std::fs::write(env.p("uki.efi"), b"not a PE image").unwrap();
+    let u = env.s("uki.efi");
+    env.release("r6", &["--uki", &u, "--kernel", &k, "--kernel-key", &kk])
+        .assert_fails(2, "cannot be used with");
+    env.release("r7", &["--uki", &u, "--kernel-key", &kk])
+        .assert_fails(2, "not a PE image");
+    std::fs::write(
+        env.p("uki.efi"),
+        updater_format::pe::build(&[(".cmdline", b"quiet")]),
+    )
+    .unwrap();
+    env.release("r8", &["--uki", &u, "--kernel-key", &kk])
+        .assert_fails(2, "no .linux section");
+    std::fs::write(
+        env.p("uki.efi"),
+        updater_format::pe::build(&[(".cmdline", b"quiet"), (".linux", b"MZkernel")]),
+    )
+    .unwrap();
+    env.release(
+        "r9",
+        &["--uki", &u, "--kernel-key", &kk, "--cmdline", "loud"],
+    )
+    .assert_fails(2, "differs from the UKI's own .cmdline");
+    env.release("r10", &["--uki", &u, "--kernel-key", &kk])
+        .assert_ok();
+    let (_, m) = env.read("r10/manifest.json");
+    assert_eq!(m.cmdline.as_deref(), Some("quiet"));
+    assert_eq!(m.uki.unwrap().linux.size, 8);
+    for d in ["r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9"] {
         assert!(
             !env.p(&format!("{d}/manifest.json")).exists(),
             "{d} has a manifest"

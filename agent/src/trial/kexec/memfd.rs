@@ -9,7 +9,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -61,6 +61,31 @@ impl SealedMemfd {
         }
         file.flush()?;
         Self::seal(file, expected_size)
+    }
+
+    /// Copy `bytes` (a section of a sealed image) into a memfd named
+    /// `name`, seal it, and hash the sealed bytes.
+    pub fn from_bytes(bytes: &[u8], name: &str) -> Result<SealedMemfd> {
+        let cname = CString::new(name).context("memfd name")?;
+        let fd: OwnedFd = memfd_create(
+            &cname,
+            MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+        )
+        .context("memfd_create")?;
+        let mut file = File::from(fd);
+        file.write_all(bytes)
+            .context("copying a section into memory")?;
+        file.flush()?;
+        Self::seal(file, bytes.len() as u64)
+    }
+
+    /// The sealed bytes (they cannot change: the memfd is sealed).
+    pub fn read_all(&self) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.size() as usize);
+        let mut f = self.file().try_clone().context("reading a sealed memfd")?;
+        f.seek(std::io::SeekFrom::Start(0))?;
+        f.read_to_end(&mut out).context("reading a sealed memfd")?;
+        Ok(out)
     }
 
     /// Seal a memfd already holding `size` bytes and hash it.

@@ -156,6 +156,9 @@ pub fn prepare(
     // The manifest again: signatures and structure (verify before use).
     let v = updater_format::manifest::verify::open(manifest_bytes, keyring)?;
     let m = &v.manifest;
+    if let Some(u) = &m.uki {
+        return prepare_uki(m, u, keyring, slots, group, deadline);
+    }
     let kinfo = m.kernel.as_ref().ok_or_else(|| {
         usage("the release has no kernel image, so there is nothing to kexec; use --reboot")
     })?;
@@ -175,6 +178,100 @@ pub fn prepare(
         }
         None => None,
     };
+    let cmdline = compose_cmdline(
+        m.cmdline.as_deref(),
+        &slots.boot_args(group),
+        group,
+        deadline,
+    )?;
+    Ok(KexecPlan {
+        kernel,
+        initrd,
+        cmdline,
+    })
+}
+
+/// A UKI release: seal the whole UKI (checked against its pin), unpack its
+/// `.linux`, `.initrd` and `.cmdline` from the sealed bytes into sealed
+/// memfds of their own, and check each against the manifest before the
+/// kernel gets it: the `.linux` section's kernel-role signature, the
+/// `.initrd`'s pin, the `.cmdline` against the signed command line.
+/// Mainline Linux cannot kexec a UKI itself (UEFI-NOTES).
+fn prepare_uki(
+    m: &updater_format::manifest::Manifest,
+    u: &updater_format::manifest::UkiInfo,
+    keyring: &Keyring,
+    slots: &dyn SlotBackend,
+    group: &str,
+    deadline: std::time::Duration,
+) -> Result<KexecPlan> {
+    let path = slots.uki(group).ok_or_else(|| {
+        usage(format!(
+            "slot group {group} has no uki target; add slots.{group}.targets.uki to the configuration"
+        ))
+    })?;
+    let uki = seal_pinned(&path, "uki", group, u.size, &u.sha256)?;
+    let bytes = uki.read_all()?;
+    let bad = |e: String| -> anyhow::Error {
+        Rejected::Invalid(format!("the UKI of slot {group}: {e}")).into()
+    };
+    let section = |name: &str| -> Result<Option<&[u8]>> {
+        updater_format::pe::section(&bytes, name).map_err(|e| bad(e.to_string()))
+    };
+    let linux = section(".linux")?.ok_or_else(|| bad("it has no .linux section".into()))?;
+    let kernel = SealedMemfd::from_bytes(linux, "updater-uki-linux")?;
+    if kernel.digest() != u.linux.sha256 || kernel.size() != u.linux.size {
+        return Err(bad(format!(
+            "its .linux section is {} bytes with sha256 {}, the manifest pins {} bytes with {}",
+            kernel.size(),
+            kernel.digest(),
+            u.linux.size,
+            u.linux.sha256
+        )));
+    }
+    verify_kernel_statement(
+        &kernel.digest(),
+        kernel.size(),
+        &u.linux.signatures,
+        keyring,
+    )?;
+    let initrd = match (section(".initrd")?, &u.initrd) {
+        (Some(b), Some(pin)) => {
+            let sealed = SealedMemfd::from_bytes(b, "updater-uki-initrd")?;
+            if sealed.digest() != pin.sha256 || sealed.size() != pin.size {
+                return Err(bad(format!(
+                    "its .initrd section is {} bytes with sha256 {}, the manifest pins {} bytes with {}",
+                    sealed.size(),
+                    sealed.digest(),
+                    pin.size,
+                    pin.sha256
+                )));
+            }
+            Some(sealed)
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(bad(
+                "it has an .initrd section the manifest does not pin".into()
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(bad(
+                "the manifest pins an .initrd section it does not have".into()
+            ))
+        }
+    };
+    let text = section(".cmdline")?.map(|c| {
+        String::from_utf8_lossy(c)
+            .trim_end_matches(['\0', '\n', ' '])
+            .to_string()
+    });
+    if text.is_some() && text != m.cmdline {
+        return Err(bad(format!(
+            "its .cmdline section {text:?} is not the release's signed command line {:?}",
+            m.cmdline
+        )));
+    }
     let cmdline = compose_cmdline(
         m.cmdline.as_deref(),
         &slots.boot_args(group),
