@@ -35,7 +35,7 @@ log() { echo "build: $*" >&2; }
 
 # --- host packages -----------------------------------------------------
 need=()
-for p in qemu-system-x86 ovmf grub-efi-amd64-bin grub-common mtools dosfstools e2fsprogs fdisk busybox-static kmod cpio; do
+for p in qemu-system-x86 ovmf grub-efi-amd64-bin grub-common mtools dosfstools e2fsprogs fdisk busybox-static kmod cpio sbsigntool openssl; do
     dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -86,6 +86,7 @@ make_initrd() {
     cp "$HERE/guest/config.toml" "$root/etc/updater/config.toml"
     cp "$HERE/guest/uboot.toml" "$root/etc/e2e/uboot.toml"
     cp "$HERE/guest/sdboot.toml" "$root/etc/e2e/sdboot.toml"
+    cp "$HERE/guest/efi.toml" "$root/etc/e2e/efi.toml"
     cp -r "$W/keyring" "$root/etc/updater/keyring"
     if [ "$version" -ge 2 ]; then cp "$HERE/guest/health-check" "$root/etc/updater/health.d/50-app"; fi
     # The agent and the shared libraries it links.
@@ -277,6 +278,47 @@ dd if="$W/data.img" of="$S/disk.img" bs=1M seek=193 conv=notrunc status=none
 rm -f "$esp"
 rm -rf "$S/release" && cp -r "$W/release" "$S/release"
 log "done: $S/disk.img (systemd-boot)"
+
+# --- the Secure Boot disk (the sdboot-sb-* scenarios) -------------------------
+# The systemd-boot disk again, for OVMF's Secure Boot firmware with Debian's
+# snakeoil keys enrolled (OVMF_VARS_4M.snakeoil.fd: PK, KEK and db from
+# PkKek-1-snakeoil.pem): systemd-boot and slot A's kernel signed with sbsign
+# by the snakeoil key (the kernel's Debian signature removed first). The
+# guest kernel comes up locked down and loads the snakeoil certificate from
+# db into its platform keyring, so kexec_file_load accepts exactly the
+# kernels that key signed. Two releases of version 2: one whose kernel the
+# snakeoil key signed (sb/release), one whose kernel carries no Authenticode
+# signature but the vendor's valid ed25519 kernel signature
+# (sb/release-unsigned).
+B=$W/sb
+rm -rf "$B" && mkdir -p "$B"
+openssl rsa -in /usr/share/ovmf/PkKek-1-snakeoil.key -passin pass:snakeoil -out "$B/snakeoil.key" 2>/dev/null
+cp /usr/share/ovmf/PkKek-1-snakeoil.pem "$B/snakeoil.pem"
+cp "$W/kernel/vmlinuz" "$B/vmlinuz.unsigned"
+sbattach --remove "$B/vmlinuz.unsigned" >/dev/null 2>&1 || true
+sbsign --key "$B/snakeoil.key" --cert "$B/snakeoil.pem" --output "$B/vmlinuz.signed" "$B/vmlinuz.unsigned" >/dev/null 2>&1
+sbsign --key "$B/snakeoil.key" --cert "$B/snakeoil.pem" --output "$B/BOOTX64.EFI" \
+    "$S/sd-boot/root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" >/dev/null 2>&1
+esp=$B/esp.img
+mkfs.vfat -C "$esp" 65536 >/dev/null
+mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/updater ::/updater/A ::/updater/B
+mcopy -i "$esp" "$B/BOOTX64.EFI" ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$esp" "$S/loader.conf" ::/loader/loader.conf
+mcopy -i "$esp" "$S/entry-A.conf" ::/loader/entries/updater-A.conf
+mcopy -i "$esp" "$S/entry-B.conf" ::/loader/entries/updater-B.conf.disabled
+mcopy -i "$esp" "$B/vmlinuz.signed" ::/updater/A/vmlinuz
+mcopy -i "$esp" "$W/initrd-1.img" ::/updater/A/initrd.img
+cp "$S/disk.img" "$B/disk.img"
+dd if="$esp" of="$B/disk.img" bs=1M seek=1 conv=notrunc status=none
+rm -f "$esp"
+for kind in signed unsigned; do
+    out=$B/release; [ "$kind" = unsigned ] && out=$B/release-unsigned
+    "$V" release create --out "$out" --key "$W/keys/release.key" --product e2e --version 2.0.0 \
+        --security-version 2 --compatible e2e-qemu-x86_64 --image "rootfs=$W/slot-v2.ext4" \
+        --kernel "$B/vmlinuz.$kind" --kernel-key "$W/keys/kernel.key" --initrd "$W/initrd-2.img" \
+        --cmdline "console=ttyS0 panic=5" >/dev/null
+done
+log "done: $B/disk.img (Secure Boot)"
 
 # --- the systemd guest (the sd-* scenarios) ----------------------------------
 "$HERE/sdguest/build.sh" "$W"

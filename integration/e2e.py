@@ -35,6 +35,7 @@ with restrict=on and one guestfwd rule (a host-side `busybox nc` per
 connection to the server's loopback port).
 """
 import argparse
+import base64
 import concurrent.futures
 import hashlib
 import json
@@ -91,12 +92,15 @@ def free_port():
 class Guest:
     """One QEMU guest with its console log, markers and monitor."""
 
-    def __init__(self, name, workdir, disk, port, port3=None, bios="/usr/share/ovmf/OVMF.fd", vars_fd=None):
+    def __init__(self, name, workdir, disk, port, port3=None, bios="/usr/share/ovmf/OVMF.fd", vars_fd=None,
+                 code_fd=None, machine=()):
         self.name = name
         self.bios = bios
         # OVMF keeps the variables a guest writes only in a writable pflash
         # VARS copy beside its CODE (UEFI-NOTES); -bios does not.
         self.vars_fd = vars_fd
+        self.code_fd = code_fd or OVMF_CODE
+        self.machine = list(machine)
         self.dir = workdir
         self.disk = disk
         self.port = port
@@ -118,7 +122,8 @@ class Guest:
             fwd += f",guestfwd=tcp:10.0.2.100:8081-cmd:/bin/busybox nc 127.0.0.1 {self.port3}"
         cmd = [
             "qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1",
-            *(["-drive", f"if=pflash,format=raw,readonly=on,file={OVMF_CODE}",
+            *self.machine,
+            *(["-drive", f"if=pflash,format=raw,readonly=on,file={self.code_fd}",
                 "-drive", f"if=pflash,format=raw,file={self.vars_fd}"] if self.vars_fd else ["-bios", self.bios]),
             "-drive", f"file={self.disk},format=raw,if=virtio",
             "-device", "i6300esb", "-action", "watchdog=reset",
@@ -238,6 +243,76 @@ def read_ovmf_vars(path):
 
 
 LOADER_GUID = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+GLOBAL_GUID = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+
+def add_ovmf_vars(path, variables):
+    """Append VARIABLES [(name, guid, attributes, data)] to the OVMF VARS
+    file PATH, after its last variable, as the firmware's own store writes
+    them (state VAR_ADDED, no time stamp): what a factory provisions before
+    the first boot, without running anything in the guest."""
+    import uuid
+    raw = bytearray(open(path, "rb").read())
+    off = struct.unpack_from("<H", raw, 0x30)[0] + 28
+    while struct.unpack_from("<H", raw, off)[0] == 0x55AA:
+        name_size, data_size = struct.unpack_from("<II", raw, off + 36)
+        off += (60 + name_size + data_size + 3) & ~3
+    for name, guid, attrs, data in variables:
+        n = (name + "\0").encode("utf-16-le")
+        header = struct.pack("<HBBIQ16sIII", 0x55AA, 0x3F, 0, attrs, 0, bytes(16), 0, len(n), len(data))
+        record = header + uuid.UUID(guid).bytes_le + n + data
+        assert all(b == 0xFF for b in raw[off:off + len(record)]), "no free space in the VARS store"
+        raw[off:off + len(record)] = record
+        off += (len(record) + 3) & ~3
+    open(path, "wb").write(raw)
+
+
+def load_option(active, description, partition, path, options):
+    """An EFI_LOAD_OPTION: attributes, the device path (a short-form
+    HD(partition) node, then File(path), then the end node), the
+    description and the optional data (the kernel's command line, UCS-2)."""
+    num, start, size, part_uuid = partition
+    import uuid
+    hd = struct.pack("<BBHIQQ16sBB", 4, 1, 42, num, start, size, uuid.UUID(part_uuid).bytes_le, 2, 2)
+    f = (path + "\0").encode("utf-16-le")
+    fnode = struct.pack("<BBH", 4, 4, 4 + len(f)) + f
+    dp = hd + fnode + bytes([0x7F, 0xFF, 4, 0])
+    return (struct.pack("<IH", 1 if active else 0, len(dp)) + (description + "\0").encode("utf-16-le") + dp
+            + options.encode("utf-16-le"))
+
+
+def provision_efi_boot(r):
+    """The efi-* scenarios' factory state: Boot0001 starts slot A's kernel
+    from the ESP (its EFI stub) with updater.slot=A, Boot0002 the same for B
+    (inactive, its kernel not yet installed), BootOrder = 0001."""
+    pt = json.loads(subprocess.run(["sfdisk", "-J", r.disk], capture_output=True, text=True, check=True).stdout)
+    esp = pt["partitiontable"]["partitions"][0]
+    part = (1, esp["start"], esp["size"], esp["uuid"])
+    opt = lambda g, active: load_option(  # noqa: E731 - one line each below
+        active, f"updater {g}", part, f"\\updater\\{g}\\vmlinuz",
+        f"console=ttyS0 panic=5 updater.slot={g} initrd=\\updater\\{g}\\initrd.img")
+    add_ovmf_vars(os.path.join(r.dir, "vars.fd"), [
+        ("Boot0001", GLOBAL_GUID, 7, opt("A", True)),
+        ("Boot0002", GLOBAL_GUID, 7, opt("B", False)),
+        ("BootOrder", GLOBAL_GUID, 7, struct.pack("<H", 1)),
+    ])
+
+
+def read_efiboot(disk, workdir):
+    """The firmware boot manager's variables in the scenario's VARS file:
+    BootOrder and BootNext as lists of numbers, each slot option's
+    attributes."""
+    v = read_ovmf_vars(os.path.join(workdir, "vars.fd"))
+    env = {}
+    for name in ("BootOrder", "BootNext"):
+        if (name, GLOBAL_GUID) in v:
+            data = v[(name, GLOBAL_GUID)][1]
+            env[name] = list(struct.unpack(f"<{len(data) // 2}H", data))
+    for n in (1, 2):
+        key = (f"Boot{n:04X}", GLOBAL_GUID)
+        if key in v:
+            env[f"Boot{n:04X}.active"] = bool(struct.unpack_from("<I", v[key][1])[0] & 1)
+    return env
 
 
 def read_sdboot(disk, workdir):
@@ -390,6 +465,9 @@ class GuestKind:
     checks: tuple            # run before each scenario's own
     bios: str = None         # -bios under --work (None: OVMF)
     pflash: bool = False     # OVMF_CODE_4M + a fresh VARS copy per scenario (vars.fd), instead of -bios
+    code_fd: str = None      # the pflash CODE (None: OVMF_CODE)
+    vars_template: str = None  # what each scenario's vars.fd is a copy of (None: OVMF_VARS)
+    machine: tuple = ()      # QEMU's machine options (Secure Boot needs q35 with SMM)
     slot_a_image: str = None  # slot A's image under BASE, to size the hash (None: 48 MiB)
 
     def slot_a_bytes(self, work):
@@ -508,7 +586,7 @@ class Run:
         # The release as served.
         shutil.copytree(os.path.join(self.base, "release"), self.rel)
         if self.kind.pflash:
-            shutil.copyfile(OVMF_VARS, os.path.join(self.dir, "vars.fd"))
+            shutil.copyfile(self.kind.vars_template or OVMF_VARS, os.path.join(self.dir, "vars.fd"))
 
     def serve(self, rel, log, rate=None, stderr="server.log"):
         """Serve REL on a free loopback port, logging every request to LOG."""
@@ -636,7 +714,7 @@ def run_scenario(sc, work):
         r.a_before = sha_of_region(r.disk, r.kind.slot_a, r.a_bytes)
         bios = {"bios": os.path.join(work, r.kind.bios)} if r.kind.bios else {}
         if r.kind.pflash:
-            bios = {"vars_fd": os.path.join(r.dir, "vars.fd")}
+            bios = {"vars_fd": os.path.join(r.dir, "vars.fd"), "code_fd": r.kind.code_fd, "machine": r.kind.machine}
         r.g = Guest(sc.name, r.dir, r.disk, port, r.port3, **bios)
         t0 = time.monotonic()
         r.g.run(r.on_line, timeout=r.limit)
@@ -1183,8 +1261,9 @@ def check_sdboot_commit(r):
     seen = efivars_seen(r)
     r.that(seen.get("LoaderEntryDefault") == "updater-B.conf" and "LoaderEntryOneShot" not in seen,
            f"efivarfs in B: {seen}")
-    kernel = open(os.path.join(r.work, "kernel", "vmlinuz"), "rb").read()
-    r.that(esp_file(r.disk, "/updater/B/vmlinuz") == kernel, "B's kernel on the ESP is not the release's")
+    manifest = json.loads(base64.b64decode(json.load(open(os.path.join(r.rel, "manifest.json")))["payload"]))
+    got = hashlib.sha256(esp_file(r.disk, "/updater/B/vmlinuz")).hexdigest()
+    r.that(manifest["kernel"]["sha256"].endswith(got), f"B's kernel on the ESP ({got}) is not the release's")
     r.that(r.env.get("B_files") == ["initrd.img", "vmlinuz"], f"ESP /updater/B: {r.env.get('B_files')}")
     b_good(r)
     r.that(r.st and r.st["booted"] == "B" and r.st["groups"]["B"]["status"] == "good", f"status on B: {r.st}")
@@ -1212,6 +1291,76 @@ def check_sdboot_hang(r):
     r.that(r.env.get("LoaderEntryDefault", "updater-A.conf") == "updater-A.conf", f"the default moved: {r.env}")
     r.that(efivars_seen(r).get("LoaderEntrySelected", "").lower() == "updater-a.conf",
            f"efivarfs in A: {efivars_seen(r)}")
+
+
+def secure_boot_locked_down(r):
+    """The guest ran under Secure Boot, locked down, as the agent's status
+    reports the running kernel."""
+    k = (r.st or {}).get("kernel") or {}
+    r.that(k.get("secure_boot") is True and k.get("lockdown") == "integrity" and k.get("kexec_sig") == "enforced",
+           f"status does not report Secure Boot and lockdown: {k}")
+    r.that(r.g.first(r"Kernel is locked down from EFI Secure Boot") is not None, "the guest kernel was not locked down")
+    r.that(r.g.first(r"integrity: Loaded X.509 cert 'SnakeOil") is not None,
+           "the snakeoil certificate did not reach the platform keyring")
+
+
+def check_sb_unsigned(r):
+    """A release whose kernel has the vendor's valid ed25519 signature but
+    no Authenticode signature: the locked-down kernel refuses it
+    (kexec_file_load ENODATA), the agent names the cause, and with
+    kexec.policy = "require" the apply fails (exit 6) with nothing
+    half-changed: A still runs and is the default, B installed but not
+    bootable, nothing armed, no kexec image loaded."""
+    applied = r.kept(r"apply rc=")
+    r.that(applied and applied[1].startswith("apply rc=6"), f"apply: {applied}")
+    r.that(applied and "no Authenticode signature" in applied[1], f"the agent did not name the cause: {applied}")
+    r.that(not r.g.marks(r"E2E-MARK boot slot=B"), "B booted")
+    r.that(len(r.g.marks(r"E2E-MARK boot slot=A")) == 1, "the guest booted more than once")
+    r.that(r.b.get("status") == "installed", f"state: {r.groups}")
+    r.that((r.st or {}).get("booted") == "A" and r.st["groups"]["B"]["bootable"] is False
+           and ((r.st.get("kernel") or {}).get("kexec_loaded") is False), f"status: {r.st}")
+    r.that(r.env.get("entries") == ["updater-A.conf", "updater-B.conf.disabled"], f"entries: {r.env.get('entries')}")
+    r.that("LoaderEntryOneShot" not in r.env and "LoaderEntryDefault" not in r.env, f"variables written: {r.env}")
+
+
+def efiboot_seen(r, boot_no=None):
+    """What a boot's kernel read of the boot manager's variables (kept):
+    {name: value}; the last boot's unless BOOT_NO."""
+    seen = [t for b, t in r.kept_marks if t.startswith("efiboot") and (boot_no is None or b == boot_no)]
+    return dict(w.split("=", 1) for w in seen[-1].split()[1:] if "=" in w) if seen else {}
+
+
+def check_efi_health_fail(r):
+    """apply --reboot makes Boot0002 active, puts it in BootOrder after
+    Boot0001 and sets BootNext; the firmware boots it (BootCurrent 0002);
+    B's health check fails; the agent deactivates Boot0002, takes it out of
+    BootOrder and reboots; the firmware boots Boot0001 (A)."""
+    g = r.g
+    applied = g.first(r"E2E-MARK apply-start reboot")
+    b_boot = g.first(r"E2E-MARK boot slot=B version=2", after=applied[0] if applied else 1e9)
+    r.that(b_boot is not None, "the firmware did not boot B's BootNext")
+    r.that(b_boot and bootloader_between(g, applied, b_boot), "no firmware boot between the apply and B")
+    failed = g.first(r"E2E-MARK health rc=7 .*\"outcome\":\"failed\"", after=b_boot[0] if b_boot else 1e9)
+    r.that(failed is not None, "B's health did not fail")
+    back = g.first(r"E2E-MARK boot slot=A version=1", after=failed[0] if failed else 1e9)
+    r.that(back is not None, "the firmware did not boot A after B's failed health check")
+    r.timing("apply_s", applied, g.first(JUMP_LINE["reboot"], after=applied[0] if applied else 0))
+    r.timing("failed_to_a_s", failed, back)
+    before = efiboot_seen(r, boot_no=1)
+    r.that(before.get("BootOrder") == "0001" and before.get("BootCurrent") == "0001"
+           and before.get("Boot0002.attrs") == "00000000", f"the provisioned options before the apply: {before}")
+    r.that(r.b.get("status") == "bad" and "50-app" in (r.b.get("last_error") or ""), f"state: {r.groups}")
+    r.that(r.env.get("BootOrder", [None])[0] == 1 and 2 not in r.env.get("BootOrder", []), f"BootOrder: {r.env}")
+    r.that(r.env.get("Boot0002.active") is False and r.env.get("Boot0001.active") is True, f"options: {r.env}")
+    r.that("BootNext" not in r.env, f"a BootNext is left: {r.env}")
+    r.that(efiboot_seen(r).get("BootCurrent") == "0001", f"efivarfs in A: {efiboot_seen(r)}")
+    r.that((r.st or {}).get("booted") == "A", f"status: {r.st}")
+
+
+def serve_unsigned(r):
+    """Serve the release whose kernel has no Authenticode signature."""
+    shutil.rmtree(r.rel)
+    shutil.copytree(os.path.join(r.base, "release-unsigned"), r.rel)
 
 
 def tamper_chunk(r):
@@ -1272,6 +1421,21 @@ SDBOOT = GuestKind(
     data_dirs=("state", "slots/A", "slots/B"), e2e_dir="", state_path="/state/state.json", kept_path="/e2e-kept",
     read_env=read_sdboot, timeout=SCENARIO_TIMEOUT, checks=(guest_finished, sdboot_ran), pflash=True)
 
+SECURE = GuestKind(
+    name="secure", about="the systemd-boot guest under OVMF's Secure Boot firmware (snakeoil keys enrolled), sd-boot and kernels signed",
+    base="sb", slot_a=SDB_P2_START, slot_b=SDB_P3_START, data=SDB_P4_START, data_size=DATA_SIZE,
+    data_dirs=("state", "slots/A", "slots/B"), e2e_dir="", state_path="/state/state.json", kept_path="/e2e-kept",
+    read_env=read_sdboot, timeout=SCENARIO_TIMEOUT, checks=(guest_finished, sdboot_ran, secure_boot_locked_down),
+    pflash=True, code_fd="/usr/share/OVMF/OVMF_CODE_4M.secboot.fd", vars_template="/usr/share/OVMF/OVMF_VARS_4M.snakeoil.fd",
+    machine=("-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
+             "-global", "ICH9-LPC.disable_s3=1"))
+
+EFIBOOT = GuestKind(
+    name="efiboot", about="the busybox guest; OVMF's own boot manager: a Boot#### option per slot starts its kernel from the ESP",
+    base="sdboot", slot_a=SDB_P2_START, slot_b=SDB_P3_START, data=SDB_P4_START, data_size=DATA_SIZE,
+    data_dirs=("state", "slots/A", "slots/B"), e2e_dir="", state_path="/state/state.json", kept_path="/e2e-kept",
+    read_env=read_efiboot, timeout=SCENARIO_TIMEOUT, checks=(guest_finished,), pflash=True)
+
 SCENARIOS = {sc.name: sc for sc in [
     Scenario("commit", GRUB, "apply --kexec; B's health arms its cold boot; GRUB's one-shot; health commits",
              65, (kexec_trial, check_commit, slot_a_untouched), KEXEC),
@@ -1309,6 +1473,12 @@ SCENARIOS = {sc.name: sc for sc in [
              90, (kexec_trial, check_sdboot_commit, slot_a_untouched), KEXEC),
     Scenario("sdboot-hang", SDBOOT, "apply --reboot; sd-boot's one-shot boots B, which hangs; the watchdog resets; sd-boot boots A",
              90, (check_sdboot_hang, slot_a_untouched), REBOOT),
+    Scenario("sdboot-sb-commit", SECURE, "Secure Boot, locked down: a kernel signed by the enrolled key kexecs as a trial and commits",
+             100, (kexec_trial, check_sdboot_commit, slot_a_untouched), KEXEC),
+    Scenario("sdboot-sb-unsigned", SECURE, "Secure Boot: a kernel without an enrolled Authenticode signature is refused; exit 6, nothing changed",
+             45, (check_sb_unsigned, slot_a_untouched), setup=serve_unsigned),
+    Scenario("efi-health-fail", EFIBOOT, "apply --reboot; BootNext boots B, whose health check fails; Boot0002 out of BootOrder; A",
+             60, (check_efi_health_fail, slot_a_untouched), REBOOT, setup=provision_efi_boot),
     Scenario("sd-kexec", SYSTEMD, "apply --kexec via systemctl kexec; PID 1 feeds the watchdog; cold boot commits",
              232, (sd_committed, slot_a_untouched), KEXEC),
     Scenario("sd-daemon", SYSTEMD, "updater.service (Type=notify) follows the channel and kexecs; as sd-kexec",

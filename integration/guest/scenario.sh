@@ -33,8 +33,39 @@ keep_efivars() {
     keep "entries $(ls /esp/loader/entries | tr '\n' ' ')"
 }
 
-# The systemd-boot scenarios (sdboot-*): their own steps.
-case "$SCENARIO:$VERSION" in
+# The EFI boot manager's variables as this boot's kernel reads them
+# (hex words, little-endian u16s).
+keep_efiboot() {
+    g=8be4df61-93ca-11d2-aa0d-00e098032b8c
+    keep "efiboot $(cd /sys/firmware/efi/efivars && for v in BootOrder BootNext BootCurrent; do [ -e $v-$g ] && printf '%s=%s ' $v "$(tail -c +5 $v-$g | od -An -tx2 | tr -s ' \n' ' ' | sed 's/^ //; s/ $//; s/ /,/g')"; done; for n in 0001 0002; do [ -e Boot$n-$g ] && printf 'Boot%s.attrs=%s ' $n "$(tail -c +5 Boot$n-$g | head -c 4 | od -An -tx4 | tr -d ' ')"; done)"
+}
+
+# The systemd-boot scenarios (sdboot-*): their own steps. The Secure Boot
+# commit runs sdboot-commit's.
+SDSTEPS=$SCENARIO
+[ "$SCENARIO" = sdboot-sb-commit ] && SDSTEPS=sdboot-commit
+case "$SDSTEPS:$VERSION" in
+efi-health-fail:1)
+    if [ "$BOOTS" = 1 ]; then
+        keep_efiboot
+        mark "apply-start reboot"
+        updater apply "$URL" --reboot > /tmp/apply.out 2>&1
+        keep "error: apply --reboot returned: rc=$? $(tail -2 /tmp/apply.out | tr '\n' ' ')"
+        sleep 30
+    fi
+    keep_efiboot
+    finish ;;
+efi-health-fail:2)
+    # Health failed above, marked B bad and rebooted; nothing more here.
+    keep "error: still running after a failed health check"
+    finish ;;
+sdboot-sb-unsigned:1)
+    # The release's kernel has no Authenticode signature: the locked-down
+    # kernel refuses it, and kexec.policy = "require" fails the apply.
+    keep "lockdown $(cat /sys/kernel/security/lockdown 2>&1)"
+    apply_kexec
+    keep_efivars
+    finish ;;
 sdboot-commit:1)
     if [ "$BOOTS" = 1 ]; then apply_kexec; fi
     finish ;;

@@ -100,6 +100,15 @@ pub fn explain(errno: Errno) -> String {
         Errno::EKEYREJECTED | Errno::EBADMSG => format!(
             "the running kernel refused the new kernel's signature ({errno}): it enforces KEXEC_SIG, so the kernel image must carry a signature by a key in the running kernel's keyrings (sign it with sbsign and enroll the key)"
         ),
+        // Measured under Secure Boot (UEFI-NOTES): an image with no
+        // Authenticode signature gives ENODATA ("PEFILE: Unsigned PE
+        // binary"), one signed by a key no keyring holds gives ENOKEY.
+        Errno::ENODATA => format!(
+            "the new kernel carries no Authenticode signature ({errno}), and the running kernel enforces kexec signatures (KEXEC_SIG or lockdown): sign the release's kernel image with sbsign, by a key in the running kernel's keyrings (UEFI db, MOK, or the kernel's builtin keys), before `release create`; the release's own ed25519 kernel signature is the agent's check, not the kernel's"
+        ),
+        Errno::ENOKEY => format!(
+            "the new kernel is signed by a key the running kernel does not trust ({errno}): none of its keyrings (builtin, secondary, platform = UEFI db, MOK) holds the key that signed it; sign the release's kernel with an enrolled key, or enroll the signer (a distribution's own signed kernel reaches the kernel only through shim's MokList)"
+        ),
         Errno::EPERM => format!(
             "kexec is not permitted ({errno}): the kernel is in lockdown mode or the agent lacks CAP_SYS_BOOT; run the agent as root without lockdown, or use the reboot path"
         ),
@@ -124,11 +133,16 @@ pub fn explain_with(errno: Errno, kernel: &super::kernel::KernelFacts) -> String
         Errno::EPERM if kernel.kexec_load_disabled == Some(true) => format!(
             "kexec is disabled on the running kernel ({errno}): kernel.kexec_load_disabled = 1, which only a boot clears; use the reboot path (kexec.policy = \"prefer\" falls back to it)"
         ),
-        Errno::EPERM | Errno::EKEYREJECTED | Errno::EBADMSG
+        Errno::EPERM | Errno::EKEYREJECTED | Errno::EBADMSG | Errno::ENODATA | Errno::ENOKEY
             if kernel.kexec_sig == SigEnforcement::Enforced =>
         {
+            let what = match errno {
+                Errno::ENODATA => "the new kernel carries no Authenticode signature",
+                Errno::ENOKEY => "the new kernel is signed by a key none of its keyrings holds",
+                _ => "its signature check failed",
+            };
             format!(
-                "the running kernel refused the new kernel ({errno}) because it enforces kexec signatures: {}; sign the release's kernel with a key in the running kernel's keyrings (sbsign, and enroll the key in MOK or the builtin keyring), or use the reboot path",
+                "the running kernel refused the new kernel ({errno}: {what}) because it enforces kexec signatures: {}; sign the release's kernel with a key in the running kernel's keyrings (sbsign; the key in UEFI db, MOK or the builtin keyring), or use the reboot path",
                 kernel.kexec_sig_reason
             )
         }
@@ -154,6 +168,8 @@ mod tests {
             (Errno::ENOSYS, "CONFIG_KEXEC_FILE"),
             (Errno::EOPNOTSUPP, "CONFIG_KEXEC_FILE"),
             (Errno::ENOEXEC, "bzImage"),
+            (Errno::ENODATA, "no Authenticode signature"),
+            (Errno::ENOKEY, "does not trust"),
         ];
         for (errno, word) in cases {
             let msg = explain(errno);
@@ -189,6 +205,11 @@ mod tests {
         );
         let msg = explain_with(Errno::EPERM, &facts(false, SigEnforcement::NotEnforced));
         assert_eq!(msg, explain(Errno::EPERM));
+        let msg = explain_with(Errno::ENODATA, &facts(false, SigEnforcement::Enforced));
+        assert!(
+            msg.contains("no Authenticode signature") && msg.contains("locked down"),
+            "{msg}"
+        );
         let msg = explain_with(Errno::ENOEXEC, &facts(false, SigEnforcement::Enforced));
         assert_eq!(msg, explain(Errno::ENOEXEC));
     }
