@@ -73,6 +73,17 @@ if [ ! -f "$W/keys/ok" ] || [ ! -f "$W/keys/channel.pub" ]; then
     touch "$W/keys/ok"
 fi
 
+# --- efibootmgr for the guest (reads back what the agent wrote) -------------
+# Unpacked, never installed; the initramfs gets the binary and its
+# libraries (the EFI scenarios run `efibootmgr -v` in the guest).
+if [ ! -f "$W/efibootmgr/ok" ]; then
+    rm -rf "$W/efibootmgr" && mkdir -p "$W/efibootmgr/deb"
+    log "downloading efibootmgr"
+    (cd "$W/efibootmgr/deb" && apt-get download efibootmgr libefiboot1 libefivar1 libpopt0 >/dev/null 2>&1)
+    for d in "$W"/efibootmgr/deb/*.deb; do dpkg -x "$d" "$W/efibootmgr/root"; done
+    touch "$W/efibootmgr/ok"
+fi
+
 # --- initramfs per version -------------------------------------------------
 MODS="virtio_pci virtio_blk virtio_net ext4 vfat nls_cp437 nls_ascii nls_iso8859_1 nls_utf8 crc32c_generic i6300esb efivarfs"
 make_initrd() {
@@ -87,6 +98,7 @@ make_initrd() {
     cp "$HERE/guest/uboot.toml" "$root/etc/e2e/uboot.toml"
     cp "$HERE/guest/sdboot.toml" "$root/etc/e2e/sdboot.toml"
     cp "$HERE/guest/efi.toml" "$root/etc/e2e/efi.toml"
+    cp "$HERE/guest/sdboot-uki.toml" "$root/etc/e2e/sdboot-uki.toml"
     cp -r "$W/keyring" "$root/etc/updater/keyring"
     if [ "$version" -ge 2 ]; then cp "$HERE/guest/health-check" "$root/etc/updater/health.d/50-app"; fi
     # The agent and the shared libraries it links.
@@ -94,6 +106,14 @@ make_initrd() {
     for lib in $(ldd "$U" | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'); do
         mkdir -p "$root$(dirname "$lib")"
         cp -L "$lib" "$root$lib"
+    done
+    # efibootmgr and the libraries it links (from the unpacked packages).
+    cp "$W/efibootmgr/root/bin/efibootmgr" "$root/usr/bin/efibootmgr"
+    for lib in $(LD_LIBRARY_PATH="$W/efibootmgr/root/usr/lib/x86_64-linux-gnu" ldd "$W/efibootmgr/root/bin/efibootmgr" \
+            | awk '/=> \// {print $3}'); do
+        dest=${lib#"$W/efibootmgr/root"}
+        mkdir -p "$root$(dirname "$dest")"
+        cp -L "$lib" "$root$dest"
     done
     # Modules with their dependencies, as modprobe resolves them.
     for m in $MODS; do
@@ -277,7 +297,22 @@ dd if="$W/slot-v1.ext4" of="$S/disk.img" bs=1M seek=65 conv=notrunc status=none
 dd if="$W/data.img" of="$S/disk.img" bs=1M seek=193 conv=notrunc status=none
 rm -f "$esp"
 rm -rf "$S/release" && cp -r "$W/release" "$S/release"
-log "done: $S/disk.img (systemd-boot)"
+# A Unified Kernel Image of version 2 (the sdboot-uki scenario), made as
+# ukify would with objcopy and the 252 stub (UEFI-NOTES: the stub ends at
+# 0x19300), and a release that carries it instead of a kernel and an initrd.
+printf 'ID=e2e\nVERSION_ID=2\n' > "$S/osrel"
+printf 'console=ttyS0 panic=5' > "$S/cmdline"
+objcopy \
+    --add-section .osrel="$S/osrel" --change-section-vma .osrel=0x20000 \
+    --add-section .cmdline="$S/cmdline" --change-section-vma .cmdline=0x30000 \
+    --add-section .linux="$W/kernel/vmlinuz" --change-section-vma .linux=0x2000000 \
+    --add-section .initrd="$W/initrd-2.img" --change-section-vma .initrd=0x3000000 \
+    "$S/sd-boot/root/usr/lib/systemd/boot/efi/linuxx64.efi.stub" "$S/uki-2.efi"
+rm -rf "$S/release-uki"
+"$V" release create --out "$S/release-uki" --key "$W/keys/release.key" --product e2e --version 2.0.0 \
+    --security-version 2 --compatible e2e-qemu-x86_64 --image "rootfs=$W/slot-v2.ext4" \
+    --uki "$S/uki-2.efi" --kernel-key "$W/keys/kernel.key" >/dev/null
+log "done: $S/disk.img (systemd-boot), a UKI release in $S/release-uki"
 
 # --- the Secure Boot disk (the sdboot-sb-* scenarios) -------------------------
 # The systemd-boot disk again, for OVMF's Secure Boot firmware with Debian's

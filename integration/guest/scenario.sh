@@ -36,6 +36,8 @@ keep_efivars() {
 # The EFI boot manager's variables as this boot's kernel reads them
 # (hex words, little-endian u16s).
 keep_efiboot() {
+    # efibootmgr (efivar's library) reads back what the agent wrote.
+    keep "efibootmgr $(efibootmgr -v 2>&1 | grep -E '^(BootCurrent|BootNext|BootOrder|Boot000[12])' | cut -c1-60 | tr '\n' ';')"
     g=8be4df61-93ca-11d2-aa0d-00e098032b8c
     keep "efiboot $(cd /sys/firmware/efi/efivars && for v in BootOrder BootNext BootCurrent; do [ -e $v-$g ] && printf '%s=%s ' $v "$(tail -c +5 $v-$g | od -An -tx2 | tr -s ' \n' ' ' | sed 's/^ //; s/ $//; s/ /,/g')"; done; for n in 0001 0002; do [ -e Boot$n-$g ] && printf 'Boot%s.attrs=%s ' $n "$(tail -c +5 Boot$n-$g | head -c 4 | od -An -tx4 | tr -d ' ')"; done)"
 }
@@ -45,6 +47,14 @@ keep_efiboot() {
 SDSTEPS=$SCENARIO
 [ "$SCENARIO" = sdboot-sb-commit ] && SDSTEPS=sdboot-commit
 case "$SDSTEPS:$VERSION" in
+sdboot-uki:1)
+    if [ "$BOOTS" = 1 ]; then apply_kexec; fi
+    finish ;;
+sdboot-uki:2)
+    # B, kexec'd from the UKI's sections; health (above) committed it.
+    keep_efivars
+    keep "cmdline $(cat /proc/cmdline)"
+    finish ;;
 efi-health-fail:1)
     if [ "$BOOTS" = 1 ]; then
         keep_efiboot

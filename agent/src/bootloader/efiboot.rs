@@ -3,35 +3,37 @@
 //!
 //! | operation | how |
 //! |---|---|
-//! | primary | the group whose option comes first in `BootOrder` |
+//! | primary | the group whose option comes first among the ACTIVE ones in `BootOrder` |
 //! | set primary | its option moved to the front of `BootOrder` |
 //! | bootable | the option exists, is `LOAD_OPTION_ACTIVE`, and is in `BootOrder` |
-//! | not bootable | `LOAD_OPTION_ACTIVE` cleared and the option taken out of `BootOrder` |
-//! | one-shot trial | the option made ACTIVE and put in `BootOrder` after the primary, then `BootNext` (the firmware deletes it before it starts the option) |
+//! | not bootable | `LOAD_OPTION_ACTIVE` cleared; the option stays in `BootOrder` |
+//! | one-shot trial | the option made ACTIVE (and put in `BootOrder` after the primary if it is not there), then `BootNext` (the firmware deletes it before it starts the option) |
 //! | booted | `BootCurrent` cross-checked against `updater.slot=` |
 //!
 //! The options are provisioned, not created by the agent
-//! (`bootloader.entries = { A = "0001", B = "0002" }`, as `efibootmgr -c`
-//! made them when the disk was laid out): a load option's device path names
-//! the disk and partition by GUID, which the installer knows and the agent
-//! would have to guess. The agent changes only the option's attribute word.
+//! (`bootloader.entries = { A = "updater A", B = "updater B" }` by label,
+//! or `{ A = "0001" }` by number, as `efibootmgr -c` made them when the disk
+//! was laid out): a load option's device path names the disk and partition
+//! by GUID, which the installer knows and the agent would have to guess.
+//! The agent changes only the option's attribute word.
 //!
 //! Firmware quirks, and what the agent does (docs/boot-control.md):
-//! - firmware that deletes an option it cannot boot (rauc#1855): the next
-//!   command names the missing `Boot####` and what to run; nothing is
-//!   guessed;
+//! - firmware that deletes an option (rauc#1855; OVMF deletes every option
+//!   that is not in `BootOrder` at boot and reuses its number, measured):
+//!   "bad" keeps the option in `BootOrder` and clears its ACTIVE bit; a
+//!   label finds an option whatever its number; a missing one is named with
+//!   what to run, nothing is guessed;
 //! - firmware that ignores a `BootNext` outside `BootOrder` (fwupdate#55):
-//!   a trial's option is put in `BootOrder` (after the primary) before
-//!   `BootNext` names it;
-//! - firmware that reorders `BootOrder` (rauc#220): "bad" is not only a
-//!   position, it is also the cleared ACTIVE bit, which a reorder keeps.
+//!   the slots' options stay in `BootOrder`;
+//! - firmware that reorders `BootOrder` (rauc#220): "bad" is the cleared
+//!   ACTIVE bit, which a reorder keeps, not a position.
 
 use anyhow::Result;
 
 use super::efivar::{EfiVars, GLOBAL_GUID, NV_BS_RT};
 use super::vars::boot_err;
 use super::Bootloader;
-use crate::config::EfiBackend;
+use crate::config::{BootOption, EfiBackend};
 
 /// The ACTIVE bit of a load option's attributes.
 const LOAD_OPTION_ACTIVE: u32 = 0x1;
@@ -40,12 +42,12 @@ const LOAD_OPTION_ACTIVE: u32 = 0x1;
 pub fn open(cfg: &EfiBackend, groups: &[String]) -> Result<Box<dyn Bootloader>> {
     let mut options = Vec::new();
     for g in groups {
-        let n = cfg.entries.get(g).ok_or_else(|| {
+        let o = cfg.entries.get(g).ok_or_else(|| {
             boot_err(format!(
-                "bootloader.entries has no Boot#### number for slot {g}; add `{g} = \"000N\"` (efibootmgr lists the options)"
+                "bootloader.entries names no boot option for slot {g}; add `{g} = \"updater {g}\"` (its label) or `{g} = \"000N\"` (its number, as efibootmgr lists the options)"
             ))
         })?;
-        options.push((g.clone(), *n));
+        options.push((g.clone(), o.clone()));
     }
     let b = EfiBoot {
         vars: EfiVars::open(&cfg.efivarfs)?,
@@ -60,8 +62,20 @@ pub fn open(cfg: &EfiBackend, groups: &[String]) -> Result<Box<dyn Bootloader>> 
 /// The EFI boot-manager backend.
 pub struct EfiBoot {
     vars: EfiVars,
-    /// Each group and its `Boot####` number.
-    options: Vec<(String, u16)>,
+    /// Each group and how its `Boot####` option is named.
+    options: Vec<(String, BootOption)>,
+}
+
+/// A load option's description (after the attributes and the device
+/// path's length), if it is a well-formed UTF-16 string.
+fn description(data: &[u8]) -> Option<String> {
+    let rest = data.get(6..)?;
+    let units: Vec<u16> = rest
+        .chunks_exact(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .take_while(|&u| u != 0)
+        .collect();
+    String::from_utf16(&units).ok()
 }
 
 fn option_name(n: u16) -> String {
@@ -70,10 +84,11 @@ fn option_name(n: u16) -> String {
 
 impl EfiBoot {
     fn number(&self, group: &str) -> Result<u16> {
-        self.options
+        let option = self
+            .options
             .iter()
             .find(|(g, _)| g == group)
-            .map(|(_, n)| *n)
+            .map(|(_, o)| o)
             .ok_or_else(|| {
                 boot_err(format!(
                     "unknown slot group {group:?} (configured: {})",
@@ -83,14 +98,57 @@ impl EfiBoot {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ))
-            })
+            })?;
+        match option {
+            BootOption::Number(n) => Ok(*n),
+            BootOption::Label(label) => self.find_label(group, label),
+        }
+    }
+
+    /// The number of the one `Boot####` option whose description is
+    /// `label`.
+    fn find_label(&self, group: &str, label: &str) -> Result<u16> {
+        let mut found = Vec::new();
+        let rd = std::fs::read_dir(self.vars.root())
+            .map_err(|e| boot_err(format!("reading {}: {e}", self.vars.root().display())))?;
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(hex) = name
+                .strip_prefix("Boot")
+                .and_then(|r| r.strip_suffix(&format!("-{GLOBAL_GUID}")))
+                .filter(|h| h.len() == 4)
+            else {
+                continue;
+            };
+            let Ok(n) = u16::from_str_radix(hex, 16) else {
+                continue;
+            };
+            if let Some(v) = self.vars.get(&option_name(n), GLOBAL_GUID)? {
+                if description(&v.data).as_deref() == Some(label) {
+                    found.push(n);
+                }
+            }
+        }
+        match found.as_slice() {
+            [n] => Ok(*n),
+            [] => Err(boot_err(format!(
+                "slot {group}'s boot option {label:?} does not exist in {}: the firmware or someone deleted it; recreate it as the device was provisioned (efibootmgr -c -L {label:?} ..., packaging/efi/README.md) and run the command again",
+                self.vars.root().display()
+            ))),
+            many => Err(boot_err(format!(
+                "{} boot options are labelled {label:?} ({}): which one is slot {group}'s is a guess; delete all but one (efibootmgr -b XXXX -B)",
+                many.len(),
+                many.iter().map(|n| option_name(*n)).collect::<Vec<_>>().join(", ")
+            ))),
+        }
     }
 
     fn group_of(&self, n: u16) -> Option<String> {
         self.options
             .iter()
-            .find(|(_, m)| *m == n)
-            .map(|(g, _)| g.clone())
+            .map(|(g, _)| g)
+            .find(|g| self.number(g).ok() == Some(n))
+            .cloned()
     }
 
     /// `group`'s load option (its raw data). A missing one is an error that
@@ -171,10 +229,15 @@ impl Bootloader for EfiBoot {
     }
 
     fn primary(&self) -> Result<Option<String>> {
-        Ok(self
-            .boot_order()?
-            .into_iter()
-            .find_map(|n| self.group_of(n)))
+        // What the firmware boots: the first ACTIVE option in BootOrder.
+        for n in self.boot_order()? {
+            if let Some(g) = self.group_of(n) {
+                if self.active(&g)? {
+                    return Ok(Some(g));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn set_primary(&mut self, group: &str) -> Result<()> {
@@ -213,24 +276,19 @@ impl Bootloader for EfiBoot {
             return Ok(());
         }
         // The one-shot first, then the option itself: at every step the
-        // firmware either boots the group as before or not at all.
+        // firmware either boots the group as before or not at all. The
+        // option stays in BootOrder: OVMF deletes options that are not.
         if self.u16_var("BootNext")? == Some(n) {
             self.vars.delete("BootNext", GLOBAL_GUID)?;
         }
-        self.set_active(group, false)?;
-        let order = self.boot_order()?;
-        if order.contains(&n) {
-            let kept: Vec<u16> = order.into_iter().filter(|m| *m != n).collect();
-            self.set_boot_order(&kept)?;
-        }
-        Ok(())
+        self.set_active(group, false)
     }
 
     fn arm_trial(&mut self, group: &str) -> Result<()> {
         let n = self.number(group)?;
         // Active and in BootOrder first (after the primary, which stays
         // first): some firmware ignores a BootNext outside BootOrder, and
-        // an inactive option is not a boot option at all.
+        // the boot manager skips an inactive option.
         self.set_bootable(group, true)?;
         self.vars
             .set("BootNext", GLOBAL_GUID, NV_BS_RT, &n.to_le_bytes())

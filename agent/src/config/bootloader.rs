@@ -92,8 +92,19 @@ pub struct SdBootBackend {
 pub struct EfiBackend {
     /// The efivarfs mount (a folder in tests).
     pub efivarfs: PathBuf,
-    /// Each group's `Boot####` number.
-    pub entries: std::collections::BTreeMap<String, u16>,
+    /// Each group's boot option.
+    pub entries: std::collections::BTreeMap<String, BootOption>,
+}
+
+/// How the configuration names a slot's `Boot####` option.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootOption {
+    /// By number (`"0001"` or `"Boot0001"`).
+    Number(u16),
+    /// By its description (`"updater A"`), looked up at every command:
+    /// firmware renumbers options (OVMF reused a deleted option's number
+    /// for one of its own, measured in the e2e scenarios).
+    Label(String),
 }
 
 /// A `[bootloader]` table as one fragment writes it: every key optional, so
@@ -235,24 +246,23 @@ pub(super) fn validate(table: Option<toml::Table>, origin: &Origin) -> Result<Bo
             let mut entries = std::collections::BTreeMap::new();
             for (group, n) in raw {
                 let hex = n.strip_prefix("Boot").unwrap_or(&n);
-                let num = (hex.len() == 4)
-                    .then(|| u16::from_str_radix(hex, 16).ok())
-                    .flatten()
-                    .ok_or_else(|| {
-                        origin.invalid(
+                let option = match u16::from_str_radix(hex, 16) {
+                    Ok(num) if hex.len() == 4 => BootOption::Number(num),
+                    _ if n.trim().is_empty() || n.chars().any(char::is_control) => {
+                        return Err(origin.invalid(
                             "bootloader.entries",
-                            format!(".{group} = {n:?} is not a Boot#### number (four hex digits, as efibootmgr shows them: \"0001\")"),
-                        )
-                    })?;
-                if let Some((other, _)) = entries.iter().find(|(_, m)| **m == num) {
+                            format!(".{group} = {n:?} is neither a Boot#### number (four hex digits, as efibootmgr shows them: \"0001\") nor a boot option's label (\"updater {group}\")"),
+                        ))
+                    }
+                    _ => BootOption::Label(n.clone()),
+                };
+                if let Some((other, _)) = entries.iter().find(|(_, m)| **m == option) {
                     return Err(origin.invalid(
                         "bootloader.entries",
-                        format!(
-                            ": slots {other} and {group} name the same boot option Boot{num:04X}"
-                        ),
+                        format!(": slots {other} and {group} name the same boot option {n:?}"),
                     ));
                 }
-                entries.insert(group, num);
+                entries.insert(group, option);
             }
             BootloaderConfig::Efi(EfiBackend {
                 efivarfs: f.efivarfs.unwrap_or_else(|| EFIVARFS.into()),

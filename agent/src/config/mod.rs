@@ -32,7 +32,7 @@ use anyhow::Result;
 use serde::Deserialize;
 
 pub use bootloader::{
-    BootloaderConfig, EfiBackend, FileBackend, GrubBackend, SdBootBackend, UbootBackend,
+    BootOption, BootloaderConfig, EfiBackend, FileBackend, GrubBackend, SdBootBackend, UbootBackend,
 };
 pub use daemon::{
     channel_name_of, DaemonSettings, MaintenanceWindow, Strategy,

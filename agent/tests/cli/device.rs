@@ -31,9 +31,10 @@ pub enum Boot {
     /// systemd-boot: entries in `dev/esp/loader/entries`, its variables in
     /// the efivarfs folder `dev/efivars`.
     SdLoader,
-    /// The firmware's boot manager: `Boot0001` (A), `Boot0002` (B) and a
-    /// network boot option `Boot0003` that is not the agent's, `BootOrder`
-    /// and `BootNext` in the efivarfs folder `dev/efivars`.
+    /// The firmware's boot manager: `Boot0001` (A, labelled `updater A`),
+    /// `Boot0002` (B) and a network boot option `Boot0003` that is not the
+    /// agent's, `BootOrder` and `BootNext` in the efivarfs folder
+    /// `dev/efivars`; the configuration names the options by label.
     Efi,
 }
 
@@ -357,11 +358,17 @@ impl Builder {
                 dev.efi_set("Boot0001", GLOBAL_GUID, &load_option(true, "updater A"));
                 dev.efi_set("Boot0002", GLOBAL_GUID, &load_option(false, "updater B"));
                 dev.efi_set("Boot0003", GLOBAL_GUID, &load_option(true, "network"));
-                dev.efi_set("BootOrder", GLOBAL_GUID, &u16s(&[1, 3]));
+                // Every option stays in BootOrder (OVMF deletes the others);
+                // B's is inactive until its first trial.
+                dev.efi_set("BootOrder", GLOBAL_GUID, &u16s(&[1, 2, 3]));
                 dev.efi_set("BootCurrent", GLOBAL_GUID, &u16s(&[1]));
                 c.set("bootloader", "backend", &q("efi"));
                 c.set("bootloader", "efivarfs", &q("{dev}/efivars"));
-                c.set("bootloader", "entries", r#"{ A = "0001", B = "0002" }"#);
+                c.set(
+                    "bootloader",
+                    "entries",
+                    r#"{ A = "updater A", B = "updater B" }"#,
+                );
             }
         }
         c.set("http", "connect_timeout_secs", "2");
