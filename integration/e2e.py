@@ -1388,16 +1388,18 @@ def check_sdboot_uki(r):
     b_good(r)
 
 
-def serve_uki(r):
-    """Serve the release that carries a UKI."""
-    shutil.rmtree(r.rel)
-    shutil.copytree(os.path.join(r.base, "release-uki"), r.rel)
+def serving(folder, about):
+    """A setup that serves the release FOLDER (under the guest's base)
+    instead of its usual one."""
+    def setup(r):
+        shutil.rmtree(r.rel)
+        shutil.copytree(os.path.join(r.base, folder), r.rel)
+    setup.__doc__ = f"Serve {about}."
+    return setup
 
 
-def serve_unsigned(r):
-    """Serve the release whose kernel has no Authenticode signature."""
-    shutil.rmtree(r.rel)
-    shutil.copytree(os.path.join(r.base, "release-unsigned"), r.rel)
+serve_uki = serving("release-uki", "the release that carries a UKI")
+serve_unsigned = serving("release-unsigned", "the release whose kernel has no Authenticode signature")
 
 
 def tamper_chunk(r):

@@ -35,6 +35,15 @@ pub struct Session<'a> {
     finished: Option<Intent>,
 }
 
+/// The word on a kexec trial's command line (only the agent's kexec puts
+/// it there): the running kernel was started by the agent's kexec.
+pub const KEXEC_MARK: &str = "updater.kexec=1";
+
+/// Whether the kernel command line `cmdline` carries [`KEXEC_MARK`].
+pub fn kexec_marked(cmdline: &str) -> bool {
+    cmdline.split_whitespace().any(|w| w == KEXEC_MARK)
+}
+
 /// The kernel command line, as the slot backend reads it.
 pub fn read_cmdline(settings: &Settings) -> Result<String> {
     std::fs::read_to_string(&settings.cmdline_path).with_context(|| {
@@ -158,10 +167,7 @@ impl<'a> Session<'a> {
         // What the bootloader booted must be the slot the command line
         // names; in a kernel the agent kexec'd, the bootloader's record
         // still names the slot the firmware started.
-        let kexecd = cmdline
-            .split_whitespace()
-            .any(|w| w == crate::trial::kexec::KEXEC_MARK);
-        if !kexecd {
+        if !kexec_marked(&cmdline) {
             boot.check_booted(&booted)?;
         }
         let clock = clock.with_floor(crate::state::floor::floor(&settings.state_dir)?);

@@ -100,14 +100,7 @@ impl SdBoot {
     }
 
     fn check_group(&self, group: &str) -> Result<()> {
-        if self.groups.iter().any(|g| g == group) {
-            Ok(())
-        } else {
-            Err(boot_err(format!(
-                "unknown slot group {group:?} (configured: {})",
-                self.groups.join(", ")
-            )))
-        }
+        super::vars::check_group(group, &self.groups)
     }
 
     /// Find `group`'s entry file. Two of them (a counted and an uncounted

@@ -101,14 +101,19 @@ impl<S: VarScheme> VarBootloader<S> {
     }
 
     fn check_group(&self, group: &str) -> Result<()> {
-        if self.groups.iter().any(|g| g == group) {
-            Ok(())
-        } else {
-            Err(boot_err(format!(
-                "unknown slot group {group:?} (configured: {})",
-                self.groups.join(", ")
-            )))
-        }
+        check_group(group, &self.groups)
+    }
+}
+
+/// `group` must be one of the configured `groups`.
+pub(super) fn check_group(group: &str, groups: &[String]) -> Result<()> {
+    if groups.iter().any(|g| g == group) {
+        Ok(())
+    } else {
+        Err(boot_err(format!(
+            "unknown slot group {group:?} (configured: {})",
+            groups.join(", ")
+        )))
     }
 }
 

@@ -71,10 +71,7 @@ pub fn commit(session: &mut Session, group: &str) -> Result<()> {
 /// command line has).
 pub fn booted_by_kexec(settings: &Settings) -> bool {
     crate::session::read_cmdline(settings)
-        .map(|c| {
-            c.split_whitespace()
-                .any(|w| w == crate::trial::kexec::KEXEC_MARK)
-        })
+        .map(|c| crate::session::kexec_marked(&c))
         .unwrap_or(false)
 }
 

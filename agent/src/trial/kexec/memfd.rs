@@ -30,19 +30,24 @@ pub struct SealedMemfd {
     digest: Sha256Digest,
 }
 
+/// A new memfd named `name` that can be sealed.
+fn new_memfd(name: &str) -> Result<File> {
+    let cname = CString::new(name).context("memfd name")?;
+    let fd: OwnedFd = memfd_create(
+        &cname,
+        MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
+    )
+    .context("memfd_create")?;
+    Ok(File::from(fd))
+}
+
 impl SealedMemfd {
     /// Copy exactly `expected_size` bytes of `path` into a memfd named
     /// `name`, seal it, and hash the sealed bytes. A file of another size is
     /// refused (the signed size is a hard limit).
     pub fn from_file(path: &Path, name: &str, expected_size: u64) -> Result<SealedMemfd> {
         let src = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-        let cname = CString::new(name).context("memfd name")?;
-        let fd: OwnedFd = memfd_create(
-            &cname,
-            MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
-        )
-        .context("memfd_create")?;
-        let mut file = File::from(fd);
+        let mut file = new_memfd(name)?;
         let copied = std::io::copy(&mut src.take(expected_size + 1), &mut file)
             .with_context(|| format!("copying {} into memory", path.display()))?;
         if copied != expected_size {
@@ -66,13 +71,7 @@ impl SealedMemfd {
     /// Copy `bytes` (a section of a sealed image) into a memfd named
     /// `name`, seal it, and hash the sealed bytes.
     pub fn from_bytes(bytes: &[u8], name: &str) -> Result<SealedMemfd> {
-        let cname = CString::new(name).context("memfd name")?;
-        let fd: OwnedFd = memfd_create(
-            &cname,
-            MemFdCreateFlag::MFD_CLOEXEC | MemFdCreateFlag::MFD_ALLOW_SEALING,
-        )
-        .context("memfd_create")?;
-        let mut file = File::from(fd);
+        let mut file = new_memfd(name)?;
         file.write_all(bytes)
             .context("copying a section into memory")?;
         file.flush()?;

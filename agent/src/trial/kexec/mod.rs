@@ -82,8 +82,8 @@ pub enum KexecOutcome {
 
 /// The word on a kexec trial's command line that tells the new kernel's
 /// `updater health` it was started by kexec (so its commit guards the
-/// first cold boot).
-pub const KEXEC_MARK: &str = "updater.kexec=1";
+/// first cold boot). Defined beside the command line's reader.
+pub use crate::session::KEXEC_MARK;
 
 /// The command line for a kexec trial of `slot`: the manifest's, what the
 /// slot backend says the group's kernel needs to find its root (`root=` for
@@ -178,17 +178,7 @@ pub fn prepare(
         }
         None => None,
     };
-    let cmdline = compose_cmdline(
-        m.cmdline.as_deref(),
-        &slots.boot_args(group),
-        group,
-        deadline,
-    )?;
-    Ok(KexecPlan {
-        kernel,
-        initrd,
-        cmdline,
-    })
+    plan(m, slots, group, deadline, kernel, initrd)
 }
 
 /// A UKI release: seal the whole UKI (checked against its pin), unpack its
@@ -272,6 +262,19 @@ fn prepare_uki(
             m.cmdline
         )));
     }
+    plan(m, slots, group, deadline, kernel, initrd)
+}
+
+/// The plan of verified parts: the command line composed from the signed
+/// one and the slot's arguments.
+fn plan(
+    m: &updater_format::manifest::Manifest,
+    slots: &dyn SlotBackend,
+    group: &str,
+    deadline: std::time::Duration,
+    kernel: SealedMemfd,
+    initrd: Option<SealedMemfd>,
+) -> Result<KexecPlan> {
     let cmdline = compose_cmdline(
         m.cmdline.as_deref(),
         &slots.boot_args(group),
