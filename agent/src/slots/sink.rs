@@ -120,7 +120,11 @@ pub struct ReplaceSink {
 }
 
 impl ReplaceSink {
-    /// Open (or resume) the new file of `path`.
+    /// Open (or resume) the new file of `path`. A new one starts as a copy
+    /// of the target, so that the install finds the target's old bytes in
+    /// place as it does for a target written in place (what its plan and
+    /// its download budget counted on); each chunk is still checked before
+    /// it is kept.
     pub fn open(path: &Path, size: u64) -> Result<ReplaceSink> {
         let mut name = path
             .file_name()
@@ -128,6 +132,10 @@ impl ReplaceSink {
             .to_os_string();
         name.push(NEW_SUFFIX);
         let new = path.with_file_name(name);
+        if !new.exists() && path.is_file() {
+            std::fs::copy(path, &new)
+                .with_context(|| format!("copying {} to {}", path.display(), new.display()))?;
+        }
         Ok(ReplaceSink {
             inner: FileSink::open(&new, size)?,
             target: path.to_path_buf(),

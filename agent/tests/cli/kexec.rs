@@ -554,3 +554,45 @@ fn a_uki_that_is_not_the_installed_one_is_refused_before_the_load() {
     assert_eq!(classify(&e), ExitCode::Security, "{e:#}");
     assert!(format!("{e:#}").contains("uki of slot B"), "{e:#}");
 }
+
+/// Under enforced kexec signatures, a kernel image with no Authenticode
+/// signature is refused before the trial is recorded (the kernel would
+/// refuse it with ENODATA at the load, after it): nothing to undo. One that
+/// carries a signature goes on to the load, where the kernel decides whether
+/// it trusts the key.
+#[test]
+fn an_unsigned_kernel_is_refused_before_the_trial_when_signatures_are_enforced() {
+    // The UKI's kernel a PE image, first without a certificate table.
+    let unsigned = updater_format::pe::build(&[(".text", &kernel())]);
+    let mut signed = unsigned.clone();
+    let dir4 = 0x40 + 24 + 112 + 4 * 8;
+    signed[dir4..dir4 + 4].copy_from_slice(&0x400u32.to_le_bytes());
+    signed[dir4 + 4..dir4 + 8].copy_from_slice(&0x100u32.to_le_bytes());
+    for (linux, refused) in [(&unsigned, true), (&signed, false)] {
+        let uki = updater_format::pe::build(&[
+            (".cmdline", b"console=ttyS0 quiet"),
+            (".linux", linux),
+            (".initrd", &initrd()),
+        ]);
+        let k = uki_device(&uki);
+        let sys = k.env.p("dev/sys/kernel/security");
+        std::fs::create_dir_all(&sys).unwrap();
+        std::fs::write(sys.join("lockdown"), "none [integrity] confidentiality\n").unwrap();
+        let (r, log) = apply(&k, Ok(()), Ok(()), false);
+        if refused {
+            let e = r.unwrap_err();
+            assert_eq!(classify(&e), ExitCode::Boot, "{e:#}");
+            assert!(
+                format!("{e:#}").contains("no Authenticode signature"),
+                "{e:#}"
+            );
+            assert!(log.is_empty(), "loaded or armed: {log:?}");
+            let st = k.status();
+            assert_eq!(st["groups"]["B"]["status"], "installed", "{st}");
+            assert!(st["trial"].is_null(), "{st}");
+        } else {
+            r.unwrap();
+            assert!(log[0].starts_with("load "), "{log:?}");
+        }
+    }
+}

@@ -386,13 +386,25 @@ impl BootMethod for KexecMethod<'_> {
             settings.trial.deadline,
         )
         .context("verifying the kernel before kexec")?;
-        self.plan = Some(plan);
         // Said before anything is recorded, so that a refusal to come is
         // explained by what the kernel reported about itself.
-        tracing::info!(
-            "running kernel: {}",
-            kernel::facts(&settings.kexec.sys_root).summary()
-        );
+        let facts = kernel::facts(&settings.kexec.sys_root);
+        tracing::info!("running kernel: {}", facts.summary());
+        // A kernel that enforces kexec signatures refuses an image with no
+        // Authenticode signature at all (ENODATA): said now, before the
+        // trial is recorded, instead of by the load after it. Whether the
+        // key that signed it is one the kernel trusts only the load can
+        // tell (ENOKEY).
+        if facts.kexec_sig == kernel::SigEnforcement::Enforced {
+            let bytes = plan.kernel.read_all()?;
+            if updater_format::pe::has_authenticode_signature(&bytes) == Ok(false) {
+                return Err(MethodError::Refused(Refusal::KernelRefused {
+                    errno: nix::errno::Errno::ENODATA,
+                    why: loader::explain_with(nix::errno::Errno::ENODATA, &facts),
+                }));
+            }
+        }
+        self.plan = Some(plan);
         match self.watchdog.as_deref() {
             None => tracing::warn!(
                 "no kexec.watchdog configured: if the trial kernel hangs, nothing resets the machine"
