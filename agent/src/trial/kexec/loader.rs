@@ -150,6 +150,16 @@ pub fn explain_with(errno: Errno, kernel: &super::kernel::KernelFacts) -> String
     }
 }
 
+/// Why an image with no Authenticode signature is not even loaded when the
+/// running kernel enforces kexec signatures (found before the trial is
+/// recorded; the load would fail with ENODATA).
+pub fn unsigned_image(kernel: &super::kernel::KernelFacts) -> String {
+    format!(
+        "the new kernel carries no Authenticode signature, and the running kernel would refuse it (ENODATA) because it enforces kexec signatures: {}; sign the release's kernel image with sbsign, by a key in the running kernel's keyrings (UEFI db, MOK or the builtin keys), before `release create`; nothing was changed",
+        kernel.kexec_sig_reason
+    )
+}
+
 /// A kexec refusal as a boot-control error (exit code 6).
 pub fn refusal(errno: Errno) -> BootError {
     BootError(explain(errno))

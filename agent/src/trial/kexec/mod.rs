@@ -400,7 +400,7 @@ impl BootMethod for KexecMethod<'_> {
             if updater_format::pe::has_authenticode_signature(&bytes) == Ok(false) {
                 return Err(MethodError::Refused(Refusal::KernelRefused {
                     errno: nix::errno::Errno::ENODATA,
-                    why: loader::explain_with(nix::errno::Errno::ENODATA, &facts),
+                    why: loader::unsigned_image(&facts),
                 }));
             }
         }
