@@ -83,17 +83,10 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
     channel::require_channel_role(&keyring)?;
     let name = channel_name(settings)?;
     let bytes = crate::fetch::fetch_channel(fetcher.as_mut(), &mut budget)?;
-    let expect = channel::Expect {
-        name: &name,
-        now,
-        max_validity: updater_format::limits::Limit {
-            value: settings.daemon.max_channel_validity,
-            setting: "daemon.max_channel_validity_days",
-        },
-    };
-    let ch = channel::verify(&bytes, &keyring, &expect).with_context(|| {
-        format!("verifying the channel from {url} (daemon.channel, channel name {name:?})")
-    })?;
+    let ch =
+        channel::verify(&bytes, &keyring, &expect(settings, &name, now)).with_context(|| {
+            format!("verifying the channel from {url} (daemon.channel, channel name {name:?})")
+        })?;
     let slots = crate::slots::open(settings)?;
     let booted = slots.booted(&crate::session::read_cmdline(settings)?)?;
     let target = slots.install_target(&booted)?;
@@ -155,6 +148,21 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
 }
 
 /// The channel name this device follows.
+/// What a channel named `name` must be at `now` on this device: its name,
+/// and a validity no longer than `daemon.max_channel_validity_days`.
+pub fn expect<'a>(settings: &Settings, name: &'a str, now: DateTime<Utc>) -> channel::Expect<'a> {
+    channel::Expect {
+        name,
+        now,
+        max_validity: updater_format::limits::Limit {
+            value: settings.daemon.max_channel_validity,
+            setting: "daemon.max_channel_validity_days",
+        },
+    }
+}
+
+/// The channel name this device follows (`daemon.channel_name`, or the
+/// channel URL's file name).
 pub fn channel_name(settings: &Settings) -> Result<String> {
     settings.daemon.channel_name.clone().ok_or_else(|| {
         usage("the channel URL has no file name to take the channel name from; set daemon.channel_name")

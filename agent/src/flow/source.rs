@@ -60,16 +60,12 @@ pub fn resolve(
         crate::trust::refresh(settings, now, fetcher.as_mut(), &mut budget, persist)?.keyring;
     let name = crate::config::channel_name_of(source)
         .ok_or_else(|| usage(format!("{source}: a channel document needs a file name")))?;
-    let expect = channel::Expect {
-        name: &name,
-        now,
-        max_validity: updater_format::limits::Limit {
-            value: settings.daemon.max_channel_validity,
-            setting: "daemon.max_channel_validity_days",
-        },
-    };
-    let ch = channel::verify(&bytes, &keyring, &expect)
-        .with_context(|| format!("verifying the channel from {source}"))?;
+    let ch = channel::verify(
+        &bytes,
+        &keyring,
+        &super::check::expect(settings, &name, now),
+    )
+    .with_context(|| format!("verifying the channel from {source}"))?;
     let r = ch.release_for(&settings.compatible).ok_or_else(|| {
         usage(format!(
             "the channel {name:?} from {source} names no release for this device ({}); it names releases for {:?}",

@@ -24,14 +24,7 @@ pub fn verify(settings: &Settings, clock: Clock, source: &str) -> Result<Verifie
     let mut budget = crate::fetch::RetryBudget::new(&settings.http);
     let keyring =
         crate::trust::refresh(settings, now, fetcher.as_mut(), &mut budget, Persist::Not)?.keyring;
-    let bytes = crate::fetch::fetch_small(
-        fetcher.as_mut(),
-        None,
-        0,
-        MANIFEST_SIZE_CAP,
-        "manifest",
-        &mut budget,
-    )?;
+    let bytes = fetch_manifest(fetcher.as_mut(), &mut budget)?;
     let slots = crate::slots::open(settings)?;
     let booted = slots.booted(&crate::session::read_cmdline(settings)?)?;
     let state = read_state(&settings.state_dir.join(STATE_FILE))?
@@ -59,13 +52,14 @@ pub fn with_keyring(source: &str, keyring: &Keyring, policy: &Policy) -> Result<
     let http = HttpSettings::defaults();
     let mut fetcher = crate::fetch::open_source(source, &http)?;
     let mut budget = crate::fetch::RetryBudget::new(&http);
-    let bytes = crate::fetch::fetch_small(
-        fetcher.as_mut(),
-        None,
-        0,
-        MANIFEST_SIZE_CAP,
-        "manifest",
-        &mut budget,
-    )?;
+    let bytes = fetch_manifest(fetcher.as_mut(), &mut budget)?;
     Ok(verify_manifest(&bytes, keyring, policy)?)
+}
+
+/// The manifest's bytes from `fetcher`, capped at [`MANIFEST_SIZE_CAP`].
+fn fetch_manifest(
+    fetcher: &mut dyn crate::fetch::Fetcher,
+    budget: &mut crate::fetch::RetryBudget,
+) -> Result<Vec<u8>> {
+    crate::fetch::fetch_small(fetcher, None, 0, MANIFEST_SIZE_CAP, "manifest", budget)
 }
