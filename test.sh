@@ -12,6 +12,7 @@ log() { printf '\n== %s\n' "$*"; }
 # softhsm2 and opensc for signing with a PKCS#11 token.
 # nginx for the fleet simulation is unpacked by integration/fleet.py itself
 # (apt-get download + dpkg -x), so no nginx service is ever installed here.
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 need_pkgs=()
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v zstd >/dev/null || need_pkgs+=(zstd)
@@ -25,9 +26,20 @@ command -v softhsm2-util >/dev/null || need_pkgs+=(softhsm2)
 command -v pkcs11-tool >/dev/null || need_pkgs+=(opensc)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   log "installing Debian packages: ${need_pkgs[*]}"
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_pkgs[@]}"
+fi
+
+# bootctl (bookworm ships it in systemd-boot, a boot loader package that
+# must never be installed here): downloaded and unpacked into target/interop
+# for the interop test that has it read the ESPs the agent manages. It runs
+# against the host's own libsystemd-shared-252.
+if [ ! -x target/interop/systemd-boot/usr/bin/bootctl ]; then
+  log "unpacking bootctl (apt-get download systemd-boot + dpkg -x; never installed)"
+  rm -rf target/interop/deb target/interop/systemd-boot && mkdir -p target/interop/deb
+  (cd target/interop/deb && { apt-get download -q systemd-boot >/dev/null 2>&1 ||
+    { $SUDO apt-get update -qq && apt-get download -q systemd-boot >/dev/null; }; })
+  dpkg -x target/interop/deb/systemd-boot_*.deb target/interop/systemd-boot
 fi
 
 log "no import cycles between the modules of any crate, at two levels (tools/cycles.py)"

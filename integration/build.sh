@@ -262,13 +262,25 @@ log "done: $W/disk.img, releases in $W/release and $W/release3"
 # commit writes LoaderEntryDefault) and updater-B.conf.disabled.
 # GPT: p1 ESP 64 MiB at 1 MiB, p2 slot A, p3 slot B (64 MiB each), p4 data.
 S=$W/sdboot
-if [ ! -f "$S/sd-boot/ok" ]; then
+if [ ! -f "$S/sd-boot/ok" ] || [ ! -x "$S/sd-boot/root/usr/bin/bootctl" ]; then
     rm -rf "$S/sd-boot" && mkdir -p "$S/sd-boot/deb"
-    log "downloading systemd-boot-efi"
-    (cd "$S/sd-boot/deb" && apt-get download systemd-boot-efi >/dev/null 2>&1)
-    dpkg -x "$S"/sd-boot/deb/*.deb "$S/sd-boot/root"
+    log "downloading systemd-boot-efi and systemd-boot (bootctl)"
+    (cd "$S/sd-boot/deb" && apt-get download systemd-boot-efi systemd-boot >/dev/null 2>&1)
+    for d in "$S"/sd-boot/deb/*.deb; do dpkg -x "$d" "$S/sd-boot/root"; done
     touch "$S/sd-boot/ok"
 fi
+# bootctl for the guests, with the host's libraries it links (bookworm's,
+# as the agent's), packed in data-tools/: the harness puts it on each
+# scenario's data partition, and the guest unpacks it into RAM to read back
+# what the agent wrote (bootctl list). 16 MiB of libraries would double
+# every initramfs.
+bt=$(mktemp -d "$S/bootctl.XXXX")
+mkdir -p "$bt/bootctl/lib"
+cp "$S/sd-boot/root/usr/bin/bootctl" "$bt/bootctl/bootctl"
+for lib in $(ldd "$S/sd-boot/root/usr/bin/bootctl" | awk '/=> \// {print $3}'); do cp -L "$lib" "$bt/bootctl/lib/"; done
+rm -rf "$S/data-tools" && mkdir -p "$S/data-tools"
+tar -C "$bt" -czf "$S/data-tools/bootctl.tar.gz" bootctl
+rm -rf "$bt"
 esp=$S/esp.img
 rm -f "$esp" "$S/disk.img"
 mkfs.vfat -C "$esp" 65536 >/dev/null
@@ -297,22 +309,51 @@ dd if="$W/slot-v1.ext4" of="$S/disk.img" bs=1M seek=65 conv=notrunc status=none
 dd if="$W/data.img" of="$S/disk.img" bs=1M seek=193 conv=notrunc status=none
 rm -f "$esp"
 rm -rf "$S/release" && cp -r "$W/release" "$S/release"
-# A Unified Kernel Image of version 2 (the sdboot-uki scenario), made as
-# ukify would with objcopy and the 252 stub (UEFI-NOTES: the stub ends at
-# 0x19300), and a release that carries it instead of a kernel and an initrd.
-printf 'ID=e2e\nVERSION_ID=2\n' > "$S/osrel"
+# Unified Kernel Images of versions 1 and 2 (the sdboot-uki scenario), made
+# as ukify would with objcopy and the 252 stub (UEFI-NOTES: the stub ends at
+# 0x19300). Their command line names no slot: one UKI serves either slot
+# (under Secure Boot sd-stub ignores the loader's options), and the slot is
+# the Type #2 entry sd-boot selected. A release carries version 2 instead
+# of a kernel and an initrd.
 printf 'console=ttyS0 panic=5' > "$S/cmdline"
-objcopy \
-    --add-section .osrel="$S/osrel" --change-section-vma .osrel=0x20000 \
-    --add-section .cmdline="$S/cmdline" --change-section-vma .cmdline=0x30000 \
-    --add-section .linux="$W/kernel/vmlinuz" --change-section-vma .linux=0x2000000 \
-    --add-section .initrd="$W/initrd-2.img" --change-section-vma .initrd=0x3000000 \
-    "$S/sd-boot/root/usr/lib/systemd/boot/efi/linuxx64.efi.stub" "$S/uki-2.efi"
+for v in 1 2; do
+    printf 'ID=e2e\nVERSION_ID=%s\n' "$v" > "$S/osrel"
+    objcopy \
+        --add-section .osrel="$S/osrel" --change-section-vma .osrel=0x20000 \
+        --add-section .cmdline="$S/cmdline" --change-section-vma .cmdline=0x30000 \
+        --add-section .linux="$W/kernel/vmlinuz" --change-section-vma .linux=0x2000000 \
+        --add-section .initrd="$W/initrd-$v.img" --change-section-vma .initrd=0x3000000 \
+        "$S/sd-boot/root/usr/lib/systemd/boot/efi/linuxx64.efi.stub" "$S/uki-$v.efi"
+done
 rm -rf "$S/release-uki"
 "$V" release create --out "$S/release-uki" --key "$W/keys/release.key" --product e2e --version 2.0.0 \
     --security-version 2 --compatible e2e-qemu-x86_64 --image "rootfs=$W/slot-v2.ext4" \
     --uki "$S/uki-2.efi" --kernel-key "$W/keys/kernel.key" >/dev/null
 log "done: $S/disk.img (systemd-boot), a UKI release in $S/release-uki"
+
+# --- the Type #2 disk (the sdboot-uki scenario) -------------------------------
+# The systemd-boot disk whose slots boot as Type #2 entries: each slot's UKI
+# is its own entry, EFI/Linux/updater-A.efi (version 1, loader.conf's default
+# until the first commit) and updater-B.efi.disabled (parked: empty, as a
+# factory leaves the slot), and no Type #1 entry.
+K=$W/uki
+rm -rf "$K" && mkdir -p "$K"
+esp=$K/esp.img
+mkfs.vfat -C "$esp" 65536 >/dev/null
+mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/EFI/Linux ::/loader ::/loader/entries
+mcopy -i "$esp" "$S/sd-boot/root/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
+printf 'timeout 0\ndefault updater-A.efi\n' > "$K/loader.conf"
+mcopy -i "$esp" "$K/loader.conf" ::/loader/loader.conf
+mcopy -i "$esp" "$S/uki-1.efi" ::/EFI/Linux/updater-A.efi
+: > "$K/parked"
+mcopy -i "$esp" "$K/parked" ::/EFI/Linux/updater-B.efi.disabled
+cp "$S/disk.img" "$K/disk.img"
+dd if="$esp" of="$K/disk.img" bs=1M seek=1 conv=notrunc status=none
+rm -f "$esp"
+cp -r "$S/release-uki" "$K/release-uki"
+cp -r "$S/release" "$K/release"
+cp -r "$S/data-tools" "$K/data-tools"
+log "done: $K/disk.img (systemd-boot, Type #2 entries)"
 
 # --- the Secure Boot disk (the sdboot-sb-* scenarios) -------------------------
 # The systemd-boot disk again, for OVMF's Secure Boot firmware with Debian's
@@ -344,6 +385,7 @@ mcopy -i "$esp" "$S/entry-B.conf" ::/loader/entries/updater-B.conf.disabled
 mcopy -i "$esp" "$B/vmlinuz.signed" ::/updater/A/vmlinuz
 mcopy -i "$esp" "$W/initrd-1.img" ::/updater/A/initrd.img
 cp "$S/disk.img" "$B/disk.img"
+cp -r "$S/data-tools" "$B/data-tools"
 dd if="$esp" of="$B/disk.img" bs=1M seek=1 conv=notrunc status=none
 rm -f "$esp"
 for kind in signed unsigned; do

@@ -330,6 +330,9 @@ def read_sdboot(disk, workdir):
     env["entries"] = sorted(os.path.basename(l.strip()) for l in out.stdout.splitlines() if l.strip())
     out = subprocess.run(["mdir", "-b", "-i", f"{disk}@@1M", "::/updater/B"], capture_output=True, text=True)
     env["B_files"] = sorted(os.path.basename(l.strip()) for l in out.stdout.splitlines() if l.strip())
+    # Type #2 entries (the UKI disk).
+    out = subprocess.run(["mdir", "-b", "-i", f"{disk}@@1M", "::/EFI/Linux"], capture_output=True, text=True)
+    env["linux"] = sorted(os.path.basename(l.strip()) for l in out.stdout.splitlines() if l.strip())
     return env
 
 
@@ -590,6 +593,10 @@ class Run:
         for d in self.kind.data_dirs:
             os.makedirs(os.path.join(ddir, d))
         e2e = os.path.join(ddir, self.kind.e2e_dir)
+        # Tools the guest runs from there (build.sh's data-tools: bootctl).
+        tools = os.path.join(self.base, "data-tools")
+        if os.path.isdir(tools):
+            shutil.copytree(tools, os.path.join(e2e, "tools"))
         with open(os.path.join(e2e, "scenario"), "w") as f:
             f.write(self.name + "\n")
         for flag in self.sc.flags:
@@ -1257,8 +1264,9 @@ def sdboot_ran(r):
     if last and "trial=yes" in last[-1][1] and r.g.first(JUMP_LINE["kexec"], after=0) and not \
             bootloader_between(r.g, r.g.first(JUMP_LINE["kexec"]), last[-1]):
         booted = "A"
-    # sd-boot 252 reports the id lowercased.
-    r.that(sel.lower() == f"updater-{booted}.conf".lower(),
+    # sd-boot 252 reports the id lowercased; a Type #2 entry's id is its
+    # UKI's file name.
+    r.that(sel.lower() in (f"updater-{booted}.conf".lower(), f"updater-{booted}.efi".lower()),
            f"LoaderEntrySelected {sel!r} in the last boot, which says it runs slot {booted}: sd-boot did not boot it")
     r.that(not r.g.marks(r"GRUB|updater: booting slot"), "GRUB ran in a systemd-boot scenario")
     for name in ("LoaderEntryDefault", "LoaderEntryOneShot"):
@@ -1266,10 +1274,12 @@ def sdboot_ran(r):
             r.that(r.env[name + ".attrs"] == 0x7, f"{name}: attributes {r.env[name + '.attrs']:#x}, not NV|BS|RT")
 
 
-def check_sdboot_commit(r):
+def check_sdboot_commit(r, t2=False):
     """The kexec trial's health arms B's first cold boot as LoaderEntryOneShot;
     the reset boots B through OVMF and sd-boot's one-shot, where health
-    commits (LoaderEntryDefault); a plain reset then boots B by default."""
+    commits (LoaderEntryDefault); a plain reset then boots B by default;
+    bootctl in B lists the entries and marks B's the default. T2: the
+    slots' entries are Type #2 (their UKIs, EFI/Linux/updater-B.efi)."""
     g = r.g
     health_deferred(r)
     r.that(r.kept("reset-after-kexec-trial") is not None, "the kexec trial did not reset for its cold boot")
@@ -1283,17 +1293,33 @@ def check_sdboot_commit(r):
     r.timing("health_to_commit_s", kexec_boot, commit)
     again = g.first(r"E2E-MARK boot slot=B version=2 trial=no", after=commit[0] if commit else 1e9)
     r.that(r.kept("reset-after-commit") is not None and again is not None, "B did not boot by default after the commit")
-    r.that(r.env.get("LoaderEntryDefault") == "updater-B.conf", f"LoaderEntryDefault: {r.env}")
+    ext = ".efi" if t2 else ".conf"
+    r.that(r.env.get("LoaderEntryDefault") == f"updater-B{ext}", f"LoaderEntryDefault: {r.env}")
     r.that("LoaderEntryOneShot" not in r.env, f"a one-shot is left: {r.env}")
-    r.that(r.env.get("entries") == ["updater-A.conf", "updater-B.conf"], f"entries: {r.env.get('entries')}")
+    listing = "linux" if t2 else "entries"
+    r.that(r.env.get(listing) == [f"updater-A{ext}", f"updater-B{ext}"], f"{listing}: {r.env.get(listing)}")
     # The guest's kernel read back, through efivarfs, what the agent wrote.
     seen = efivars_seen(r)
-    r.that(seen.get("LoaderEntryDefault") == "updater-B.conf" and "LoaderEntryOneShot" not in seen,
+    r.that(seen.get("LoaderEntryDefault") == f"updater-B{ext}" and "LoaderEntryOneShot" not in seen,
            f"efivarfs in B: {seen}")
+    # So did systemd's bootctl: both slots' entries (beside its own
+    # firmware-setup entry), B's the default and the one selected (the title
+    # line before its id).
+    bc = r.kept(r"bootctl ")
+    lines = bc[1].split(" ", 1)[1].split(";") if bc else []
+    ids = [l.split(": ", 1)[1] for l in lines if l.startswith("id: updater-")]
+    b_title = [lines[i - 1] for i, l in enumerate(lines) if l == f"id: updater-B{ext}" and i > 0]
+    r.that(sorted(ids) == [f"updater-A{ext}", f"updater-B{ext}"] and b_title
+           and "(default)" in b_title[0] and "(selected)" in b_title[0], f"bootctl list in B: {lines}")
     manifest = json.loads(base64.b64decode(json.load(open(os.path.join(r.rel, "manifest.json")))["payload"]))
-    got = hashlib.sha256(esp_file(r.disk, "/updater/B/vmlinuz")).hexdigest()
-    r.that(manifest["kernel"]["sha256"].endswith(got), f"B's kernel on the ESP ({got}) is not the release's")
-    r.that(r.env.get("B_files") == ["initrd.img", "vmlinuz"], f"ESP /updater/B: {r.env.get('B_files')}")
+    if t2:
+        got = hashlib.sha256(esp_file(r.disk, "/EFI/Linux/updater-B.efi")).hexdigest()
+        r.that(manifest["uki"]["sha256"].endswith(got), f"B's UKI on the ESP ({got}) is not the release's")
+        r.that("kernel" not in manifest and "initrd" not in manifest, "the release is not a UKI release")
+    else:
+        got = hashlib.sha256(esp_file(r.disk, "/updater/B/vmlinuz")).hexdigest()
+        r.that(manifest["kernel"]["sha256"].endswith(got), f"B's kernel on the ESP ({got}) is not the release's")
+        r.that(r.env.get("B_files") == ["initrd.img", "vmlinuz"], f"ESP /updater/B: {r.env.get('B_files')}")
     b_good(r)
     r.that(r.st and r.st["booted"] == "B" and r.st["groups"]["B"]["status"] == "good", f"status on B: {r.st}")
 
@@ -1395,20 +1421,20 @@ def check_efi_health_fail(r):
 
 
 def check_sdboot_uki(r):
-    """A UKI release: installed onto the ESP as one file, pinned; kexec'd by
-    its sections (B by kexec, no firmware between); B's command line is the
-    UKI's .cmdline plus the agent's parameters; health commits."""
+    """A UKI release on Type #2 entries: kexec'd by its sections as the
+    trial (the UKI's .cmdline plus the agent's parameters), then booted by
+    sd-boot as the Type #2 entry EFI/Linux/updater-B.efi, whose own command
+    line names no slot: the agent and the guest read the slot from
+    LoaderEntrySelected. Then sdboot-commit's checks, on .efi entries."""
     g = r.g
-    r.that(g.first(r"E2E-MARK health rc=0 .*committed", after=(g.first(KEXEC_BOOT) or (1e9,))[0]) is not None,
-           "health did not commit B in its kexec boot")
+    kexec_cmd = g.first(r"E2E-MARK boot slot=B version=2 trial=yes")
+    r.that(kexec_cmd is not None, "B was not kexec'd as a trial")
+    cold = g.first(r"E2E-MARK boot slot=B version=2 trial=no .*selected=updater-b\.efi",
+                   after=kexec_cmd[0] if kexec_cmd else 1e9)
+    r.that(cold is not None, "sd-boot did not boot B's UKI as the Type #2 entry updater-b.efi")
     cmd = r.kept(r"cmdline ")
-    r.that(cmd and cmd[1].startswith("cmdline console=ttyS0 panic=5 ") and "updater.slot=B" in cmd[1]
-           and "updater.kexec=1" in cmd[1], f"B's command line: {cmd}")
-    manifest = json.loads(base64.b64decode(json.load(open(os.path.join(r.rel, "manifest.json")))["payload"]))
-    got = hashlib.sha256(esp_file(r.disk, "/updater/B/linux.efi")).hexdigest()
-    r.that(manifest["uki"]["sha256"].endswith(got), "B's UKI on the ESP is not the release's")
-    r.that("kernel" not in manifest and "initrd" not in manifest, "the release is not a UKI release")
-    b_good(r)
+    r.that(cmd and cmd[1] == "cmdline console=ttyS0 panic=5", f"B's command line in its cold boot is not its UKI's own: {cmd}")
+    check_sdboot_commit(r, t2=True)
 
 
 def serving(folder, about):
@@ -1492,6 +1518,12 @@ SECURE = GuestKind(
     machine=("-machine", "q35,smm=on", "-global", "driver=cfi.pflash01,property=secure,value=on",
              "-global", "ICH9-LPC.disable_s3=1"))
 
+UKIBOOT = GuestKind(
+    name="ukiboot", about="the systemd-boot guest whose slots boot as Type #2 entries: each slot's UKI in EFI/Linux",
+    base="uki", slot_a=SDB_P2_START, slot_b=SDB_P3_START, data=SDB_P4_START, data_size=DATA_SIZE,
+    data_dirs=("state", "slots/A", "slots/B"), e2e_dir="", state_path="/state/state.json", kept_path="/e2e-kept",
+    read_env=read_sdboot, timeout=SCENARIO_TIMEOUT, checks=(guest_finished, sdboot_ran), pflash=True)
+
 EFIBOOT = GuestKind(
     name="efiboot", about="the busybox guest; OVMF's own boot manager: a Boot#### option per slot starts its kernel from the ESP",
     base="sdboot", slot_a=SDB_P2_START, slot_b=SDB_P3_START, data=SDB_P4_START, data_size=DATA_SIZE,
@@ -1539,8 +1571,8 @@ SCENARIOS = {sc.name: sc for sc in [
              100, (kexec_trial, check_sdboot_commit, slot_a_untouched), KEXEC),
     Scenario("sdboot-sb-unsigned", SECURE, "Secure Boot: a kernel without an enrolled Authenticode signature is refused; exit 6, nothing changed",
              45, (check_sb_unsigned, slot_a_untouched), setup=serve_unsigned),
-    Scenario("sdboot-uki", SDBOOT, "a UKI release: installed onto the ESP, kexec'd by its .linux/.initrd/.cmdline, committed",
-             50, (kexec_trial, check_sdboot_uki, slot_a_untouched), KEXEC, setup=serve_uki),
+    Scenario("sdboot-uki", UKIBOOT, "a UKI release on Type #2 entries: kexec'd by its sections, cold-booted by sd-boot, committed",
+             90, (kexec_trial, check_sdboot_uki, slot_a_untouched), KEXEC, setup=serve_uki),
     Scenario("efi-health-fail", EFIBOOT, "apply --reboot; BootNext boots B, whose health check fails; Boot0002 out of BootOrder; A",
              60, (check_efi_health_fail, slot_a_untouched), REBOOT, setup=provision_efi_boot),
     Scenario("sd-kexec", SYSTEMD, "apply --kexec via systemctl kexec; PID 1 feeds the watchdog; cold boot commits",

@@ -56,7 +56,39 @@ pub fn read_cmdline(settings: &Settings) -> Result<String> {
 
 /// The booted group, without a session (`status`, `check`).
 pub fn booted_group(settings: &Settings) -> Result<String> {
-    crate::slots::open(settings)?.booted(&read_cmdline(settings)?)
+    booted_of(settings, &*crate::slots::open(settings)?, None)
+}
+
+/// The booted group: what the command line says (`updater.slot=`, else a
+/// `root=` the slot backend knows); failing that, in a kernel the boot
+/// loader started, the entry the boot loader says it selected (a Type #2
+/// UKI's own `.cmdline` cannot name the slot: one UKI serves either). The
+/// command line wins: after a kexec the boot loader's record still names
+/// what the firmware started. `boot` is opened here when not given.
+pub fn booted_of(
+    settings: &Settings,
+    slots: &dyn SlotBackend,
+    boot: Option<&dyn Bootloader>,
+) -> Result<String> {
+    let cmdline = read_cmdline(settings)?;
+    let err = match slots.booted(&cmdline) {
+        Ok(g) => return Ok(g),
+        Err(e) => e,
+    };
+    let names_slot = cmdline
+        .split_whitespace()
+        .any(|w| w.starts_with("updater.slot="));
+    if names_slot || kexec_marked(&cmdline) {
+        return Err(err);
+    }
+    let selected = match boot {
+        Some(b) => b.selected(),
+        None => crate::bootloader::open(settings).and_then(|b| b.selected()),
+    };
+    match selected {
+        Ok(Some(g)) => Ok(g),
+        _ => Err(err),
+    }
 }
 
 /// Lock the state folder, after checking that nobody else can change it.
@@ -163,7 +195,7 @@ impl<'a> Session<'a> {
         slots: Box<dyn SlotBackend + 'a>,
     ) -> Result<Session<'a>> {
         let cmdline = read_cmdline(settings)?;
-        let booted = slots.booted(&cmdline)?;
+        let booted = booted_of(settings, &*slots, Some(&*boot))?;
         // What the bootloader booted must be the slot the command line
         // names; in a kernel the agent kexec'd, the bootloader's record
         // still names the slot the firmware started.

@@ -31,6 +31,16 @@ STEPS=${SCENARIO#uboot-}
 keep_efivars() {
     keep "efivars $(cd /sys/firmware/efi/efivars && for v in LoaderEntryDefault LoaderEntryOneShot LoaderEntrySelected; do [ -e $v-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f ] && printf '%s=%s ' $v "$(tail -c +5 $v-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f | tr -d '\000')"; done)"
     keep "entries $(ls /esp/loader/entries | tr '\n' ' ')"
+    keep "linux $(ls /esp/EFI/Linux 2>/dev/null | tr '\n' ' ')"
+}
+
+# systemd's bootctl (252, unpacked into RAM from the data partition) lists
+# the entries it finds and marks the default and the selected one, from the
+# ESP and the firmware's variables: it reads back what the agent wrote.
+keep_bootctl() {
+    mkdir -p /tmp/bootctl && tar -xzf /data/tools/bootctl.tar.gz -C /tmp || { keep "bootctl: not unpacked"; return; }
+    keep "bootctl $(SYSTEMD_RELAX_ESP_CHECKS=1 LD_LIBRARY_PATH=/tmp/bootctl/lib /tmp/bootctl/bootctl --esp-path=/esp --no-pager list 2>&1 \
+        | grep -E '^ *(title|id|error|Failed)' | sed 's/^ *//' | tr '\n' ';')"
 }
 
 # The EFI boot manager's variables as this boot's kernel reads them
@@ -43,18 +53,10 @@ keep_efiboot() {
 }
 
 # The systemd-boot scenarios (sdboot-*): their own steps. The Secure Boot
-# commit runs sdboot-commit's.
+# commit and the UKI scenario (Type #2 entries) run sdboot-commit's.
 SDSTEPS=$SCENARIO
-[ "$SCENARIO" = sdboot-sb-commit ] && SDSTEPS=sdboot-commit
+case "$SCENARIO" in sdboot-sb-commit|sdboot-uki) SDSTEPS=sdboot-commit ;; esac
 case "$SDSTEPS:$VERSION" in
-sdboot-uki:1)
-    if [ "$BOOTS" = 1 ]; then apply_kexec; fi
-    finish ;;
-sdboot-uki:2)
-    # B, kexec'd from the UKI's sections; health (above) committed it.
-    keep_efivars
-    keep "cmdline $(cat /proc/cmdline)"
-    finish ;;
 efi-health-fail:1)
     if [ "$BOOTS" = 1 ]; then
         keep_efiboot
@@ -87,6 +89,8 @@ sdboot-commit:2)
     if [ "$TRIAL" = yes ]; then keep "reset-after-kexec-trial"; reboot -f; fi
     if grep -q '"outcome":"committed"' /tmp/health.json; then keep "reset-after-commit"; reboot -f; fi
     keep_efivars
+    keep "cmdline $(cat /proc/cmdline)"
+    keep_bootctl
     finish ;;
 sdboot-hang:1)
     if [ "$BOOTS" = 1 ]; then

@@ -311,4 +311,9 @@ impl Bootloader for EfiBoot {
             _ => Ok(()),
         }
     }
+
+    fn selected(&self) -> Result<Option<String>> {
+        // Volatile, set by the firmware at every boot.
+        Ok(self.u16_var("BootCurrent")?.and_then(|n| self.group_of(n)))
+    }
 }

@@ -9,7 +9,7 @@
 //! | [`grub`]  | `ORDER="A B"` (first is primary) | `A_OK=1` / `0` | `B_TRY=1` |
 //! | [`uboot`] | `BOOT_ORDER="A B"` | `BOOT_A_LEFT` > 0 | `BOOT_TRY=B` |
 //! | [`mod@file`]  | `ORDER=A B` | `A_OK=1` / `0` | `TRY=B` |
-//! | [`sdboot`] | `LoaderEntryDefault` | `loader/entries/updater-A.conf` (else `.conf.disabled`) | `LoaderEntryOneShot` |
+//! | [`sdboot`] | `LoaderEntryDefault` | `loader/entries/updater-A.conf` or `EFI/Linux/updater-A.efi` (else `.disabled`) | `LoaderEntryOneShot` |
 //! | [`efiboot`] | first in `BootOrder` | `Boot####` ACTIVE and in `BootOrder` | `BootNext` |
 //!
 //! The bootloader side (packaging/grub, packaging/uboot; systemd-boot and
@@ -60,6 +60,14 @@ pub trait Bootloader {
         let _ = booted;
         Ok(())
     }
+    /// The group the bootloader says it booted this time, for a kernel
+    /// command line that does not name one: a Type #2 UKI carries its own
+    /// `.cmdline`, which sd-stub uses instead of the loader's options under
+    /// Secure Boot, so one UKI serves either slot and cannot say which.
+    /// `None` for backends that do not record it.
+    fn selected(&self) -> Result<Option<String>> {
+        Ok(None)
+    }
 }
 
 /// Open the configured backend (the only place that does).
@@ -69,7 +77,7 @@ pub fn open(settings: &Settings) -> Result<Box<dyn Bootloader>> {
         BootloaderConfig::File(f) => file::open(&f.path, &groups),
         BootloaderConfig::Grub(g) => grub::open(&g.path, &groups),
         BootloaderConfig::Uboot(u) => uboot::open(u, &groups),
-        BootloaderConfig::SdBoot(b) => sdboot::open(b, &groups),
+        BootloaderConfig::SdBoot(b) => sdboot::open(b, &settings.slots),
         BootloaderConfig::Efi(b) => efiboot::open(b, &groups),
     }
 }

@@ -5,10 +5,15 @@
 //! | operation | how |
 //! |---|---|
 //! | primary | `LoaderEntryDefault` = `updater-A.conf` (written only at commit and rollback) |
-//! | bootable | `loader/entries/updater-A.conf` exists |
-//! | not bootable | the entry renamed `updater-A.conf.disabled`: sd-boot reads only `*.conf`, so it cannot select it, by default, one-shot or menu |
+//! | bootable | `loader/entries/updater-A.conf` exists (Type #1), or `EFI/Linux/updater-A.efi` (Type #2: the slot's UKI is its own entry) |
+//! | not bootable | the entry renamed `updater-A.conf.disabled` (or `updater-A.efi.disabled`): sd-boot reads only `*.conf` and `EFI/Linux/*.efi`, so it cannot select it, by default, one-shot or menu |
 //! | one-shot trial | the entry enabled, then `LoaderEntryOneShot` = `updater-B.conf` (sd-boot deletes it before it starts the entry: a reset during the trial falls back to the default) |
-//! | booted | `LoaderEntrySelected` cross-checked against `updater.slot=` |
+//! | booted | `LoaderEntrySelected` cross-checked against `updater.slot=`; for a UKI whose own `.cmdline` does not name the slot, it names the slot |
+//!
+//! A Type #2 entry's UKI is the slot's `uki` target; while the slot is not
+//! bootable it is installed under its parked name
+//! ([`crate::slots::paths::located`]), so an install never makes it
+//! selectable: only `arm_trial` and commit do.
 //!
 //! Why not a boot counter of 0 for "bad": an explicit default or one-shot
 //! naming a `+0` entry still boots it (measured, UEFI-NOTES). And why the
@@ -19,21 +24,22 @@
 //! it makes an entry bootable it drops a counter it finds; docs/boot-control.md
 //! says how a device configured with counters behaves.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
 use super::efivar::{EfiVars, LOADER_GUID};
 use super::vars::boot_err;
 use super::Bootloader;
-use crate::config::SdBootBackend;
+use crate::config::{SdBootBackend, SlotGroupConfig};
 use crate::util::fs::rename_durable;
 
-/// The suffix of an entry the agent made unbootable.
-pub const DISABLED: &str = ".disabled";
+/// The suffix of an entry the agent made unbootable (the slot layer's
+/// parked name, so that a Type #2 entry's UKI is installed under it).
+pub const DISABLED: &str = crate::slots::paths::PARKED;
 
 /// Open the systemd-boot backend.
-pub fn open(cfg: &SdBootBackend, groups: &[String]) -> Result<Box<dyn Bootloader>> {
+pub fn open(cfg: &SdBootBackend, slots: &[SlotGroupConfig]) -> Result<Box<dyn Bootloader>> {
     let entries = cfg.esp.join("loader/entries");
     if !entries.is_dir() {
         return Err(boot_err(format!(
@@ -43,51 +49,99 @@ pub fn open(cfg: &SdBootBackend, groups: &[String]) -> Result<Box<dyn Bootloader
     }
     let b = SdBoot {
         entries,
+        linux: cfg.esp.join("EFI/Linux"),
         vars: EfiVars::open(&cfg.efivarfs)?,
         prefix: cfg.entry_prefix.clone(),
-        groups: groups.to_vec(),
+        groups: slots.iter().map(|g| g.name.clone()).collect(),
     };
-    for g in groups {
-        b.find(g)?;
+    for g in slots {
+        let entry = b.find(&g.name)?;
+        if entry.kind == Kind::Uki {
+            b.check_uki_target(g)?;
+        }
     }
     Ok(Box::new(b))
 }
 
 /// The systemd-boot backend.
 pub struct SdBoot {
+    /// `loader/entries`: Type #1 entries.
     entries: PathBuf,
+    /// `EFI/Linux`: Type #2 entries (UKIs).
+    linux: PathBuf,
     vars: EfiVars,
     prefix: String,
     groups: Vec<String>,
 }
 
-/// A group's entry file, as found in `loader/entries`.
+/// The two kinds of entry the Boot Loader Specification defines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Type #1: `loader/entries/updater-A.conf`, naming a kernel and an
+    /// initrd (or a UKI by its `efi` key).
+    Conf,
+    /// Type #2: `EFI/Linux/updater-A.efi`, a UKI that is its own entry.
+    Uki,
+}
+
+impl Kind {
+    fn suffix(self) -> &'static str {
+        match self {
+            Kind::Conf => ".conf",
+            Kind::Uki => ".efi",
+        }
+    }
+}
+
+/// A group's entry, as found on the ESP.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Entry {
-    /// `updater-A.conf`, or a counted `updater-A+N[-M].conf`.
-    Enabled(String),
-    /// `updater-A.conf.disabled`.
-    Disabled(String),
+struct Entry {
+    kind: Kind,
+    /// The file name: `updater-A.conf`, a counted `updater-A+N[-M].conf`,
+    /// or `updater-A.conf.disabled` (likewise `.efi`).
+    name: String,
+    /// Whether sd-boot can select it (the name is not `.disabled`).
+    enabled: bool,
 }
 
 impl SdBoot {
-    /// The entry id the agent writes into variables.
+    /// The entry id of `group`'s entry of `kind` (what the variables hold).
+    fn id_of(&self, group: &str, kind: Kind) -> String {
+        format!("{}{group}{}", self.prefix, kind.suffix())
+    }
+
+    /// The entry id the agent writes into variables for `group`: of the
+    /// kind its entry is (Type #1 when it cannot be read).
     fn id(&self, group: &str) -> String {
-        format!("{}{group}.conf", self.prefix)
+        let kind = self.find(group).map(|e| e.kind).unwrap_or(Kind::Conf);
+        self.id_of(group, kind)
+    }
+
+    /// The folder entries of `kind` live in.
+    fn dir(&self, kind: Kind) -> &Path {
+        match kind {
+            Kind::Conf => &self.entries,
+            Kind::Uki => &self.linux,
+        }
     }
 
     /// The group an entry id (as a variable holds it) names: the agent's id,
-    /// with or without a boot counter; `None` for an entry that is not the
-    /// agent's.
+    /// Type #1 or #2, with or without a boot counter; `None` for an entry
+    /// that is not the agent's.
     ///
     /// sd-boot lowercases the ids it reports (`LoaderEntrySelected` is
     /// `updater-b.conf` for `updater-B.conf`, seen in the e2e scenarios) and
     /// matches ids without regard to case, so this does too.
     fn group_of(&self, id: &str) -> Option<String> {
+        self.kind_and_group(id).map(|(_, g)| g)
+    }
+
+    fn kind_and_group(&self, id: &str) -> Option<(Kind, String)> {
         let lower = id.to_ascii_lowercase();
-        let rest = lower
-            .strip_prefix(&self.prefix.to_ascii_lowercase())?
-            .strip_suffix(".conf")?;
+        let stem = lower.strip_prefix(&self.prefix.to_ascii_lowercase())?;
+        let (kind, rest) = [Kind::Conf, Kind::Uki]
+            .into_iter()
+            .find_map(|k| stem.strip_suffix(k.suffix()).map(|r| (k, r)))?;
         let name = match rest.split_once('+') {
             Some((name, counter)) if is_counter(counter) => name,
             Some(_) => return None,
@@ -96,67 +150,106 @@ impl SdBoot {
         self.groups
             .iter()
             .find(|g| g.eq_ignore_ascii_case(name))
-            .cloned()
+            .map(|g| (kind, g.clone()))
     }
 
     fn check_group(&self, group: &str) -> Result<()> {
         super::vars::check_group(group, &self.groups)
     }
 
-    /// Find `group`'s entry file. Two of them (a counted and an uncounted
-    /// copy, or an enabled and a disabled one) are refused: which one
-    /// sd-boot boots would be a guess (systemd #33504).
-    fn find(&self, group: &str) -> Result<Entry> {
-        let rd = std::fs::read_dir(&self.entries)
-            .map_err(|e| boot_err(format!("reading {}: {e}", self.entries.display())))?;
-        let mut found = Vec::new();
+    /// A Type #2 entry is the UKI itself, so the group's `uki` target must
+    /// be that file: else an install would write a UKI sd-boot never boots.
+    fn check_uki_target(&self, g: &SlotGroupConfig) -> Result<()> {
+        let want = self.linux.join(self.id_of(&g.name, Kind::Uki));
+        match g.targets.get("uki") {
+            Some(t) if t == &want => Ok(()),
+            got => Err(boot_err(format!(
+                "slot {name}'s systemd-boot entry is a Type #2 entry (a UKI in {linux}), so slots.{name}.targets.uki must be {want}{but}; set it so, or give the slot a Type #1 entry in {entries}",
+                name = g.name,
+                linux = self.linux.display(),
+                want = want.display(),
+                but = got.map(|t| format!(", not {}", t.display())).unwrap_or_default(),
+                entries = self.entries.display(),
+            ))),
+        }
+    }
+
+    /// The entries of `kind` in its folder that are `group`'s.
+    fn scan(&self, kind: Kind, group: &str, found: &mut Vec<Entry>) -> Result<()> {
+        let dir = self.dir(kind);
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            // An ESP without EFI/Linux simply has no Type #2 entries.
+            Err(e) if kind == Kind::Uki && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(())
+            }
+            Err(e) => return Err(boot_err(format!("reading {}: {e}", dir.display()))),
+        };
+        let id = self.id_of(group, kind);
         for e in rd.flatten() {
             let Some(name) = e.file_name().to_str().map(str::to_string) else {
                 continue;
             };
             if let Some(base) = name.strip_suffix(DISABLED) {
-                if base == self.id(group) {
-                    found.push(Entry::Disabled(name));
+                if base == id {
+                    found.push(Entry {
+                        kind,
+                        name,
+                        enabled: false,
+                    });
                 }
-            } else if self.group_of(&name).as_deref() == Some(group) {
-                found.push(Entry::Enabled(name));
+            } else if self.kind_and_group(&name) == Some((kind, group.to_string())) {
+                found.push(Entry {
+                    kind,
+                    name,
+                    enabled: true,
+                });
             }
         }
+        Ok(())
+    }
+
+    /// Find `group`'s entry: in `loader/entries` (Type #1) or `EFI/Linux`
+    /// (Type #2). Two of them (a counted and an uncounted copy, an enabled
+    /// and a disabled one, or one of each type) are refused: which one
+    /// sd-boot boots would be a guess (systemd #33504).
+    fn find(&self, group: &str) -> Result<Entry> {
+        let mut found = Vec::new();
+        self.scan(Kind::Conf, group, &mut found)?;
+        self.scan(Kind::Uki, group, &mut found)?;
         match found.len() {
             1 => Ok(found.remove(0)),
             0 => Err(boot_err(format!(
-                "slot {group} has no boot entry: neither {dir}/{id} nor {dir}/{id}{DISABLED} exists; provision it (packaging/systemd-boot/README.md) or restore it from the image",
-                dir = self.entries.display(),
-                id = self.id(group)
+                "slot {group} has no boot entry: neither {entries}/{conf} nor {linux}/{uki} (a Type #2 UKI) exists, enabled or with {DISABLED}; provision one (packaging/systemd-boot/README.md) or restore it from the image",
+                entries = self.entries.display(),
+                conf = self.id_of(group, Kind::Conf),
+                linux = self.linux.display(),
+                uki = self.id_of(group, Kind::Uki),
             ))),
             _ => {
                 let names: Vec<String> = found
                     .iter()
-                    .map(|e| match e {
-                        Entry::Enabled(n) | Entry::Disabled(n) => n.clone(),
-                    })
+                    .map(|e| self.dir(e.kind).join(&e.name).display().to_string())
                     .collect();
                 Err(boot_err(format!(
-                    "slot {group} has {} boot entries in {} ({}): which one systemd-boot would boot is a guess; remove all but {}",
+                    "slot {group} has {} boot entries ({}): which one systemd-boot would boot is a guess; keep one",
                     names.len(),
-                    self.entries.display(),
                     names.join(", "),
-                    self.id(group)
                 )))
             }
         }
     }
 
-    /// Make `group`'s entry `updater-G.conf` (from a disabled or a counted
-    /// one), durably.
+    /// Make `group`'s entry `updater-G.conf` or `.efi` (from a disabled or
+    /// a counted one), durably.
     fn enable(&mut self, group: &str) -> Result<()> {
-        let id = self.id(group);
-        match self.find(group)? {
-            Entry::Enabled(name) if name == id => Ok(()),
-            Entry::Enabled(name) | Entry::Disabled(name) => {
-                rename_durable(&self.entries.join(&name), &self.entries.join(&id))
-            }
+        let e = self.find(group)?;
+        let id = self.id_of(group, e.kind);
+        if e.enabled && e.name == id {
+            return Ok(());
         }
+        let dir = self.dir(e.kind);
+        rename_durable(&dir.join(&e.name), &dir.join(&id))
     }
 
     /// The group a string variable names (`None` when the variable is
@@ -246,7 +339,7 @@ impl Bootloader for SdBoot {
 
     fn bootable(&self, group: &str) -> Result<bool> {
         self.check_group(group)?;
-        Ok(matches!(self.find(group)?, Entry::Enabled(_)))
+        Ok(self.find(group)?.enabled)
     }
 
     fn set_bootable(&mut self, group: &str, bootable: bool) -> Result<()> {
@@ -254,11 +347,13 @@ impl Bootloader for SdBoot {
         if bootable {
             return self.enable(group);
         }
-        if let Entry::Enabled(name) = self.find(group)? {
+        let e = self.find(group)?;
+        if e.enabled {
             // The entry first: once it is gone sd-boot cannot boot it, even
             // through a one-shot that still names it.
-            let to = format!("{}{DISABLED}", self.id(group));
-            rename_durable(&self.entries.join(&name), &self.entries.join(to))?;
+            let to = format!("{}{DISABLED}", self.id_of(group, e.kind));
+            let dir = self.dir(e.kind);
+            rename_durable(&dir.join(&e.name), &dir.join(to))?;
         }
         if self.armed_trial()?.as_deref() == Some(group) {
             self.vars.delete("LoaderEntryOneShot", LOADER_GUID)?;
@@ -284,13 +379,22 @@ impl Bootloader for SdBoot {
         let Some(v) = self.vars.get_string("LoaderEntrySelected", LOADER_GUID)? else {
             return Ok(());
         };
-        match self.group_of(&v) {
-            Some(g) if g != booted => Err(boot_err(format!(
-                "systemd-boot booted entry {v} (slot {g}), but the kernel command line says updater.slot={booted}: the entry's options name the wrong slot. Fix {} so that its options carry updater.slot={g}; nothing was changed",
-                self.entries.join(&v).display()
+        match self.kind_and_group(&v) {
+            Some((kind, g)) if g != booted => Err(boot_err(format!(
+                "systemd-boot booted entry {v} (slot {g}), but the kernel command line says updater.slot={booted}: the entry names the wrong slot. Fix {} so that its command line carries updater.slot={g} (or none: a Type #2 UKI's slot is the entry sd-boot selected); nothing was changed",
+                self.dir(kind).join(&v).display()
             ))),
             _ => Ok(()),
         }
+    }
+
+    fn selected(&self) -> Result<Option<String>> {
+        // Volatile, set by sd-boot at every boot through it. A value that
+        // is not the agent's is no answer (the caller says what is missing).
+        Ok(self
+            .vars
+            .get_string("LoaderEntrySelected", LOADER_GUID)?
+            .and_then(|v| self.group_of(&v)))
     }
 }
 
@@ -302,6 +406,7 @@ mod tests {
     fn sd(dir: &Path) -> SdBoot {
         SdBoot {
             entries: dir.to_path_buf(),
+            linux: dir.join("EFI/Linux"),
             vars: EfiVars::open(dir).unwrap(),
             prefix: "updater-".into(),
             groups: vec!["A".into(), "B".into()],
@@ -320,6 +425,13 @@ mod tests {
             Some("B"),
             "as sd-boot reports it"
         );
+        assert_eq!(
+            b.kind_and_group("updater-b.efi"),
+            Some((Kind::Uki, "B".into())),
+            "a Type #2 entry, as sd-boot reports it"
+        );
+        assert_eq!(b.group_of("updater-B+2-1.efi").as_deref(), Some("B"));
+        assert_eq!(b.group_of("updater-B.efi.disabled"), None);
         assert_eq!(b.group_of("updater-B+x.conf"), None);
         assert_eq!(b.group_of("updater-C.conf"), None);
         assert_eq!(b.group_of("debian.conf"), None);
@@ -347,6 +459,7 @@ mod tests {
         std::fs::create_dir_all(&vars).unwrap();
         let b = SdBoot {
             entries: entries.clone(),
+            linux: root.path().join("EFI/Linux"),
             vars: EfiVars::open(&vars).unwrap(),
             prefix: "updater-".into(),
             groups: vec!["A".into(), "B".into()],

@@ -83,7 +83,7 @@ pub struct SdBootBackend {
     pub esp: PathBuf,
     /// The efivarfs mount (a folder in tests).
     pub efivarfs: PathBuf,
-    /// The agent's entries are `PREFIX` + group + `.conf`.
+    /// The agent's entries are `PREFIX` + group + `.conf` (Type #1), or `.efi` in `EFI/Linux` (Type #2).
     pub entry_prefix: String,
 }
 

@@ -88,7 +88,7 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
             format!("verifying the channel from {url} (daemon.channel, channel name {name:?})")
         })?;
     let slots = crate::slots::open(settings)?;
-    let booted = slots.booted(&crate::session::read_cmdline(settings)?)?;
+    let booted = crate::session::booted_of(settings, &*slots, None)?;
     let target = slots.install_target(&booted)?;
     let state = read_state(&settings.state_dir.join(STATE_FILE))?
         .unwrap_or_else(|| UpdateState::fresh(&slots.groups(), &booted));

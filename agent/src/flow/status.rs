@@ -143,9 +143,11 @@ pub fn status_with(
     slots: &dyn SlotBackend,
     boot: Option<&dyn Bootloader>,
 ) -> Result<Status> {
-    let booted = crate::session::read_cmdline(settings)
-        .and_then(|c| slots.booted(&c))
-        .map_err(|e| OneLine(&e).to_string());
+    let booted = match boot {
+        Some(b) => crate::session::booted_of(settings, slots, Some(b)),
+        None => crate::session::read_cmdline(settings).and_then(|c| slots.booted(&c)),
+    }
+    .map_err(|e| OneLine(&e).to_string());
     let state = read_state(&settings.state_dir.join(STATE_FILE))?;
     let primary = boot.and_then(|b| b.primary().ok().flatten());
     let mut groups = BTreeMap::new();

@@ -26,7 +26,7 @@ pub fn verify(settings: &Settings, clock: Clock, source: &str) -> Result<Verifie
         crate::trust::refresh(settings, now, fetcher.as_mut(), &mut budget, Persist::Not)?.keyring;
     let bytes = fetch_manifest(fetcher.as_mut(), &mut budget)?;
     let slots = crate::slots::open(settings)?;
-    let booted = slots.booted(&crate::session::read_cmdline(settings)?)?;
+    let booted = crate::session::booted_of(settings, &*slots, None)?;
     let state = read_state(&settings.state_dir.join(STATE_FILE))?
         .unwrap_or_else(|| UpdateState::fresh(&slots.groups(), &booted));
     let policy = crate::session::device_policy(settings, &state, &booted, now);

@@ -17,6 +17,28 @@ use crate::error::usage;
 /// files a bootloader loads by name from the ESP.
 pub const REPLACED_WHOLE: [&str; 3] = ["kernel", "initrd", "uki"];
 
+/// The suffix a bootloader backend gives a replaced-whole file to park it
+/// where the boot loader does not look: systemd-boot's Type #2 entry is the
+/// UKI file itself (`EFI/Linux/updater-B.efi`), so a slot that must not
+/// boot has its UKI renamed `updater-B.efi.disabled`.
+pub const PARKED: &str = ".disabled";
+
+/// Where a replaced-whole target's file is now: the target, or its parked
+/// name when only that exists. Reading a parked file, and installing into
+/// it, must not unpark it: only the bootloader backend makes a slot
+/// bootable, after the install (invariant: a slot is never bootable with
+/// half its release).
+pub fn located(target: &Path) -> PathBuf {
+    let mut name = target.as_os_str().to_os_string();
+    name.push(PARKED);
+    let parked = PathBuf::from(name);
+    if !target.exists() && parked.exists() {
+        parked
+    } else {
+        target.to_path_buf()
+    }
+}
+
 /// Slot groups whose members are paths.
 pub struct PathSlots<'a> {
     groups: &'a [SlotGroupConfig],
@@ -46,6 +68,11 @@ impl<'a> PathSlots<'a> {
 
     fn target(&self, group: &str, class: &str) -> Option<&PathBuf> {
         self.group(group).and_then(|g| g.targets.get(class))
+    }
+
+    /// A boot file's target where it is now (parked or not).
+    fn boot_file(&self, group: &str, class: &str) -> Option<PathBuf> {
+        self.target(group, class).map(|t| located(t))
     }
 }
 
@@ -151,15 +178,15 @@ impl SlotBackend for PathSlots<'_> {
     }
 
     fn kernel(&self, group: &str) -> Option<PathBuf> {
-        self.target(group, "kernel").cloned()
+        self.boot_file(group, "kernel")
     }
 
     fn initrd(&self, group: &str) -> Option<PathBuf> {
-        self.target(group, "initrd").cloned()
+        self.boot_file(group, "initrd")
     }
 
     fn uki(&self, group: &str) -> Option<PathBuf> {
-        self.target(group, "uki").cloned()
+        self.boot_file(group, "uki")
     }
 
     fn boot_args(&self, group: &str) -> Vec<String> {
@@ -187,8 +214,11 @@ impl ImageTargets for PathSlots<'_> {
             .map(|m| m.file_type().is_block_device())
             .unwrap_or(false);
         let sink: Box<dyn SlotSink> = if REPLACED_WHOLE.contains(&class) && !is_block {
+            // A parked file is replaced under its parked name: it stays
+            // unbootable until the bootloader backend arms or commits it.
             Box::new(
-                ReplaceSink::open(path, size).with_context(|| format!("slot {group} {class}"))?,
+                ReplaceSink::open(&located(path), size)
+                    .with_context(|| format!("slot {group} {class}"))?,
             )
         } else {
             Box::new(FileSink::open(path, size).with_context(|| format!("slot {group} {class}"))?)
@@ -197,9 +227,14 @@ impl ImageTargets for PathSlots<'_> {
     }
 
     fn open_reader(&self, group: &str, class: &str) -> Result<Option<Box<dyn SlotReader>>> {
-        match self.target(group, class) {
+        let path = if REPLACED_WHOLE.contains(&class) {
+            self.boot_file(group, class)
+        } else {
+            self.target(group, class).cloned()
+        };
+        match path {
             None => Ok(None),
-            Some(path) => FileReader::open(path)
+            Some(path) => FileReader::open(&path)
                 .map(|r| Some(Box::new(r) as Box<dyn SlotReader>))
                 .with_context(|| format!("slot {group} {class}")),
         }

@@ -43,6 +43,17 @@ pub const LOADER_GUID: &str = "4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
 /// The UEFI global variables' GUID.
 pub const GLOBAL_GUID: &str = "8be4df61-93ca-11d2-aa0d-00e098032b8c";
 
+/// A Unified Kernel Image as ukify makes one: `.osrel`, `.cmdline`,
+/// `.linux` and `.initrd` sections in a PE.
+pub fn uki_image(cmdline: &[u8], kernel: &[u8], initrd: &[u8]) -> Vec<u8> {
+    updater_format::pe::build(&[
+        (".osrel", b"ID=updater\nVERSION_ID=1.2.0\n"),
+        (".cmdline", cmdline),
+        (".linux", kernel),
+        (".initrd", initrd),
+    ])
+}
+
 /// `s` as UTF-16LE with a terminating NUL (systemd's string variables).
 pub fn utf16z(s: &str) -> Vec<u8> {
     s.encode_utf16()

@@ -491,12 +491,7 @@ fn uki_device(uki: &[u8]) -> Device {
 }
 
 fn uki_bytes(cmdline: &[u8]) -> Vec<u8> {
-    updater_format::pe::build(&[
-        (".osrel", b"ID=updater\n"),
-        (".cmdline", cmdline),
-        (".linux", &kernel()),
-        (".initrd", &initrd()),
-    ])
+    crate::device::uki_image(cmdline, &kernel(), &initrd())
 }
 
 /// A UKI release is unpacked before kexec: `.linux` and `.initrd` go to

@@ -10,7 +10,8 @@ use std::process::Command;
 
 use crate::common::*;
 use crate::device::{
-    from_utf16z, load_option, u16s, utf16z, Boot, Builder, Device, GLOBAL_GUID, LOADER_GUID,
+    from_utf16z, load_option, u16s, uki_image, utf16z, Boot, Builder, Device, GLOBAL_GUID,
+    LOADER_GUID,
 };
 
 fn device(boot: Boot) -> Device {
@@ -250,8 +251,14 @@ fn a_missing_entry_or_boot_option_is_named_with_what_to_do() {
     std::fs::remove_file(t.env.p("dev/esp/loader/entries/updater-B.conf.disabled")).unwrap();
     let r = t.run(&["apply", &t.url()]);
     r.assert_fails(6, "slot B has no boot entry");
-    assert!(r.stderr.contains("updater-B.conf.disabled"), "{}", r.stderr);
-    assert!(r.stderr.contains("provision it"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("loader/entries/updater-B.conf nor")
+            && r.stderr.contains("EFI/Linux/updater-B.efi (a Type #2 UKI)")
+            && r.stderr.contains("with .disabled"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("provision one"), "{}", r.stderr);
 
     let t = device(Boot::Efi);
     t.efi_del("Boot0002", GLOBAL_GUID);
@@ -491,4 +498,329 @@ fn an_option_named_by_its_label_is_found_whatever_its_number() {
     t.efi_set("Boot0008", GLOBAL_GUID, &b);
     t.run(&["rollback"])
         .assert_fails(6, "2 boot options are labelled \"updater B\"");
+}
+
+/// The command line inside the UKIs below. It names no slot: under Secure
+/// Boot sd-stub uses a UKI's own `.cmdline` instead of the loader's
+/// options, so one UKI serves either slot and the slot is the entry sd-boot
+/// selected.
+const UKI_CMDLINE: &str = "console=ttyS0 quiet";
+
+/// A device whose slots boot as systemd-boot Type #2 entries: each slot's
+/// UKI is its own entry in `EFI/Linux` and the slot's `uki` target, A's
+/// enabled and booted, B's parked (`updater-B.efi.disabled`, empty as the
+/// factory leaves it); a UKI release of version 1.2.0 is served.
+fn type2_device() -> Device {
+    let t = Builder::new()
+        .boot(Boot::SdLoader)
+        .trials()
+        .release_args(&[])
+        .set(
+            "slots.A.targets",
+            "uki",
+            "\"{dev}/esp/EFI/Linux/updater-A.efi\"",
+        )
+        .set(
+            "slots.B.targets",
+            "uki",
+            "\"{dev}/esp/EFI/Linux/updater-B.efi\"",
+        )
+        .build();
+    for n in ["updater-A.conf", "updater-B.conf.disabled"] {
+        std::fs::remove_file(t.env.p(&format!("dev/esp/loader/entries/{n}"))).unwrap();
+    }
+    let linux = t.env.p("dev/esp/EFI/Linux");
+    std::fs::create_dir_all(&linux).unwrap();
+    std::fs::write(
+        linux.join("updater-A.efi"),
+        uki_image(
+            UKI_CMDLINE.as_bytes(),
+            &pattern(200_000, 31),
+            &pattern(50_000, 32),
+        ),
+    )
+    .unwrap();
+    std::fs::write(linux.join("updater-B.efi.disabled"), b"").unwrap();
+    t.efi_set("LoaderEntryDefault", LOADER_GUID, &utf16z("updater-A.efi"));
+    sd_boots(&t, "updater-a.efi");
+    std::fs::write(t.env.p("uki.efi"), new_uki()).unwrap();
+    let (u, kk) = (t.env.s("uki.efi"), t.env.s("keys/k1.key"));
+    t.publish_with("rootfs.img", "1.2.0", &["--uki", &u, "--kernel-key", &kk]);
+    t
+}
+
+/// The UKI of the release `type2_device` serves.
+fn new_uki() -> Vec<u8> {
+    uki_image(
+        UKI_CMDLINE.as_bytes(),
+        &pattern(300_000, 21),
+        &pattern(120_000, 22),
+    )
+}
+
+/// What sd-boot leaves when it boots the Type #2 entry `id` (lowercased,
+/// as 252 reports it): the one-shot consumed, `LoaderEntrySelected`, and
+/// the UKI's own command line.
+fn sd_boots(t: &Device, id: &str) {
+    t.efi_del("LoaderEntryOneShot", LOADER_GUID);
+    t.efi_set("LoaderEntrySelected", LOADER_GUID, &utf16z(id));
+    std::fs::write(t.env.p("dev/cmdline"), format!("{UKI_CMDLINE}\n")).unwrap();
+}
+
+fn linux_dir(t: &Device) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(t.env.p("dev/esp/EFI/Linux"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A UKI release on Type #2 entries: installed under B's parked name (an
+/// install never makes it selectable), enabled and named by the one-shot
+/// only when the trial is armed, booted by sd-boot with a command line that
+/// names no slot (the slot is `LoaderEntrySelected`), committed as the
+/// default; a rollback parks it again.
+#[test]
+fn a_uki_boots_as_a_type2_entry_through_the_trial_cycle() {
+    let t = type2_device();
+    let s = t.status();
+    assert_eq!(s["booted"], "A", "the slot from LoaderEntrySelected: {s}");
+    assert_eq!(s["primary"], "A", "{s}");
+    assert_eq!(s["groups"]["B"]["bootable"], false, "{s}");
+
+    t.apply_url().assert_ok();
+    assert_eq!(linux_dir(&t), ["updater-A.efi", "updater-B.efi.disabled"]);
+    assert!(
+        std::fs::read(t.env.p("dev/esp/EFI/Linux/updater-B.efi.disabled")).unwrap() == new_uki(),
+        "the release's UKI is not in B's parked entry"
+    );
+    assert_eq!(sd_string(&t, "LoaderEntryOneShot"), None);
+
+    t.apply_reboot().assert_ok();
+    assert_eq!(t.reboots(), vec!["reboot"]);
+    assert_eq!(linux_dir(&t), ["updater-A.efi", "updater-B.efi"]);
+    assert!(std::fs::read(t.env.p("dev/esp/EFI/Linux/updater-B.efi")).unwrap() == new_uki());
+    assert_eq!(
+        sd_string(&t, "LoaderEntryOneShot").as_deref(),
+        Some("updater-B.efi")
+    );
+    assert_eq!(
+        sd_string(&t, "LoaderEntryDefault").as_deref(),
+        Some("updater-A.efi"),
+        "the default moved before the trial"
+    );
+
+    sd_boots(&t, "updater-b.efi");
+    let r = t.run(&["health"]);
+    r.assert_ok();
+    assert!(r.stdout.contains("committed"), "{}", r.stdout);
+    assert_eq!(
+        sd_string(&t, "LoaderEntryDefault").as_deref(),
+        Some("updater-B.efi")
+    );
+    let s = t.status();
+    assert_eq!(s["booted"], "B", "{s}");
+    assert_eq!(s["groups"]["B"]["status"], "good", "{s}");
+
+    t.run(&["rollback"]).assert_ok();
+    assert_eq!(linux_dir(&t), ["updater-A.efi", "updater-B.efi.disabled"]);
+    assert_eq!(
+        sd_string(&t, "LoaderEntryDefault").as_deref(),
+        Some("updater-A.efi")
+    );
+}
+
+/// A Type #2 entry is the UKI itself: a `uki` target elsewhere (which sd-boot
+/// would never boot), a slot with entries of both types, and a command line
+/// that names no slot while sd-boot's record names none either are each
+/// refused, saying what to do.
+#[test]
+fn type2_mistakes_are_named() {
+    let t = type2_device();
+    let conf = t.env.p("dev/esp/loader/entries/updater-A.conf");
+    std::fs::write(&conf, "title A\nefi /EFI/Linux/updater-A.efi\n").unwrap();
+    let r = t.apply_url();
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("slot A has 2 boot entries") && r.stderr.contains("keep one"),
+        "{}",
+        r.stderr
+    );
+    std::fs::remove_file(&conf).unwrap();
+
+    t.efi_del("LoaderEntrySelected", LOADER_GUID);
+    let r = t.apply_url();
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("cannot tell which slot group is booted"),
+        "{}",
+        r.stderr
+    );
+    sd_boots(&t, "updater-a.efi");
+
+    let moved = Builder::new()
+        .boot(Boot::SdLoader)
+        .set(
+            "slots.B.targets",
+            "uki",
+            "\"{dev}/esp/updater/B/linux.efi\"",
+        )
+        .build();
+    let dir = moved.env.p("dev/esp/EFI/Linux");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::remove_file(
+        moved
+            .env
+            .p("dev/esp/loader/entries/updater-B.conf.disabled"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("updater-B.efi.disabled"), b"").unwrap();
+    let r = moved.apply_url();
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("Type #2")
+            && r.stderr.contains("slots.B.targets.uki must be")
+            && r.stderr.contains("EFI/Linux/updater-B.efi, not"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        std::fs::read(dir.join("updater-B.efi.disabled")).unwrap(),
+        b"",
+        "something was installed"
+    );
+}
+
+/// systemd's own `bootctl` (252, unpacked by test.sh, never installed)
+/// reads the ESP the agent manages: the entries it lists are the ones the
+/// agent made bootable, Type #1 and Type #2 (the UKI's `.osrel` and
+/// `.cmdline` parsed), never a disabled or parked one.
+#[test]
+fn bootctl_lists_the_entries_the_agent_made_bootable() {
+    let Some(bootctl) = bootctl() else { return };
+    let t = device(Boot::SdLoader);
+    assert_eq!(
+        bootctl_list(&bootctl, &t),
+        [("updater-A.conf".into(), None)]
+    );
+    t.apply_reboot().assert_ok();
+    assert_eq!(
+        bootctl_list(&bootctl, &t),
+        [
+            ("updater-A.conf".into(), None),
+            ("updater-B.conf".into(), None)
+        ]
+    );
+
+    let t = type2_device();
+    let a = ("updater-A.efi".to_string(), Some(UKI_CMDLINE.to_string()));
+    assert_eq!(bootctl_list(&bootctl, &t), std::slice::from_ref(&a));
+    t.apply_url().assert_ok();
+    assert_eq!(
+        bootctl_list(&bootctl, &t),
+        std::slice::from_ref(&a),
+        "B's parked UKI is offered"
+    );
+    t.apply_reboot().assert_ok();
+    assert_eq!(
+        bootctl_list(&bootctl, &t),
+        [a, ("updater-B.efi".into(), Some(UKI_CMDLINE.into()))]
+    );
+}
+
+/// bootctl, or a skip that says where it should be.
+fn bootctl() -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("UPDATER_BOOTCTL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("../interop/systemd-boot/usr/bin/bootctl")
+        });
+    let ok = path.is_file()
+        && Command::new("unshare")
+            .args(["-m", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    can_run(
+        ok,
+        &format!(
+            "no bootctl at {} (test.sh unpacks systemd-boot there) or no private mount namespace (unshare -m)",
+            path.display()
+        ),
+    )
+    .then_some(path)
+}
+
+/// The entries `bootctl list` offers on the device's ESP: id and, for a
+/// Type #2 entry, the command line it read from the UKI. bootctl wants the
+/// ESP at the root of a file system, so it reads a copy on a tmpfs mounted
+/// in a private mount namespace.
+fn bootctl_list(bootctl: &std::path::Path, t: &Device) -> Vec<(String, Option<String>)> {
+    let mnt = t.env.p("esp-mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let script = r#"mount -t tmpfs esp "$2" && cp -r "$1"/. "$2"/ && SYSTEMD_RELAX_ESP_CHECKS=1 "$3" --esp-path="$2" --no-pager --json=short list"#;
+    let out = Command::new("unshare")
+        .args(["-m", "sh", "-c", script, "sh"])
+        .arg(t.env.p("dev/esp"))
+        .arg(&mnt)
+        .arg(bootctl)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bootctl list: {}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut v = Vec::new();
+    for item in serde_json::Deserializer::from_str(&stdout).into_iter::<serde_json::Value>() {
+        let item = item.unwrap();
+        let items = match item {
+            serde_json::Value::Array(a) => a,
+            one => vec![one],
+        };
+        for e in items {
+            let is_uki = e["path"]
+                .as_str()
+                .is_some_and(|p| p.contains("/EFI/Linux/"));
+            v.push((
+                e["id"].as_str().unwrap().to_string(),
+                is_uki.then(|| e["options"].as_str().unwrap_or("").to_string()),
+            ));
+        }
+    }
+    v.sort();
+    v
+}
+
+/// A command line that names no slot (a UKI's own) takes the slot from what
+/// the boot loader says it booted, on each UEFI backend; one that names a
+/// slot wins over it (after a kexec the variables name what the firmware
+/// started).
+#[test]
+fn a_command_line_without_the_slot_takes_it_from_the_boot_loader() {
+    for boot in UEFI {
+        let t = device(boot);
+        std::fs::write(t.env.p("dev/cmdline"), "console=ttyS0 quiet\n").unwrap();
+        let s = t.status();
+        assert_eq!(s["booted"], "A", "{boot:?}: {s}");
+        match boot {
+            Boot::SdLoader => t.efi_set(
+                "LoaderEntrySelected",
+                LOADER_GUID,
+                &utf16z("updater-b.conf"),
+            ),
+            _ => t.efi_set("BootCurrent", GLOBAL_GUID, &u16s(&[2])),
+        }
+        assert_eq!(t.status()["booted"], "B", "{boot:?}");
+        std::fs::write(
+            t.env.p("dev/cmdline"),
+            "console=ttyS0 updater.slot=A updater.kexec=1\n",
+        )
+        .unwrap();
+        assert_eq!(t.status()["booted"], "A", "{boot:?}: the command line lost");
+    }
 }
