@@ -511,9 +511,11 @@ const UKI_CMDLINE: &str = "console=ttyS0 quiet";
 /// enabled and booted, B's parked (`updater-B.efi.disabled`, empty as the
 /// factory leaves it); a UKI release of version 1.2.0 is served.
 fn type2_device() -> Device {
+    // Checkpoints by timer would make the count of durable writes vary.
     let t = Builder::new()
         .boot(Boot::SdLoader)
         .trials()
+        .checkpoint_ms(3_600_000)
         .release_args(&[])
         .set(
             "slots.A.targets",
@@ -822,5 +824,81 @@ fn a_command_line_without_the_slot_takes_it_from_the_boot_loader() {
         )
         .unwrap();
         assert_eq!(t.status()["booted"], "A", "{boot:?}: the command line lost");
+    }
+}
+
+/// `apply --reboot` on Type #2 entries stopped at each of its durable
+/// writes: B's UKI is always one whole file under one name (beside, at
+/// most, the new one being written); it is selectable (`updater-B.efi`)
+/// only once it is the release's; the one-shot names it only then; the
+/// default never moves. Run again, the command ends where an uninterrupted
+/// run ends.
+#[test]
+fn a_crash_at_each_durable_write_of_a_type2_trial_leaves_a_bootable_default() {
+    let t = type2_device();
+    t.snapshot("start");
+    let trace = t.env.p("trace");
+    let url = t.url();
+    let args = ["apply", url.as_str(), "--reboot"];
+    assert_eq!(
+        t.run_with(
+            &[("UPDATER_FAILPOINTS_TRACE", &trace.to_string_lossy())],
+            &args
+        ),
+        Some(0)
+    );
+    let writes = std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("durable-write"))
+        .count();
+    assert!(writes >= 4, "only {writes} durable writes");
+    let enabled = t.env.p("dev/esp/EFI/Linux/updater-B.efi");
+    for n in 1..=writes {
+        t.restore("start");
+        assert_eq!(
+            t.run_failpoint(&format!("durable-write@{n}"), &args),
+            None,
+            "write {n}"
+        );
+        let names = linux_dir(&t);
+        let b: Vec<&String> = names
+            .iter()
+            .filter(|n| n.starts_with("updater-B") && !n.ends_with(".updater-new"))
+            .collect();
+        assert_eq!(
+            b.len(),
+            1,
+            "write {n}: B's entry is not one file: {names:?}"
+        );
+        if enabled.exists() {
+            assert!(
+                std::fs::read(&enabled).unwrap() == new_uki(),
+                "write {n}: B is selectable with a UKI that is not the release's"
+            );
+        }
+        if sd_string(&t, "LoaderEntryOneShot").is_some() {
+            assert!(
+                enabled.exists(),
+                "write {n}: a one-shot names a parked entry"
+            );
+        }
+        assert_eq!(
+            sd_string(&t, "LoaderEntryDefault").as_deref(),
+            Some("updater-A.efi"),
+            "write {n}: the default moved"
+        );
+        t.run(&args).assert_ok();
+        assert_eq!(
+            linux_dir(&t),
+            ["updater-A.efi", "updater-B.efi"],
+            "write {n}"
+        );
+        assert!(std::fs::read(&enabled).unwrap() == new_uki(), "write {n}");
+        assert_eq!(
+            sd_string(&t, "LoaderEntryOneShot").as_deref(),
+            Some("updater-B.efi"),
+            "write {n}"
+        );
     }
 }
