@@ -16,6 +16,9 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
 need_pkgs=()
 command -v openssl >/dev/null || need_pkgs+=(openssl)
 command -v zstd >/dev/null || need_pkgs+=(zstd)
+# ostree (the command, never ostree-boot): OSTree releases are made from
+# repositories it builds, and the tests build them.
+command -v ostree >/dev/null || need_pkgs+=(ostree)
 command -v grub-editenv >/dev/null || need_pkgs+=(grub-common)
 command -v fw_printenv >/dev/null || need_pkgs+=(libubootenv-tool)
 command -v dpkg-shlibdeps >/dev/null || need_pkgs+=(dpkg-dev)

@@ -93,6 +93,8 @@ pub struct CreateOptions {
     /// A Unified Kernel Image (class `uki`), instead of a kernel and an
     /// initrd.
     pub uki: Option<PathBuf>,
+    /// An OSTree commit instead of images (`--ostree-repo`).
+    pub ostree: Option<crate::ostree::OstreeSource>,
     /// Kernel command line.
     pub cmdline: Option<String>,
     /// Expiry.
@@ -140,7 +142,23 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
         Some(p) => Some(read_uki(p, opts.cmdline.as_deref())?),
         None => None,
     };
-    let sources = image_sources(opts)?;
+    // An OSTree release's commit and boot files are read before anything
+    // is written, as images are checked.
+    let ostree = opts
+        .ostree
+        .as_ref()
+        .map(crate::ostree::resolve)
+        .transpose()?;
+    let sources = if ostree.is_some() {
+        if !opts.images.is_empty() || opts.initrd.is_some() {
+            return Err(usage(
+                "an OSTree release carries its content in the commit: give --ostree-repo, or --image/--kernel/--initrd/--uki, not both",
+            ));
+        }
+        Vec::new()
+    } else {
+        image_sources(opts)?
+    };
     let (created, expires) = validity(opts)?;
     prepare_out_dir(&opts.out)?;
     let images = pack_images(opts, &sources, layout)?;
@@ -151,6 +169,20 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
             (Some(info), cmdline)
         }
         None => (None, None),
+    };
+    let ostree = match (ostree, &opts.ostree) {
+        (Some(r), Some(src)) => {
+            let k = r.kernel();
+            let kernel = sign_kernel_blob(
+                &BlobInfo {
+                    size: k.len() as u64,
+                    sha256: Sha256Digest::of(k),
+                },
+                &signers.kernel,
+            )?;
+            Some(crate::ostree::write(src, r, kernel, &opts.out)?)
+        }
+        _ => None,
     };
     let manifest = Manifest {
         schema: opts.schema,
@@ -166,6 +198,7 @@ pub fn create(opts: &CreateOptions) -> Result<Manifest> {
         images,
         cmdline: uki_cmdline.or_else(|| opts.cmdline.clone()),
         uki,
+        ostree,
     };
     check_structure(&manifest).map_err(|e| usage(format!("the release would be invalid: {e}")))?;
     let payload = serde_json::to_vec_pretty(&manifest).context("encoding the manifest")?;
@@ -196,15 +229,24 @@ fn check_signers(opts: &CreateOptions) -> Result<Signers> {
     crate::signer::distinct(&keys, "manifest")?;
     let kernel_keys = crate::signer::load(&opts.kernel_keys, &opts.kernel_signers)?;
     crate::signer::distinct(&kernel_keys, "kernel")?;
-    let boots = opts.kernel.is_some() || opts.uki.is_some();
+    let boots = opts.kernel.is_some() || opts.uki.is_some() || opts.ostree.is_some();
     match (boots, kernel_keys.is_empty()) {
         (true, true) => {
             return Err(usage(
-                "--kernel and --uki need --kernel-key or --kernel-signer: a kernel is always signed by a kernel-role key",
+                "--kernel, --uki and --ostree-repo need --kernel-key or --kernel-signer: a kernel is always signed by a kernel-role key",
             ))
         }
-        (false, false) => return Err(usage("--kernel-key given without --kernel or --uki")),
+        (false, false) => {
+            return Err(usage(
+                "--kernel-key given without --kernel, --uki or --ostree-repo",
+            ))
+        }
         _ => {}
+    }
+    if opts.ostree.is_some() && (opts.kernel.is_some() || opts.uki.is_some()) {
+        return Err(usage(
+            "an OSTree release boots the kernel inside its commit: give --ostree-repo, or --kernel/--uki, not both",
+        ));
     }
     if opts.uki.is_some() && (opts.kernel.is_some() || opts.initrd.is_some()) {
         return Err(usage(
@@ -286,7 +328,7 @@ fn image_sources(opts: &CreateOptions) -> Result<Vec<(ClassName, PathBuf)>> {
     }
     if sources.is_empty() {
         return Err(usage(
-            "a release needs at least one --image, --kernel or --initrd",
+            "a release needs at least one --image, --kernel, --initrd or --uki, or --ostree-repo",
         ));
     }
     for (c, p) in &sources {
@@ -380,19 +422,28 @@ fn sign_kernel(
     images: &[Image],
     signers: &[Box<dyn updater_format::envelope::Signer>],
 ) -> Result<Option<KernelInfo>> {
-    let Some(b) = blob(images, "kernel") else {
-        return Ok(None);
-    };
+    match blob(images, "kernel") {
+        Some(b) => sign_kernel_blob(&b, signers).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A kernel's entry: its size and hash, and every kernel signer's
+/// signature over them.
+fn sign_kernel_blob(
+    b: &BlobInfo,
+    signers: &[Box<dyn updater_format::envelope::Signer>],
+) -> Result<KernelInfo> {
     let statement = kernel_statement(&b.sha256, b.size);
     let mut signatures = Vec::new();
     for s in signers {
         signatures.push(sign_with(KERNEL_PAYLOAD_TYPE, &statement, s.as_ref())?);
     }
-    Ok(Some(KernelInfo {
+    Ok(KernelInfo {
         size: b.size,
         sha256: b.sha256,
         signatures,
-    }))
+    })
 }
 
 /// What a UKI carries that the manifest pins: its `.linux` section (the
@@ -448,20 +499,11 @@ fn sign_uki(
     signers: &[Box<dyn updater_format::envelope::Signer>],
 ) -> Result<(UkiInfo, Option<String>)> {
     let whole = blob(images, "uki").context("the UKI image was not packed")?;
-    let statement = kernel_statement(&parts.linux.sha256, parts.linux.size);
-    let mut signatures = Vec::new();
-    for s in signers {
-        signatures.push(sign_with(KERNEL_PAYLOAD_TYPE, &statement, s.as_ref())?);
-    }
     Ok((
         UkiInfo {
             size: whole.size,
             sha256: whole.sha256,
-            linux: KernelInfo {
-                size: parts.linux.size,
-                sha256: parts.linux.sha256,
-                signatures,
-            },
+            linux: sign_kernel_blob(&parts.linux, signers)?,
             initrd: parts.initrd,
         },
         parts.cmdline,

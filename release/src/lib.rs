@@ -9,6 +9,7 @@
 //! same code.
 //!
 //! - [`mod@create`], [`mod@sign`]: `release create` and `release sign`;
+//! - [`ostree`]: a release of an OSTree commit (`release create --ostree-repo`);
 //! - [`keys`]: `keygen` and `keyring init`;
 //! - [`publish`]: `channel publish`;
 //! - [`schema`]: the JSON Schemas of the format;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod create;
 pub mod fs;
 pub mod keys;
+pub mod ostree;
 pub mod publish;
 pub mod schema;
 pub mod serve;

@@ -355,3 +355,50 @@ pub fn read_index(path: &Path) -> Vec<IndexedChunk> {
     }
     out
 }
+
+/// Run `ostree --repo=REPO ARGS` (the `ostree` command: test.sh installs
+/// it), which must succeed: its stdout, trimmed.
+pub fn ostree(repo: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("ostree")
+        .arg(format!("--repo={}", repo.display()))
+        .args(args)
+        .output()
+        .expect("running ostree (apt-get install ostree; test.sh installs it)");
+    assert!(
+        out.status.success(),
+        "ostree {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Commit a tree of `files` (path in the tree, bytes) as `refname` into
+/// the OSTree repository `repo` (made in archive mode, as a build's repo
+/// served over HTTP is, when it does not exist): the commit's checksum.
+/// The tree is an OS's as ostree lays it out: the kernel and initrd under
+/// `/usr/lib/modules/KVER/`.
+pub fn ostree_commit(repo: &Path, refname: &str, files: &[(&str, &[u8])]) -> String {
+    if !repo.join("config").exists() {
+        std::fs::create_dir_all(repo).unwrap();
+        ostree(repo, &["init", "--mode=archive"]);
+    }
+    let tree = tempfile::tempdir().unwrap();
+    for (path, bytes) in files {
+        let p = tree.path().join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, bytes).unwrap();
+    }
+    let dir = format!("--tree=dir={}", tree.path().display());
+    ostree(
+        repo,
+        &[
+            "commit",
+            &format!("--branch={refname}"),
+            "--subject=test",
+            "--timestamp=2026-01-01T00:00:00Z",
+            "--owner-uid=0",
+            "--owner-gid=0",
+            &dir,
+        ],
+    )
+}

@@ -100,6 +100,7 @@ fn vendor_act(n: &mut Narrator, root: &Path, now: chrono::DateTime<chrono::Utc>)
         kernel_signers: Vec::new(),
         initrd: None,
         uki: None,
+        ostree: None,
         cmdline: Some("console=ttyS0 ro".into()),
         expires: Expiry::Days(30),
         created: now,

@@ -437,6 +437,17 @@ fn verify_release(
         "verified",
         &json!({"product": m.product, "version": m.version.to_string(), "digest": digest, "group": target, "schema": m.schema}),
     );
+    // What the release carries must be what the slot backend installs: an
+    // OSTree commit has no images, and an image backend given one would
+    // "install" nothing and boot a slot it never wrote.
+    if let (Some(o), Installer::Images(_)) = (&m.ostree, session.slots().installer()) {
+        return Err(usage(format!(
+            "release {} carries an OSTree commit ({}), but this device's slot backend {:?} installs images (partitions or files); install it on a device whose slots are OSTree deployments (slots.backend = \"ostree\"), or publish an image release for this one",
+            m.version,
+            o.commit,
+            session.slots().name()
+        )));
+    }
     for img in &m.images {
         if !targets(session).has_target(target, img.class.as_str()) {
             return Err(usage(format!(

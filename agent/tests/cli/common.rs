@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
-pub use updater_testkit::{openssl_in, pattern, vendor, write, Run, TestEnv};
+pub use updater_testkit::{openssl_in, ostree_commit, pattern, vendor, write, Run, TestEnv};
 
 /// The device binary under test.
 pub fn bin() -> &'static str {

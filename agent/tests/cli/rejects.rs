@@ -327,3 +327,75 @@ fn payload_type_constant_is_the_documented_one() {
         "application/vnd.updater.manifest+json"
     );
 }
+
+/// An OSTree release (made by `release create --ostree-repo` from a real
+/// ostree repository) given to a device whose slots are partitions or
+/// files is refused before anything is written: the image backend would
+/// otherwise install nothing and boot a slot it never wrote.
+#[test]
+fn an_ostree_release_is_refused_by_an_image_slot_backend() {
+    let t = crate::device::Builder::new().build();
+    let repo = t.env.p("build-repo");
+    ostree_commit(
+        &repo,
+        "gw/x86_64/stable",
+        &[("/usr/lib/modules/6.1.0-test/vmlinuz", b"the tree's kernel")],
+    );
+    let (out, key, kkey, repo) = (
+        t.env.s("rel-os"),
+        t.env.s("keys/m1.key"),
+        t.env.s("keys/k1.key"),
+        repo.to_string_lossy().into_owned(),
+    );
+    vendor(&[
+        "release",
+        "create",
+        "--out",
+        &out,
+        "--key",
+        &key,
+        "--kernel-key",
+        &kkey,
+        "--product",
+        "gw",
+        "--version",
+        "1.2.0",
+        "--security-version",
+        "5",
+        "--compatible",
+        "acme-gw",
+        "--ostree-repo",
+        &repo,
+        "--ref",
+        "gw/x86_64/stable",
+    ])
+    .assert_ok();
+    // Served in place of the image release (the roots stay).
+    for e in std::fs::read_dir(t.env.p("rel-os")).unwrap().flatten() {
+        let to = t.env.p("rel").join(e.file_name());
+        if e.path().is_dir() {
+            std::fs::rename(e.path(), to).unwrap();
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+    let before = t.status();
+    let r = t.apply_url();
+    r.assert_fails(2, "carries an OSTree commit");
+    assert!(
+        r.stderr.contains("slot backend \"paths\" installs images")
+            && r.stderr.contains("slots.backend = \"ostree\""),
+        "{}",
+        r.stderr
+    );
+    let after = t.status();
+    assert_eq!(
+        before["groups"]["B"], after["groups"]["B"],
+        "slot B changed"
+    );
+    assert_eq!(after["primary"], "A");
+    assert!(
+        after["install"].is_null(),
+        "an install was recorded: {after}"
+    );
+}

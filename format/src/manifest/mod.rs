@@ -3,5 +3,5 @@
 pub mod types;
 pub mod verify;
 
-pub use types::{ChunkTable, Image, Manifest, UkiInfo};
+pub use types::{ChunkTable, Image, Manifest, OstreeInfo, StaticDelta, UkiInfo};
 pub use verify::{verify, Policy, Verified};

@@ -67,6 +67,68 @@ pub struct Manifest {
     /// unpacks to kexec it, each pinned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uki: Option<UkiInfo>,
+    /// An OSTree commit, the release's content for devices whose slots are
+    /// OSTree deployments (`slots.backend = "ostree"`), instead of images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ostree: Option<OstreeInfo>,
+}
+
+/// An OSTree commit and what the agent needs to deploy and boot it, each
+/// pinned: the commit checksum pins the whole tree (content, modes,
+/// ownership, xattrs: a Merkle root), provided every object pulled is
+/// verified, which the agent's untrusted pulls do.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct OstreeInfo {
+    /// The commit's checksum (64 lowercase hex digits, as ostree writes
+    /// it). The device pulls and deploys exactly this commit.
+    pub commit: String,
+    /// The ref the vendor built it as (`os/x86_64/stable`); the device
+    /// records it, and pulls by commit, never by ref.
+    #[serde(rename = "ref")]
+    pub refname: String,
+    /// The OS name (ostree's stateroot) the deployment belongs to.
+    pub osname: String,
+    /// The archive-mode repository holding the commit's objects, as a URL
+    /// relative to the manifest's (`repo`: the folder beside it).
+    pub repo: String,
+    /// The kernel's path inside the tree (`/usr/lib/modules/KVER/vmlinuz`).
+    pub kernel_path: String,
+    /// The kernel, signed by kernel-role keys like any release's kernel.
+    pub kernel: KernelInfo,
+    /// The initrd's path inside the tree, if the tree has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd_path: Option<String>,
+    /// The initrd, pinned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initrd: Option<BlobInfo>,
+    /// A static delta that carries the commit, beside the manifest: the
+    /// device fetches one file and hashes it before libostree parses it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub static_delta: Option<StaticDelta>,
+}
+
+/// An OSTree static delta file, pinned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StaticDelta {
+    /// Its file name, beside the manifest.
+    pub file: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// sha256 of the file.
+    pub sha256: Sha256Digest,
+    /// The commit it applies to; absent for a delta from nothing (the
+    /// whole commit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+}
+
+/// Whether `s` is an OSTree checksum: 64 lowercase hex digits.
+pub fn is_ostree_checksum(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// A Unified Kernel Image's pins: the whole image (the `uki` image entry

@@ -22,6 +22,7 @@ use crate::keys::{Keyring, Role};
 
 use crate::limits;
 pub use crate::limits::{CHUNK_TABLE_SIZE_CAP, MANIFEST_SIZE_CAP, MAX_CMDLINE_LEN};
+use crate::names::check_plain_name;
 /// The payload type of the kernel signature statement.
 pub const KERNEL_PAYLOAD_TYPE: &str = "application/vnd.updater.kernel.v1";
 /// Clock skew tolerated on `created` (a device clock a little behind the
@@ -123,12 +124,18 @@ pub fn open(bytes: &[u8], keyring: &Keyring) -> Result<Verified, Rejected> {
     )?;
     let manifest = parse_manifest(&payload)?;
     check_structure(&manifest)?;
-    let kernel_signed_by = match (&manifest.kernel, &manifest.uki) {
-        (Some(k), _) => verify_kernel_statement(&k.sha256, k.size, &k.signatures, keyring)?,
-        (None, Some(u)) => {
+    let kernel_signed_by = match (&manifest.kernel, &manifest.uki, &manifest.ostree) {
+        (Some(k), _, _) => verify_kernel_statement(&k.sha256, k.size, &k.signatures, keyring)?,
+        (None, Some(u), _) => {
             verify_kernel_statement(&u.linux.sha256, u.linux.size, &u.linux.signatures, keyring)?
         }
-        (None, None) => Vec::new(),
+        (None, None, Some(o)) => verify_kernel_statement(
+            &o.kernel.sha256,
+            o.kernel.size,
+            &o.kernel.signatures,
+            keyring,
+        )?,
+        (None, None, None) => Vec::new(),
     };
     Ok(Verified {
         digest: Sha256Digest::of(&payload),
@@ -230,7 +237,9 @@ pub fn check_structure(m: &Manifest) -> Result<(), Rejected> {
             m.expires, m.created
         )));
     }
-    if m.images.is_empty() {
+    if let Some(o) = &m.ostree {
+        check_ostree(m, o)?;
+    } else if m.images.is_empty() {
         return Err(invalid("the release has no images"));
     }
     let mut classes = BTreeSet::new();
@@ -316,6 +325,94 @@ pub fn check_structure(m: &Manifest) -> Result<(), Rejected> {
     }
     if let Some(c) = &m.cmdline {
         check_cmdline(c)?;
+    }
+    Ok(())
+}
+
+/// An OSTree release carries the commit and nothing else to install: no
+/// images, and its kernel and initrd inside the tree. Every name that
+/// becomes a path or a URL is checked: the repository is relative to the
+/// manifest, paths in the tree are absolute and plain, the delta file is a
+/// plain name beside the manifest.
+fn check_ostree(m: &Manifest, o: &super::types::OstreeInfo) -> Result<(), Rejected> {
+    use super::types::is_ostree_checksum;
+    if !m.images.is_empty() || m.kernel.is_some() || m.initrd.is_some() || m.uki.is_some() {
+        return Err(invalid(
+            "an OSTree release carries its kernel and initrd inside the commit: it has no images, kernel, initrd or uki sections",
+        ));
+    }
+    if !is_ostree_checksum(&o.commit) {
+        return Err(invalid(format!(
+            "ostree.commit {:?} is not an OSTree checksum (64 lowercase hex digits)",
+            o.commit
+        )));
+    }
+    let printable =
+        |v: &str| !v.is_empty() && v.len() <= 256 && v.bytes().all(|b| b.is_ascii_graphic());
+    if !printable(&o.refname) {
+        return Err(invalid(format!(
+            "ostree.ref {:?} is empty, too long or has spaces or control characters",
+            o.refname
+        )));
+    }
+    check_plain_name(&o.osname, "ostree.osname").map_err(invalid)?;
+    let repo_ok = printable(&o.repo)
+        && !o.repo.starts_with('/')
+        && !o.repo.contains("://")
+        && !o.repo.contains(['?', '#', '\\']);
+    if !repo_ok {
+        return Err(invalid(format!(
+            "ostree.repo {:?} is not a URL relative to the manifest's (a path such as `repo` or `../repo`)",
+            o.repo
+        )));
+    }
+    let tree_path = |what: &str, p: &str| -> Result<(), Rejected> {
+        let plain = p.starts_with('/')
+            && printable(p)
+            && p[1..]
+                .split('/')
+                .all(|c| !c.is_empty() && c != "." && c != "..");
+        if plain {
+            Ok(())
+        } else {
+            Err(invalid(format!(
+                "ostree.{what} {p:?} is not an absolute path inside the tree without `.`, `..` or empty parts"
+            )))
+        }
+    };
+    tree_path("kernel_path", &o.kernel_path)?;
+    for (what, size) in [
+        ("kernel", Some(o.kernel.size)),
+        ("initrd", o.initrd.as_ref().map(|i| i.size)),
+    ] {
+        if let Some(size) = size.filter(|s| *s > limits::MAX_BOOT_FILE) {
+            return Err(invalid(format!(
+                "the ostree {what} is {size} bytes, over the {}-byte limit for a boot file",
+                limits::MAX_BOOT_FILE
+            )));
+        }
+    }
+    match (&o.initrd_path, &o.initrd) {
+        (Some(p), Some(_)) => tree_path("initrd_path", p)?,
+        (None, None) => {}
+        _ => {
+            return Err(invalid(
+                "ostree.initrd_path and ostree.initrd come together: the path names the file the pin is of",
+            ))
+        }
+    }
+    if let Some(d) = &o.static_delta {
+        check_plain_name(&d.file, "ostree.static_delta.file").map_err(invalid)?;
+        if d.file == "manifest.json" {
+            return Err(invalid("ostree.static_delta.file is manifest.json"));
+        }
+        if let Some(from) = &d.from {
+            if !is_ostree_checksum(from) || *from == o.commit {
+                return Err(invalid(format!(
+                    "ostree.static_delta.from {from:?} is not an OSTree checksum of another commit"
+                )));
+            }
+        }
     }
     Ok(())
 }
@@ -727,4 +824,97 @@ pub fn read_capped(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
         .into());
     }
     Ok(bytes)
+}
+
+#[cfg(test)]
+mod ostree_tests {
+    use super::*;
+
+    const COMMIT: &str = "2aff9a657d1bd60703bb2067db55d22da040e0e3bea5e1401550e6d101955b7d";
+
+    /// An OSTree release's manifest, altered by `edit`.
+    fn manifest(edit: impl FnOnce(&mut serde_json::Value)) -> Manifest {
+        let sha = "ab".repeat(32);
+        let mut v = serde_json::json!({
+            "schema": 2, "product": "gw", "compatible": ["acme-gw"], "version": "1.2.0",
+            "security_version": 5, "created": "2026-03-01T00:00:00Z",
+            "expires": "2026-06-01T00:00:00Z", "min_agent_version": "0.1.0", "images": [],
+            "ostree": {
+                "commit": COMMIT, "ref": "gw/x86_64/stable", "osname": "gw", "repo": "repo",
+                "kernel_path": "/usr/lib/modules/6.1.0/vmlinuz",
+                "kernel": {"size": 10, "sha256": sha, "signatures": []},
+                "initrd_path": "/usr/lib/modules/6.1.0/initramfs.img",
+                "initrd": {"size": 5, "sha256": sha},
+                "static_delta": {"file": "ostree.delta", "size": 3, "sha256": sha}
+            }
+        });
+        edit(&mut v);
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn refused(edit: impl FnOnce(&mut serde_json::Value), why: &str) {
+        let e = check_structure(&manifest(edit)).unwrap_err().to_string();
+        assert!(e.contains(why), "{e}");
+    }
+
+    #[test]
+    fn an_ostree_release_is_checked_for_what_becomes_a_path_or_a_url() {
+        check_structure(&manifest(|_| {})).unwrap();
+        check_structure(&manifest(|v| v["ostree"]["repo"] = "../repo".into())).unwrap();
+        refused(
+            |v| v["ostree"]["commit"] = "ABC".into(),
+            "not an OSTree checksum",
+        );
+        refused(
+            |v| v["ostree"]["commit"] = COMMIT.to_uppercase().into(),
+            "not an OSTree checksum",
+        );
+        for repo in ["/srv/repo", "https://cdn/repo", "repo?x=1", "", "re po"] {
+            refused(|v| v["ostree"]["repo"] = repo.into(), "not a URL relative");
+        }
+        for p in [
+            "usr/vmlinuz",
+            "/usr/../etc/shadow",
+            "/usr//vmlinuz",
+            "/usr/./v",
+        ] {
+            refused(
+                |v| v["ostree"]["kernel_path"] = p.into(),
+                "not an absolute path",
+            );
+        }
+        refused(|v| v["ostree"]["osname"] = "../gw".into(), "ostree.osname");
+        refused(
+            |v| v["ostree"]["initrd"] = serde_json::Value::Null,
+            "come together",
+        );
+        refused(
+            |v| v["ostree"]["static_delta"]["file"] = "../x".into(),
+            "ostree.static_delta.file",
+        );
+        refused(
+            |v| v["ostree"]["static_delta"]["from"] = COMMIT.into(),
+            "of another commit",
+        );
+        refused(
+            |v| v["ostree"]["kernel"]["size"] = (limits::MAX_BOOT_FILE + 1).into(),
+            "over the",
+        );
+        refused(|v| v["cmdline"] = "updater.slot=A".into(), "updater.slot");
+    }
+
+    #[test]
+    fn an_ostree_release_carries_nothing_else_to_install() {
+        let sha = "ab".repeat(32);
+        refused(
+            |v| v["kernel"] = serde_json::json!({"size": 10, "sha256": sha, "signatures": []}),
+            "it has no images, kernel, initrd or uki sections",
+        );
+        let e = check_structure(&manifest(|v| {
+            v["ostree"] = serde_json::Value::Null;
+        }))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("the release has no images"), "{e}");
+    }
 }

@@ -717,7 +717,7 @@ _updater__vendor() {
             return 0
             ;;
         updater__subcmd__vendor__subcmd__release__subcmd__create)
-            opts="-v -h --out --key --signer --product --version --security-version --compatible --image --kernel --kernel-key --kernel-signer --initrd --uki --cmdline --expires --created --now --max-validity-days --force --min-agent-version --chunk-size --schema --zstd-level --verbose --help"
+            opts="-v -h --out --key --signer --product --version --security-version --compatible --image --kernel --kernel-key --kernel-signer --initrd --uki --ostree-repo --ref --osname --ostree-url --ostree-kernel --ostree-initrd --static-delta --static-delta-from --cmdline --expires --created --now --max-validity-days --force --min-agent-version --chunk-size --schema --zstd-level --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -772,6 +772,34 @@ _updater__vendor() {
                     return 0
                     ;;
                 --uki)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ostree-repo)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ref)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --osname)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ostree-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ostree-kernel)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ostree-initrd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --static-delta-from)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -66,6 +66,39 @@ pub struct CreateArgs {
     /// command line. Needs --kernel-key.
     #[arg(long, conflicts_with_all = ["kernel", "initrd"])]
     pub uki: Option<PathBuf>,
+    /// An OSTree release, for devices whose slots are OSTree deployments:
+    /// the vendor build's repository, whose commit of --ref devices deploy,
+    /// instead of images. Read with the `ostree` command; the commit is
+    /// exported into OUT/repo by an untrusted pull (every object checked)
+    /// unless --ostree-url names where it is served. Needs --kernel-key:
+    /// the tree's kernel is signed like any release's.
+    #[arg(long, requires = "refname", conflicts_with_all = ["images", "kernel", "initrd", "uki"])]
+    pub ostree_repo: Option<PathBuf>,
+    /// The ref to release, with --ostree-repo (`os/x86_64/stable`).
+    #[arg(long = "ref", requires = "ostree_repo")]
+    pub refname: Option<String>,
+    /// The OS name (ostree's stateroot) on the devices [default: the product].
+    #[arg(long, requires = "ostree_repo")]
+    pub osname: Option<String>,
+    /// Where devices fetch the commit's objects, relative to the manifest
+    /// (a repository shared by releases, `../repo`) [default: the commit is
+    /// exported into OUT/repo].
+    #[arg(long, requires = "ostree_repo")]
+    pub ostree_url: Option<String>,
+    /// The kernel's path in the tree [default: /usr/lib/modules/KVER/vmlinuz].
+    #[arg(long, requires = "ostree_repo")]
+    pub ostree_kernel: Option<String>,
+    /// The initrd's path in the tree [default: initramfs.img beside the
+    /// kernel, when there is one].
+    #[arg(long, requires = "ostree_repo")]
+    pub ostree_initrd: Option<String>,
+    /// Also make a static delta of the commit beside the manifest
+    /// (`ostree.delta`, pinned): from nothing, or from --static-delta-from.
+    #[arg(long, requires = "ostree_repo")]
+    pub static_delta: bool,
+    /// The commit (or ref) devices run now, that the static delta applies to.
+    #[arg(long, requires = "static_delta")]
+    pub static_delta_from: Option<String>,
     /// Kernel command line (the agent appends root and updater.slot=).
     #[arg(long)]
     pub cmdline: Option<String>,
@@ -133,6 +166,7 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
     match c {
         ReleaseCommand::Create(a) => {
             let a = *a;
+            let osname = a.osname.clone().unwrap_or_else(|| a.product.clone());
             let opts = CreateOptions {
                 out: a.out,
                 keys: a.keys,
@@ -147,6 +181,15 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
                 kernel_signers: a.kernel_signers,
                 initrd: a.initrd,
                 uki: a.uki,
+                ostree: a.ostree_repo.map(|repo| crate::ostree::OstreeSource {
+                    repo,
+                    refname: a.refname.unwrap_or_default(),
+                    osname,
+                    url: a.ostree_url,
+                    kernel_path: a.ostree_kernel,
+                    initrd_path: a.ostree_initrd,
+                    static_delta: a.static_delta.then_some(a.static_delta_from),
+                }),
                 cmdline: a.cmdline,
                 expires: a.expires.unwrap_or(Expiry::Days(DEFAULT_EXPIRY_DAYS)),
                 created: a.created.unwrap_or_else(Utc::now),
@@ -167,6 +210,18 @@ pub(super) fn run(c: ReleaseCommand) -> Result<()> {
                 m.images.len(),
                 m.expires.to_rfc3339()
             );
+            if let Some(o) = &m.ostree {
+                crate::say!(
+                    "  ostree commit {} ({}), objects at {}{}",
+                    o.commit,
+                    o.refname,
+                    o.repo,
+                    o.static_delta
+                        .as_ref()
+                        .map(|d| format!(", static delta {} ({} bytes)", d.file, d.size))
+                        .unwrap_or_default()
+                );
+            }
             for i in &m.images {
                 crate::say!(
                     "  {:<8} {:>12} bytes -> {} ({} bytes, {} chunks)",

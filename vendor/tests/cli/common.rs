@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-pub use updater_testkit::{openssl_in, write, Run, TestEnv};
+pub use updater_testkit::{openssl_in, ostree, ostree_commit, write, Run, TestEnv};
 
 /// Run `updater-vendor ARGS`.
 pub fn tool(args: &[&str]) -> Run {

@@ -3,6 +3,7 @@
 mod common;
 mod demo;
 mod openssl;
+mod ostree;
 mod packaging;
 mod release;
 mod schema;

@@ -166,7 +166,7 @@ fn release_create_refuses_bad_arguments_without_writing() {
     let env = TestEnv::new();
     let k = env.s("vmlinuz");
     env.release("r1", &["--kernel", &k])
-        .assert_fails(2, "--kernel and --uki need --kernel-key");
+        .assert_fails(2, "--kernel, --uki and --ostree-repo need --kernel-key");
     env.release(
         "r2",
         &[

@@ -87,6 +87,7 @@ fn regenerate_vectors(dir: &Path) {
         kernel_signers: Vec::new(),
         initrd: None,
         uki: None,
+        ostree: None,
         cmdline: Some("console=ttyS0 quiet".into()),
         expires: Expiry::At("2099-01-01T00:00:00Z".parse().unwrap()),
         created: "2026-01-01T00:00:00Z".parse().unwrap(),
