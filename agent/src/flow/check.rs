@@ -52,6 +52,36 @@ pub struct Plan {
     pub reason: String,
 }
 
+/// A channel issued before the one of the same name this device already
+/// followed is a replay (or a rollback) of an old copy: refused, by `check`,
+/// the daemon and `apply`/`verify` of a channel alike. A trusted root's
+/// reset that clears the replay floors and waits for the next install to
+/// apply it makes the floors void already.
+pub(super) fn refuse_replay(
+    settings: &Settings,
+    state: &UpdateState,
+    name: &str,
+    issued: DateTime<Utc>,
+    url: &str,
+) -> Result<()> {
+    let floors_reset = crate::trust::read_trust_state(&settings.state_dir)?
+        .pending
+        .is_some_and(|p| p.channels);
+    if let Some(seen) = state
+        .channels_issued()
+        .get(name)
+        .filter(|seen| issued < **seen && !floors_reset)
+    {
+        return Err(Rejected::Channel(format!(
+            "channel {name:?} from {url} was issued at {}, before the one this device already followed ({}): a replayed or rolled-back channel; the server (or a mirror or proxy in between) serves an old copy — re-publish the channel",
+            issued.to_rfc3339(),
+            seen.to_rfc3339()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// `updater check`: the plan for now, by `clock` (no earlier than the clock
 /// floor).
 pub fn check(settings: &Settings, clock: Clock) -> Result<Plan> {
@@ -92,24 +122,7 @@ pub fn plan(settings: &Settings, now: DateTime<Utc>) -> Result<Plan> {
     let target = slots.install_target(&booted)?;
     let state = read_state(&settings.state_dir.join(STATE_FILE))?
         .unwrap_or_else(|| UpdateState::fresh(&slots.groups(), &booted));
-    // A trusted root's reset that clears the replay floors and waits for
-    // the next install to apply it: the floors are already void.
-    let floors_reset = crate::trust::read_trust_state(&settings.state_dir)?
-        .pending
-        .is_some_and(|p| p.channels);
-    if let Some(seen) = state
-        .channels_issued()
-        .get(&ch.name)
-        .filter(|seen| ch.issued < **seen && !floors_reset)
-    {
-        return Err(Rejected::Channel(format!(
-            "channel {:?} from {url} was issued at {}, before the one this device already followed ({}): a replayed or rolled-back channel; the server (or a mirror or proxy in between) serves an old copy — re-publish the channel",
-            ch.name,
-            ch.issued.to_rfc3339(),
-            seen.to_rfc3339()
-        ))
-        .into());
-    }
+    refuse_replay(settings, &state, &ch.name, ch.issued, url)?;
     let kept = crate::state::kept_manifest(&settings.state_dir, &target).is_file();
     let d = decide(&Inputs {
         compatible: &settings.compatible,

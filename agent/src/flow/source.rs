@@ -66,6 +66,13 @@ pub fn resolve(
         &super::check::expect(settings, &name, now),
     )
     .with_context(|| format!("verifying the channel from {source}"))?;
+    // Read lock-free, as `check` reads it: an old copy of a channel this
+    // device followed is refused here too, not only by the daemon.
+    if let Some(state) =
+        crate::state::read_state(&settings.state_dir.join(crate::state::STATE_FILE))?
+    {
+        super::check::refuse_replay(settings, &state, &ch.name, ch.issued, source)?;
+    }
     let r = ch.release_for(&settings.compatible).ok_or_else(|| {
         usage(format!(
             "the channel {name:?} from {source} names no release for this device ({}); it names releases for {:?}",

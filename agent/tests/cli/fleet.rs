@@ -460,6 +460,9 @@ fn refused_channels() {
     d.run(&["daemon", "--once"]).assert_ok();
     std::fs::write(d.env.p("rel/stable.json"), old).unwrap();
     d.run(&["daemon", "--once"]).assert_fails(3, "replayed");
+    // The same old copy given to `apply` by hand is refused as well.
+    let channel = d.server.url("stable.json");
+    d.run(&["apply", &channel]).assert_fails(3, "replayed");
     // A channel pinning another digest than the served manifest: refused
     // before anything is written.
     d.publish_channel(&["--release", "acme-gw=manifest.json"])
