@@ -241,15 +241,15 @@ impl SdBoot {
     }
 
     /// Make `group`'s entry `updater-G.conf` or `.efi` (from a disabled or
-    /// a counted one), durably.
-    fn enable(&mut self, group: &str) -> Result<()> {
+    /// a counted one), durably; its id, for the variables.
+    fn enable(&mut self, group: &str) -> Result<String> {
         let e = self.find(group)?;
         let id = self.id_of(group, e.kind);
-        if e.enabled && e.name == id {
-            return Ok(());
+        if !(e.enabled && e.name == id) {
+            let dir = self.dir(e.kind);
+            rename_durable(&dir.join(&e.name), &dir.join(&id))?;
         }
-        let dir = self.dir(e.kind);
-        rename_durable(&dir.join(&e.name), &dir.join(&id))
+        Ok(id)
     }
 
     /// The group a string variable names (`None` when the variable is
@@ -332,8 +332,7 @@ impl Bootloader for SdBoot {
                 "refusing to make slot {group} the default: its entry is disabled"
             )));
         }
-        self.enable(group)?;
-        let id = self.id(group);
+        let id = self.enable(group)?;
         self.vars.set_string("LoaderEntryDefault", LOADER_GUID, &id)
     }
 
@@ -345,7 +344,7 @@ impl Bootloader for SdBoot {
     fn set_bootable(&mut self, group: &str, bootable: bool) -> Result<()> {
         self.check_group(group)?;
         if bootable {
-            return self.enable(group);
+            return self.enable(group).map(drop);
         }
         let e = self.find(group)?;
         if e.enabled {
@@ -366,8 +365,7 @@ impl Bootloader for SdBoot {
         // sd-boot cannot select a disabled entry, not even through the
         // one-shot: the entry is enabled first. The default still names
         // the primary, so a reset during the trial falls back to it.
-        self.enable(group)?;
-        let id = self.id(group);
+        let id = self.enable(group)?;
         self.vars.set_string("LoaderEntryOneShot", LOADER_GUID, &id)
     }
 
